@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from .atomic import atomic_open, atomic_torch_save, atomic_write_with
+from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
+
+__all__ = [
+    "atomic_open",
+    "atomic_torch_save",
+    "atomic_write_with",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_state_dict_checked",
+]

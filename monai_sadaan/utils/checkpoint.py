@@ -1,0 +1,80 @@
+"""Safe checkpoint loading: ``torch.load(..., weights_only=True)`` with errors that say what went wrong."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "load_checkpoint", "load_state_dict_checked"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, unsafe, or made for another configuration."""
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", key: str | None = None) -> Any:
+    """Load a checkpoint with ``weights_only=True``: tensors and plain containers only, never arbitrary code.
+
+    Args:
+        path: ``.pt`` / ``.pth`` file written by ``torch.save``.
+        map_location: device to map storages to.
+        key: when given and the loaded object is a dict holding ``key`` (for example ``"model"`` in MONAI's
+            CheckpointSaver output), return that entry.
+
+    Raises:
+        CheckpointError: the file is missing, empty, truncated or corrupt, or holds objects other than weights.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"expected a checkpoint file, got a missing path: {p}")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"expected a torch checkpoint, got an empty file: {p}")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused to load {p}: it holds objects other than tensors and plain containers "
+            f"(weights_only=True). Detail: {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"expected a torch checkpoint, got a truncated or corrupt file: {p} ({e})") from e
+    if key is not None and isinstance(obj, Mapping) and key in obj:
+        obj = obj[key]
+    return obj
+
+
+def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, Any], source: str = "checkpoint") -> None:
+    """``module.load_state_dict(state, strict=True)`` with a message listing what differs.
+
+    Raises:
+        CheckpointError: names the missing / unexpected keys and the first shape mismatches, which is what a
+            checkpoint made for another configuration (other structure set, channels, spatial_dims) looks like.
+    """
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"expected a state dict (a mapping of names to tensors) in {source}, got {type(state).__name__}")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(own[k].shape) != tuple(state[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append("shape mismatches: " + "; ".join(mismatched[:5]) + (" ..." if len(mismatched) > 5 else ""))
+        if missing:
+            parts.append(f"missing keys: {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
+        if unexpected:
+            parts.append(f"unexpected keys: {unexpected[:5]}" + (" ..." if len(unexpected) > 5 else ""))
+        raise CheckpointError(
+            f"{source} was made for another configuration of {type(module).__name__}: " + ", ".join(parts)
+        )
+    module.load_state_dict(state, strict=True)

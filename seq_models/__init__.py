@@ -1,0 +1,42 @@
+"""Sequence models on MONAI: GRU regression (batch and streaming), the RNN primer models, IAM4VP cloudcasting.
+
+Public names are imported lazily (``from seq_models import IAM4VP`` only loads the IAM4VP code).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    # GRU regression (seed 000)
+    "PaddedGRURegressor": "seq_models.networks.gru_regression",
+    "SingleStepGRURegressor": "seq_models.networks.gru_regression",
+    "PaddedLSTMRegression": "seq_models.networks.gru_regression",
+    "SingleStepLSTMRegression": "seq_models.networks.gru_regression",
+    "gru_regressor_small": "seq_models.networks.gru_regression",
+    "gru_regressor_large": "seq_models.networks.gru_regression",
+    # RNN primer (seed 001)
+    "VanillaRNN": "seq_models.networks.rnn",
+    "VanillaRNNCombined": "seq_models.networks.rnn",
+    "DeepVanillaRNN": "seq_models.networks.rnn",
+    "LSTMModel": "seq_models.networks.rnn",
+    "GRUModel": "seq_models.networks.rnn",
+    # IAM4VP (seed 003)
+    "IAM4VP": "seq_models.networks.iam4vp",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'seq_models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,1 @@
+"""baselines of seq_models."""

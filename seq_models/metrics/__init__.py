@@ -1,0 +1,1 @@
+"""metrics of seq_models."""

@@ -1,0 +1,1 @@
+"""networks of seq_models."""
