@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .loss_adapter import ComponentLoss, LossComponentsHandler
+from .output_transforms import PickFromDictOutput
 from .prepare_batch import DictTargetPrepareBatch
 
-__all__ = ["ComponentLoss", "DictTargetPrepareBatch", "LossComponentsHandler"]
+__all__ = ["ComponentLoss", "DictTargetPrepareBatch", "LossComponentsHandler", "PickFromDictOutput"]
