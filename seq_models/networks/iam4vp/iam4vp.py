@@ -1,0 +1,165 @@
+"""IAM4VP (Seo et al., CVPR 2023): implicit stacked autoregressive video prediction, one future frame per call.
+
+The layout follows the public cloudcasting application whose model summary is seed 003: 11 satellite channels,
+12 history frames, 372×614 pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .decoder import Decoder
+from .encoder import Encoder
+from .predictor import Predictor
+from .refinement import SpatioTemporalRefinement
+from .time_mlp import TimeMLP
+
+__all__ = ["IAM4VP"]
+
+
+def _latent_size(size: int, num_layers: int) -> int:
+    """Spatial size after the encoder's stride-2 units (``ceil`` halving, as a k3 p1 s2 convolution does)."""
+    for _ in range(num_layers // 2):
+        size = (size + 1) // 2
+    return size
+
+
+class IAM4VP(nn.Module):
+    """Predict the next frame of a satellite sequence from ``T`` history frames and the frames it already predicted.
+
+    The history is encoded frame by frame; ``T`` future slots start as a learned mask token and slot ``k`` is
+    replaced by the *learned prior* encoding of previous prediction ``k``. History and slots are stacked along
+    time and mixed by a predictor conditioned on the time value ``t``; the decoded frames are refined into one
+    output frame. A forecast of ``K`` steps calls the model ``K`` times (see
+    :class:`seq_models.inferers.IAM4VPForecaster`).
+
+    The mask token has the latent's spatial size, so a model is tied to its frame size ``(H, W)``; larger frames
+    are handled by tiled inference (:class:`seq_models.inferers.TiledForecaster`).
+
+    Args:
+        shape_in: ``(T, C, H, W)``: history steps, channels, height, width. Default: the seed's 12×11×372×614.
+        latent_channels: hidden channels per frame (``hid_S``; 64).
+        num_convolutions_space: ``N_S``, ``ConvSC`` units in the encoder and in the decoder (4).
+        num_convolutions_time: ``N_T``, ConvNeXt blocks in the predictor (6).
+        time_dim: size of the time embedding (64).
+
+    Example::
+
+        model = IAM4VP(shape_in=(12, 11, 372, 614))
+        y = model(x, [], torch.tensor([100.0]))  # x: (B, 12, 11, 372, 614) -> y: (B, 11, 372, 614)
+    """
+
+    def __init__(
+        self,
+        shape_in: Sequence[int] = (12, 11, 372, 614),
+        latent_channels: int = 64,
+        num_convolutions_space: int = 4,
+        num_convolutions_time: int = 6,
+        time_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        if len(shape_in) != 4 or any(int(s) < 1 for s in shape_in):
+            raise ValueError(f"expected shape_in = (T, C, H, W) of positive sizes, got {tuple(shape_in)}")
+        t_in, c_in, h_in, w_in = (int(s) for s in shape_in)
+        self.shape_in = (t_in, c_in, h_in, w_in)
+        self.latent_channels = latent_channels
+        h_lat, w_lat = _latent_size(h_in, num_convolutions_space), _latent_size(w_in, num_convolutions_space)
+        self.latent_shape = (h_lat, w_lat)
+
+        self.mask_token = nn.Parameter(torch.zeros(t_in, latent_channels, h_lat, w_lat))
+        self.lp = Encoder(c_in, latent_channels, num_convolutions_space)  # learned prior of previous predictions
+        self.enc = Encoder(c_in, latent_channels, num_convolutions_space)
+        self.time_mlp = TimeMLP(time_dim)
+        self.hid = Predictor(t_in, latent_channels, num_convolutions_time, time_dim)
+        self.dec = Decoder(latent_channels, c_in, num_convolutions_space)
+        self.attn = SpatioTemporalRefinement(t_in, c_in)
+
+    @property
+    def history_steps(self) -> int:
+        """``T``: history frames the model takes, and the most forecast steps it can make."""
+        return self.shape_in[0]
+
+    @property
+    def channels(self) -> int:
+        """``C``: channels per frame."""
+        return self.shape_in[1]
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """``(H, W)`` the model is built for."""
+        return self.shape_in[2], self.shape_in[3]
+
+    def check_inputs(
+        self, x: torch.Tensor, previous_predictions: Sequence[torch.Tensor], t: torch.Tensor | None
+    ) -> None:
+        """Raise ``ValueError`` naming what was expected and what came when the inputs do not fit the model."""
+        t_in, c_in, h_in, w_in = self.shape_in
+        if not isinstance(x, torch.Tensor) or x.ndim != 5:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"expected x of shape (B, T, C, H, W) = (B, {t_in}, {c_in}, {h_in}, {w_in}), got {got}")
+        if x.shape[1] < t_in:
+            raise ValueError(f"expected {t_in} history steps, got {x.shape[1]} (x of shape {tuple(x.shape)})")
+        if x.shape[1] != t_in:
+            raise ValueError(
+                f"expected exactly {t_in} history steps (pass the last {t_in}), got {x.shape[1]} "
+                f"(x of shape {tuple(x.shape)})"
+            )
+        if x.shape[2] != c_in:
+            raise ValueError(f"expected {c_in} channels, got {x.shape[2]} (x of shape {tuple(x.shape)})")
+        if tuple(x.shape[3:]) != (h_in, w_in):
+            raise ValueError(
+                f"expected frames of {h_in}x{w_in} (the size this model was built for; use TiledForecaster for "
+                f"other sizes), got {x.shape[3]}x{x.shape[4]}"
+            )
+        if len(previous_predictions) > t_in:
+            raise ValueError(f"expected at most {t_in} previous predictions, got {len(previous_predictions)}")
+        for k, p in enumerate(previous_predictions):
+            if not isinstance(p, torch.Tensor) or tuple(p.shape) != (x.shape[0], c_in, h_in, w_in):
+                got = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
+                raise ValueError(
+                    f"expected previous prediction {k} of shape {(x.shape[0], c_in, h_in, w_in)}, got {got}"
+                )
+        if t is not None and (t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, x.shape[0]))):
+            raise ValueError(f"expected t of shape (B,) = ({x.shape[0]},) or a scalar, got {tuple(t.shape)}")
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        previous_predictions: Sequence[torch.Tensor] | None = None,
+        t: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict one frame.
+
+        Args:
+            x: history ``(B, T, C, H, W)``, time before channels.
+            previous_predictions: up to ``T`` frames ``(B, C, H, W)`` already predicted, oldest first.
+            t: time value per sample ``(B,)`` (a scalar is broadcast); the forecaster passes
+                ``100 * len(previous_predictions)``. ``None`` means that value.
+
+        Returns:
+            the next frame ``(B, C, H, W)`` (not clamped; the forecaster clamps to ``[0, 1]``).
+        """
+        previous = list(previous_predictions or [])
+        self.check_inputs(x, previous, t)
+        b, t_in, c, h, w = x.shape
+        if t is None:
+            t = torch.full((b,), 100.0 * len(previous), device=x.device)
+        t = t.to(device=x.device).reshape(-1).expand(b) if t.ndim else t.to(device=x.device).reshape(1).expand(b)
+
+        latent, skip = self.enc(x.reshape(b * t_in, c, h, w))
+        latent = latent.reshape(b, t_in, *latent.shape[1:])
+
+        slots = self.mask_token.unsqueeze(0).expand(b, -1, -1, -1, -1)
+        if previous:
+            k = len(previous)
+            prior, _ = self.lp(torch.stack(previous, dim=1).reshape(b * k, c, h, w))
+            prior = prior.reshape(b, k, *prior.shape[1:])
+            slots = torch.cat([prior, slots[:, k:]], dim=1)
+
+        time_emb = self.time_mlp(t)
+        z = self.hid(torch.cat([latent, slots], dim=1), time_emb)
+        decoded = self.dec(z.reshape(b * t_in, *z.shape[2:]), skip)
+        return self.attn(decoded.reshape(b, t_in * c, h, w))
