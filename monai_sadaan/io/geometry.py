@@ -1,0 +1,110 @@
+"""Turn what the pipeline holds (numpy arrays, torch tensors, MONAI MetaTensors) into a checked label map + affine.
+
+Input convention of every SADAAn writer: a label map indexed ``[i, j, k]`` (the array order MONAI's ``LoadImage``
+gives for both its ITK and nibabel readers, and that nibabel's ``get_fdata`` gives) and a 4x4 affine from voxel
+index ``(i, j, k)`` to RAS millimetres (nibabel's convention; MONAI's ``MetaTensor.affine``, also after
+``Invertd``). A MetaTensor carries its affine, so ``affine`` may then be left out. 3D Slicer and ITK use LPS:
+:func:`ras_to_lps` converts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["to_numpy", "as_affine", "as_labelmap", "labelmap_and_affine", "ras_to_lps", "voxel_volume_ml"]
+
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """numpy copy-free view of a numpy array, torch tensor or MetaTensor (detached, moved to the CPU)."""
+    if hasattr(x, "detach"):  # torch.Tensor / MetaTensor
+        x = x.detach()
+        if hasattr(x, "as_tensor"):
+            x = x.as_tensor()
+        return x.cpu().numpy()
+    return np.asarray(x)
+
+
+def as_affine(affine: Any) -> np.ndarray:
+    """A float64 [4, 4] affine, checked to be finite, invertible and with a last row ``0 0 0 1``.
+
+    Raises:
+        ValueError: wrong shape, non-finite values, a singular 3x3 part or a wrong last row.
+    """
+    a = to_numpy(affine).astype(np.float64)
+    if a.ndim == 3 and a.shape[0] == 1:  # a batch of one
+        a = a[0]
+    if a.shape != (4, 4):
+        raise ValueError(f"expected a 4x4 voxel-to-RAS affine, got shape {tuple(a.shape)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"expected a finite affine, got\n{a}")
+    if not np.allclose(a[3], [0, 0, 0, 1]):
+        raise ValueError(f"expected the affine's last row to be [0, 0, 0, 1], got {a[3].tolist()}")
+    if abs(np.linalg.det(a[:3, :3])) < 1e-12:
+        raise ValueError(f"expected an invertible affine (non-zero voxel spacing), got\n{a}")
+    return a
+
+
+def as_labelmap(labelmap: Any, name: str = "label map") -> np.ndarray:
+    """A 3D integer label map from a [X, Y, Z] or channel-first [1, X, Y, Z] array / tensor.
+
+    Float arrays are accepted when every value is a whole number (MONAI's ``Invertd`` returns float tensors).
+
+    Returns:
+        the label map, dtype uint8 when every value fits, otherwise uint16.
+
+    Raises:
+        ValueError: not 3D after removing one leading channel, non-integral or negative values, or values above 65535.
+    """
+    arr = to_numpy(labelmap)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3:
+        raise ValueError(
+            f"expected a 3D {name} of shape [X, Y, Z] or [1, X, Y, Z] (one channel of label values), "
+            f"got shape {tuple(arr.shape)}"
+        )
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"expected whole-number label values in the {name}, got dtype {arr.dtype} with fractions")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"expected non-negative label values in the {name}, got minimum {arr.min()}")
+    top = int(arr.max()) if arr.size else 0
+    if top > np.iinfo(np.uint16).max:
+        raise ValueError(f"expected label values up to 65535 in the {name}, got {top}")
+    return arr.astype(np.uint8 if top <= 255 else np.uint16, copy=False)
+
+
+def labelmap_and_affine(labelmap: Any, affine: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(labelmap [X, Y, Z] uint8/uint16, affine [4, 4] float64)``.
+
+    Args:
+        labelmap: numpy array, torch tensor or MetaTensor, [X, Y, Z] or [1, X, Y, Z].
+        affine: voxel-to-RAS affine; when ``None`` it is taken from ``labelmap.affine`` (MetaTensor).
+
+    Raises:
+        ValueError: no affine given and the label map carries none, or an invalid label map / affine.
+    """
+    if affine is None:
+        affine = getattr(labelmap, "affine", None)
+        if affine is None:
+            raise ValueError(
+                f"expected an affine (4x4 voxel-to-RAS) or a MetaTensor that carries one, got a "
+                f"{type(labelmap).__name__} and affine=None"
+            )
+    return as_labelmap(labelmap), as_affine(affine)
+
+
+def ras_to_lps(affine: np.ndarray) -> np.ndarray:
+    """Voxel-to-LPS matrix (Slicer's ``ijkToLPS``, NRRD ``space: left-posterior-superior``) from a voxel-to-RAS one."""
+    return _RAS_TO_LPS @ np.asarray(affine, dtype=np.float64)
+
+
+def voxel_volume_ml(affine: np.ndarray) -> float:
+    """Volume of one voxel in millilitres: ``|det(affine[:3, :3])|`` mm³ / 1000."""
+    return float(abs(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3])) / 1000.0)

@@ -1,0 +1,229 @@
+"""The presence report: one row per structure with the present/absent call, its probability, confidence and volume.
+
+Written as JSON (machine-readable, also read back by the Slicer module) and CSV (for a spreadsheet), with the
+columns ``structure, label, present, presence_probability, confidence, volume_ml``. ``volume_ml`` is always computed
+here from the label map and the voxel spacing, never taken from the caller.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from monai_sadaan.io.geometry import labelmap_and_affine, to_numpy, voxel_volume_ml
+from monai_sadaan.io.structures import StructuresLike, structure_table
+from monai_sadaan.utils import atomic_open
+
+__all__ = [
+    "PRESENCE_COLUMNS",
+    "PRESENCE_FORMAT",
+    "StructurePresence",
+    "presence_rows",
+    "write_presence_report",
+    "read_presence_report",
+]
+
+PRESENCE_COLUMNS: tuple[str, ...] = (
+    "structure",
+    "label",
+    "present",
+    "presence_probability",
+    "confidence",
+    "volume_ml",
+)
+PRESENCE_FORMAT = "sadaan-presence/1"
+
+
+@dataclass(frozen=True)
+class StructurePresence:
+    """One row of the presence report.
+
+    Args:
+        structure: structure name.
+        label: its label value in the label map.
+        present: the model's call.
+        presence_probability: P(present) from the absence-detection head, in [0, 1].
+        confidence: the confidence head's output, in [0, 1].
+        volume_ml: volume of the structure's voxels in the written label map (millilitres).
+    """
+
+    structure: str
+    label: int
+    present: bool
+    presence_probability: float
+    confidence: float
+    volume_ml: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _unit_interval(value: Any, what: str, name: str) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise ValueError(f"expected {what} of {name!r} in [0, 1], got {value!r}")
+    return v
+
+
+def _vector(x: Any, n: int, what: str) -> np.ndarray:
+    arr = to_numpy(x).astype(np.float64)
+    if arr.ndim == 2 and arr.shape[0] == 1:  # [1, S] batch of one
+        arr = arr[0]
+    if arr.shape != (n,):
+        raise ValueError(f"expected {what} of shape [{n}] (one value per structure), got shape {tuple(arr.shape)}")
+    return arr
+
+
+def presence_rows(
+    labelmap: Any,
+    affine: Any | None,
+    presence: Sequence[StructurePresence] | Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    structures: StructuresLike = None,
+    threshold: float = 0.5,
+) -> list[StructurePresence]:
+    """Build the presence report rows, computing each structure's volume from the label map.
+
+    Args:
+        labelmap: [X, Y, Z] or [1, X, Y, Z] label map (numpy / torch / MetaTensor).
+        affine: voxel-to-RAS affine, or ``None`` for a MetaTensor label map.
+        presence: either one mapping per structure, in ``structures`` order or matched by name, with keys
+            ``presence_probability``, ``confidence``, optionally ``present`` and ``structure`` (or ``name``); or
+            one mapping of per-structure vectors ``{"presence_probability": [S], "confidence": [S],
+            "present": [S] (optional)}`` as the inferer returns them.
+        structures: the structure set (default: the five SADAAn structures, labels 1..5).
+        threshold: presence probability at or above which a structure is called present when ``present`` is
+            not given.
+
+    Returns:
+        one :class:`StructurePresence` per structure, in ``structures`` order.
+
+    Raises:
+        ValueError: a missing or extra structure, a probability outside [0, 1], vectors of the wrong length.
+    """
+    table = structure_table(structures)
+    lm, aff = labelmap_and_affine(labelmap, affine)
+    voxel_ml = voxel_volume_ml(aff)
+    counts = np.bincount(lm.ravel(), minlength=max(s.label for s in table) + 1)
+
+    n = len(table)
+    if isinstance(presence, Mapping):
+        probs = _vector(presence["presence_probability"], n, "presence_probability")
+        conf = _vector(presence["confidence"], n, "confidence")
+        present = presence.get("present")
+        calls = _vector(present, n, "present") > 0.5 if present is not None else probs >= threshold
+        per_structure: list[Mapping[str, Any]] = [
+            {"presence_probability": probs[i], "confidence": conf[i], "present": bool(calls[i])} for i in range(n)
+        ]
+    else:
+        items = [r.as_dict() if isinstance(r, StructurePresence) else r for r in presence]
+        named = {str(r.get("structure", r.get("name"))): r for r in items if ("structure" in r or "name" in r)}
+        if len(named) == len(items):
+            missing = [s.name for s in table if s.name not in named]
+            extra = sorted(set(named) - {s.name for s in table})
+            if missing or extra:
+                raise ValueError(
+                    f"expected presence rows for structures {[s.name for s in table]}, "
+                    f"got {list(named)} (missing {missing}, unknown {extra})"
+                )
+            per_structure = [named[s.name] for s in table]
+        elif len(items) == n:
+            per_structure = items
+        else:
+            raise ValueError(f"expected {n} presence rows (one per structure), got {len(items)}")
+
+    rows = []
+    for info, row in zip(table, per_structure):
+        prob = _unit_interval(row["presence_probability"], "presence_probability", info.name)
+        conf = _unit_interval(row["confidence"], "confidence", info.name)
+        present = bool(row["present"]) if row.get("present") is not None else prob >= threshold
+        rows.append(
+            StructurePresence(
+                structure=info.name,
+                label=info.label,
+                present=present,
+                presence_probability=prob,
+                confidence=conf,
+                volume_ml=float(counts[info.label]) * voxel_ml if info.label < len(counts) else 0.0,
+            )
+        )
+    return rows
+
+
+def _as_presence(rows: Sequence[StructurePresence] | Sequence[Mapping[str, Any]]) -> list[StructurePresence]:
+    out = []
+    for r in rows:
+        if isinstance(r, StructurePresence):
+            out.append(r)
+            continue
+        missing = [c for c in PRESENCE_COLUMNS if c not in r]
+        if missing:
+            raise ValueError(f"expected presence rows with columns {list(PRESENCE_COLUMNS)}, a row lacks {missing}: {dict(r)}")
+        out.append(StructurePresence(**{c: r[c] for c in PRESENCE_COLUMNS}))
+    return out
+
+
+def write_presence_report(
+    presence: Sequence[StructurePresence] | Sequence[Mapping[str, Any]],
+    json_path: str | os.PathLike | None,
+    csv_path: str | os.PathLike | None = None,
+    case_name: str | None = None,
+    files: Mapping[str, str] | None = None,
+) -> None:
+    """Write the presence report as JSON and/or CSV, each atomically.
+
+    Args:
+        presence: rows from :func:`presence_rows` (or mappings with all of :data:`PRESENCE_COLUMNS`).
+        json_path: JSON output (``None`` to skip): ``{"format", "case", "structures": [rows], "files": {...}}``.
+        csv_path: CSV output (``None`` to skip), header :data:`PRESENCE_COLUMNS`, ``present`` as ``true``/``false``.
+        case_name: stored in the JSON as ``case``.
+        files: names of the case's other outputs relative to the JSON's folder, stored as ``files``
+            (the Slicer module reads them from there).
+    """
+    rows = _as_presence(presence)
+    if json_path is not None:
+        doc = {
+            "format": PRESENCE_FORMAT,
+            "case": case_name,
+            "columns": list(PRESENCE_COLUMNS),
+            "structures": [r.as_dict() for r in rows],
+            "files": dict(files or {}),
+        }
+        with atomic_open(json_path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+    if csv_path is not None:
+        with atomic_open(csv_path, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(PRESENCE_COLUMNS)
+            for r in rows:
+                w.writerow(
+                    [
+                        r.structure,
+                        r.label,
+                        "true" if r.present else "false",
+                        f"{r.presence_probability:.6f}",
+                        f"{r.confidence:.6f}",
+                        f"{r.volume_ml:.4f}",
+                    ]
+                )
+
+
+def read_presence_report(json_path: str | os.PathLike) -> dict[str, Any]:
+    """Read a presence JSON written by :func:`write_presence_report`; rows become :class:`StructurePresence`.
+
+    Raises:
+        ValueError: not a SADAAn presence report.
+    """
+    with open(json_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if not isinstance(doc, dict) or doc.get("format") != PRESENCE_FORMAT:
+        raise ValueError(f"expected a SADAAn presence report (format {PRESENCE_FORMAT!r}) in {json_path}")
+    doc["structures"] = _as_presence(doc["structures"])
+    return doc
