@@ -1,0 +1,378 @@
+"""Dictionary versions of the SADAAn array transforms (``Foo`` -> ``Food`` / ``FooD`` / ``FooDict``).
+
+Target keys follow the loss and the network: ``segmentation_targets`` ``[S, D, H, W]``, ``presence_targets``
+``[S]`` and ``attention_targets`` ``[S, D, H, W]`` per sample (the batch dimension comes from collation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type, convert_to_tensor, ensure_tuple, ensure_tuple_rep
+
+from .array import (
+    CTWindow,
+    FitToSpatialDims,
+    LabelMapToStructures,
+    RandFieldOfViewCrop,
+    RandSyntheticResection,
+    presence_from_masks,
+    structure_label_values,
+)
+
+__all__ = [
+    "LabelMapToStructuresd",
+    "LabelMapToStructuresD",
+    "LabelMapToStructuresDict",
+    "CTWindowd",
+    "CTWindowD",
+    "CTWindowDict",
+    "FitToSpatialDimsd",
+    "FitToSpatialDimsD",
+    "FitToSpatialDimsDict",
+    "RandFieldOfViewCropd",
+    "RandFieldOfViewCropD",
+    "RandFieldOfViewCropDict",
+    "RandSyntheticResectiond",
+    "RandSyntheticResectionD",
+    "RandSyntheticResectionDict",
+    "SEGMENTATION_TARGETS",
+    "PRESENCE_TARGETS",
+    "ATTENTION_TARGETS",
+]
+
+SEGMENTATION_TARGETS = "segmentation_targets"
+PRESENCE_TARGETS = "presence_targets"
+ATTENTION_TARGETS = "attention_targets"
+
+
+def _zero_absent(
+    d: dict[Hashable, Any], presence: torch.Tensor, keys: Sequence[str]
+) -> None:
+    """Zero the channels of absent structures in the ``[S, D, H, W]`` entries ``keys`` of ``d`` (in place)."""
+    keep = presence.view(-1, 1, 1, 1)
+    for key in keys:
+        if key in d:
+            arr = convert_to_tensor(d[key], track_meta=False)
+            d[key] = convert_to_dst_type(arr * keep.to(arr.device, arr.dtype), d[key])[0]
+
+
+def _set_presence(d: dict[Hashable, Any], key: str, presence: torch.Tensor) -> None:
+    old = d[key]
+    d[key] = presence.cpu().numpy().astype(np.float32) if isinstance(old, np.ndarray) else presence.to(old.device)
+
+
+class LabelMapToStructuresd(MapTransform):
+    """Dictionary version of :class:`~monai_sadaan.transforms.LabelMapToStructures`.
+
+    Reads the label map ``d[label_key]`` ``[1, D, H, W]`` and writes ``d[segmentation_key]`` ``[S, D, H, W]``,
+    ``d[presence_key]`` ``[S]`` and ``d[attention_key]`` ``[S, D, H, W]``; the label map is kept.
+
+    Args:
+        label_key: key of the label map.
+        structure_labels: ``{name: label value}`` or a sequence of label values, in channel order.
+        min_voxels: smallest voxel count of a present structure.
+        attention_sigma: standard deviation in voxels of the attention halo (0: the mask itself).
+        segmentation_key: output key of the masks.
+        presence_key: output key of the presence vector.
+        attention_key: output key of the attention targets, or None to skip them.
+        allow_missing_keys: do nothing when the label map is missing.
+    """
+
+    backend = LabelMapToStructures.backend
+
+    def __init__(
+        self,
+        label_key: str = "label",
+        structure_labels: Mapping[str, int] | Sequence[int] = (),
+        min_voxels: int = 1,
+        attention_sigma: float = 2.0,
+        segmentation_key: str = SEGMENTATION_TARGETS,
+        presence_key: str = PRESENCE_TARGETS,
+        attention_key: str | None = ATTENTION_TARGETS,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(label_key, allow_missing_keys)
+        self.converter = LabelMapToStructures(structure_labels, min_voxels=min_voxels, attention_sigma=attention_sigma)
+        self.segmentation_key = segmentation_key
+        self.presence_key = presence_key
+        self.attention_key = attention_key
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            masks, presence, attention = self.converter(d[key])
+            d[self.segmentation_key] = masks
+            d[self.presence_key] = presence
+            if self.attention_key is not None:
+                d[self.attention_key] = attention
+        return d
+
+
+class CTWindowd(MapTransform):
+    """Dictionary version of :class:`~monai_sadaan.transforms.CTWindow` (HU clip and scale)."""
+
+    backend = CTWindow.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        a_min: float = -175.0,
+        a_max: float = 250.0,
+        b_min: float = 0.0,
+        b_max: float = 1.0,
+        clip: bool = True,
+        dtype: Any = np.float32,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=dtype)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.window(d[key])
+        return d
+
+
+class FitToSpatialDimsd(MapTransform, InvertibleTransform):
+    """Dictionary version of :class:`~monai_sadaan.transforms.FitToSpatialDims`, invertible with ``Invertd``.
+
+    Args:
+        keys: keys of the volumes to fit.
+        spatial_dims: output spatial size ``(D, H, W)``.
+        mode: ``"resize"`` or ``"pad"``.
+        interp_mode: interpolation per key (a sequence) or for all keys; ``"nearest"`` for label maps, e.g.
+            ``interp_mode=("trilinear", "nearest")`` for ``keys=("image", "label")``.
+        align_corners: passed to interpolation for linear modes.
+        pad_mode: padding mode for ``mode="pad"``.
+        pad_value: constant padding value per key or for all keys.
+        allow_missing_keys: skip missing keys.
+    """
+
+    backend = FitToSpatialDims.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        spatial_dims: Sequence[int],
+        mode: str = "resize",
+        interp_mode: Sequence[str] | str = "trilinear",
+        align_corners: bool | None = None,
+        pad_mode: str = "constant",
+        pad_value: Sequence[float] | float = 0.0,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.interp_mode = ensure_tuple_rep(interp_mode, len(self.keys))
+        self.pad_value = ensure_tuple_rep(pad_value, len(self.keys))
+        self.fitter = FitToSpatialDims(spatial_dims, mode=mode, align_corners=align_corners, pad_mode=pad_mode)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key, interp_mode, pad_value in self.key_iterator(d, self.interp_mode, self.pad_value):
+            d[key] = self.fitter(d[key], interp_mode=interp_mode, pad_value=pad_value)
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.fitter.inverse(d[key])
+        return d
+
+
+class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
+    """Dictionary version of :class:`~monai_sadaan.transforms.RandFieldOfViewCrop`: one cut for every key.
+
+    The same box is applied to ``keys`` (image, label map, ...) and to the structure keys ``segmentation_key`` and
+    ``attention_key`` when the dict holds them (filled with 0). When the dict holds ``segmentation_key`` and
+    ``presence_key``, presence is recomputed from the cut masks (at least ``min_voxels`` voxels) and the masks
+    and attention targets of structures that left the field of view are zeroed.
+
+    Args:
+        keys: keys of the channel-first volumes to cut (all on one grid).
+        prob, fraction_range, axes, max_sides, mode: as :class:`~monai_sadaan.transforms.RandFieldOfViewCrop`.
+        fill_value: fill value per key or for all keys (``"fill"`` mode); structure keys are filled with 0.
+        min_voxels: smallest voxel count of a present structure when presence is recomputed.
+        segmentation_key, presence_key, attention_key: structure target keys, updated when present.
+        allow_missing_keys: skip missing keys.
+    """
+
+    backend = RandFieldOfViewCrop.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        prob: float = 0.5,
+        fraction_range: Sequence[float] = (0.1, 0.4),
+        axes: Sequence[int] = (0,),
+        max_sides: int = 1,
+        mode: str = "fill",
+        fill_value: Sequence[float] | float = 0.0,
+        min_voxels: int = 1,
+        segmentation_key: str = SEGMENTATION_TARGETS,
+        presence_key: str = PRESENCE_TARGETS,
+        attention_key: str = ATTENTION_TARGETS,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        if int(min_voxels) < 1:
+            raise ValueError(f"expected min_voxels >= 1, got {min_voxels}")
+        self.cropper = RandFieldOfViewCrop(
+            prob=1.0, fraction_range=fraction_range, axes=axes, max_sides=max_sides, mode=mode
+        )
+        self.fill_value = ensure_tuple_rep(fill_value, len(self.keys))
+        self.min_voxels = int(min_voxels)
+        self.segmentation_key = segmentation_key
+        self.presence_key = presence_key
+        self.attention_key = attention_key
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandFieldOfViewCropd:
+        super().set_random_state(seed, state)
+        self.cropper.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        keyed = list(self.key_iterator(d, self.fill_value))
+        extra = [(k, 0.0) for k in (self.segmentation_key, self.attention_key) if k in d and k not in self.keys]
+        keyed += extra
+        if not keyed:
+            return d
+        grids = {k: tuple(int(s) for s in d[k].shape[1:]) for k, _ in keyed}
+        if len(set(grids.values())) != 1:
+            raise ValueError(f"expected every cut key on one spatial grid, got {grids}")
+        self.cropper.randomize(next(iter(grids.values())))
+        for key, fill in keyed:
+            d[key] = self.cropper(d[key], randomize=False, fill_value=fill)
+        if self.segmentation_key in d and self.presence_key in d:
+            masks = convert_to_tensor(d[self.segmentation_key], track_meta=False)
+            presence = presence_from_masks(masks, self.min_voxels)
+            _set_presence(d, self.presence_key, presence)
+            _zero_absent(d, presence, [self.segmentation_key, self.attention_key])
+        return d
+
+
+class RandSyntheticResectiond(RandomizableTransform, MapTransform):
+    """Dictionary version of :class:`~monai_sadaan.transforms.RandSyntheticResection`.
+
+    With probability ``prob`` one present structure (a ``candidates`` entry, or any structure) is removed from
+    the label map and the image keys; when the dict holds them, the structure's presence is set to 0 and its
+    mask and attention target are zeroed.
+
+    Args:
+        image_keys: keys of the channel-first images to fill (one grid with the label map).
+        label_key: key of the label map ``[1, D, H, W]``.
+        structure_labels: ``{name: label value}`` or a sequence of label values, in channel order; needed to
+            find the structure's channel in the target keys.
+        candidates: names (with a mapping) or label values that may be removed; None means all structures.
+        prob: probability of a resection.
+        ring_width: width in voxels of the ring the fill values are drawn from.
+        min_voxels: a structure needs at least this many voxels to be removed.
+        segmentation_key, presence_key, attention_key: structure target keys, updated when present.
+        allow_missing_keys: skip missing image keys.
+    """
+
+    backend = RandSyntheticResection.backend
+
+    def __init__(
+        self,
+        image_keys: KeysCollection = "image",
+        label_key: str = "label",
+        structure_labels: Mapping[str, int] | Sequence[int] = (),
+        candidates: Sequence[str | int] | None = None,
+        prob: float = 0.5,
+        ring_width: int = 2,
+        min_voxels: int = 1,
+        segmentation_key: str = SEGMENTATION_TARGETS,
+        presence_key: str = PRESENCE_TARGETS,
+        attention_key: str = ATTENTION_TARGETS,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        image_keys = ensure_tuple(image_keys)
+        MapTransform.__init__(self, (*image_keys, label_key), allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.image_keys = image_keys
+        self.label_key = label_key
+        self.label_values = structure_label_values(structure_labels)
+        names = [str(k) for k in structure_labels] if isinstance(structure_labels, Mapping) else []
+        candidate_values = None
+        if candidates is not None:
+            candidate_values = []
+            for c in ensure_tuple(candidates):
+                if isinstance(c, str):
+                    if c not in names:
+                        raise ValueError(f"unknown candidate structure {c!r}; expected one of {names}")
+                    candidate_values.append(int(structure_labels[c]))  # type: ignore[index]
+                elif int(c) in self.label_values:
+                    candidate_values.append(int(c))
+                else:
+                    raise ValueError(f"unknown candidate label value {c!r}; expected one of {self.label_values}")
+        self.resector = RandSyntheticResection(
+            prob=1.0,
+            candidate_labels=candidate_values if candidate_values is not None else self.label_values,
+            ring_width=ring_width,
+            min_voxels=min_voxels,
+        )
+        self.segmentation_key = segmentation_key
+        self.presence_key = presence_key
+        self.attention_key = attention_key
+
+    @property
+    def removed_label(self) -> int | None:
+        """Label value removed by the last call, or None."""
+        return self.resector.removed_label
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandSyntheticResectiond:
+        super().set_random_state(seed, state)
+        self.resector.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        self.randomize(None)
+        self.resector.removed_label = None
+        if not self._do_transform:
+            return d
+        if self.label_key not in d:
+            raise KeyError(f"expected the label map key {self.label_key!r}, got keys {sorted(map(str, d))}")
+        label = d[self.label_key]
+        self.resector.randomize(convert_to_tensor(label, track_meta=False))
+        if self.resector.removed_label is None:
+            return d
+        for key in self.image_keys:
+            if key not in d:
+                if self.allow_missing_keys:
+                    continue
+                raise KeyError(f"expected the image key {key!r}, got keys {sorted(map(str, d))}")
+            d[key], _ = self.resector(d[key], label, randomize=False)
+        d[self.label_key] = self.resector.remove_from_label(label)
+        channel = self.label_values.index(self.resector.removed_label)
+        if self.presence_key in d:
+            presence = convert_to_tensor(d[self.presence_key], track_meta=False).clone().float()
+            presence[channel] = 0.0
+            _set_presence(d, self.presence_key, presence)
+        keep = torch.ones(len(self.label_values))
+        keep[channel] = 0.0
+        _zero_absent(d, keep, [self.segmentation_key, self.attention_key])
+        return d
+
+
+LabelMapToStructuresD = LabelMapToStructuresDict = LabelMapToStructuresd
+CTWindowD = CTWindowDict = CTWindowd
+FitToSpatialDimsD = FitToSpatialDimsDict = FitToSpatialDimsd
+RandFieldOfViewCropD = RandFieldOfViewCropDict = RandFieldOfViewCropd
+RandSyntheticResectionD = RandSyntheticResectionDict = RandSyntheticResectiond
