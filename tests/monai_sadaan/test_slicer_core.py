@@ -1,0 +1,222 @@
+"""The Slicer module's Slicer-free core: input preparation, the bundle command, running it, reading results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_sadaan.io import SADAAnCaseWriter
+from monai_sadaan.slicer.core import (
+    CaseResult,
+    InferenceError,
+    build_inference_command,
+    export_volume,
+    find_results,
+    prepare_input,
+    presence_table,
+    read_results,
+    run_inference,
+)
+
+IJK_TO_RAS = np.array([[0.0, 0.0, -3.0, 40.0], [-0.75, 0.0, 0.0, 60.0], [0.0, 0.8, 0.0, -70.0], [0, 0, 0, 1.0]])
+VECTORS = {
+    "presence_probability": [0.9, 0.1, 0.95, 0.8, 0.7],
+    "confidence": [0.8, 0.6, 0.9, 0.7, 0.5],
+    "present": [True, False, True, True, True],
+}
+
+
+def _bundle(tmp_path: Path, config: dict | None = None, with_meta: bool = True) -> Path:
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config or {"run": "$print('hello')"}))
+    if with_meta:
+        (bundle / "configs" / "metadata.json").write_text(json.dumps({"version": "0.1.0"}))
+    return bundle
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def test_export_volume_from_slicer_array_order(tmp_path):
+    kji = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)  # K=4, J=5, I=6 as arrayFromVolume gives it
+    path = export_volume(kji, IJK_TO_RAS, tmp_path / "v.nii.gz")
+    img = nib.load(path)
+    assert img.shape == (6, 5, 4)
+    data = np.asarray(img.dataobj)
+    assert data[2, 3, 1] == kji[1, 3, 2]
+    np.testing.assert_allclose(img.affine, IJK_TO_RAS, atol=1e-6)
+    ijk = export_volume(np.transpose(kji, (2, 1, 0)), IJK_TO_RAS, tmp_path / "w.nii.gz", array_order="ijk")
+    np.testing.assert_array_equal(np.asarray(nib.load(ijk).dataobj), data)
+
+
+@pytest.mark.parametrize(
+    "array, matrix, kwargs, message",
+    [
+        (np.zeros((3, 3)), IJK_TO_RAS, {}, r"3D scalar volume, got shape \(3, 3\)"),
+        (np.zeros((3, 3, 3)), np.eye(3), {}, "4x4 IJK-to-RAS"),
+        (np.zeros((3, 3, 3)), IJK_TO_RAS, {"array_order": "xyz"}, "array_order"),
+    ],
+)
+def test_export_volume_rejects_bad_input(tmp_path, array, matrix, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        export_volume(array, matrix, tmp_path / "v.nii.gz", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_input_copies_a_nifti_file_and_exports_arrays(tmp_path):
+    src = export_volume(np.ones((3, 4, 5), np.float32), IJK_TO_RAS, tmp_path / "src.nii.gz")
+    target = prepare_input(src, tmp_path / "in", "patient_1")
+    assert target == tmp_path / "in" / "patient_1.nii.gz"
+    assert target.read_bytes() == src.read_bytes()
+    target2 = prepare_input(np.zeros((3, 4, 5), np.int16), tmp_path / "in2", "p2", ijk_to_ras=IJK_TO_RAS)
+    assert nib.load(target2).shape == (5, 4, 3)
+
+
+def test_prepare_input_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing path"):
+        prepare_input(tmp_path / "nope.nii.gz", tmp_path / "in", "c")
+    (tmp_path / "x.mha").write_bytes(b"x")
+    with pytest.raises(ValueError, match="NIfTI input"):
+        prepare_input(tmp_path / "x.mha", tmp_path / "in", "c")
+    with pytest.raises(ValueError, match="ijk_to_ras"):
+        prepare_input(np.zeros((3, 3, 3)), tmp_path / "in", "c")
+    with pytest.raises(ValueError, match="case name"):
+        prepare_input(np.zeros((3, 3, 3)), tmp_path / "in", "../c", ijk_to_ras=IJK_TO_RAS)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "other.nii.gz").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"empty input folder .* \['other.nii.gz'\]"):
+        prepare_input(np.zeros((3, 3, 3)), busy, "c", ijk_to_ras=IJK_TO_RAS)
+
+
+# ---------------------------------------------------------------- command
+
+
+def test_build_inference_command(tmp_path):
+    bundle = _bundle(tmp_path)
+    cmd = build_inference_command(bundle, tmp_path / "in", tmp_path / "out", python="/opt/py/bin/python")
+    b = bundle.resolve()
+    assert cmd == [
+        "/opt/py/bin/python", "-m", "monai.bundle", "run",
+        "--config_file", str(b / "configs" / "inference.json"),
+        "--meta_file", str(b / "configs" / "metadata.json"),
+        "--bundle_root", str(b),
+        "--dataset_dir", str((tmp_path / "in").resolve()),
+        "--output_dir", str((tmp_path / "out").resolve()),
+    ]  # fmt: skip
+    cmd = build_inference_command(
+        bundle, "in", "out", device="cuda:1", overrides={"writer#absent": "omit", "threshold": 0.3}, meta_file=None
+    )
+    assert "--meta_file" not in cmd and cmd[0] == sys.executable
+    assert cmd[-6:] == ["--device", "$torch.device('cuda:1')", "--writer#absent", "omit", "--threshold", "0.3"]
+
+
+def test_build_inference_command_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="bundle folder"):
+        build_inference_command(tmp_path / "nope", "in", "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="inference config"):
+        build_inference_command(tmp_path / "empty", "in", "out")
+    with pytest.raises(ValueError, match="device"):
+        build_inference_command(_bundle(tmp_path), "in", "out", device="gpu0")
+
+
+# ---------------------------------------------------------------- results
+
+
+def _write_case(out: Path, name: str = "case_3", **kwargs) -> dict:
+    lm = np.zeros((6, 6, 4), np.uint8)
+    lm[1:3, 1:3, 1:3] = 1
+    lm[3:6, 3:6, 0:2] = 3
+    return SADAAnCaseWriter(out, **kwargs)(name, lm, np.diag([2.0, 2.0, 5.0, 1.0]), VECTORS)
+
+
+def test_read_results_reads_what_the_writer_wrote(tmp_path):
+    files = _write_case(tmp_path)
+    r = read_results(tmp_path / "case_3")
+    assert isinstance(r, CaseResult) and r.case_name == "case_3"
+    assert str(r.segmentation_path) == files["segmentation"]
+    assert str(r.label_map_path) == files["label_map"]
+    assert str(r.colour_table_path) == files["colour_table"]
+    assert r.probabilities_path is None
+    assert [row["structure"] for row in r.presence] == ["left_kidney", "right_kidney", "liver", "spleen", "pancreas"]
+    assert r.absent_structures == ["right_kidney"]
+    assert r.presence[0]["volume_ml"] == pytest.approx(8 * 20.0 / 1000)
+    assert r.presence[2]["volume_ml"] == pytest.approx(18 * 20.0 / 1000)
+    assert find_results(tmp_path) == {"case_3": r}
+
+
+def test_read_results_without_segmentation(tmp_path):
+    _write_case(tmp_path, write_segmentation=False)
+    assert read_results(tmp_path / "case_3").segmentation_path is None
+
+
+def test_read_results_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="case output folder"):
+        read_results(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="presence report"):
+        read_results(tmp_path / "empty")
+    files = _write_case(tmp_path)
+    Path(files["label_map"]).unlink()
+    with pytest.raises(FileNotFoundError, match="label_map file"):
+        read_results(tmp_path / "case_3")
+    Path(files["presence_json"]).write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_results(tmp_path / "case_3")
+    Path(files["presence_json"]).write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="SADAAn presence report"):
+        read_results(tmp_path / "case_3")
+
+
+def test_presence_table_marks_absent_structures(tmp_path):
+    _write_case(tmp_path)
+    table = presence_table(read_results(tmp_path / "case_3"))
+    assert table[0] == ["Structure", "Call", "P(present)", "Confidence", "Volume (ml)"]
+    assert table[1] == ["left_kidney", "present", "0.900", "0.800", "0.2"]
+    assert table[2] == ["right_kidney", "ABSENT", "0.100", "0.600", "0.0"]
+    assert len(table) == 6
+
+
+# ---------------------------------------------------------------- running the bundle (real monai.bundle runs)
+
+
+def test_run_inference_raises_with_the_error_tail(tmp_path):
+    bundle = _bundle(tmp_path, {"run": "$undefined_name_sadaan_test()"})
+    with pytest.raises(InferenceError) as info:
+        run_inference(bundle, tmp_path / "in", tmp_path / "out", timeout=120)
+    message = str(info.value)
+    assert "exit status" in message and "undefined_name_sadaan_test" in message
+    log = (tmp_path / "out" / "sadaan_inference.log").read_text()
+    assert "undefined_name_sadaan_test" in log
+
+
+def test_run_inference_without_results_raises(tmp_path):
+    calls = []
+    bundle = _bundle(tmp_path, {"run": "$print('nothing written')"})
+    with pytest.raises(InferenceError, match="wrote no case results"):
+        run_inference(bundle, tmp_path / "in", tmp_path / "out", timeout=120, poll=lambda: calls.append(1))
+    assert calls  # the poll callback ran while the subprocess did
+    assert "nothing written" in (tmp_path / "out" / "sadaan_inference.log").read_text()
+
+
+def test_run_inference_timeout(tmp_path):
+    bundle = _bundle(tmp_path, {"run": "$__import__('time').sleep(60)"})
+    with pytest.raises(InferenceError, match="timeout"):
+        run_inference(bundle, tmp_path / "in", tmp_path / "out", timeout=1.0)
+
+
+def test_core_imports_without_numpy_or_torch():
+    code = (
+        "import sys; import monai_sadaan.slicer.core; "
+        "bad = [m for m in ('numpy', 'torch', 'monai', 'nibabel') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
