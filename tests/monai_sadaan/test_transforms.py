@@ -1,0 +1,380 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Compose, Invertd, allow_missing_keys_mode
+
+from monai_sadaan.transforms import (
+    CTWindow,
+    CTWindowd,
+    CTWindowD,
+    FitToSpatialDims,
+    FitToSpatialDimsd,
+    LabelMapToStructures,
+    LabelMapToStructuresd,
+    LabelMapToStructuresDict,
+    RandFieldOfViewCrop,
+    RandFieldOfViewCropd,
+    RandSyntheticResection,
+    RandSyntheticResectiond,
+)
+
+STRUCTURES = {"liver": 1, "spleen": 2, "kidney": 3}
+
+
+def tiny_label_map() -> np.ndarray:
+    """[1, 10, 8, 8]: liver 2*3*4 = 24 voxels at the top (D 0-1), spleen 5*4*4 = 80 voxels below, one kidney voxel."""
+    label = np.zeros((1, 10, 8, 8), np.int64)
+    label[0, 0:2, 2:5, 2:6] = 1
+    label[0, 4:9, 3:7, 3:7] = 2
+    label[0, 9, 0, 0] = 3
+    return label
+
+
+# ---------------------------------------------------------------- LabelMapToStructures
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "meta"])
+def test_label_map_to_structures_counts_presence_and_types(kind):
+    label = tiny_label_map()
+    inp = {"numpy": label, "torch": torch.as_tensor(label), "meta": MetaTensor(torch.as_tensor(label))}[kind]
+    masks, presence, attention = LabelMapToStructures(STRUCTURES, min_voxels=2)(inp)
+    assert tuple(masks.shape) == (3, 10, 8, 8) and tuple(attention.shape) == (3, 10, 8, 8)
+    assert type(masks) is type(inp) and type(attention) is type(inp)
+    assert isinstance(presence, np.ndarray if kind == "numpy" else torch.Tensor)
+    assert not isinstance(presence, MetaTensor)
+    masks, presence, attention = (np.asarray(x) for x in (masks, presence, attention))
+    np.testing.assert_array_equal(masks.reshape(3, -1).sum(1), [24, 80, 0])  # kidney: 1 voxel < 2 -> zeroed
+    np.testing.assert_array_equal(presence, [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(masks[0], (label[0] == 1).astype(np.float32))
+    assert masks.dtype == np.float32 and presence.dtype == np.float32
+
+
+def test_attention_targets_are_mask_with_soft_halo():
+    label = tiny_label_map()
+    masks, _, attention = LabelMapToStructures(STRUCTURES, attention_sigma=1.0)(label)
+    assert attention.min() >= 0.0 and attention.max() <= 1.0
+    np.testing.assert_array_equal(attention[masks > 0], 1.0)  # 1 on the structure
+    # halo: a voxel next to the spleen is between 0 and 1, and it decays with distance
+    near, far = attention[1, 6, 2, 4], attention[1, 6, 0, 4]
+    assert 0.0 < far < near < 1.0
+    assert attention[1, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)
+    # sigma 0: the mask itself; absent structures: all zero
+    masks0, _, attention0 = LabelMapToStructures(STRUCTURES, min_voxels=2, attention_sigma=0.0)(label)
+    np.testing.assert_array_equal(attention0, masks0)
+    _, _, attention_absent = LabelMapToStructures(STRUCTURES, min_voxels=2, attention_sigma=1.0)(label)
+    assert attention_absent[2].max() == 0.0
+
+
+def test_label_map_to_structures_accepts_float_maps_and_sequences():
+    label = tiny_label_map()
+    by_seq = LabelMapToStructures([1, 2, 3])(label.astype(np.float32))
+    by_map = LabelMapToStructures(STRUCTURES)(label)
+    for a, b in zip(by_seq, by_map):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_label_map_to_structures_errors():
+    with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got \(64, 64\)"):
+        LabelMapToStructures(STRUCTURES)(np.zeros((64, 64)))
+    with pytest.raises(ValueError, match=r"got \(2, 4, 4, 4\)"):
+        LabelMapToStructures(STRUCTURES)(np.zeros((2, 4, 4, 4)))
+    with pytest.raises(ValueError, match="background"):
+        LabelMapToStructures([0, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        LabelMapToStructures([1, 1])
+    with pytest.raises(ValueError, match="min_voxels"):
+        LabelMapToStructures([1], min_voxels=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        LabelMapToStructures([])
+
+
+def test_label_map_to_structures_dict_matches_array():
+    label = tiny_label_map()
+    d = LabelMapToStructuresd("label", STRUCTURES, min_voxels=2, attention_sigma=1.0)({"label": label, "x": 1})
+    masks, presence, attention = LabelMapToStructures(STRUCTURES, min_voxels=2, attention_sigma=1.0)(label)
+    np.testing.assert_array_equal(d["segmentation_targets"], masks)
+    np.testing.assert_array_equal(d["presence_targets"], presence)
+    np.testing.assert_array_equal(d["attention_targets"], attention)
+    assert d["label"] is label and d["x"] == 1
+    d = LabelMapToStructuresDict("seg", [1, 2], attention_key=None, presence_key="p")({"seg": label})
+    assert "attention_targets" not in d and d["p"].tolist() == [1.0, 1.0]
+
+
+# ---------------------------------------------------------------- CTWindow
+
+
+def test_ct_window_values_by_hand():
+    hu = np.array([[[[-1000.0, -175.0, 37.5, 250.0, 1000.0]]]], np.float32)
+    out = CTWindow()(hu)
+    np.testing.assert_allclose(np.asarray(out).ravel(), [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
+    out = CTWindow(a_min=-1000, a_max=1000, b_min=-1, b_max=1, clip=False)(torch.as_tensor(hu))
+    np.testing.assert_allclose(np.asarray(out).ravel(), [-1.0, -0.175, 0.0375, 0.25, 1.0], atol=1e-6)
+    d = CTWindowd("image")({"image": hu, "label": 5})
+    np.testing.assert_allclose(np.asarray(d["image"]).ravel(), [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
+    assert d["label"] == 5 and CTWindowD is CTWindowd
+
+
+def test_ct_window_rejects_empty_window():
+    with pytest.raises(ValueError, match="a_min < a_max.*a_min=250, a_max=-175"):
+        CTWindow(a_min=250, a_max=-175)
+    with pytest.raises(ValueError, match="a_min < a_max"):
+        CTWindowd("image", a_min=10, a_max=10)
+
+
+# ---------------------------------------------------------------- FitToSpatialDims
+
+
+def meta_pair(shape=(1, 6, 8, 10)):
+    label = np.zeros(shape, np.float32)
+    label[0, 1:4, 2:6, 3:8] = 1
+    label[0, 4:6, 5:8, 0:3] = 2
+    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    return {"image": MetaTensor(torch.as_tensor(image)), "label": MetaTensor(torch.as_tensor(label))}, label
+
+
+def test_fit_resize_and_invertd_restore_the_grid():
+    data, label = meta_pair()
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest"))])
+    out = pre(data)
+    assert out["image"].shape == (1, 16, 16, 16) and out["label"].shape == (1, 16, 16, 16)
+    assert set(torch.unique(out["label"]).tolist()) == {0.0, 1.0, 2.0}  # nearest keeps labels
+    out["pred"] = out["label"].clone()
+    back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
+    assert back["pred"].shape == (1, 6, 8, 10)
+    # on an integer scale factor nearest up/down sampling is exact
+    data, label = meta_pair((1, 8, 8, 8))
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest"))])
+    out = pre(data)
+    out["pred"] = out["label"].clone()
+    back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
+    np.testing.assert_array_equal(back["pred"].numpy(), label)
+
+
+def test_fit_pad_round_trip_is_exact_through_invertd():
+    data, label = meta_pair()
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (12, 12, 12), mode="pad", pad_value=(-1.0, 0.0))])
+    out = pre(data)
+    assert out["label"].shape == (1, 12, 12, 12)
+    assert out["image"][0, 0, 0, 0].item() == -1.0 and out["label"][0, 0, 0, 0].item() == 0.0
+    assert out["label"].sum().item() == label.sum()
+    out["pred"] = out["label"].clone()
+    back = Invertd("pred", pre, orig_keys="label")(out)
+    np.testing.assert_array_equal(back["pred"].numpy(), label)
+    with allow_missing_keys_mode(pre):
+        inverted = pre.inverse({"image": out["image"]})
+    np.testing.assert_array_equal(inverted["image"].numpy(), data["image"].numpy())
+
+
+def test_fit_pad_with_crop_restores_shape_and_kept_values():
+    data, label = meta_pair()
+    fit = FitToSpatialDims((4, 12, 8), mode="pad")
+    out = fit(data["label"])
+    assert out.shape == (1, 4, 12, 8)
+    back = fit.inverse(out)
+    assert back.shape == (1, 6, 8, 10)
+    np.testing.assert_array_equal(back[0, 1:5, :, 1:9].numpy(), label[0, 1:5, :, 1:9])  # the kept centre
+    assert back[0, 0].abs().sum() == 0 and back[0, :, :, 0].abs().sum() == 0  # cropped parts come back empty
+
+
+def test_fit_array_accepts_numpy_and_checks_input():
+    out = FitToSpatialDims((4, 4, 4), interp_mode="area")(np.ones((2, 8, 8, 8), np.float32))
+    assert tuple(out.shape) == (2, 4, 4, 4) and torch.allclose(torch.as_tensor(out), torch.ones(2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"expected a channel-first 3D volume of shape \(C, D, H, W\), got \(8, 8\)"):
+        FitToSpatialDims((4, 4, 4))(np.ones((8, 8)))
+    with pytest.raises(ValueError, match="three positive integers"):
+        FitToSpatialDims((4, 4))
+    with pytest.raises(ValueError, match="'resize' or 'pad'"):
+        FitToSpatialDims((4, 4, 4), mode="crop")
+    with pytest.raises(ValueError, match="MetaTensor"):
+        FitToSpatialDims((4, 4, 4)).inverse(torch.ones(1, 4, 4, 4))
+
+
+# ---------------------------------------------------------------- RandFieldOfViewCrop
+
+
+def structure_dict():
+    label = tiny_label_map()
+    image = np.random.default_rng(1).normal(100, 10, label.shape).astype(np.float32)
+    return LabelMapToStructuresd("label", STRUCTURES, attention_sigma=1.0)({"image": image, "label": label})
+
+
+def test_fov_crop_makes_top_structure_absent_in_fill_mode():
+    d = structure_dict()
+    t = RandFieldOfViewCropd(["image", "label"], prob=1.0, fraction_range=(0.3, 0.3), axes=(0,), max_sides=1)
+    for seed in range(20):  # find a draw that cuts the top: the liver (D 0-1) leaves the field of view
+        out = t.set_random_state(seed)(d)
+        if t.cropper.box[0][0] > 0:
+            break
+    assert t.cropper.box == ((3, 0, 0), (10, 8, 8))
+    np.testing.assert_array_equal(out["presence_targets"], [0.0, 1.0, 1.0])
+    assert out["segmentation_targets"][0].sum() == 0 and out["attention_targets"][0].max() == 0
+    np.testing.assert_array_equal(out["segmentation_targets"][1:], d["segmentation_targets"][1:])
+    assert out["image"].shape == d["image"].shape and (out["image"][:, :3] == 0).all()
+    np.testing.assert_array_equal(out["image"][:, 3:], d["image"][:, 3:])
+    assert (out["label"] == 1).sum() == 0
+    # the input dict is left as it was
+    np.testing.assert_array_equal(d["presence_targets"], [1.0, 1.0, 1.0])
+
+
+def test_fov_crop_recomputes_presence_with_min_voxels():
+    d = structure_dict()
+    # cut the bottom 2 of 10 slices: the kidney voxel (D 9) goes, the spleen keeps D 4-7 = 64 voxels
+    t = RandFieldOfViewCropd(["image", "label"], prob=1.0, fraction_range=(0.2, 0.2), min_voxels=65)
+    for seed in range(20):
+        out = t.set_random_state(seed)(d)
+        if t.cropper.box[1][0] < 10:
+            break
+    assert t.cropper.box == ((0, 0, 0), (8, 8, 8))
+    np.testing.assert_array_equal(out["presence_targets"], [0.0, 0.0, 0.0])  # liver 24 < 65, spleen 64 < 65
+    assert out["segmentation_targets"].sum() == 0
+
+
+def test_fov_crop_mode_returns_smaller_arrays_that_fit_again():
+    d = structure_dict()
+    pipeline = Compose(
+        [
+            RandFieldOfViewCropd(
+                ["image", "label"], prob=1.0, fraction_range=(0.2, 0.4), axes=(0, 1), max_sides=4, mode="crop"
+            ),
+            FitToSpatialDimsd(
+                ["image", "label", "segmentation_targets", "attention_targets"],
+                (8, 8, 8),
+                interp_mode=("trilinear", "nearest", "nearest", "trilinear"),
+            ),
+        ]
+    ).set_random_state(3)
+    crop = pipeline.transforms[0]
+    out = crop(d)
+    (s0, s1, s2), (e0, e1, e2) = crop.cropper.box
+    assert out["image"].shape == (1, e0 - s0, e1 - s1, e2 - s2) and out["image"].shape != d["image"].shape
+    assert out["segmentation_targets"].shape[1:] == out["image"].shape[1:]
+    np.testing.assert_array_equal(np.asarray(out["image"]), d["image"][:, s0:e0, s1:e1, s2:e2])
+    fitted = pipeline(d)
+    for key in ("image", "label", "segmentation_targets", "attention_targets"):
+        assert tuple(fitted[key].shape[1:]) == (8, 8, 8), key
+
+
+def test_fov_crop_is_deterministic_and_respects_prob():
+    d = structure_dict()
+    a = RandFieldOfViewCropd(["image", "label"], prob=1.0, axes=(0, 1, 2), max_sides=3).set_random_state(7)
+    b = RandFieldOfViewCropd(["image", "label"], prob=1.0, axes=(0, 1, 2), max_sides=3).set_random_state(7)
+    for _ in range(5):
+        oa, ob = a(d), b(d)
+        assert a.cropper.box == b.cropper.box
+        np.testing.assert_array_equal(oa["image"], ob["image"])
+    never = RandFieldOfViewCropd(["image", "label"], prob=0.0)(d)
+    np.testing.assert_array_equal(never["image"], d["image"])
+
+
+def test_fov_crop_array_boxes_stay_inside_and_keep_a_voxel():
+    t = RandFieldOfViewCrop(prob=1.0, fraction_range=(0.0, 0.9), axes=(0, 1, 2), max_sides=6).set_random_state(0)
+    img = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    for _ in range(50):
+        out = t(img)
+        starts, ends = t.box
+        assert all(0 <= s < e <= n for s, e, n in zip(starts, ends, (3, 4, 5)))
+        inside = out[:, starts[0] : ends[0], starts[1] : ends[1], starts[2] : ends[2]]
+        torch.testing.assert_close(inside, img[:, starts[0] : ends[0], starts[1] : ends[1], starts[2] : ends[2]])
+        assert out.sum() == inside.sum()  # fill value 0 outside
+
+
+def test_fov_crop_errors():
+    with pytest.raises(ValueError, match="fraction_range"):
+        RandFieldOfViewCrop(fraction_range=(0.5, 1.0))
+    with pytest.raises(ValueError, match="axes"):
+        RandFieldOfViewCrop(axes=(3,))
+    with pytest.raises(ValueError, match="max_sides"):
+        RandFieldOfViewCrop(axes=(0,), max_sides=3)
+    with pytest.raises(ValueError, match=r"shape \(C, D, H, W\), got \(10, 8\)"):
+        RandFieldOfViewCrop(prob=1.0)(np.zeros((10, 8)))
+    d = structure_dict()
+    d["image"] = d["image"][:, :5]
+    with pytest.raises(ValueError, match="one spatial grid"):
+        RandFieldOfViewCropd(["image", "label"], prob=1.0)(d)
+
+
+# ---------------------------------------------------------------- RandSyntheticResection
+
+
+def resection_dict():
+    label = tiny_label_map()
+    image = np.full(label.shape, 10.0, np.float32)
+    image[label == 2] = 300.0  # the spleen is bright
+    rng = np.random.default_rng(2)
+    image += rng.normal(0, 5, label.shape).astype(np.float32)
+    image[0, :, 0, :] = -50.0  # a dark wall far from the spleen, outside its ring
+    return LabelMapToStructuresd("label", STRUCTURES, attention_sigma=1.0)({"image": image, "label": label})
+
+
+def ring_values(image, label, value, width):
+    region = torch.as_tensor(label[0] == value)
+    dilated = torch.nn.functional.max_pool3d(region[None, None].float(), 2 * width + 1, 1, width)[0, 0] > 0
+    ring = (dilated & ~region & torch.as_tensor(label[0] == 0)).numpy()
+    return image[0][ring]
+
+
+def test_resection_removes_the_structure_and_fills_from_its_ring():
+    d = resection_dict()
+    t = RandSyntheticResectiond("image", "label", STRUCTURES, candidates=["spleen"], prob=1.0, ring_width=1)
+    out = t.set_random_state(0)(d)
+    assert t.removed_label == 2
+    region = d["label"][0] == 2
+    assert (out["label"] == 2).sum() == 0 and (out["label"][0][region] == 0).all()
+    ring = ring_values(d["image"], d["label"], 2, 1)
+    filled = out["image"][0][region]
+    assert ring.min() <= filled.min() and filled.max() <= ring.max()
+    assert filled.max() < 100.0  # nothing of the bright organ is left
+    assert abs(filled.mean() - ring.mean()) < 3 * ring.std() / np.sqrt(region.sum()) + 1.0
+    assert filled.std() > 0.5 * ring.std()  # the ring's noise level comes along
+    np.testing.assert_array_equal(out["image"][0][~region], d["image"][0][~region])  # nothing else changes
+    np.testing.assert_array_equal(out["presence_targets"], [1.0, 0.0, 1.0])
+    assert out["segmentation_targets"][1].sum() == 0 and out["attention_targets"][1].max() == 0
+    np.testing.assert_array_equal(out["segmentation_targets"][0], d["segmentation_targets"][0])
+    np.testing.assert_array_equal(d["presence_targets"], [1.0, 1.0, 1.0])  # input untouched
+
+
+def test_resection_is_deterministic_and_picks_only_present_candidates():
+    d = resection_dict()
+    a = RandSyntheticResectiond("image", "label", STRUCTURES, prob=1.0).set_random_state(5)
+    b = RandSyntheticResectiond("image", "label", STRUCTURES, prob=1.0).set_random_state(5)
+    removed = set()
+    for _ in range(12):
+        oa, ob = a(d), b(d)
+        assert a.removed_label == b.removed_label
+        np.testing.assert_array_equal(oa["image"], ob["image"])
+        removed.add(a.removed_label)
+    assert removed == {1, 2, 3}
+    no_label = dict(d)
+    no_label["label"] = np.zeros_like(d["label"])
+    out = RandSyntheticResectiond("image", "label", STRUCTURES, prob=1.0)(no_label)
+    np.testing.assert_array_equal(out["image"], d["image"])
+    assert RandSyntheticResectiond("image", "label", STRUCTURES, prob=0.0)(d)["image"] is d["image"]
+
+
+def test_resection_array_on_torch_and_label_only_dict():
+    d = resection_dict()
+    t = RandSyntheticResection(prob=1.0, candidate_labels=[1]).set_random_state(0)
+    img, lab = t(torch.as_tensor(d["image"]), MetaTensor(torch.as_tensor(d["label"])))
+    assert isinstance(img, torch.Tensor) and isinstance(lab, MetaTensor)
+    assert t.removed_label == 1 and (lab == 1).sum() == 0
+    out = RandSyntheticResectiond("image", "label", STRUCTURES, candidates=[3], prob=1.0, allow_missing_keys=True)(
+        {"label": d["label"], "presence_targets": d["presence_targets"]}
+    )
+    assert (out["label"] == 3).sum() == 0 and out["presence_targets"].tolist() == [1.0, 1.0, 0.0]
+
+
+def test_resection_errors():
+    with pytest.raises(ValueError, match="unknown candidate structure 'heart'"):
+        RandSyntheticResectiond("image", "label", STRUCTURES, candidates=["heart"])
+    with pytest.raises(ValueError, match="unknown candidate label value 7"):
+        RandSyntheticResectiond("image", "label", STRUCTURES, candidates=[7])
+    with pytest.raises(ValueError, match="ring_width"):
+        RandSyntheticResection(ring_width=0)
+    d = resection_dict()
+    with pytest.raises(ValueError, match="same grid"):
+        RandSyntheticResection(prob=1.0)(d["image"][:, :5], d["label"])
+    with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got \(10, 8, 8\)"):
+        RandSyntheticResection(prob=1.0)(d["image"], d["label"][0])
