@@ -1,0 +1,240 @@
+"""SADAAn: Spatial Attention for Detection of Absent Anatomy (seed 002)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
+from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
+from monai_sadaan.networks.blocks.encoder import Encoder
+from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
+
+__all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
+
+#: keys of the dict returned by :meth:`SpatialAttentionMedicalSegmenter.forward`, in order
+SADAAN_OUTPUT_KEYS: tuple[str, ...] = (
+    "attention_maps",
+    "feature_responses",
+    "alignment_scores",
+    "position_priors",
+    "absence_logits",
+    "presence_probs",
+    "confidence_scores",
+    "segmentation_logits",
+    "segmentation_probs",
+    "presence_calls",
+    "segmentation_masks",
+)
+
+
+class SpatialAttentionMedicalSegmenter(nn.Module):
+    """Multi-structure 3D segmentation that also decides, per structure, whether it is present at all.
+
+    The network runs four stages in order: :class:`Encoder` (U-Net features at full resolution),
+    :class:`AnatomicalAttentionModule` (attention under a learned position prior, alignment scores),
+    :class:`AbsenceDetectionHead` (presence probability and confidence per structure) and
+    :class:`SegmentationHead` (attention-modulated logits). Masks of structures judged absent are emptied.
+
+    With the defaults and ``memory_efficient_head=False`` it reproduces the seed 002 torchinfo table exactly
+    (8,019,230 parameters). ``memory_efficient_head=True`` (default) gives the same logits without the
+    ``S``-fold copy of the refined features (only the ``segmentation_layer`` row of the table changes).
+
+    Example::
+
+        net = SpatialAttentionMedicalSegmenter(num_structures=5, spatial_dims=(64, 64, 64))
+        out = net(torch.randn(2, 1, 64, 64, 64))
+        out["segmentation_masks"].shape  # (2, 5, 64, 64, 64)
+        out["presence_probs"].shape      # (2, 5)
+
+    Args:
+        in_channels: image channels.
+        num_structures: number of anatomical structures ``S``.
+        spatial_dims: ``(D, H, W)`` the network accepts, each divisible by 16 (four 2x poolings); the learned
+            position prior covers exactly this field of view, so inputs must have this size.
+        memory_efficient_head: copy-free segmentation head (same logits as the seed's literal layout).
+        features: encoder widths of the five levels.
+        feature_channels: channels of the shared full-resolution feature map; the attention and refinement
+            hidden layers use ``feature_channels // 2`` (64 in the seed model).
+        dropout: dropout probability in the presence classifiers.
+        gradient_checkpointing: recompute the full-resolution stages in backward (less memory, more time;
+            identical outputs, gradients and BatchNorm statistics).
+
+    Raises:
+        ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_structures: int = 5,
+        spatial_dims: Sequence[int] = (64, 64, 64),
+        memory_efficient_head: bool = True,
+        features: Sequence[int] = (16, 32, 64, 128, 256),
+        feature_channels: int = 128,
+        dropout: float = 0.1,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        spatial_dims = tuple(int(s) for s in spatial_dims)
+        if len(spatial_dims) != 3 or any(s < 16 or s % 16 for s in spatial_dims):
+            raise ValueError(
+                f"expected spatial_dims of three sizes (D, H, W), each a positive multiple of 16, got {spatial_dims}"
+            )
+        if in_channels < 1 or num_structures < 1:
+            raise ValueError(
+                f"expected positive in_channels and num_structures, got {in_channels} and {num_structures}"
+            )
+        if feature_channels < 2:
+            raise ValueError(f"expected feature_channels >= 2, got {feature_channels}")
+        self.in_channels = in_channels
+        self.num_structures = num_structures
+        self.spatial_dims = spatial_dims
+        hidden_channels = feature_channels // 2
+
+        self.encoder = Encoder(in_channels=in_channels, features=features, feature_channels=feature_channels)
+        self.attention_module = AnatomicalAttentionModule(
+            in_channels=feature_channels,
+            num_structures=num_structures,
+            spatial_dims=spatial_dims,
+            hidden_channels=hidden_channels,
+        )
+        self.absence_detector = AbsenceDetectionHead(
+            num_structures=num_structures, feature_dim=feature_channels, dropout=dropout
+        )
+        self.segmentation_head = SegmentationHead(
+            in_channels=feature_channels,
+            num_structures=num_structures,
+            hidden_channels=hidden_channels,
+            memory_efficient=memory_efficient_head,
+        )
+        self.gradient_checkpointing = gradient_checkpointing
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Whether the full-resolution stages are recomputed in backward; settable after construction."""
+        return self.encoder.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        for stage in (self.encoder, self.attention_module, self.segmentation_head):
+            stage.gradient_checkpointing = bool(value)
+
+    @property
+    def memory_efficient_head(self) -> bool:
+        """Whether the segmentation head uses the copy-free layout; settable after construction."""
+        return self.segmentation_head.memory_efficient
+
+    @memory_efficient_head.setter
+    def memory_efficient_head(self, value: bool) -> None:
+        self.segmentation_head.memory_efficient = bool(value)
+
+    def expected_input_shape(self) -> str:
+        """The accepted input shape as text, e.g. ``"(B, 1, 64, 64, 64)"``."""
+        return f"(B, {self.in_channels}, {', '.join(str(s) for s in self.spatial_dims)})"
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_dims]`` tensor.
+
+        Args:
+            x: the candidate input.
+
+        Raises:
+            ValueError: naming the expected and the received shape, or the number of non-finite values.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(
+                f"expected a torch.Tensor of shape {self.expected_input_shape()}, got {type(x).__name__}"
+            )
+        if x.ndim != 5 or x.shape[1] != self.in_channels or tuple(x.shape[2:]) != self.spatial_dims or x.shape[0] < 1:
+            raise ValueError(f"expected input of shape {self.expected_input_shape()}, got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"expected a floating point input, got dtype {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(
+                f"expected finite input values, got {bad} NaN/Inf values in input of shape {tuple(x.shape)}"
+            )
+
+    def forward(self, x: torch.Tensor, presence_threshold: float = 0.5) -> dict[str, torch.Tensor]:
+        """
+        Args:
+            x: image batch ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_dims``, finite values.
+            presence_threshold: a structure is called present when its presence probability is ``>=`` this.
+
+        Returns:
+            a dict with, in this order (``S = num_structures``):
+
+            - ``attention_maps`` ``[B, S, D, H, W]`` in [0, 1]
+            - ``feature_responses`` ``[B, S, D, H, W]`` logits
+            - ``alignment_scores`` ``[B, S]`` in [0, 1]
+            - ``position_priors`` ``[B, S, D, H, W]`` (expanded view of the learned prior)
+            - ``absence_logits`` ``[B, S, 2]`` (index 1 = present)
+            - ``presence_probs`` ``[B, S]``
+            - ``confidence_scores`` ``[B, S]``
+            - ``segmentation_logits`` ``[B, S, D, H, W]``
+            - ``segmentation_probs`` ``[B, S, D, H, W]``
+            - ``presence_calls`` ``[B, S]`` float 0/1: ``presence_probs >= presence_threshold``
+            - ``segmentation_masks`` ``[B, S, D, H, W]`` float 0/1: ``segmentation_probs > 0.5``, all zero for
+              structures called absent.
+
+        Raises:
+            ValueError: for an input of the wrong shape, dtype or with NaN/Inf values, or a threshold outside [0, 1].
+        """
+        if not torch.jit.is_tracing():
+            self.check_input(x)
+            if not 0.0 <= float(presence_threshold) <= 1.0:
+                raise ValueError(f"expected presence_threshold in [0, 1], got {presence_threshold}")
+        features = self.encoder(x)
+        attention_maps, feature_responses, alignment_scores, position_priors = self.attention_module(features)
+        presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
+        segmentation_logits, segmentation_probs = self.segmentation_head(features, attention_maps)
+
+        presence_calls = (presence_probs >= presence_threshold).to(segmentation_probs.dtype)
+        segmentation_masks = (segmentation_probs > 0.5).to(segmentation_probs.dtype) * presence_calls[
+            :, :, None, None, None
+        ]
+        return {
+            "attention_maps": attention_maps,
+            "feature_responses": feature_responses,
+            "alignment_scores": alignment_scores,
+            "position_priors": position_priors,
+            "absence_logits": absence_logits,
+            "presence_probs": presence_probs,
+            "confidence_scores": confidence_scores,
+            "segmentation_logits": segmentation_logits,
+            "segmentation_probs": segmentation_probs,
+            "presence_calls": presence_calls,
+            "segmentation_masks": segmentation_masks,
+        }
+
+
+class SADAAnInferenceWrapper(nn.Module):
+    """Tensor-only view of :class:`SpatialAttentionMedicalSegmenter` for TorchScript, ONNX-style export and
+    MONAI's ``verify_net_in_out`` / ``ckpt_export``.
+
+    ``forward(x)`` returns a tuple ``(segmentation_probs, presence_probs, confidence_scores)``:
+    ``[B, S, D, H, W]``, ``[B, S]`` and ``[B, S]``. Masks and presence calls are a threshold away
+    (``presence_probs >= 0.5``; ``segmentation_probs > 0.5`` zeroed where absent) and are left to the caller so
+    the exported graph carries no threshold. Input checks run in eager mode; a traced graph skips them.
+
+    Args:
+        model: the network to wrap (its mode, eval or train, is left as it is).
+    """
+
+    def __init__(self, model: SpatialAttentionMedicalSegmenter) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            x: ``[B, in_channels, D, H, W]`` image batch.
+
+        Returns:
+            ``(segmentation_probs [B, S, D, H, W], presence_probs [B, S], confidence_scores [B, S])``.
+        """
+        out = self.model(x)
+        return out["segmentation_probs"], out["presence_probs"], out["confidence_scores"]
