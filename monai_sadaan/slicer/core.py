@@ -240,6 +240,7 @@ def run_inference(
     poll: Callable[[], None] | None = None,
     log_path: str | os.PathLike | None = None,
     stderr_tail_lines: int = 40,
+    env_remove: Sequence[str] = ("PYTHONHOME", "PYTHONPATH"),
     **command_kwargs: Any,
 ) -> dict[str, CaseResult]:
     """Run the bundle in a subprocess and read back what it wrote.
@@ -248,6 +249,9 @@ def run_inference(
         bundle_dir, input_dir, output_dir, python: see :func:`build_inference_command`.
         timeout: seconds before the subprocess is killed (``None``: no limit).
         env: extra environment variables for the subprocess (added to the current environment).
+        env_remove: variables removed from the inherited environment before ``env`` is added. The default drops
+            ``PYTHONHOME`` and ``PYTHONPATH``, which 3D Slicer's launcher sets to its own Python and which would
+            break another interpreter; pass ``()`` when ``python`` is Slicer's own ``PythonSlicer``.
         poll: called about 5 times a second while the subprocess runs (Slicer passes
             ``slicer.app.processEvents`` to keep its window responsive).
         log_path: file that receives the subprocess's standard output and error (default:
@@ -266,7 +270,7 @@ def run_inference(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = Path(log_path) if log_path is not None else out / "sadaan_inference.log"
-    full_env = dict(os.environ)
+    full_env = {k: v for k, v in os.environ.items() if k not in set(env_remove)}
     full_env.update(env or {})
     with tempfile.TemporaryFile(mode="w+b") as err, open(log, "wb") as out_log:
         proc = subprocess.Popen(cmd, stdout=out_log, stderr=err, env=full_env, cwd=str(Path(bundle_dir).resolve()))

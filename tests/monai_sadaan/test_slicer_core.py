@@ -198,13 +198,18 @@ def test_run_inference_raises_with_the_error_tail(tmp_path):
     assert "undefined_name_sadaan_test" in log
 
 
-def test_run_inference_without_results_raises(tmp_path):
+def test_run_inference_without_results_raises(tmp_path, monkeypatch):
+    # what 3D Slicer's launcher does to the environment: an external Python only starts if it is removed
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "slicer-python-home"))
     calls = []
-    bundle = _bundle(tmp_path, {"run": "$print('nothing written')"})
+    bundle = _bundle(tmp_path, {"run": "$print('nothing written', __import__('os').environ.get('SADAAN_TEST_VAR'))"})
     with pytest.raises(InferenceError, match="wrote no case results"):
-        run_inference(bundle, tmp_path / "in", tmp_path / "out", timeout=120, poll=lambda: calls.append(1))
+        run_inference(
+            bundle, tmp_path / "in", tmp_path / "out", timeout=120, poll=lambda: calls.append(1),
+            env={"SADAAN_TEST_VAR": "seen"},
+        )  # fmt: skip
     assert calls  # the poll callback ran while the subprocess did
-    assert "nothing written" in (tmp_path / "out" / "sadaan_inference.log").read_text()
+    assert "nothing written seen" in (tmp_path / "out" / "sadaan_inference.log").read_text()
 
 
 def test_run_inference_timeout(tmp_path):
