@@ -349,3 +349,17 @@ def test_supervised_trainer_with_component_loss_and_transforms():
         assert np.isfinite(out[f"loss_{name}"]), name
     assert out["loss_total"] == pytest.approx(out["loss"].item(), rel=1e-5)
     assert len(epoch_totals) == 3 and epoch_totals[-1] < epoch_totals[0]
+
+
+def test_loss_on_the_sadaan_network_outputs():
+    """The loss accepts the team's network output dict as it is and sends finite gradients to its parameters."""
+    from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
+
+    net = SpatialAttentionMedicalSegmenter(1, 3, (16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
+    outputs = net(torch.randn(2, 1, 16, 16, 16))
+    targets = make_targets([[1, 0, 1], [0, 0, 1]], spatial=(16, 16, 16))
+    out = loss_fn()(outputs, targets)
+    out["total"].backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
