@@ -1,0 +1,271 @@
+"""Phantom datasets on disk: NIfTI cases plus a MONAI decathlon-style datalist JSON, and a checked loader.
+
+Layout written by :func:`write_phantom_dataset`::
+
+    output_dir/
+        dataset.json          name, labels, structures, training / validation / test lists
+        imagesTr/sadaan_0000.nii.gz ...
+        labelsTr/sadaan_0000.nii.gz ...
+
+Every list entry is ``{"image", "label", "scenario", "present": {name: bool}, ...}`` with paths relative to the
+JSON's folder, the form ``monai.data.load_decathlon_datalist`` reads. Splits are stratified by scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..utils import atomic_open
+from .geometry import parse_orientation
+from .phantoms import DEFAULT_STRUCTURES, _triple, check_structures, generate_phantom
+from .scenarios import SCENARIOS, check_scenarios
+from .writers import save_phantom
+
+__all__ = [
+    "SPLITS",
+    "DatalistError",
+    "allocate_counts",
+    "stratified_split_counts",
+    "write_phantom_dataset",
+    "load_datalist",
+]
+
+SPLITS: tuple[str, ...] = ("training", "validation", "test")
+
+
+class DatalistError(ValueError):
+    """A datalist JSON lacks a split, an entry lacks a key, or a file it names is missing."""
+
+
+def allocate_counts(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` into integers proportional to ``weights`` (largest remainder; ties to the earlier entry).
+
+    >>> allocate_counts(10, [0.7, 0.15, 0.15])
+    [7, 2, 1]
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or len(w) == 0 or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError(f"expected non-negative weights with a positive sum, got {list(weights)}")
+    exact = total * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    order = sorted(range(len(w)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: total - int(counts.sum())]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+def stratified_split_counts(count: int, splits: Sequence[float]) -> list[int]:
+    """Cases of one scenario per split: proportional to ``splits``, but every split with a positive fraction gets at
+    least one case when ``count`` allows it (taken from the largest split)."""
+    counts = allocate_counts(count, splits)
+    wanted = [i for i, f in enumerate(splits) if f > 0]
+    if count >= len(wanted):
+        for i in wanted:
+            if counts[i] == 0:
+                donor = max(range(len(counts)), key=lambda j: (counts[j], -j))
+                counts[donor] -= 1
+                counts[i] += 1
+    return counts
+
+
+def _case_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def write_phantom_dataset(
+    output_dir: str | os.PathLike,
+    num_cases: int,
+    seed: int = 0,
+    scenarios: Sequence[str] = SCENARIOS,
+    weights: Sequence[float] | None = None,
+    splits: Sequence[float] = (0.7, 0.15, 0.15),
+    structures: Mapping[str, int] = DEFAULT_STRUCTURES,
+    min_voxels: int = 20,
+    shape: int | Sequence[int] | None = None,
+    spacing: float | Sequence[float] | None = None,
+    orientation: str | None = None,
+    datalist_name: str = "dataset.json",
+    progress: bool | Callable = False,
+) -> Path:
+    """Generate ``num_cases`` phantoms, write them as NIfTI and write a decathlon-style datalist.
+
+    Scenario counts are ``num_cases`` split by ``weights`` (largest remainder, not random draws), and each
+    scenario's cases are split by ``splits`` so that every scenario appears in every split when it has enough cases.
+    Case ``i`` is ``generate_phantom(scenario_i, seed=case_seed_i)`` with a case seed derived from ``(seed, i)``,
+    so a dataset is reproducible from its arguments. The JSON is written last: a folder without it is incomplete.
+
+    Args:
+        output_dir: dataset folder (created).
+        num_cases: number of cases (>= 1).
+        seed: dataset seed.
+        scenarios: scenario names to draw from.
+        weights: relative frequency of each scenario; default equal.
+        splits: fractions of training, validation and test (normalised).
+        structures: labelled structures, name -> label value.
+        min_voxels: presence threshold stored with the cases.
+        shape, spacing, orientation: fixed grid for every case (see :func:`generate_phantom`); default random.
+        datalist_name: JSON file name inside ``output_dir``.
+        progress: True for a tqdm bar, or a callable wrapping the case iterator.
+
+    Returns:
+        Path of the datalist JSON.
+    """
+    scenarios = check_scenarios(scenarios)
+    structures = check_structures(structures)
+    if isinstance(num_cases, bool) or not isinstance(num_cases, (int, np.integer)) or num_cases < 1:
+        raise ValueError(f"expected num_cases as an integer >= 1, got {num_cases!r}")
+    if weights is None:
+        weights = [1.0] * len(scenarios)
+    if len(weights) != len(scenarios):
+        raise ValueError(f"expected one weight per scenario ({len(scenarios)}), got {len(weights)} weights")
+    if len(splits) != 3:
+        raise ValueError(f"expected three split fractions (training, validation, test), got {list(splits)}")
+    allocate_counts(1, weights)  # validates
+    allocate_counts(1, splits)
+    # validate the fixed grid before anything is written
+    _triple(shape, "shape", int)
+    _triple(spacing, "spacing", float)
+    if orientation is not None:
+        parse_orientation(orientation)
+
+    per_scenario = allocate_counts(int(num_cases), weights)
+    plan: list[tuple[str, str]] = []  # (scenario, split)
+    for scenario, count in zip(scenarios, per_scenario):
+        split_counts = stratified_split_counts(count, splits)
+        for split, n in zip(SPLITS, split_counts):
+            plan.extend((scenario, split) for _ in range(n))
+    # interleave scenarios so that a prefix of the case numbers is already mixed
+    order = np.random.default_rng(int(seed)).permutation(len(plan))
+    plan = [plan[i] for i in order]
+
+    root = Path(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    cases = range(len(plan))
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        cases = tqdm(cases, desc="phantoms", unit="case")
+    elif callable(progress):
+        cases = progress(cases)
+
+    lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    for index in cases:
+        scenario, split = plan[index]
+        case_seed = _case_seed(seed, index)
+        phantom = generate_phantom(
+            scenario, case_seed, structures, shape=shape, spacing=spacing, orientation=orientation, min_voxels=min_voxels
+        )
+        name = f"sadaan_{index:04d}.nii.gz"
+        save_phantom(phantom, root / "imagesTr" / name, root / "labelsTr" / name)
+        lists[split].append(
+            {
+                "image": f"imagesTr/{name}",
+                "label": f"labelsTr/{name}",
+                "scenario": scenario,
+                "present": dict(phantom.present),
+                "seed": case_seed,
+                "shape": list(phantom.shape),
+                "spacing": [round(s, 6) for s in phantom.spacing],
+                "orientation": phantom.orientation,
+                "truncated": list(phantom.truncated),
+            }
+        )
+
+    datalist = {
+        "name": "SADAAn synthetic abdominal phantoms",
+        "description": "CT-like phantoms with absent organs (monai_sadaan.data.write_phantom_dataset)",
+        "reference": "synthetic",
+        "licence": "CC0",
+        "tensorImageSize": "3D",
+        "modality": {"0": "CT"},
+        "labels": {"0": "background", **{str(v): k for k, v in sorted(structures.items(), key=lambda kv: kv[1])}},
+        "structures": dict(structures),
+        "min_voxels": int(min_voxels),
+        "scenarios": list(scenarios),
+        "generator": {
+            "seed": int(seed),
+            "num_cases": int(num_cases),
+            "weights": [float(w) for w in weights],
+            "splits": [float(s) for s in splits],
+        },
+        "numTraining": len(lists["training"]),
+        "numValidation": len(lists["validation"]),
+        "numTest": len(lists["test"]),
+        **lists,
+    }
+    path = root / datalist_name
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(datalist, f, indent=2)
+        f.write("\n")
+    return path
+
+
+def load_datalist(
+    path: str | os.PathLike,
+    split: str = "training",
+    keys: Sequence[str] = ("image", "label"),
+    base_dir: str | os.PathLike | None = None,
+    check_files: bool = True,
+) -> list[dict]:
+    """Read one split of a decathlon-style datalist, resolve its paths and check them.
+
+    Args:
+        path: the JSON file.
+        split: list to read (``"training"``, ``"validation"``, ``"test"``...).
+        keys: keys every entry must hold; their values are paths, resolved against ``base_dir``.
+        base_dir: folder the relative paths start from; default the JSON's folder.
+        check_files: raise when a resolved path does not exist.
+
+    Returns:
+        The entries (copies) with absolute path strings under ``keys``; other keys unchanged.
+
+    Raises:
+        DatalistError: missing or unreadable JSON, missing split, an entry that is not a dict or lacks a key,
+            or a missing file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatalistError(f"expected a datalist JSON file, got a missing path: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DatalistError(f"expected a valid JSON datalist, got a parse error in {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise DatalistError(f"expected a JSON object at the top of {path}, got {type(data).__name__}")
+    if split not in data:
+        found = ", ".join(k for k, v in data.items() if isinstance(v, list)) or "none"
+        raise DatalistError(f"datalist {path} has no {split!r} list; lists found: {found}")
+    entries = data[split]
+    if not isinstance(entries, list):
+        raise DatalistError(f"expected {split!r} in {path} to be a list of entries, got {type(entries).__name__}")
+    base = Path(base_dir) if base_dir is not None else path.parent
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str) and len(keys) == 1:
+            entry = {keys[0]: entry}
+        if not isinstance(entry, dict):
+            raise DatalistError(
+                f"datalist entry {i} of {split!r} is a {type(entry).__name__}; expected a dict with keys {', '.join(keys)}"
+            )
+        item = dict(entry)
+        for key in keys:
+            if key not in item:
+                raise DatalistError(
+                    f"datalist entry {i} of {split!r} has no {key!r} key; expected keys {', '.join(keys)}"
+                )
+            value = item[key]
+            if not isinstance(value, str) or not value:
+                raise DatalistError(f"datalist entry {i} of {split!r}: expected a path string for {key!r}, got {value!r}")
+            resolved = Path(value) if os.path.isabs(value) else base / value
+            resolved = resolved.resolve()
+            if check_files and not resolved.exists():
+                raise DatalistError(f"datalist entry {i} of {split!r}: {key} file does not exist: {resolved}")
+            item[key] = str(resolved)
+        out.append(item)
+    return out

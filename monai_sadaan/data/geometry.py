@@ -1,0 +1,138 @@
+"""Voxel-grid geometry of the phantoms: orientation codes, RAS affines and the RAS <-> LPS (ITK) conversion.
+
+Orientation codes follow nibabel: the letter of voxel axis ``j`` names the patient direction in which that axis'
+index *increases* (``"RAS"`` is the identity orientation, DICOM's usual storage is ``"LPS"``). World coordinates are
+nibabel's RAS+: ``+x`` towards the patient's Right, ``+y`` Anterior, ``+z`` Superior. ITK / SimpleITK / DICOM use
+LPS+, the same points with ``x`` and ``y`` negated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "ORIENTATION_LETTERS",
+    "parse_orientation",
+    "orientation_affine",
+    "reorient_from_ras",
+    "all_orientation_codes",
+    "affine_to_itk_geometry",
+    "itk_geometry_to_affine",
+]
+
+# letter -> (patient axis in RAS order, sign of the index direction along that axis)
+ORIENTATION_LETTERS: dict[str, tuple[int, int]] = {
+    "R": (0, 1),
+    "L": (0, -1),
+    "A": (1, 1),
+    "P": (1, -1),
+    "S": (2, 1),
+    "I": (2, -1),
+}
+
+_LPS_FLIP = np.diag([-1.0, -1.0, 1.0])
+
+
+def parse_orientation(code: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Split an orientation code such as ``"LPS"`` into ``((patient_axis, sign), ...)`` per voxel axis.
+
+    Args:
+        code: three letters, one from each of ``{R, L}``, ``{A, P}``, ``{S, I}``, in any order.
+
+    Returns:
+        For voxel axes 0, 1, 2: the RAS patient axis (0 = x, 1 = y, 2 = z) and +1 / -1.
+
+    Raises:
+        ValueError: not three letters, an unknown letter, or a patient axis named twice (``"RLS"``).
+    """
+    if not isinstance(code, str) or len(code) != 3:
+        raise ValueError(f"expected an orientation code of 3 letters such as 'RAS' or 'LPS', got {code!r}")
+    parsed = []
+    for letter in code.upper():
+        if letter not in ORIENTATION_LETTERS:
+            raise ValueError(f"expected orientation letters from R/L, A/P, S/I, got {code!r}")
+        parsed.append(ORIENTATION_LETTERS[letter])
+    if sorted(axis for axis, _ in parsed) != [0, 1, 2]:
+        raise ValueError(f"expected one letter per patient axis (R/L, A/P, S/I) in the orientation, got {code!r}")
+    return tuple(parsed)  # type: ignore[return-value]
+
+
+def all_orientation_codes() -> tuple[str, ...]:
+    """The 48 orientation codes (6 axis orders times 8 flip combinations), ``"RAS"`` first."""
+    pairs = (("R", "L"), ("A", "P"), ("S", "I"))
+    codes = []
+    for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)):
+        for flips in range(8):
+            codes.append("".join(pairs[a][(flips >> j) & 1] for j, a in enumerate(order)))
+    return tuple(codes)
+
+
+def orientation_affine(code: str, spacing: Sequence[float], origin: Sequence[float]) -> np.ndarray:
+    """The 4x4 voxel-to-RAS affine of a grid with orientation ``code``.
+
+    Args:
+        code: orientation code (see :func:`parse_orientation`).
+        spacing: voxel size in mm along voxel axes 0, 1, 2.
+        origin: RAS world position (mm) of the centre of voxel ``(0, 0, 0)``.
+
+    Returns:
+        float64 array of shape (4, 4); column ``j`` is ``sign_j * spacing_j`` times the unit vector of its
+        patient axis.
+    """
+    affine = np.eye(4)
+    for j, (axis, sign) in enumerate(parse_orientation(code)):
+        affine[:3, j] = 0.0
+        affine[axis, j] = sign * float(spacing[j])
+    affine[:3, 3] = np.asarray(origin, dtype=float)
+    return affine
+
+
+def reorient_from_ras(array: np.ndarray, code: str) -> np.ndarray:
+    """Re-lay an array stored in RAS voxel order (axis 0 along +x, 1 along +y, 2 along +z) in orientation ``code``.
+
+    Args:
+        array: (nx, ny, nz) array in RAS order.
+        code: target orientation code.
+
+    Returns:
+        A C-contiguous array whose axis ``j`` runs along the patient direction named by ``code[j]``.
+    """
+    parsed = parse_orientation(code)
+    out = np.transpose(array, [axis for axis, _ in parsed])
+    flips = tuple(j for j, (_, sign) in enumerate(parsed) if sign < 0)
+    if flips:
+        out = np.flip(out, axis=flips)
+    return np.ascontiguousarray(out)
+
+
+def affine_to_itk_geometry(affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """(spacing, origin, direction) in ITK's LPS convention for a nibabel voxel-to-RAS affine.
+
+    ITK's index ``(i, j, k)`` is nibabel's voxel index; a SimpleITK array is the nibabel array transposed
+    (``arr.transpose(2, 1, 0)``).
+
+    Returns:
+        spacing (3,), origin (3,) in LPS mm, direction as 9 row-major values (columns are the axis directions).
+    """
+    affine = np.asarray(affine, dtype=float)
+    linear = affine[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    if np.any(spacing <= 0):
+        raise ValueError(f"expected an affine with non-zero columns, got spacing {spacing.tolist()}")
+    direction = _LPS_FLIP @ (linear / spacing)
+    origin = _LPS_FLIP @ affine[:3, 3]
+    return tuple(spacing.tolist()), tuple(origin.tolist()), tuple(direction.ravel().tolist())
+
+
+def itk_geometry_to_affine(
+    spacing: Sequence[float], origin: Sequence[float], direction: Sequence[float]
+) -> np.ndarray:
+    """The nibabel voxel-to-RAS affine of an ITK image's (spacing, origin, direction); inverse of
+    :func:`affine_to_itk_geometry`."""
+    affine = np.eye(4)
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    affine[:3, :3] = _LPS_FLIP @ d @ np.diag(np.asarray(spacing, dtype=float))
+    affine[:3, 3] = _LPS_FLIP @ np.asarray(origin, dtype=float)
+    return affine
