@@ -13,6 +13,8 @@ from monai_sadaan.utils import atomic_write_with
 
 __all__ = ["write_label_map_nifti", "write_probability_maps"]
 
+_PROBABILITY_TOLERANCE = 1e-3
+
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     img = nib.Nifti1Image(data, affine)
@@ -61,7 +63,8 @@ def write_probability_maps(
         ``str(path)``.
 
     Raises:
-        ValueError: not 4D, values outside [0, 1] or non-finite, or an unsupported dtype.
+        ValueError: not 4D, values further than 1e-3 outside [0, 1] (those within are clipped) or non-finite,
+            or an unsupported dtype.
     """
     if affine is None:
         affine = getattr(probabilities, "affine", None)
@@ -71,8 +74,10 @@ def write_probability_maps(
     p = to_numpy(probabilities).astype(np.float32, copy=False)
     if p.ndim != 4:
         raise ValueError(f"expected probability maps of shape [S, X, Y, Z], got shape {tuple(p.shape)}")
-    if not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0:
+    if not np.all(np.isfinite(p)) or p.min() < -_PROBABILITY_TOLERANCE or p.max() > 1.0 + _PROBABILITY_TOLERANCE:
         raise ValueError(f"expected probabilities in [0, 1], got values in [{p.min()}, {p.max()}]")
+    # resampling back to the input grid (Invertd) can overshoot by rounding; clip what is within the tolerance
+    p = np.clip(p, 0.0, 1.0)
     data = np.moveaxis(p, 0, -1)
     dt = np.dtype(dtype)
     if dt == np.float32:

@@ -182,11 +182,20 @@ def test_probability_maps_round_trip(tmp_path):
     img8 = nib.load(write_probability_maps(probs, AFFINE, tmp_path / "p8.nii.gz", dtype=np.uint8))
     assert img8.get_data_dtype() == np.uint8
     np.testing.assert_allclose(img8.get_fdata()[..., 4], probs[4], atol=1.0 / 510 + 1e-6)
+    # a resampling overshoot within 1e-3 is clipped to [0, 1]
+    probs[0, 0, 0, 0], probs[1, 0, 0, 0] = 1.0004, -0.0004
+    clipped = nib.load(write_probability_maps(probs, AFFINE, tmp_path / "pc.nii.gz")).get_fdata()
+    assert clipped[0, 0, 0, 0] == 1.0 and clipped[0, 0, 0, 1] == 0.0
 
 
 @pytest.mark.parametrize(
     "probs, message",
-    [(np.zeros((6, 7, 8)), r"\[S, X, Y, Z\]"), (np.full((2, 3, 3, 3), 1.5), r"in \[0, 1\]")],
+    [
+        (np.zeros((6, 7, 8)), r"\[S, X, Y, Z\]"),
+        (np.full((2, 3, 3, 3), 1.5), r"in \[0, 1\]"),
+        (np.full((2, 3, 3, 3), -0.01), r"in \[0, 1\]"),
+        (np.full((2, 3, 3, 3), np.nan), r"in \[0, 1\]"),
+    ],
 )
 def test_probability_maps_reject_bad_input(tmp_path, probs, message):
     with pytest.raises(ValueError, match=message):
