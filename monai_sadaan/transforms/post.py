@@ -1,0 +1,123 @@
+"""Post-processing of SADAAn predictions inside MONAI pipelines (dictionary transforms).
+
+The network returns a dict; MONAI's post-processing works on the keys of each (decollated) sample. These transforms
+lift the voxel-wise prediction to the sample's ``pred`` key (so ``Invertd`` can map it back to the input's
+geometry), keep the per-structure presence outputs beside it, and turn probabilities into a label map in which
+structures judged absent are empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+__all__ = ["SADAAnPredictionToItemsd", "PresenceAwareLabelMapd"]
+
+
+class SADAAnPredictionToItemsd(MapTransform):
+    """Flatten a per-sample prediction dict into top-level keys.
+
+    ``data[pred_key]`` (a dict from the network, one sample) becomes: ``data[pred_key]`` = its ``voxel_key`` entry
+    ([S, D, H, W], carrying the image's metadata so ``Invertd`` works), and ``data[k]`` for each of ``item_keys``
+    ([S] presence probabilities, confidence scores, presence calls), and ``data[presence_key]`` the three together as
+    ``{"presence_probability", "confidence", "present"}``, the form the case writer takes.
+    """
+
+    def __init__(
+        self,
+        pred_key: str = "pred",
+        image_key: str = "image",
+        voxel_key: str = "segmentation_probs",
+        item_keys: Sequence[str] = ("presence_probs", "confidence_scores", "presence_calls"),
+        presence_key: str | None = "presence",
+    ) -> None:
+        super().__init__(keys=[pred_key])
+        self.pred_key = pred_key
+        self.image_key = image_key
+        self.voxel_key = voxel_key
+        self.item_keys = tuple(item_keys)
+        self.presence_key = presence_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        pred = d.get(self.pred_key)
+        if not isinstance(pred, Mapping):
+            raise ValueError(f"expected a prediction dict under {self.pred_key!r}, got {type(pred).__name__}")
+        missing = [k for k in (self.voxel_key, *self.item_keys) if k not in pred]
+        if missing:
+            raise KeyError(f"expected prediction keys {missing} in the network output, got {sorted(pred)}")
+        voxels = pred[self.voxel_key]
+        image = d.get(self.image_key)
+        if isinstance(image, MetaTensor):
+            voxels = MetaTensor(torch.as_tensor(voxels), meta=dict(image.meta))
+        for k in self.item_keys:
+            d[k] = torch.as_tensor(pred[k]).detach().cpu()
+        d[self.pred_key] = voxels
+        if self.presence_key is not None:
+            d[self.presence_key] = {
+                "presence_probability": d.get("presence_probs"),
+                "confidence": d.get("confidence_scores"),
+                "present": d.get("presence_calls"),
+            }
+        return d
+
+
+class PresenceAwareLabelMapd(MapTransform):
+    """Probabilities [S, ...] + presence calls [S] -> integer label map [1, ...].
+
+    A voxel takes the label value of the most probable structure among those called present whose probability
+    exceeds ``threshold``; everything else is background (0). A structure judged absent never appears.
+
+    Args:
+        keys: key of the probabilities.
+        presence_key: key of the [S] presence calls (1 present, 0 absent).
+        label_values: label value of each structure (default 1..S).
+        output_key: where the label map goes (default: replaces the probabilities).
+        mask_key: optional key for the binary per-structure masks [S, ...] (presence applied).
+    """
+
+    def __init__(
+        self,
+        keys: str = "pred",
+        presence_key: str = "presence_calls",
+        label_values: Sequence[int] | None = None,
+        threshold: float = 0.5,
+        output_key: str | None = "label_map",
+        mask_key: str | None = "masks",
+    ) -> None:
+        super().__init__(keys=keys)
+        self.presence_key = presence_key
+        self.label_values = None if label_values is None else [int(v) for v in label_values]
+        self.threshold = threshold
+        self.output_key = output_key
+        self.mask_key = mask_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            probs = d[key]
+            if not isinstance(probs, torch.Tensor) or probs.ndim != 4:
+                shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+                raise ValueError(f"expected per-structure probabilities of shape (S, D, H, W), got {shape}")
+            present = torch.as_tensor(d[self.presence_key]).reshape(-1).to(probs.device) > 0.5
+            s = probs.shape[0]
+            if present.numel() != s:
+                raise ValueError(f"expected {s} presence calls, got {present.numel()}")
+            values = self.label_values or list(range(1, s + 1))
+            if len(values) != s:
+                raise ValueError(f"expected {s} label values, got {len(values)}")
+            p = torch.as_tensor(probs).float() * present[:, None, None, None]
+            best, idx = p.max(dim=0, keepdim=True)
+            lut = torch.tensor(values, dtype=torch.int16, device=p.device)
+            labels = torch.where(best > self.threshold, lut[idx], torch.zeros_like(idx, dtype=torch.int16))
+            if isinstance(probs, MetaTensor):
+                labels = MetaTensor(labels, meta=dict(probs.meta))
+            d[self.output_key or key] = labels
+            if self.mask_key is not None:
+                masks = torch.stack([(labels[0] == v) for v in values]).to(torch.uint8)
+                d[self.mask_key] = MetaTensor(masks, meta=dict(probs.meta)) if isinstance(probs, MetaTensor) else masks
+        return d
