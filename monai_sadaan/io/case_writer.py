@@ -162,11 +162,25 @@ class SADAAnCaseWriter:
             write_presence_report(
                 rows, staging / names["presence_json"], staging / names["presence_csv"], case_name, files
             )
+            _default_permissions(staging)
             _replace_dir(staging, final_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return {k: str(final_dir / v) for k, v in files.items()}
+
+
+def _default_permissions(folder: Path) -> None:
+    """Give the staging folder and its files the permissions a plain ``mkdir`` / ``open`` would have.
+
+    ``tempfile`` creates them private to the user (0700 / 0600); a case folder is meant to be read by others too
+    (a MONAI Label server, a Slicer session under another account), as any other output file.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for p in folder.iterdir():
+        os.chmod(p, 0o666 & ~umask)
 
 
 def _replace_dir(new: Path, final: Path) -> None:

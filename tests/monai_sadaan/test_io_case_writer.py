@@ -65,6 +65,18 @@ def test_case_writer_writes_every_output(tmp_path):
     assert [r.present for r in doc["structures"]] == [True, False, True, True, True]
 
 
+def test_case_outputs_get_default_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        SADAAnCaseWriter(tmp_path)("c", _labelmap(), AFFINE, VECTORS)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "c").stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "c").iterdir()} == {0o644}
+
+
 def test_case_writer_failure_leaves_no_partial_case(tmp_path, monkeypatch):
     writer = SADAAnCaseWriter(tmp_path)
     writer("c1", _labelmap(), AFFINE, VECTORS)

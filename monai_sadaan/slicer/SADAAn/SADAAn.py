@@ -238,9 +238,7 @@ class SADAAnLogic(ScriptedLoadableModuleLogic):
         inputDir, outputDir = work / "input", work / "output"
         inputDir.mkdir(parents=True, exist_ok=True)
         inputPath = inputDir / f"{caseName}.nii.gz"
-        # exportNode writes a copy without changing where the node is stored
-        if not slicer.util.exportNode(volumeNode, str(inputPath)):
-            raise RuntimeError(f"could not export {volumeNode.GetName()} to {inputPath}")
+        self.exportVolume(volumeNode, inputPath)
         logging.info(f"SADAAn: running the bundle {bundleDir} on {inputPath}")
         results = self.core.run_inference(
             bundleDir,
@@ -258,6 +256,20 @@ class SADAAnLogic(ScriptedLoadableModuleLogic):
         segmentationNode = self.loadSegmentation(result, volumeNode)
         tableNode = self.presenceTableNode(result, name=f"{volumeNode.GetName()} SADAAn presence")
         return segmentationNode, tableNode, result
+
+    @staticmethod
+    def exportVolume(volumeNode, path):
+        """Write the volume to NIfTI without changing where the node itself is stored."""
+        if hasattr(slicer.util, "exportNode"):  # Slicer 5.2 and later
+            ok = slicer.util.exportNode(volumeNode, str(path))
+        else:  # saveNode repoints the node's storage node at the file: put the old file name back
+            storageNode = volumeNode.GetStorageNode()
+            previous = storageNode.GetFileName() if storageNode else None
+            ok = slicer.util.saveNode(volumeNode, str(path))
+            if storageNode and previous:
+                storageNode.SetFileName(previous)
+        if not ok:
+            raise RuntimeError(f"could not export {volumeNode.GetName()} to {path}")
 
     @staticmethod
     def slicerPython():
