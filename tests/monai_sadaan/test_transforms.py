@@ -76,6 +76,23 @@ def test_label_map_to_structures_accepts_float_maps_and_sequences():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("sigma", [0.0, 0.7, 2.0])
+def test_label_map_to_structures_cpu_path_equals_whole_volume_torch_path(sigma):
+    """The CPU path works inside grown bounding boxes; the device path blurs whole volumes: same values."""
+    rng = np.random.default_rng(3)
+    label = rng.integers(0, 4, size=(1, 12, 9, 7)) * (rng.random((1, 12, 9, 7)) < 0.05)
+    label[0, 0, 0, 0] = 5  # one voxel, under min_voxels
+    label[0, 6:9, 2:8, 1:5] = 2  # a block touching nothing in particular
+    t = LabelMapToStructures([2, 1, 5, 3, 7], min_voxels=2, attention_sigma=sigma)
+    got = t(label)
+    want = t._targets_torch(torch.as_tensor(label[0]))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-6)
+    expected = [float((label == v).sum() >= 2) for v in (2, 1, 5, 3, 7)]
+    assert expected[0] == 1.0 and expected[2] == 0.0 and expected[4] == 0.0
+    np.testing.assert_array_equal(got[1], expected)
+
+
 def test_label_map_to_structures_errors():
     with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got \(64, 64\)"):
         LabelMapToStructures(STRUCTURES)(np.zeros((64, 64)))
