@@ -78,6 +78,7 @@ TISSUE_HU: dict[str, float] = {
     "fluid": 15.0,
     "bowel": 30.0,
     "gas": -850.0,
+    "lung": -820.0,
     "cancellous_bone": 230.0,
     "cortical_bone": 750.0,
     "rib": 500.0,
@@ -335,6 +336,7 @@ class _Patient:
     hu: dict[str, float]
     texture_hu: float
     table_gap: float
+    lungs: list[_Ellipsoid]
 
     def scaled(self, k: float) -> _Patient:
         def s(v):
@@ -365,6 +367,7 @@ class _Patient:
             hu=self.hu,
             texture_hu=self.texture_hu,
             table_gap=s(self.table_gap),
+            lungs=[lung.scaled(k) for lung in self.lungs],
         )
 
     def organ_extent(self, name: str) -> np.ndarray:
@@ -459,6 +462,14 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
     if fatty_liver:
         hu["liver"] = u(5, 35)
 
+    # lung bases: dip behind and beside the liver dome and the spleen
+    liver_top = max(organs["liver"].extent()[2, 1], left_lobe.extent()[2, 1])
+    lungs = []
+    for side in (1.0, -1.0):
+        semi = size((36, 40, 50), 0.1)
+        centre = np.array([side * u(40, 50), u(-20, -8), liver_top + semi[2] - u(12, 28)])
+        lungs.append(_Ellipsoid(centre, semi, _rotation(u(-0.3, -0.1), 0.0, 0.0), _Bumps.sample(rng, amplitude=(0.02, 0.05))))
+
     return _Patient(
         body_a=body_a,
         body_b=body_b,
@@ -484,6 +495,7 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
         hu=hu,
         texture_hu=u(2, 7),
         table_gap=u(3, 12),
+        lungs=lungs,
     )
 
 
@@ -567,6 +579,14 @@ def _render(canvas: _Canvas, p: _Patient, removed: Sequence[str]) -> None:
         if box is not None:
             x, y, z = canvas.grid(box)
             canvas.paint(box, (x - bubble[0]) ** 2 + (y - bubble[1]) ** 2 + (z - bubble[2]) ** 2 < bubble[3] ** 2, hu["gas"])
+
+    # lung bases (air with a little texture), inside the muscle wall
+    for lung in p.lungs:
+        box = canvas.box(lung.extent())
+        if box is None:
+            continue
+        r, _ = lung.radius(*canvas.grid(box))
+        canvas.paint(box, (r < 1.0) & (rho[box] <= muscle_in), hu["lung"])
 
     # spine, muscles, vessels: cross-sections repeated along z
     sx, sy, vr = p.spine_x, p.spine_y, p.vertebra_r

@@ -1,0 +1,111 @@
+"""PNG overview of phantoms: axial and coronal slices with the label map outlined and the presence truth listed.
+
+Slices are shown the radiological way (patient's right on the viewer's left, anterior up, superior up) whatever the
+orientation of the voxel axes, and with the voxels' true aspect ratio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..utils import atomic_write_with
+from .phantoms import Phantom
+
+__all__ = ["to_ras", "plot_phantom_overview"]
+
+_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990")
+
+
+def to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Re-lay a volume in RAS voxel order (axis 0 towards Right, 1 Anterior, 2 Superior).
+
+    Returns:
+        The array and its spacing along x, y, z (mm).
+    """
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(affine)
+    transform = nib.orientations.ornt_transform(ornt, nib.orientations.axcodes2ornt("RAS"))
+    spacing = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
+    ras_spacing = [0.0, 0.0, 0.0]
+    for j, (axis, _) in enumerate(ornt):
+        ras_spacing[int(axis)] = float(spacing[j])
+    return nib.orientations.apply_orientation(array, transform), tuple(ras_spacing)  # type: ignore[return-value]
+
+
+def _centre_index(mask: np.ndarray, axis: int, default: int) -> int:
+    if not mask.any():
+        return default
+    other = tuple(a for a in range(3) if a != axis)
+    return int(round(float(np.average(np.arange(mask.shape[axis]), weights=mask.sum(axis=other)))))
+
+
+def plot_phantom_overview(
+    phantoms: Phantom | Sequence[Phantom], path: str | os.PathLike, window: tuple[float, float] = (-175.0, 250.0)
+) -> Path:
+    """Draw one row per phantom: axial slice through the kidneys, axial slice through liver and spleen, coronal slice
+    through the kidneys; label outlines coloured per structure; the title lists scenario, grid and absent structures.
+
+    Args:
+        phantoms: one phantom or several.
+        path: PNG file to write (atomically).
+        window: HU display window (min, max).
+
+    Returns:
+        The PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    items = [phantoms] if isinstance(phantoms, Phantom) else list(phantoms)
+    if not items:
+        raise ValueError("expected at least one phantom to draw, got none")
+    fig, axes = plt.subplots(len(items), 3, figsize=(11, 3.6 * len(items)), squeeze=False)
+    for row, p in zip(axes, items):
+        image, (sx, sy, sz) = to_ras(p.image, p.affine)
+        label, _ = to_ras(p.label, p.affine)
+        values = dict(p.structures)
+        kidneys = np.isin(label, [values[n] for n in ("left_kidney", "right_kidney") if n in values])
+        upper = np.isin(label, [values[n] for n in ("liver", "spleen") if n in values])
+        z_kidney = _centre_index(kidneys, 2, image.shape[2] // 3)
+        z_upper = _centre_index(upper, 2, 2 * image.shape[2] // 3)
+        y_kidney = _centre_index(kidneys, 1, image.shape[1] // 3)
+        # radiological display: rows from anterior (or superior) down, columns from patient right to left
+        views = [
+            (image[:, :, z_kidney].T[::-1, ::-1], label[:, :, z_kidney].T[::-1, ::-1], sy / sx, f"axial z={z_kidney}"),
+            (image[:, :, z_upper].T[::-1, ::-1], label[:, :, z_upper].T[::-1, ::-1], sy / sx, f"axial z={z_upper}"),
+            (image[:, y_kidney, :].T[::-1, ::-1], label[:, y_kidney, :].T[::-1, ::-1], sz / sx, f"coronal y={y_kidney}"),
+        ]
+        absent = [n for n, v in p.present.items() if not v]
+        for ax, (img, lab, aspect, name) in zip(row, views):
+            ax.imshow(img, cmap="gray", vmin=window[0], vmax=window[1], aspect=aspect, interpolation="nearest")
+            for i, (structure, value) in enumerate(sorted(values.items(), key=lambda kv: kv[1])):
+                m = lab == value
+                if m.any():
+                    ax.contour(m.astype(np.float32), levels=[0.5], colors=[_COLOURS[i % len(_COLOURS)]], linewidths=0.8)
+            ax.set_title(name, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.text(0.01, 0.5, "R", color="yellow", transform=ax.transAxes, fontsize=8, va="center")
+        row[0].set_ylabel(
+            f"{p.scenario} (seed {p.seed})\n{p.orientation} {'x'.join(map(str, p.shape))}\n"
+            f"absent: {', '.join(absent) or 'none'}\ncut: {', '.join(p.truncated) or 'none'}",
+            fontsize=8,
+        )
+    handles = [
+        matplotlib.lines.Line2D([], [], color=_COLOURS[i % len(_COLOURS)], label=n)
+        for i, (n, _) in enumerate(sorted(items[0].structures.items(), key=lambda kv: kv[1]))
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    path = Path(path)
+    with atomic_write_with(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return path
