@@ -225,3 +225,46 @@ def test_core_imports_without_numpy_or_torch():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (BUNDLE / "configs" / "inference.json").is_file(), reason="the bundle is not written yet")
+def test_run_inference_end_to_end_with_the_real_bundle(tmp_path):
+    """The real bundle (untrained weights, so no claim about quality) on a phantom, read back by the core."""
+    import slicerio
+    import torch
+    from monai.bundle import ConfigParser
+
+    from monai_sadaan.data import generate_phantom, save_volume
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    torch.manual_seed(0)
+    torch.save({"model": parser.get_parsed_content("network_def").state_dict()}, tmp_path / "model.pt")
+    phantom = generate_phantom("nephrectomy_left", seed=2, shape=32, orientation="LPS")
+    save_volume(phantom.image, phantom.affine, tmp_path / "in" / "ph_1.nii.gz")
+
+    results = run_inference(
+        BUNDLE, tmp_path / "in", tmp_path / "out", device="cpu", timeout=300,
+        overrides={"ckpt_path": str(tmp_path / "model.pt")},
+    )  # fmt: skip
+    assert list(results) == ["ph_1"]
+    r = results["ph_1"]
+    image = nib.load(tmp_path / "in" / "ph_1.nii.gz")
+    labels = nib.load(r.label_map_path)
+    assert labels.shape == image.shape
+    np.testing.assert_allclose(labels.affine, image.affine, atol=1e-4)
+    seg = slicerio.read_segmentation(str(r.segmentation_path))
+    np.testing.assert_allclose(seg["ijkToLPS"], np.diag([-1, -1, 1, 1]) @ image.affine, atol=1e-4)
+    np.testing.assert_array_equal(seg["voxels"], np.asarray(labels.dataobj))
+    voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000
+    lm = np.asarray(labels.dataobj)
+    for row in r.presence:
+        assert row["volume_ml"] == pytest.approx((lm == row["label"]).sum() * voxel_ml)
+        if not row["present"]:
+            assert row["volume_ml"] == 0.0  # masks of structures called absent are suppressed
+        status = slicerio.segment_from_name(seg, row["structure"])["status"]
+        assert status == ("inprogress" if row["present"] else "flagged")
