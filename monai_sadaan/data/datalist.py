@@ -77,6 +77,25 @@ def _case_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
+def _write_case(job: tuple) -> dict:
+    """Generate and write one case; returns its datalist entry (a module-level function so processes can run it)."""
+    index, scenario, case_seed, root, structures, grid = job
+    phantom = generate_phantom(scenario, case_seed, structures, **grid)
+    name = f"sadaan_{index:04d}.nii.gz"
+    save_phantom(phantom, Path(root) / "imagesTr" / name, Path(root) / "labelsTr" / name)
+    return {
+        "image": f"imagesTr/{name}",
+        "label": f"labelsTr/{name}",
+        "scenario": scenario,
+        "present": dict(phantom.present),
+        "seed": case_seed,
+        "shape": list(phantom.shape),
+        "spacing": [round(s, 6) for s in phantom.spacing],
+        "orientation": phantom.orientation,
+        "truncated": list(phantom.truncated),
+    }
+
+
 def write_phantom_dataset(
     output_dir: str | os.PathLike,
     num_cases: int,
@@ -91,6 +110,8 @@ def write_phantom_dataset(
     orientation: str | None = None,
     datalist_name: str = "dataset.json",
     progress: bool | Callable = False,
+    num_workers: int = 0,
+    preview: int = 0,
 ) -> Path:
     """Generate ``num_cases`` phantoms, write them as NIfTI and write a decathlon-style datalist.
 
@@ -111,6 +132,10 @@ def write_phantom_dataset(
         shape, spacing, orientation: fixed grid for every case (see :func:`generate_phantom`); default random.
         datalist_name: JSON file name inside ``output_dir``.
         progress: True for a tqdm bar, or a callable wrapping the case iterator.
+        num_workers: processes that generate and write cases in parallel; 0 writes them in this process. The
+            output is the same either way.
+        preview: draw the first ``preview`` cases into ``preview.png`` (axial and coronal slices with label
+            outlines); 0 for none.
 
     Returns:
         Path of the datalist JSON.
@@ -132,6 +157,8 @@ def write_phantom_dataset(
     _triple(spacing, "spacing", float)
     if orientation is not None:
         parse_orientation(orientation)
+    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
+        raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
 
     per_scenario = allocate_counts(int(num_cases), weights)
     plan: list[tuple[str, str]] = []  # (scenario, split)
@@ -143,38 +170,36 @@ def write_phantom_dataset(
     order = np.random.default_rng(int(seed)).permutation(len(plan))
     plan = [plan[i] for i in order]
 
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"expected num_workers as an integer >= 0, got {num_workers!r}")
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    cases = range(len(plan))
+    grid = {"shape": shape, "spacing": spacing, "orientation": orientation, "min_voxels": int(min_voxels)}
+    jobs = [(index, scenario, _case_seed(seed, index), str(root), structures, grid) for index, (scenario, _) in enumerate(plan)]
+
+    executor = None
+    if num_workers > 0:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
+        entries = executor.map(_write_case, jobs)
+    else:
+        entries = map(_write_case, jobs)
     if progress is True:
         from tqdm.auto import tqdm
 
-        cases = tqdm(cases, desc="phantoms", unit="case")
+        entries = tqdm(entries, total=len(jobs), desc="phantoms", unit="case")
     elif callable(progress):
-        cases = progress(cases)
+        entries = progress(entries)
 
     lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    for index in cases:
-        scenario, split = plan[index]
-        case_seed = _case_seed(seed, index)
-        phantom = generate_phantom(
-            scenario, case_seed, structures, shape=shape, spacing=spacing, orientation=orientation, min_voxels=min_voxels
-        )
-        name = f"sadaan_{index:04d}.nii.gz"
-        save_phantom(phantom, root / "imagesTr" / name, root / "labelsTr" / name)
-        lists[split].append(
-            {
-                "image": f"imagesTr/{name}",
-                "label": f"labelsTr/{name}",
-                "scenario": scenario,
-                "present": dict(phantom.present),
-                "seed": case_seed,
-                "shape": list(phantom.shape),
-                "spacing": [round(s, 6) for s in phantom.spacing],
-                "orientation": phantom.orientation,
-                "truncated": list(phantom.truncated),
-            }
-        )
+    try:
+        for (_, split), entry in zip(plan, entries):
+            lists[split].append(entry)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
 
     datalist = {
         "name": "SADAAn synthetic abdominal phantoms",
@@ -198,6 +223,11 @@ def write_phantom_dataset(
         "numTest": len(lists["test"]),
         **lists,
     }
+    if preview > 0:
+        from .preview import plot_phantom_overview
+
+        shown = [generate_phantom(job[1], job[2], structures, **grid) for job in jobs[: int(preview)]]
+        plot_phantom_overview(shown, root / "preview.png")
     path = root / datalist_name
     with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(datalist, f, indent=2)

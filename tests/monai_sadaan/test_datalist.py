@@ -147,6 +147,7 @@ def test_cli_writes_n_cases_and_valid_json(tmp_path, capsys):
     for e in entries:
         assert e["present"]["left_kidney"] is (e["scenario"] == "normal")
     assert "wrote 4 cases" in capsys.readouterr().out
+    assert (out / "preview.png").stat().st_size > 10_000  # default --preview 4
 
 
 @pytest.mark.parametrize(
@@ -168,3 +169,17 @@ def test_cli_bad_arguments_exit_nonzero(tmp_path, capsys, argv, message):
         main(argv + ["--no_progress"])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_parallel_writing_matches_serial(tmp_path):
+    kwargs = dict(seed=5, scenarios=("splenectomy", "partial_fov"), **TINY)
+    serial = write_phantom_dataset(tmp_path / "serial", 3, **kwargs)
+    parallel = write_phantom_dataset(tmp_path / "parallel", 3, num_workers=2, **kwargs)
+    a, b = json.loads(serial.read_text()), json.loads(parallel.read_text())
+    assert a == b
+    for e in a["training"] + a["validation"] + a["test"]:
+        for key in ("image", "label"):
+            np.testing.assert_array_equal(
+                np.asarray(nib.load(str(tmp_path / "serial" / e[key])).dataobj),
+                np.asarray(nib.load(str(tmp_path / "parallel" / e[key])).dataobj),
+            )
