@@ -6,7 +6,7 @@ carries its affine), writes atomically, and raises a clear error on bad input.
 
 from __future__ import annotations
 
-from .case_writer import CASE_FILE_SUFFIXES, SADAAnCaseWriter, SaveSADAAnOutputsd, case_name_from_path
+from .case_writer import CASE_FILE_SUFFIXES, SADAAnCaseWriter, SaveSADAAnOutputsd, case_name_from_path, safe_case_name
 from .colour_table import COLOUR_TABLE_COLUMNS, read_colour_table, write_colour_table
 from .geometry import labelmap_and_affine, ras_to_lps, voxel_volume_ml
 from .nifti import write_label_map_nifti, write_probability_maps
@@ -53,6 +53,7 @@ __all__ = [
     "ras_to_lps",
     "read_colour_table",
     "read_presence_report",
+    "safe_case_name",
     "structure_colours",
     "structure_info",
     "structure_table",

@@ -35,7 +35,7 @@ from monai_sadaan.io.presence import StructurePresence, presence_rows, write_pre
 from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation
 from monai_sadaan.io.structures import StructuresLike, structure_table
 
-__all__ = ["CASE_FILE_SUFFIXES", "case_name_from_path", "SADAAnCaseWriter", "SaveSADAAnOutputsd"]
+__all__ = ["CASE_FILE_SUFFIXES", "case_name_from_path", "safe_case_name", "SADAAnCaseWriter", "SaveSADAAnOutputsd"]
 
 CASE_FILE_SUFFIXES: dict[str, str] = {
     "label_map": "_labels.nii.gz",
@@ -48,7 +48,7 @@ CASE_FILE_SUFFIXES: dict[str, str] = {
 """Output kind -> suffix after the case name; also the keys of the presence JSON's ``files`` entry."""
 
 _IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".tif", ".tiff")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 
 
 def case_name_from_path(path: str | os.PathLike) -> str:
@@ -62,6 +62,13 @@ def case_name_from_path(path: str | os.PathLike) -> str:
         if lower.endswith(ext) and len(name) > len(ext):
             return name[: -len(ext)]
     return name
+
+
+def safe_case_name(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits and ``. _ + -`` replaced by ``_``
+    (``"CT 1 (arterial)"`` -> ``"CT_1_arterial"``); ``"case"`` when nothing is left."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name)).strip("._-")
+    return cleaned or "case"
 
 
 def _check_case_name(case_name: str) -> str:
@@ -211,8 +218,9 @@ class SaveSADAAnOutputsd(MapTransform):
             "confidence": [S], "present": [S]}``.
         probability_key: key of optional [S, X, Y, Z] probability maps (``None``: none written).
         affine_key: key of a [4, 4] voxel-to-RAS affine when the label map is not a MetaTensor.
-        case_name_key: key of the case name; by default it comes from the label map's (or ``image_key``'s)
-            ``filename_or_obj`` metadata.
+        case_name_key: key of the case name; when ``None`` or missing from the data, the name comes from the
+            label map's (or ``image_key``'s) ``filename_or_obj`` metadata. Either way it is made file-safe with
+            :func:`safe_case_name`.
         image_key: where else to look for ``filename_or_obj``.
         output_key: where the written paths go (``None``: not stored).
         structures, absent, write_segmentation, write_probabilities, probability_dtype, threshold:
@@ -250,8 +258,13 @@ class SaveSADAAnOutputsd(MapTransform):
         self.output_key = output_key
 
     def _case_name(self, d: Mapping[Hashable, Any], key: Hashable) -> str:
-        if self.case_name_key is not None:
-            return str(d[self.case_name_key])
+        """The case's file-safe name: ``d[case_name_key]`` when there, else from ``filename_or_obj`` metadata
+        (MONAI Label runs the bundle's postprocessing on dicts without the datalist's ``case`` key)."""
+        name = d.get(self.case_name_key) if self.case_name_key is not None else None
+        if isinstance(name, (list, tuple)) and len(name) == 1:  # a batch of one
+            name = name[0]
+        if name:
+            return safe_case_name(str(name))
         for k in (key, self.image_key):
             value = d.get(k)
             meta = getattr(value, "meta", None) or d.get(f"{k}_meta_dict") or {}
@@ -259,7 +272,7 @@ class SaveSADAAnOutputsd(MapTransform):
             if isinstance(source, (list, tuple)) and len(source) == 1:  # a batch of one
                 source = source[0]
             if source:
-                return case_name_from_path(str(source))
+                return safe_case_name(case_name_from_path(str(source)))
         raise KeyError(
             f"expected a case name: set case_name_key, or give {key!r} or {self.image_key!r} a "
             "'filename_or_obj' in its metadata"

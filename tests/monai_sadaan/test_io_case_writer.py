@@ -13,7 +13,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose
 
 import monai_sadaan.io.case_writer as case_writer_module
-from monai_sadaan.io import SADAAnCaseWriter, SaveSADAAnOutputsd, case_name_from_path, read_presence_report
+from monai_sadaan.io import SADAAnCaseWriter, SaveSADAAnOutputsd, case_name_from_path, read_presence_report, safe_case_name
 
 AFFINE = np.diag([0.7, 0.7, 3.0, 1.0])
 AFFINE[:3, 3] = [-100.0, -120.0, 50.0]
@@ -105,7 +105,7 @@ def test_case_writer_rerun_replaces_the_case(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c1"]
 
 
-@pytest.mark.parametrize("name", ["", "../x", "a/b", ".hidden", "a b"])
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".hidden", "a b", "-x"])
 def test_case_writer_rejects_unsafe_case_names(tmp_path, name):
     with pytest.raises(ValueError, match="case name"):
         SADAAnCaseWriter(tmp_path)(name, _labelmap(), AFFINE, VECTORS)
@@ -151,5 +151,24 @@ def test_save_sadaan_outputsd_without_a_case_name_raises(tmp_path):
     with pytest.raises(KeyError, match="filename_or_obj"):
         t({"pred": _labelmap(), "affine": AFFINE, "presence": VECTORS})
     t = SaveSADAAnOutputsd(keys="pred", output_dir=tmp_path, affine_key="affine", case_name_key="name")
-    out = t({"pred": _labelmap(), "affine": AFFINE, "presence": VECTORS, "name": "n1"})
-    assert (tmp_path / "n1" / "n1_presence.csv").is_file() and out["sadaan_files"]["presence_csv"].endswith("n1_presence.csv")
+    out = t({"pred": _labelmap(), "affine": AFFINE, "presence": VECTORS, "name": ["CT 1 (arterial)"]})
+    assert out["sadaan_files"]["presence_csv"] == str(tmp_path / "CT_1_arterial" / "CT_1_arterial_presence.csv")
+    assert (tmp_path / "CT_1_arterial" / "CT_1_arterial_presence.csv").is_file()
+
+
+def test_save_sadaan_outputsd_falls_back_to_metadata_without_the_case_key(tmp_path):
+    """MONAI Label runs the postprocessing on dicts without the datalist's 'case' key."""
+    pred = MetaTensor(
+        torch.from_numpy(_labelmap()[None].astype(np.int16)),
+        affine=torch.from_numpy(AFFINE),
+        meta={"filename_or_obj": "/studies/abd ct.nrrd"},
+    )
+    out = SaveSADAAnOutputsd(keys="label_map", output_dir=tmp_path, case_name_key="case")(
+        {"label_map": pred, "presence": VECTORS}
+    )
+    assert out["sadaan_files"]["label_map"] == str(tmp_path / "abd_ct" / "abd_ct_labels.nii.gz")
+
+
+@pytest.mark.parametrize("name, safe", [("CT 1 (arterial)", "CT_1_arterial"), ("..", "case"), ("a/b", "a_b"), ("x+y.z", "x+y.z")])
+def test_safe_case_name(name, safe):
+    assert safe_case_name(name) == safe
