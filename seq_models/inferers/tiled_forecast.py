@@ -2,22 +2,67 @@
 
 IAM4VP's mask token has the latent's spatial size, so a model is built for one frame size. A model built for a
 tile runs over larger frames in overlapping tiles; MONAI's ``sliding_window_inference`` cuts the windows and blends
-them (Gaussian or constant weights). Peak memory then follows the tile: only the stitched output, the frame itself
-and one window's activations live at once.
+them (Gaussian or constant weights). Peak memory then follows the tile: besides the frame itself and the stitched
+output, only one window's activations live at once.
+
+Tiles start on the encoder's stride grid (multiples of ``model.spatial_stride`` pixels, 4 for the seed), so every
+tile sees the same latent grid as a whole-frame pass would: away from seams the tiled forecast equals a
+whole-frame pass of the same weights wherever the learned mask token is the same (see ``docs/iam4vp.md``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
 from .forecaster import check_history
 
-__all__ = ["TiledForecaster"]
+__all__ = ["TiledForecaster", "away_from_seams", "plan_tiles"]
+
+
+def plan_tiles(size: int, tile: int, overlap: float, align: int) -> tuple[int, float, list[int]]:
+    """Padded size, MONAI overlap and window starts along one axis, with starts on multiples of ``align``.
+
+    The frame is padded at the end so that ``padded - tile`` is a multiple of ``align``; the step between
+    windows is ``tile * (1 - overlap)`` rounded down to a multiple of ``align`` (at least ``align``), and the
+    overlap handed to MONAI is chosen so that MONAI's own step (``int(tile * (1 - overlap))``) is that value.
+
+    Returns:
+        ``(padded_size, monai_overlap, starts)``.
+    """
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"expected an overlap in [0, 1), got {overlap}")
+    padded = max(size, tile)
+    padded += (-(padded - tile)) % align
+    step = max(align, int(tile * (1.0 - overlap)) // align * align)
+    step = min(step, tile)
+    monai_overlap = 1.0 - (step + 0.5) / tile if step < tile else 0.0
+    count = 1 if padded == tile else math.ceil((padded - tile) / step) + 1
+    starts = sorted({min(i * step, padded - tile) for i in range(count)})
+    return padded, max(0.0, monai_overlap), starts
+
+
+def away_from_seams(size: tuple[int, int], tile: tuple[int, int], starts: tuple[Sequence[int], Sequence[int]], margin: int) -> torch.Tensor:
+    """Mask ``(H, W)``: True where every tile covering the pixel has it at least ``margin`` pixels inside its
+    edges (edges on the frame border do not count: there is no seam there)."""
+    masks = []
+    for axis in range(2):
+        n, t = size[axis], tile[axis]
+        ok = torch.ones(n, dtype=torch.bool)
+        pos = torch.arange(n)
+        for s in starts[axis]:
+            inside = (pos >= s) & (pos < s + t)
+            lo = pos - s if s > 0 else torch.full_like(pos, margin)
+            hi = s + t - 1 - pos if s + t < n else torch.full_like(pos, margin)
+            ok &= ~inside | ((lo >= margin) & (hi >= margin))
+        masks.append(ok)
+    return masks[0][:, None] & masks[1][None, :]
 
 
 class TiledForecaster(Inferer):
@@ -26,11 +71,13 @@ class TiledForecaster(Inferer):
     At each step the history and the stitched earlier predictions are stacked as channels
     ``(B, T·C + k·C, H, W)`` and passed through ``sliding_window_inference``; each window is unfolded back into
     the model's ``(x, previous_predictions, t)``. Predictions are stitched over the whole frame before the next
-    step, so every tile sees its neighbours' earlier forecasts.
+    step, so every tile sees its neighbours' earlier forecasts. Frames are padded at the end (edge values) to
+    fit the aligned tile grid and cropped back.
 
     Args:
         steps: ``K`` (``None``: the model's history length).
-        overlap: fraction of a tile shared with its neighbour, per axis or one value.
+        overlap: fraction of a tile shared with its neighbour, one value or ``(y, x)``; rounded so that tiles
+            start on the model's stride grid.
         mode: blending, ``"gaussian"`` or ``"constant"`` (MONAI ``BlendMode``).
         sigma_scale: Gaussian width as a fraction of the tile.
         sw_batch_size: tiles per forward pass.
@@ -52,12 +99,23 @@ class TiledForecaster(Inferer):
     ) -> None:
         super().__init__()
         self.steps = steps
-        self.overlap = overlap
+        self.overlap = (float(overlap), float(overlap)) if isinstance(overlap, (int, float)) else tuple(float(o) for o in overlap)
+        if len(self.overlap) != 2:
+            raise ValueError(f"expected one overlap or (y, x), got {overlap}")
         self.mode = mode
         self.sigma_scale = sigma_scale
         self.sw_batch_size = sw_batch_size
         self.time_scale = float(time_scale)
         self.progress = progress
+
+    def plan(self, network: nn.Module, height: int, width: int) -> dict[str, Any]:
+        """Tile layout for a frame: ``{"padded": (H', W'), "overlap": (oy, ox), "starts": ([y...], [x...])}``."""
+        net = getattr(network, "module", network)
+        _, _, tile_h, tile_w = net.shape_in
+        align = int(getattr(net, "spatial_stride", 1))
+        ph, oy, sy = plan_tiles(height, tile_h, self.overlap[0], align)
+        pw, ox, sx = plan_tiles(width, tile_w, self.overlap[1], align)
+        return {"padded": (ph, pw), "overlap": (oy, ox), "starts": (sy, sx), "tile": (tile_h, tile_w)}
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, steps: int | None = None, **kwargs: Any) -> torch.Tensor:
         net = getattr(network, "module", network)
@@ -68,9 +126,14 @@ class TiledForecaster(Inferer):
         k_steps = int(steps or self.steps or history_steps)
         history = check_history(inputs, history_steps, channels, k_steps)
         b, t_in, c, h, w = history.shape
+        plan = self.plan(network, h, w)
+        ph, pw = plan["padded"]
         stacked = history.reshape(b, t_in * c, h, w)
+        if (ph, pw) != (h, w):
+            stacked = F.pad(stacked, (0, pw - w, 0, ph - h), mode="replicate")
         outputs: list[torch.Tensor] = []
         for k in range(k_steps):
+
             def predict(window: torch.Tensor, k: int = k) -> torch.Tensor:
                 n = window.shape[0]
                 x = window[:, : t_in * c].reshape(n, t_in, c, tile_h, tile_w)
@@ -83,12 +146,12 @@ class TiledForecaster(Inferer):
                 roi_size=(tile_h, tile_w),
                 sw_batch_size=self.sw_batch_size,
                 predictor=predict,
-                overlap=self.overlap,
+                overlap=plan["overlap"],
                 mode=self.mode,
                 sigma_scale=self.sigma_scale,
                 progress=self.progress,
             )
             pred = torch.as_tensor(pred).clamp(0.0, 1.0)
-            outputs.append(pred)
+            outputs.append(pred[..., :h, :w])
             stacked = torch.cat([stacked, pred], dim=1)
         return torch.stack(outputs, dim=1)

@@ -68,6 +68,10 @@ class IAM4VP(nn.Module):
         self.latent_channels = latent_channels
         h_lat, w_lat = _latent_size(h_in, num_convolutions_space), _latent_size(w_in, num_convolutions_space)
         self.latent_shape = (h_lat, w_lat)
+        self.spatial_stride = 2 ** (num_convolutions_space // 2)  # pixels per latent cell
+        self.num_convolutions_space = num_convolutions_space
+        self.num_convolutions_time = num_convolutions_time
+        self.time_dim = time_dim
 
         self.mask_token = nn.Parameter(torch.zeros(t_in, latent_channels, h_lat, w_lat))
         self.lp = Encoder(c_in, latent_channels, num_convolutions_space)  # learned prior of previous predictions
@@ -91,6 +95,20 @@ class IAM4VP(nn.Module):
     def frame_shape(self) -> tuple[int, int]:
         """``(H, W)`` the model is built for."""
         return self.shape_in[2], self.shape_in[3]
+
+    def for_frame_size(self, height: int, width: int) -> IAM4VP:
+        """A copy for frames of ``height`` × ``width``: the same weights, the mask token repeated periodically
+        over the larger latent grid (and cropped). Used to compare tiled inference with a whole-frame pass."""
+        t_in, c_in, _, _ = self.shape_in
+        other = IAM4VP((t_in, c_in, height, width), self.latent_channels, self.num_convolutions_space,
+                       self.num_convolutions_time, self.time_dim)
+        state = {k: v for k, v in self.state_dict().items() if k != "mask_token"}
+        other.load_state_dict(state, strict=False)
+        h_lat, w_lat = other.latent_shape
+        reps = (1, 1, -(-h_lat // self.latent_shape[0]), -(-w_lat // self.latent_shape[1]))
+        with torch.no_grad():
+            other.mask_token.copy_(self.mask_token.detach().repeat(*reps)[..., :h_lat, :w_lat])
+        return other.train(self.training)
 
     def check_inputs(
         self, x: torch.Tensor, previous_predictions: Sequence[torch.Tensor], t: torch.Tensor | None
