@@ -31,8 +31,11 @@ class GRUStreamingInferer:
         model: :class:`PaddedGRURegressor` or :class:`SingleStepGRURegressor` (weights and batch-norm running
             statistics are copied; later changes to ``model`` are not seen).
         batch_size: number of parallel streams B.
-        check_inputs: validate shape and NaN of every tick (about 3 µs); the hidden state is left unchanged when
-            a tick is refused.
+        check_inputs: validate shape and NaN of every tick; the hidden state is left unchanged when a tick is
+            refused. (The native backend always checks NaN and the element count, in C.)
+        backend: ``"native"``: the tick as one C call (``gru_tick.c``, built with the system compiler on first
+            use, batch 1, float32 CPU); ``"torch"``: the hand-written cell in PyTorch calls; ``"auto"``: native
+            when it can be built and applies, else torch.
 
     Example::
 
@@ -46,7 +49,10 @@ class GRUStreamingInferer:
         model: PaddedGRURegressor | SingleStepGRURegressor | FoldedGRUStep,
         batch_size: int = 1,
         check_inputs: bool = True,
+        backend: str = "auto",
     ) -> None:
+        if backend not in ("auto", "native", "torch"):
+            raise ValueError(f"expected backend 'auto', 'native' or 'torch', got {backend!r}")
         folded = model if isinstance(model, FoldedGRUStep) else FoldedGRUStep.from_model(model)
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
@@ -105,6 +111,22 @@ class GRUStreamingInferer:
             self._v_h = [h[i] for i in range(nl)]
             self._v_x = self._x
             self._v_y = self._y
+        self._native = None
+        native_ok = batch_size == 1 and dtype == torch.float32 and device.type == "cpu"
+        if backend == "native" and not native_ok:
+            raise ValueError(f"expected batch_size 1, float32 and CPU for the native backend, got {batch_size}, {dtype}, {device}")
+        if backend in ("auto", "native") and native_ok:
+            from seq_models.inferers.native import NativeGRUTick
+
+            try:
+                self._native = NativeGRUTick(
+                    w[0::4], w[1::4], w[2::4], w[3::4], folded.linear_weight_t.t(), folded.linear_bias, self._h
+                )
+                self._y_ptr = self._y.data_ptr()
+            except RuntimeError:
+                if backend == "native":
+                    raise
+        self.backend = "native" if self._native is not None else "torch"
 
     @property
     def hidden(self) -> torch.Tensor:
@@ -133,6 +155,16 @@ class GRUStreamingInferer:
         Returns:
             [B, 1] predictions: a view of an internal buffer, overwritten by the next tick.
         """
+        if self._native is not None:
+            if self.check_inputs and tuple(x_t.shape) not in ((1, self.input_size), (self.input_size,)):
+                raise ValueError(f"expected one tick of shape [1, {self.input_size}], got {list(x_t.shape)}")
+            if x_t.numel() != self.input_size:  # memory safety, even unchecked
+                raise ValueError(f"expected {self.input_size} features, got {x_t.numel()}")
+            if x_t.dtype != torch.float32 or not x_t.is_contiguous() or x_t.device.type != "cpu":
+                x_t = x_t.to(device="cpu", dtype=torch.float32).contiguous()
+            if self._native(x_t.data_ptr(), self._y_ptr) != 0:
+                raise ValueError("expected finite features, got NaN in x_t")
+            return self._y
         if self.check_inputs:
             shape = tuple(x_t.shape)
             if shape != (self.batch_size, self.input_size) and not (self.batch_size == 1 and shape == (self.input_size,)):

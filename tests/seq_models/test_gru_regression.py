@@ -206,25 +206,37 @@ def test_folded_step_equals_single_step_and_scripts():
     assert (y_ts - y_ref).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("batch_size", [1, 3])
-def test_streaming_inferer_equals_batch_model(batch_size):
-    model = _trained_stats(PaddedGRURegressor(6, 10, 3), 6)
+def _native_available() -> bool:
+    from seq_models.inferers.native import load_gru_tick_library
+
+    return load_gru_tick_library() is not None
+
+
+@pytest.mark.parametrize("batch_size,backend", [(1, "torch"), (3, "torch"), (1, "native")])
+def test_streaming_inferer_equals_batch_model(batch_size, backend):
+    if backend == "native" and not _native_available():
+        pytest.skip("no C compiler for the native GRU tick")
+    model = _trained_stats(PaddedGRURegressor(6, 72, 3), 6)  # 3 * 72 = 216: vector blocks plus a scalar remainder
     x = torch.randn(batch_size, 15, 6) * 3 + 1.5
     with torch.no_grad():
         y_batch = model(x)
-    streamer = GRUStreamingInferer(model, batch_size=batch_size)
+    streamer = GRUStreamingInferer(model, batch_size=batch_size, backend=backend)
+    assert streamer.backend == backend
     y_stream = streamer.run(x)
     assert (y_stream - y_batch).abs().max() <= 1e-5
     # tick API continues from the carried state; reset starts over
     streamer.reset()
     first = streamer.step(x[:, 0]).clone()
     torch.testing.assert_close(first[:, 0], y_batch[:, 0], atol=1e-5, rtol=0)
-    assert streamer.hidden.shape == (3, batch_size, 10)
+    assert streamer.hidden.shape == (3, batch_size, 72)
 
 
-def test_streaming_inferer_refuses_bad_ticks_without_touching_state():
+@pytest.mark.parametrize("backend", ["torch", "native"])
+def test_streaming_inferer_refuses_bad_ticks_without_touching_state(backend):
+    if backend == "native" and not _native_available():
+        pytest.skip("no C compiler for the native GRU tick")
     model = _trained_stats(PaddedGRURegressor(4, 8, 2), 4)
-    streamer = GRUStreamingInferer(model)
+    streamer = GRUStreamingInferer(model, backend=backend)
     streamer.step(torch.randn(4))
     before = streamer.hidden
     with pytest.raises(ValueError, match=r"expected one tick of shape \[1, 4\], got \[1, 5\]"):
@@ -234,6 +246,13 @@ def test_streaming_inferer_refuses_bad_ticks_without_touching_state():
     torch.testing.assert_close(streamer.hidden, before)
     with pytest.raises(ValueError, match=r"expected a hidden state of shape \[2, 1, 8\], got \[2, 8\]"):
         streamer.reset(torch.zeros(2, 8))
+    # a restored state continues exactly like the original stream
+    x = torch.randn(4)
+    y_a = streamer.step(x).clone()
+    streamer.reset(before)
+    streamer.step(torch.randn(4))
+    streamer.reset(before)
+    torch.testing.assert_close(streamer.step(x), y_a)
 
 
 def test_masked_loss_ignores_padding():

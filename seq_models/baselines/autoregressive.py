@@ -1,0 +1,77 @@
+"""Baselines for one-series regression: persistence and a linear autoregressive model (least squares)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["persistence_forecast", "LinearARForecaster"]
+
+
+def persistence_forecast(series: np.ndarray, test_size: int, horizon: int = 1) -> np.ndarray:
+    """Predict the last ``test_size`` values as the value ``horizon`` steps earlier.
+
+    Args:
+        series: [N] raw values.
+        test_size: length of the scored tail.
+        horizon: steps ahead.
+
+    Returns:
+        [test_size] predictions of ``series[-test_size:]``.
+    """
+    y = np.asarray(series, dtype=np.float64)
+    n = len(y)
+    if not 1 <= test_size <= n - horizon:
+        raise ValueError(f"expected test_size in [1, {n - horizon}], got {test_size}")
+    return y[n - test_size - horizon : n - horizon]
+
+
+class LinearARForecaster:
+    """Direct linear AR: ``y_{t+h} = c + sum_k a_k y_{t-k}``, fitted by least squares on the training head.
+
+    The order is chosen by AIC on the training head with statsmodels' ``ar_select_order`` (up to ``max_order``)
+    unless ``order`` is given.
+
+    Args:
+        order: fixed number of lags, or ``None`` to select it.
+        max_order: largest order tried by the selection.
+        horizon: steps ahead (>= 1).
+    """
+
+    def __init__(self, order: int | None = None, max_order: int = 30, horizon: int = 1) -> None:
+        if horizon < 1:
+            raise ValueError(f"expected horizon >= 1, got {horizon}")
+        self.order, self.max_order, self.horizon = order, max_order, horizon
+        self.coef: np.ndarray | None = None
+
+    def _design(self, y: np.ndarray, p: int) -> np.ndarray:
+        n = len(y)
+        cols = [y[p - 1 - k : n - k] for k in range(p)]  # row i: y_{t}, ..., y_{t-p+1} with t = p - 1 + i
+        return np.column_stack([np.ones(n - p + 1), *cols])
+
+    def fit(self, train: np.ndarray) -> LinearARForecaster:
+        """Fit on the training head [N_train] (raw values)."""
+        y = np.asarray(train, dtype=np.float64)
+        if self.order is None:
+            from statsmodels.tsa.ar_model import ar_select_order
+
+            sel = ar_select_order(y, maxlag=min(self.max_order, len(y) // 4), ic="aic", trend="c")
+            self.order = int(max(sel.ar_lags)) if sel.ar_lags else 1
+        p, h = int(self.order), self.horizon
+        if len(y) < p + h + 2:
+            raise ValueError(f"expected at least {p + h + 2} training values for order {p}, got {len(y)}")
+        x = self._design(y, p)[: len(y) - p + 1 - h]
+        target = y[p - 1 + h :]
+        self.coef, *_ = np.linalg.lstsq(x, target, rcond=None)
+        return self
+
+    def predict_tail(self, series: np.ndarray, test_size: int) -> np.ndarray:
+        """Predictions of ``series[-test_size:]`` from the true values ``horizon`` steps earlier and before."""
+        if self.coef is None:
+            raise RuntimeError("call fit() before predict_tail()")
+        y = np.asarray(series, dtype=np.float64)
+        p, h, n = int(self.order), self.horizon, len(y)
+        if n - test_size - h < p - 1:
+            raise ValueError(f"expected at least {p} values before the scored tail, got {n - test_size - h + 1}")
+        x = self._design(y, p)  # row for origin t is t - (p - 1)
+        origins = np.arange(n - test_size - h, n - h)
+        return x[origins - (p - 1)] @ self.coef

@@ -1,0 +1,144 @@
+"""Real univariate series shipped with statsmodels (no network), turned into GRU regression inputs.
+
+:func:`load_statsmodels_series` reads one of the datasets statsmodels bundles with the package;
+:class:`SeriesRegressionData` standardises it with training-part statistics and builds per-step features and a
+``horizon``-ahead target, split into a training head and a held-out tail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seq_models.data.windows import SlidingWindowDataset
+
+__all__ = ["STATSMODELS_SERIES", "load_statsmodels_series", "SeriesRegressionData"]
+
+#: name → (loader description, seasonal period or None)
+STATSMODELS_SERIES: dict[str, int | None] = {"sunspots": None, "elnino": 12, "nile": None, "co2": 52}
+
+
+def load_statsmodels_series(name: str) -> np.ndarray:
+    """A real series as a float64 array [N].
+
+    Args:
+        name: ``"sunspots"`` (yearly sunspot activity 1700-2008, 309 values), ``"elnino"`` (monthly sea surface
+            temperature 1950-2010, 732 values), ``"nile"`` (yearly Nile flow 1871-1970, 100 values) or ``"co2"``
+            (weekly Mauna Loa CO2 1958-2001, 2284 values; its missing weeks linearly interpolated).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    import statsmodels.api as sm
+
+    if name == "sunspots":
+        y = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    elif name == "elnino":
+        y = sm.datasets.elnino.load_pandas().data.iloc[:, 1:].to_numpy().reshape(-1)
+    elif name == "nile":
+        y = sm.datasets.nile.load_pandas().data["volume"].to_numpy()
+    elif name == "co2":
+        y = sm.datasets.co2.load_pandas().data["co2"].interpolate().bfill().to_numpy()
+    else:
+        raise ValueError(f"expected one of {sorted(STATSMODELS_SERIES)}, got {name!r}")
+    return np.asarray(y, dtype=np.float64)
+
+
+@dataclass
+class SeriesRegressionData:
+    """Features, targets and a train / held-out split for one-series regression.
+
+    Features at step t (all standardised with the training part's mean and std):
+    ``[z_t, z_t - z_{t-1}]`` plus ``[sin, cos](2 pi t / period)`` when ``period`` is set.
+    Target at step t: ``z_{t + horizon}``. The last ``horizon`` steps have no target and are never used.
+
+    Args:
+        series: [N] raw values.
+        test_size: length of the held-out tail (targets ``N - test_size .. N - 1`` are scored).
+        horizon: steps ahead (>= 1).
+        period: seasonal period for the calendar features, or ``None``.
+    """
+
+    series: np.ndarray
+    test_size: int
+    horizon: int = 1
+    period: int | None = None
+    mean: float = field(init=False)
+    std: float = field(init=False)
+    features: np.ndarray = field(init=False)
+    targets: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        y = np.asarray(self.series, dtype=np.float64)
+        if y.ndim != 1:
+            raise ValueError(f"expected a 1-D series, got shape {y.shape}")
+        if not np.isfinite(y).all():
+            raise ValueError(f"expected a finite series, got {int((~np.isfinite(y)).sum())} non-finite value(s)")
+        if self.horizon < 1:
+            raise ValueError(f"expected horizon >= 1, got {self.horizon}")
+        if not 1 <= self.test_size < len(y) - self.horizon - 2:
+            raise ValueError(f"expected test_size in [1, {len(y) - self.horizon - 3}] for {len(y)} values, got {self.test_size}")
+        self.series = y
+        train = y[: len(y) - self.test_size]
+        self.mean, self.std = float(train.mean()), float(train.std()) or 1.0
+        z = self.scale(y)
+        feats = [z, np.r_[0.0, np.diff(z)]]
+        if self.period:
+            t = np.arange(len(y))
+            feats += [np.sin(2 * np.pi * t / self.period), np.cos(2 * np.pi * t / self.period)]
+        self.features = np.stack(feats, axis=1).astype(np.float32)
+        self.targets = np.r_[z[self.horizon :], np.zeros(self.horizon)].astype(np.float32)
+
+    @property
+    def train_end(self) -> int:
+        """First step whose target lies in the held-out tail: training uses steps ``< train_end`` only."""
+        return len(self.series) - self.test_size - self.horizon
+
+    @property
+    def num_features(self) -> int:
+        return int(self.features.shape[1])
+
+    def scale(self, values: np.ndarray) -> np.ndarray:
+        """Raw values → standardised."""
+        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
+
+    def unscale(self, values: np.ndarray) -> np.ndarray:
+        """Standardised → raw values."""
+        return np.asarray(values, dtype=np.float64) * self.std + self.mean
+
+    def test_truth(self) -> np.ndarray:
+        """Raw values of the held-out tail [test_size]."""
+        return self.series[-self.test_size :]
+
+    def test_predictions(self, per_step_prediction: np.ndarray) -> np.ndarray:
+        """Pick, from predictions made at every step [N] (standardised), those whose target is the tail; raw units."""
+        p = np.asarray(per_step_prediction)
+        if p.shape != (len(self.series),):
+            raise ValueError(f"expected one prediction per step, shape ({len(self.series)},), got {p.shape}")
+        return self.unscale(p[self.train_end : self.train_end + self.test_size])
+
+    @classmethod
+    def from_statsmodels(cls, name: str, test_size: int, horizon: int = 1, period: int | None = -1) -> SeriesRegressionData:
+        """Load ``name`` with :func:`load_statsmodels_series`; ``period=-1`` takes the dataset's own period."""
+        if period == -1:
+            period = STATSMODELS_SERIES.get(name)
+        return cls(load_statsmodels_series(name), test_size=test_size, horizon=horizon, period=period)
+
+    def train_windows(self, window: int, stride: int, val_size: int = 0) -> SlidingWindowDataset:
+        """Training windows (dict items) over steps ``[0, train_end - val_size)``; a short tail window is padded."""
+        end = self.train_end - val_size
+        if end < window:
+            raise ValueError(f"expected at least window = {window} training steps, got {end}")
+        return SlidingWindowDataset(
+            self.features[:end], window, stride=stride, targets=self.targets[:end], drop_last=False, as_dict=True
+        )
+
+    def val_windows(self, window: int, val_size: int) -> SlidingWindowDataset:
+        """Validation windows over the last ``val_size`` training steps, each with ``window // 2`` steps of lead-in
+        before it (the lead-in's targets are inside the training range and also counted)."""
+        if not 1 <= val_size < self.train_end - window:
+            raise ValueError(f"expected val_size in [1, {self.train_end - window - 1}], got {val_size}")
+        start = max(0, self.train_end - val_size - window // 2)
+        feats, tg = self.features[start : self.train_end], self.targets[start : self.train_end]
+        return SlidingWindowDataset(feats, min(window, len(feats)), stride=max(1, window // 2), targets=tg, drop_last=False, as_dict=True)
