@@ -65,6 +65,8 @@ def load_gru_tick_library() -> ctypes.CDLL | None:
     if _TRIED:
         return _LIB
     _TRIED = True
+    if not _SOURCE.is_file():  # e.g. an install that did not ship the C source
+        return None
     cache = Path(os.environ.get("SEQ_MODELS_CACHE", Path.home() / ".cache" / "seq_models"))
     src = _SOURCE.read_bytes()
     for flags in (["-O3", "-march=native"], ["-O3"]):
