@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["SEVIRI_CHANNELS", "generate_cloud_frames", "generate_cloud_dataset"]
+__all__ = ["SEVIRI_CHANNELS", "generate_cloud_frames", "generate_cloud_dataset", "main"]
 
 SEVIRI_CHANNELS: tuple[str, ...] = (
     "IR_016", "IR_039", "IR_087", "IR_097", "IR_108", "IR_120", "IR_134", "VIS006", "VIS008", "WV_062", "WV_073",
@@ -128,3 +128,28 @@ def generate_cloud_dataset(num_steps: int, height: int = 64, width: int = 64, nu
         name="data",
         attrs={"description": "synthetic advected, growing and decaying clouds", "units": "scaled to [0, 1]"},
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write a synthetic frame sequence: ``python -m seq_models.data.cloud_generator --output clouds.zarr``."""
+    import argparse
+
+    from .satellite import write_frames
+
+    parser = argparse.ArgumentParser(description="Synthetic cloud frames (time, channel, y, x) as Zarr or NetCDF.")
+    parser.add_argument("--output", required=True, help="*.zarr or *.nc")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=11)
+    parser.add_argument("--missing_fraction", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    da = generate_cloud_dataset(
+        args.steps, args.height, args.width, args.channels, missing_fraction=args.missing_fraction, seed=args.seed
+    )
+    print(write_frames(da, args.output))
+
+
+if __name__ == "__main__":
+    main()

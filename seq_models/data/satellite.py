@@ -59,7 +59,7 @@ def open_satellite_frames(
     if not p.exists():
         raise FileNotFoundError(f"expected a Zarr store or NetCDF file, got a missing path: {p}")
     if p.is_dir() or p.suffix == ".zarr":
-        ds = xr.open_zarr(p)
+        ds = xr.open_zarr(p, consolidated=False)
     elif p.suffix in (".nc", ".nc4", ".h5", ".netcdf"):
         ds = xr.open_dataset(p, engine="h5netcdf")
     else:
@@ -81,11 +81,13 @@ def write_frames(frames: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> 
     """Write a DataArray / Dataset atomically as Zarr (``*.zarr``) or NetCDF (``*.nc``). Returns the path."""
     p = Path(path)
     ds = frames.to_dataset() if isinstance(frames, xr.DataArray) else frames
+    if "channel" in ds.coords and ds["channel"].dtype.kind == "U":  # variable-length strings: portable in Zarr v3
+        ds = ds.assign_coords(channel=ds["channel"].values.astype(object))
     if p.suffix == ".zarr":
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{p.stem}.", suffix=".tmp.zarr", dir=p.parent))
         try:
-            ds.to_zarr(tmp, mode="w")
+            ds.to_zarr(tmp, mode="w", consolidated=False)
             if p.exists():
                 shutil.rmtree(p)
             os.replace(tmp, p)
@@ -108,21 +110,23 @@ class SatelliteWindowDataset(Dataset):
     ``(y0, y1, x0, x1)`` cuts a fixed window of every frame.
 
     Args:
-        frames: ``(time, channel, y, x)`` DataArray or array.
+        frames: ``(time, channel, y, x)`` DataArray or array, or a Zarr / NetCDF path.
         history_steps: ``T``.
-        forecast_steps: ``K``.
+        forecast_steps: ``K``; 0 gives history-only items (inference without truth).
         stride: frames between window starts.
         region: optional ``(y0, y1, x0, x1)`` crop.
     """
 
     def __init__(
         self,
-        frames: xr.DataArray | np.ndarray,
+        frames: xr.DataArray | np.ndarray | str | os.PathLike,
         history_steps: int = 12,
         forecast_steps: int = 6,
         stride: int = 1,
         region: Sequence[int] | None = None,
     ) -> None:
+        if isinstance(frames, (str, os.PathLike)):
+            frames = open_satellite_frames(frames)
         if isinstance(frames, xr.DataArray):
             frames = check_frames(frames).values
         frames = np.asarray(frames, dtype=np.float32)
@@ -131,8 +135,10 @@ class SatelliteWindowDataset(Dataset):
         if region is not None:
             y0, y1, x0, x1 = region
             frames = frames[:, :, y0:y1, x0:x1]
-        if history_steps < 1 or forecast_steps < 1 or stride < 1:
-            raise ValueError(f"expected positive history, forecast steps and stride, got {history_steps}, {forecast_steps}, {stride}")
+        if history_steps < 1 or forecast_steps < 0 or stride < 1:
+            raise ValueError(
+                f"expected history_steps >= 1, forecast_steps >= 0 and stride >= 1, got {history_steps}, {forecast_steps}, {stride}"
+            )
         need = history_steps + forecast_steps
         if frames.shape[0] < need:
             raise ValueError(f"expected at least {need} frames ({history_steps} history + {forecast_steps} forecast), got {frames.shape[0]}")
@@ -148,7 +154,7 @@ class SatelliteWindowDataset(Dataset):
             raise IndexError(f"expected an index in [0, {self._count}), got {index}")
         start = (index % self._count) * self.stride
         mid = start + self.history_steps
-        return {
-            "history": torch.from_numpy(self.frames[start:mid].copy()),
-            "target": torch.from_numpy(self.frames[mid : mid + self.forecast_steps].copy()),
-        }
+        item = {"history": torch.from_numpy(self.frames[start:mid].copy())}
+        if self.forecast_steps:
+            item["target"] = torch.from_numpy(self.frames[mid : mid + self.forecast_steps].copy())
+        return item

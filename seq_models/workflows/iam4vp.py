@@ -21,7 +21,12 @@ from seq_models.inferers.forecaster import AutoregressiveForecaster
 from seq_models.losses.forecast_loss import NaNAwareForecastLoss
 from seq_models.metrics.forecast_metrics import ForecastMetric
 
-__all__ = ["create_iam4vp_evaluator", "create_iam4vp_trainer", "forecast_prepare_batch"]
+__all__ = ["create_iam4vp_evaluator", "create_iam4vp_trainer", "forecast_prepare_batch", "lower_is_better"]
+
+
+def lower_is_better(current: float, previous: float) -> bool:
+    """``metric_cmp_fn`` for errors (MAE): MONAI starts the best metric at -1, which any error beats."""
+    return previous < 0 or current < previous
 
 
 def forecast_prepare_batch(history_key: str = "history", target_key: str = "target") -> DictTargetPrepareBatch:
@@ -101,7 +106,7 @@ def create_iam4vp_evaluator(
         inferer=inferer if inferer is not None else AutoregressiveForecaster(steps=steps, clamp_output=True),
         key_val_metric={"val_mae": metric("mae")},
         additional_metrics={"val_mse": metric("mse"), "val_ssim": metric("ssim")},
-        metric_cmp_fn=lambda current, prev: current < prev if prev is not None and prev >= 0 else True,
+        metric_cmp_fn=lower_is_better,
         val_handlers=list(val_handlers),
         decollate=False,
     )
