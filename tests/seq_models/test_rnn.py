@@ -161,3 +161,15 @@ def test_bad_input():
         LSTMModel()(torch.randn(1, 2, 10), (torch.zeros(1, 1, 20), torch.zeros(2, 1, 20)))
     with pytest.raises(ValueError, match="expected hidden_dim >= 1, got 0"):
         VanillaRNN(10, 0, 5)
+
+
+def test_primer_doc_snippets_run(capsys):
+    """docs/rnn_primer.md's code blocks run in order and print the seed's parameter counts."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "rnn_primer.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(), re.S))
+    exec(compile(code, str(doc), "exec"), {})
+    out = capsys.readouterr().out
+    assert "Total params: 745" in out and "Total params: 2,365" in out
