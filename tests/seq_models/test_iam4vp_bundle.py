@@ -1,0 +1,138 @@
+"""IAM4VP bundle: train, inference and evaluate configs run end to end on tiny synthetic frames; writers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from monai.bundle import ConfigWorkflow
+
+from seq_models.data.cloud_generator import generate_cloud_dataset
+from seq_models.data.satellite import write_frames
+from seq_models.handlers import ForecastScoreReport
+from seq_models.writers import forecast_dataset, plot_forecast_strips, write_forecast
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "iam4vp_cloudcasting"
+TINY = {
+    "history_steps": 2,
+    "forecast_steps": 2,
+    "frame_height": 16,
+    "frame_width": 16,
+    "latent_channels": 4,
+    "num_convolutions_time": 1,
+    "batch_size": 4,
+    "device": "cpu",
+}
+
+
+def run(bundle: Path, config: str, **overrides) -> ConfigWorkflow:
+    workflow = ConfigWorkflow(
+        config_file=str(bundle / "configs" / config),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        logging_file=str(bundle / "configs" / "logging.conf"),
+        workflow_type="train" if config == "train.json" else "infer",
+        bundle_root=str(bundle),
+        **TINY,
+        **overrides,
+    )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+def test_metadata_has_the_mandatory_keys():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    schema = json.loads((BUNDLE / "configs" / "metadata_schema.json").read_text())
+    assert set(schema["required"]) <= set(meta)
+    assert meta["network_data_format"]["inputs"]["history"]["num_channels"] == 11
+    for name in ("train.json", "inference.json", "evaluate.json"):
+        assert "network_def" in json.loads((BUNDLE / "configs" / name).read_text())
+
+
+def test_bundle_train_inference_evaluate(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE / "configs", bundle / "configs")
+    write_frames(generate_cloud_dataset(16, 16, 16, seed=0), bundle / "data" / "train.zarr")
+    write_frames(generate_cloud_dataset(8, 16, 16, seed=1), bundle / "data" / "val.zarr")
+    write_frames(generate_cloud_dataset(4, 20, 36, missing_fraction=0.1, seed=2), bundle / "data" / "test.zarr")
+
+    run(bundle, "train.json", max_epochs=1)
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    assert "mask_token" in state or "mask_token" in state.get("model", {})
+
+    run(bundle, "inference.json", file_format="nc")
+    out = xr.open_dataset(bundle / "eval" / "forecast_00000.nc", engine="h5netcdf")
+    assert out["forecast"].shape == (2, 11, 20, 36)  # frames larger than the 16x16 tile: tiled inference
+    assert float(out["forecast"].min()) >= 0 and float(out["forecast"].max()) <= 1
+    assert {"history", "truth"} <= set(out.data_vars)
+    assert sorted(p.name for p in (bundle / "eval").glob("forecast_00000_*.png")) == [
+        "forecast_00000_infrared.png", "forecast_00000_visible.png", "forecast_00000_water_vapour.png"
+    ]
+    out.close()
+
+    run(bundle, "evaluate.json")
+    summary = json.loads((bundle / "eval" / "summary.json").read_text())
+    assert set(summary) == {"IAM4VP", "persistence", "optical_flow"}
+    assert len(summary["IAM4VP"]["mae"]) == 2
+    assert (bundle / "eval" / "scores.csv").read_text().count("\n") == 1 + 3 * 2 * 11
+
+
+def test_bundle_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE / "configs", bundle / "configs")
+    write_frames(generate_cloud_dataset(4, 16, 16, seed=2), bundle / "data" / "test.zarr")
+    from seq_models.networks.iam4vp import IAM4VP
+
+    (bundle / "models").mkdir()
+    torch.save(IAM4VP((2, 11, 16, 16), latent_channels=8, num_convolutions_time=1).state_dict(), bundle / "models" / "model.pt")
+    from monai_sadaan.utils import CheckpointError
+
+    with pytest.raises(RuntimeError) as info:  # MONAI wraps the handler's error in "Failed to evaluate ..."
+        run(bundle, "inference.json")
+    chain, err = [], info.value
+    while err is not None:
+        chain.append(err)
+        err = err.__cause__
+    assert any(isinstance(e, CheckpointError) and "made for another configuration of IAM4VP" in str(e) for e in chain)
+    assert not (bundle / "eval").exists() or not list((bundle / "eval").glob("forecast_*"))  # nothing written
+
+
+def test_forecast_dataset_writer_and_strips(tmp_path):
+    forecast = np.random.rand(3, 11, 8, 10).astype(np.float32)
+    history = np.random.rand(4, 11, 8, 10).astype(np.float32)
+    ds = forecast_dataset(forecast, history=history, truth=forecast * 0.5)
+    assert ds["lead_time"].values.tolist() == [15, 30, 45]
+    assert ds["history_time"].values.tolist() == [-45, -30, -15, 0]
+    for suffix in (".nc", ".zarr"):
+        path = write_forecast(ds, tmp_path / f"f{suffix}")
+        back = xr.open_zarr(path) if suffix == ".zarr" else xr.open_dataset(path, engine="h5netcdf")
+        np.testing.assert_array_equal(back["forecast"].values, forecast)
+        back.close()
+    paths = plot_forecast_strips(ds, tmp_path / "strip", groups={"ir": ["IR_108", "IR_120"], "none": ["XX"]})
+    assert [p.name for p in paths] == ["strip_ir.png"] and paths[0].read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"expected truth of the forecast's shape \(3, 11, 8, 10\), got \(2, 11, 8, 10\)"):
+        forecast_dataset(forecast, truth=forecast[:2])
+
+
+def test_score_report_pools_pixels_like_the_metrics(tmp_path):
+    class Engine:
+        class state:
+            output = None
+
+    report = ForecastScoreReport(tmp_path, baselines=("persistence",))
+    history = torch.rand(2, 3, 2, 8, 8)
+    truth = torch.rand(2, 2, 2, 8, 8)
+    Engine.state.output = {"image": history, "pred": truth.clone(), "label": {"target": truth}}
+    report.update(Engine)
+    results = report.results()
+    np.testing.assert_allclose(results["IAM4VP"]["mae"], 0.0)
+    expected = (history[:, -1:].expand(-1, 2, -1, -1, -1) - truth).abs().mean(dim=(0, 3, 4)).numpy()
+    np.testing.assert_allclose(results["persistence"]["mae"], expected, rtol=1e-5)
+    report.write()
+    assert (tmp_path / "mae_by_lead.png").exists() and (tmp_path / "summary.json").exists()
