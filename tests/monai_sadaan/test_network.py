@@ -299,3 +299,40 @@ def test_inference_wrapper_trace_matches_eager():
         torch.testing.assert_close(tensors[2], ref["confidence_scores"])
     with pytest.raises(ValueError, match="expected input of shape"):
         wrapper(torch.zeros(1, 1, 16, 16, 16))
+
+
+@pytest.mark.parametrize("memory_efficient_head", [True, False])
+def test_fused_inference_matches_plain_eval(memory_efficient_head):
+    plain = randomise(tiny_net(memory_efficient_head=memory_efficient_head), seed=4).eval()
+    fused = copy.deepcopy(plain)
+    fused.fused_inference = True
+    assert fused.encoder.fuse_batchnorm
+    x = tiny_input(seed=4)
+    with torch.no_grad():
+        a, b = plain(x), fused(x)
+    assert tuple(b) == SADAAN_OUTPUT_KEYS
+    for key in SADAAN_OUTPUT_KEYS:
+        assert b[key].shape == a[key].shape, key
+        torch.testing.assert_close(b[key], a[key], atol=2e-5, rtol=1e-4, msg=key)
+    assert a["feature_responses"].abs().max() > 1.0  # a non-trivial comparison
+    # training mode ignores the flag: batch statistics, running statistics updated, modules called as usual
+    fused.train()
+    plain.train()
+    torch.manual_seed(3)
+    ta = plain(x)
+    torch.manual_seed(3)
+    tb = fused(x)
+    assert torch.equal(ta["segmentation_logits"], tb["segmentation_logits"])
+    assert torch.equal(plain.encoder.enc1[1].running_mean, fused.encoder.enc1[1].running_mean)
+
+
+def test_fold_conv_bn_matches_eval_batchnorm():
+    from monai_sadaan.networks.blocks.inference_fusion import fold_conv_bn
+
+    conv, bn = nn.Conv3d(3, 4, 3, padding=1), nn.BatchNorm3d(4)
+    randomise(nn.Sequential(conv, bn), seed=8).eval()
+    x = torch.randn(2, 3, 5, 6, 7)
+    weight, bias = fold_conv_bn(conv, bn)
+    torch.testing.assert_close(torch.nn.functional.conv3d(x, weight, bias, padding=1), bn(conv(x)), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="running statistics"):
+        fold_conv_bn(conv, nn.BatchNorm3d(4, track_running_stats=False))

@@ -85,6 +85,26 @@ class AnatomicalAttentionModule(nn.Module):
         """The learned prior ``sigmoid(position_embeddings)``, shape ``[1, S, D, H, W]``."""
         return torch.sigmoid(self.position_embeddings)
 
+    def combine(
+        self, spatial_attention: torch.Tensor, feature_responses: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Apply the position prior and compute alignment scores from the two convolution branches.
+
+        Args:
+            spatial_attention: ``attention_conv`` output ``[B, S, D, H, W]`` in [0, 1].
+            feature_responses: ``feature_matcher`` output ``[B, S, D, H, W]`` (logits).
+
+        Returns:
+            ``(attention_maps, feature_responses, alignment_scores, position_priors)`` as :meth:`forward`.
+        """
+        prior = self.position_prior()
+        attention_maps = spatial_attention * prior
+        mass = attention_maps.sum(dim=(2, 3, 4))
+        agreement = (attention_maps * torch.sigmoid(feature_responses)).sum(dim=(2, 3, 4))
+        alignment_scores = agreement / (mass + self.eps)
+        position_priors = prior.expand(spatial_attention.shape[0], -1, -1, -1, -1)
+        return attention_maps, feature_responses, alignment_scores, position_priors
+
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Args:
@@ -101,10 +121,4 @@ class AnatomicalAttentionModule(nn.Module):
         else:
             spatial_attention = self.attention_conv(features)
             feature_responses = self.feature_matcher(features)
-        prior = self.position_prior()
-        attention_maps = spatial_attention * prior
-        mass = attention_maps.sum(dim=(2, 3, 4))
-        agreement = (attention_maps * torch.sigmoid(feature_responses)).sum(dim=(2, 3, 4))
-        alignment_scores = agreement / (mass + self.eps)
-        position_priors = prior.expand(features.shape[0], -1, -1, -1, -1)
-        return attention_maps, feature_responses, alignment_scores, position_priors
+        return self.combine(spatial_attention, feature_responses)

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from monai_sadaan.networks.blocks.double_conv import double_conv3d
+from monai_sadaan.networks.blocks.inference_fusion import run_folded_double_conv
 from monai_sadaan.networks.utils import checkpoint_call
 
 __all__ = ["Encoder"]
@@ -32,6 +33,8 @@ class Encoder(nn.Module):
         feature_channels: channels of the returned full-resolution feature map.
         gradient_checkpointing: recompute the full-resolution stages (``enc1``; ``up1``/``dec1``/``final_conv``)
             in backward instead of storing their activations. Outputs and gradients are unchanged.
+        fuse_batchnorm: in eval mode, fold every BatchNorm into the convolution before it (one pass instead of
+            three per layer; same outputs up to float rounding). Training mode is unaffected.
 
     Raises:
         ValueError: when ``features`` does not hold five positive widths or a channel count is not positive.
@@ -43,6 +46,7 @@ class Encoder(nn.Module):
         features: Sequence[int] = (16, 32, 64, 128, 256),
         feature_channels: int = 128,
         gradient_checkpointing: bool = False,
+        fuse_batchnorm: bool = False,
     ) -> None:
         super().__init__()
         features = tuple(int(f) for f in features)
@@ -57,6 +61,7 @@ class Encoder(nn.Module):
         self.features = features
         self.feature_channels = feature_channels
         self.gradient_checkpointing = gradient_checkpointing
+        self.fuse_batchnorm = fuse_batchnorm
 
         self.enc1 = double_conv3d(in_channels, f1)
         self.pool = nn.MaxPool3d(kernel_size=2)
@@ -76,9 +81,15 @@ class Encoder(nn.Module):
 
         self.final_conv = nn.Conv3d(f1, feature_channels, kernel_size=1)
 
+    def _double_conv(self, x: torch.Tensor, block: nn.Sequential) -> torch.Tensor:
+        """Run one double convolution, BatchNorms folded when ``fuse_batchnorm`` applies (eval mode)."""
+        if self.fuse_batchnorm and not self.training:
+            return run_folded_double_conv(x, block)
+        return block(x)
+
     def _full_resolution_head(self, d2: torch.Tensor, e1: torch.Tensor) -> torch.Tensor:
         """``up1 -> concat with enc1 -> dec1 -> final_conv``: the last, full-resolution stage."""
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        d1 = self._double_conv(torch.cat([self.up1(d2), e1], dim=1), self.dec1)
         return self.final_conv(d1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,17 +102,17 @@ class Encoder(nn.Module):
         """
         checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
         if checkpointing:
-            e1 = checkpoint_call(self.enc1, x, modules=[self.enc1])
+            e1 = checkpoint_call(self._double_conv, x, self.enc1, modules=[self.enc1])
         else:
-            e1 = self.enc1(x)
-        e2 = self.enc2(self.pool(e1))
-        e3 = self.enc3(self.pool(e2))
-        e4 = self.enc4(self.pool(e3))
-        e5 = self.enc5(self.pool(e4))
+            e1 = self._double_conv(x, self.enc1)
+        e2 = self._double_conv(self.pool(e1), self.enc2)
+        e3 = self._double_conv(self.pool(e2), self.enc3)
+        e4 = self._double_conv(self.pool(e3), self.enc4)
+        e5 = self._double_conv(self.pool(e4), self.enc5)
 
-        d4 = self.dec4(torch.cat([self.up4(e5), e4], dim=1))
-        d3 = self.dec3(torch.cat([self.up3(d4), e3], dim=1))
-        d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
+        d4 = self._double_conv(torch.cat([self.up4(e5), e4], dim=1), self.dec4)
+        d3 = self._double_conv(torch.cat([self.up3(d4), e3], dim=1), self.dec3)
+        d2 = self._double_conv(torch.cat([self.up2(d3), e2], dim=1), self.dec2)
         if checkpointing:
             return checkpoint_call(
                 self._full_resolution_head, d2, e1, modules=[self.up1, self.dec1, self.final_conv]

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
 from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
 from monai_sadaan.networks.blocks.encoder import Encoder
+from monai_sadaan.networks.blocks.inference_fusion import fold_conv_bn, run_folded_conv_bn_relu
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
 
 __all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
@@ -61,6 +63,11 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         dropout: dropout probability in the presence classifiers.
         gradient_checkpointing: recompute the full-resolution stages in backward (less memory, more time;
             identical outputs, gradients and BatchNorm statistics).
+        fused_inference: in eval mode run a faster, mathematically identical graph: BatchNorms folded into
+            their convolutions, ``attention_conv[0]`` and ``feature_refine[0]`` (same input) as one
+            convolution, ``channels_last_3d`` activations. Outputs agree with the plain graph up to float
+            rounding; training mode is unaffected. Off by default because the folded layers are then not
+            called as modules (a torchinfo summary in eval mode would no longer list them).
 
     Raises:
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
@@ -76,6 +83,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         feature_channels: int = 128,
         dropout: float = 0.1,
         gradient_checkpointing: bool = False,
+        fused_inference: bool = False,
     ) -> None:
         super().__init__()
         spatial_dims = tuple(int(s) for s in spatial_dims)
@@ -111,6 +119,16 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             memory_efficient=memory_efficient_head,
         )
         self.gradient_checkpointing = gradient_checkpointing
+        self.fused_inference = fused_inference
+
+    @property
+    def fused_inference(self) -> bool:
+        """Whether eval-mode forward passes run the fused graph; settable after construction."""
+        return self.encoder.fuse_batchnorm
+
+    @fused_inference.setter
+    def fused_inference(self, value: bool) -> None:
+        self.encoder.fuse_batchnorm = bool(value)
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -187,10 +205,17 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             self.check_input(x)
             if not 0.0 <= float(presence_threshold) <= 1.0:
                 raise ValueError(f"expected presence_threshold in [0, 1], got {presence_threshold}")
-        features = self.encoder(x)
-        attention_maps, feature_responses, alignment_scores, position_priors = self.attention_module(features)
-        presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
-        segmentation_logits, segmentation_probs = self.segmentation_head(features, attention_maps)
+        if self.fused_inference and not self.training:
+            features, attention_outputs, refined = self._fused_trunk(x)
+            attention_maps, feature_responses, alignment_scores, position_priors = attention_outputs
+            presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
+            segmentation_logits = self.segmentation_head.modulated_logits(refined, attention_maps).contiguous()
+            segmentation_probs = torch.sigmoid(segmentation_logits)
+        else:
+            features = self.encoder(x)
+            attention_maps, feature_responses, alignment_scores, position_priors = self.attention_module(features)
+            presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
+            segmentation_logits, segmentation_probs = self.segmentation_head(features, attention_maps)
 
         presence_calls = (presence_probs >= presence_threshold).to(segmentation_probs.dtype)
         segmentation_masks = (segmentation_probs > 0.5).to(segmentation_probs.dtype) * presence_calls[
@@ -209,6 +234,42 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             "presence_calls": presence_calls,
             "segmentation_masks": segmentation_masks,
         }
+
+
+    def _fused_trunk(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Eval-mode encoder and full-resolution head convolutions with BatchNorm folded (``fused_inference``).
+
+        Args:
+            x: validated input ``[B, in_channels, D, H, W]``.
+
+        Returns:
+            ``(features, attention module outputs, refined features)``; the attention maps and feature responses
+            are contiguous, the features and refined features are ``channels_last_3d``.
+        """
+        attention, head = self.attention_module, self.segmentation_head
+        features = self.encoder(x.contiguous(memory_format=torch.channels_last_3d))
+
+        matcher = attention.feature_matcher
+        hidden = run_folded_conv_bn_relu(features, matcher[0], matcher[1])
+        feature_responses = matcher[3](hidden).contiguous()
+        del hidden
+
+        # attention_conv[0] and feature_refine[0] read the same features: one convolution with stacked filters
+        attention_weight, attention_bias = fold_conv_bn(attention.attention_conv[0], attention.attention_conv[1])
+        refine_weight, refine_bias = fold_conv_bn(head.feature_refine[0], head.feature_refine[1])
+        hidden = F.conv3d(
+            features,
+            torch.cat([attention_weight, refine_weight]),
+            torch.cat([attention_bias, refine_bias]),
+            padding=attention.attention_conv[0].padding,
+        ).relu_()
+        attention_hidden, refine_hidden = hidden.split([attention_weight.shape[0], refine_weight.shape[0]], dim=1)
+        spatial_attention = attention.attention_conv[4](attention.attention_conv[3](attention_hidden)).contiguous()
+        refined = run_folded_conv_bn_relu(refine_hidden, head.feature_refine[3], head.feature_refine[4])
+        del hidden, attention_hidden, refine_hidden
+        return features, attention.combine(spatial_attention, feature_responses), refined
 
 
 class SADAAnInferenceWrapper(nn.Module):
