@@ -15,7 +15,7 @@ import numpy as np
 from ..utils import atomic_write_with
 from .phantoms import Phantom
 
-__all__ = ["to_ras", "plot_phantom_overview"]
+__all__ = ["to_ras", "plot_phantom_overview", "main"]
 
 _COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990")
 
@@ -109,3 +109,29 @@ def plot_phantom_overview(
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m monai_sadaan.data.preview --output overview.png [--seed S] [--scenarios ...]``: one row per
+    scenario."""
+    import argparse
+
+    from .phantoms import generate_phantom
+    from .scenarios import SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="python -m monai_sadaan.data.preview", description=plot_phantom_overview.__doc__)
+    parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"--seed: expected a non-negative integer, got {args.seed}")
+    path = plot_phantom_overview([generate_phantom(s, args.seed) for s in args.scenarios], args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -288,3 +288,17 @@ def test_preview_png_and_ras_view(tmp_path):
     with pytest.raises(ValueError, match="at least one phantom"):
         plot_phantom_overview([], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_monai_loaders_agree_on_nifti_and_dicom(tmp_path):
+    """The bundle's path: MONAI LoadImage (ITK reader) on the DICOM folder and on the NIfTI file, then RAS."""
+    from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Orientation
+
+    p = generate_phantom("nephrectomy_right", 4, shape=(20, 18, 12), orientation="ASL")
+    save_phantom(p, tmp_path / "img.nii.gz")
+    save_phantom_dicom_series(p, tmp_path / "dicom")
+    load = Compose([LoadImage(image_only=True, reader="ITKReader"), EnsureChannelFirst(), Orientation(axcodes="RAS")])
+    from_nifti, from_dicom = load(str(tmp_path / "img.nii.gz")), load(str(tmp_path / "dicom"))
+    assert from_nifti.shape == from_dicom.shape == (1, 12, 20, 18)  # ASL (20, 18, 12) laid out as R, A, S
+    np.testing.assert_allclose(from_dicom.affine.numpy(), from_nifti.affine.numpy(), atol=1e-4)
+    assert float((from_dicom - from_nifti).abs().max()) <= 0.5 + 1e-3
