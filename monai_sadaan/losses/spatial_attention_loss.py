@@ -39,13 +39,10 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _bce_on_probs(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Element-wise binary cross-entropy of probabilities, clamped away from 0 and 1.
-
-    Written out rather than ``F.binary_cross_entropy`` so it stays usable under CUDA autocast.
-    """
-    probs = probs.float().clamp(_EPS, 1.0 - _EPS)
-    targets = targets.float()
-    return -(targets * torch.log(probs) + (1.0 - targets) * torch.log1p(-probs))
+    """Mean binary cross-entropy of probabilities clamped to ``[eps, 1 - eps]`` (finite gradients at 0 and 1),
+    in float32 with autocast off (``F.binary_cross_entropy`` refuses to run under CUDA autocast)."""
+    with torch.autocast(device_type=probs.device.type, enabled=False):
+        return F.binary_cross_entropy(probs.float().clamp(_EPS, 1.0 - _EPS), targets.float())
 
 
 class SpatialAttentionLoss(_Loss):
@@ -215,10 +212,10 @@ class SpatialAttentionLoss(_Loss):
         fp_loss = _masked_mean(probs.mean(-1), absent)
 
         # 5. attention maps against attention targets, all pairs
-        att_loss = _bce_on_probs(att, att_t).mean()
+        att_loss = _bce_on_probs(att, att_t)
 
         # 6. confidence against the probability given to the true class
-        conf_loss = _bce_on_probs(conf, pt.detach()).mean()
+        conf_loss = _bce_on_probs(conf, pt.detach())
 
         parts = {
             "segmentation": seg_loss,
