@@ -363,3 +363,19 @@ def test_loss_on_the_sadaan_network_outputs():
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_low_precision_outputs_give_the_float32_values():
+    """Mixed-precision networks hand over bfloat16 outputs; the loss computes in float32 and agrees."""
+    outputs = make_outputs()
+    outputs["segmentation_logits"] = torch.randn_like(outputs["segmentation_logits"])
+    outputs["attention_maps"] = torch.rand_like(outputs["attention_maps"])
+    outputs["absence_logits"] = torch.randn(2, 3, 2)
+    targets = make_targets([[1, 0, 1], [0, 1, 0]])
+    low = {k: v.to(torch.bfloat16) for k, v in outputs.items()}
+    ref = loss_fn()({k: v.to(torch.bfloat16).float() for k, v in outputs.items()}, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss_fn()(low, targets)
+    for k in ref:
+        assert got[k].dtype == torch.float32, k
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6)

@@ -395,3 +395,51 @@ def test_resection_errors():
         RandSyntheticResection(prob=1.0)(d["image"][:, :5], d["label"])
     with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got \(10, 8, 8\)"):
         RandSyntheticResection(prob=1.0)(d["image"], d["label"][0])
+
+
+# ---------------------------------------------------------------- the training pipeline as a whole
+
+
+def test_training_pipeline_keeps_label_masks_and_presence_consistent():
+    """MetaTensors through window, fit, targets, field-of-view cut and resection, then collation: after every
+    draw the masks equal the label map's structures, presence equals 'mask has >= min_voxels voxels', and the
+    attention targets are zero exactly for absent structures."""
+    from monai.data import list_data_collate
+
+    label = np.zeros((1, 10, 12, 14), np.float32)
+    label[0, 0:3, 2:6, 2:7] = 1
+    label[0, 4:9, 5:10, 6:12] = 2
+    label[0, 8:10, 0:3, 0:3] = 3
+    image = np.where(label > 0, 60.0, -40.0).astype(np.float32) + np.random.default_rng(4).normal(
+        0, 10, label.shape
+    ).astype(np.float32)
+    min_voxels = 3
+    pipeline = Compose(
+        [
+            CTWindowd("image"),
+            FitToSpatialDimsd(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest")),
+            LabelMapToStructuresd("label", STRUCTURES, min_voxels=min_voxels, attention_sigma=1.0),
+            RandFieldOfViewCropd(["image", "label"], prob=0.7, axes=(0, 1, 2), max_sides=2, min_voxels=min_voxels),
+            RandSyntheticResectiond("image", "label", STRUCTURES, prob=0.5, min_voxels=min_voxels),
+        ]
+    ).set_random_state(11)
+    samples = []
+    saw_absent = False
+    for _ in range(12):
+        out = pipeline({"image": MetaTensor(torch.as_tensor(image)), "label": MetaTensor(torch.as_tensor(label))})
+        assert isinstance(out["image"], MetaTensor) and isinstance(out["segmentation_targets"], MetaTensor)
+        masks, presence = out["segmentation_targets"].numpy(), np.asarray(out["presence_targets"])
+        lab = out["label"].numpy()[0]
+        for s, value in enumerate(STRUCTURES.values()):
+            count = int((lab == value).sum())
+            if presence[s]:
+                np.testing.assert_array_equal(masks[s], (lab == value).astype(np.float32))
+                assert count >= min_voxels and out["attention_targets"][s].max() == 1.0
+            else:
+                assert masks[s].sum() == 0 and out["attention_targets"][s].max() == 0
+                saw_absent = True
+        samples.append(out)
+    assert saw_absent
+    batch = list_data_collate(samples[:4])
+    assert batch["image"].shape == (4, 1, 8, 8, 8) and batch["segmentation_targets"].shape == (4, 3, 8, 8, 8)
+    assert batch["presence_targets"].shape == (4, 3)
