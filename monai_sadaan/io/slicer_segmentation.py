@@ -70,7 +70,7 @@ def build_slicer_segmentation(
     rows = presence_rows(lm, aff, presence, table)
 
     known = {s.label for s in table}
-    found = {int(v) for v in np.unique(lm)} - {0}
+    found = {int(v) for v in np.flatnonzero(np.bincount(lm.ravel()))} - {0}  # bincount: no sort of the volume
     unknown = sorted(found - known)
     if unknown:
         raise ValueError(

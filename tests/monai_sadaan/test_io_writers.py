@@ -367,3 +367,19 @@ def test_slicer_segmentation_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="absent to be one of"):
         write_slicer_segmentation(_labelmap(), AFFINE, PRESENCE, tmp_path / "x.seg.nrrd", absent="hide")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_slicer_segmentation_all_present_and_custom_structures(tmp_path):
+    lm = np.zeros((4, 5, 6), np.uint8)
+    lm[0, 0, 0], lm[1, 1, 1] = 7, 9
+    structures = {"gallbladder": 7, "liver": 9}
+    presence = {"presence_probability": [0.8, 0.9], "confidence": [0.5, 0.6]}
+    seg = slicerio.read_segmentation(
+        write_slicer_segmentation(lm, AFFINE, presence, tmp_path / "c.seg.nrrd", structures=structures)
+    )
+    assert seg["SADAAn_AbsentStructures"] == ""
+    assert [(s["name"], s["labelValue"], s["status"]) for s in seg["segments"]] == [
+        ("gallbladder", 7, "inprogress"), ("liver", 9, "inprogress"),
+    ]  # fmt: skip
+    assert seg["segments"][0]["terminology"]["type"] == ["SCT", "85756007", "Tissue"]  # unknown name: generic
+    assert seg["segments"][1]["terminology"]["type"] == ["SCT", "10200004", "Liver"]
