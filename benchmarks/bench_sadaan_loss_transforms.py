@@ -50,7 +50,12 @@ def bench_loss(repeats: int) -> tuple[float, float]:
     conf = torch.rand(b, s, requires_grad=True)
     presence = torch.tensor([[1.0, 1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 1.0, 1.0]])
     masks = (torch.rand(b, s, *spatial) > 0.7).float() * presence.view(b, s, 1, 1, 1)
-    outputs = {"segmentation_logits": logits, "attention_maps": att, "absence_logits": absence, "confidence_scores": conf}
+    outputs = {
+        "segmentation_logits": logits,
+        "attention_maps": att,
+        "absence_logits": absence,
+        "confidence_scores": conf,
+    }
     targets = {"segmentation_targets": masks, "presence_targets": presence}
     ours = SpatialAttentionLoss([f"s{i}" for i in range(s)])
     baseline = DiceCELoss(sigmoid=True)

@@ -126,7 +126,8 @@ def test_absence_prefers_the_right_call():
     right["absence_logits"] = torch.tensor([[[-2.0, 2.0], [2.0, -2.0], [-2.0, 2.0]]])
     wrong["absence_logits"] = -right["absence_logits"]
     loss = loss_fn()
-    assert loss(right, targets)["absence"] < loss(make_outputs(b=1), targets)["absence"] < loss(wrong, targets)["absence"]
+    neutral = make_outputs(b=1)
+    assert loss(right, targets)["absence"] < loss(neutral, targets)["absence"] < loss(wrong, targets)["absence"]
 
 
 def test_false_positive_suppression_is_mean_probability_on_absent_pairs():
@@ -199,7 +200,9 @@ def test_total_is_weighted_sum_and_follows_weight_override():
 
 
 @pytest.mark.parametrize(
-    "presence", [[[0, 0, 0], [0, 0, 0]], [[1, 1, 1], [1, 1, 1]], [[1, 0, 1], [0, 1, 0]]], ids=["absent", "present", "mixed"]
+    "presence",
+    [[[0, 0, 0], [0, 0, 0]], [[1, 1, 1], [1, 1, 1]], [[1, 0, 1], [0, 1, 0]]],
+    ids=["absent", "present", "mixed"],
 )
 def test_finite_gradients_in_all_batch_kinds(presence):
     outputs = make_outputs(requires_grad=True)
@@ -226,7 +229,9 @@ def test_finite_gradients_in_all_batch_kinds(presence):
 def test_gradient_step_lowers_each_component():
     torch.manual_seed(1)
     outputs = make_outputs(requires_grad=False)
-    outputs = {k: (torch.randn_like(v) * 0.5 if "logits" in k else v.clone()).requires_grad_(True) for k, v in outputs.items()}
+    outputs = {
+        k: (torch.randn_like(v) * 0.5 if "logits" in k else v.clone()).requires_grad_(True) for k, v in outputs.items()
+    }
     targets = make_targets([[1, 0, 1], [0, 1, 0]])
     loss = loss_fn()
     before = loss(outputs, targets)
@@ -248,7 +253,8 @@ def test_shape_mismatches_raise_value_error_with_expected_and_got():
     targets = make_targets([[1, 0, 1], [0, 1, 0]])
     outputs = make_outputs()
     outputs["segmentation_logits"] = torch.zeros(2, 3, 2, 3, 5)
-    with pytest.raises(ValueError, match=r"expected segmentation_logits of shape \(2, 3, 2, 3, 4\).*got \(2, 3, 2, 3, 5\)"):
+    msg = r"expected segmentation_logits of shape \(2, 3, 2, 3, 4\).*got \(2, 3, 2, 3, 5\)"
+    with pytest.raises(ValueError, match=msg):
         loss(outputs, targets)
     outputs = make_outputs()
     outputs["absence_logits"] = torch.zeros(2, 3)
