@@ -20,8 +20,13 @@ def model_geometry(network: nn.Module) -> tuple[int, int]:
     return int(shape_in[0]), int(shape_in[1])
 
 
-def check_history(history: torch.Tensor, history_steps: int, channels: int, steps: int) -> torch.Tensor:
+def check_history(
+    history: torch.Tensor, history_steps: int, channels: int, steps: int, fill_nan: bool = True
+) -> torch.Tensor:
     """Validate a history ``(B, T', C, H, W)`` and return its last ``history_steps`` frames with NaN set to 0.
+
+    With ``fill_nan=False`` the frames come back as a view, NaN kept (the caller fills them in a copy it makes
+    anyway, which saves one frame-sized copy).
 
     Raises:
         ValueError: not 5D, wrong channel count, fewer frames than the model needs, ``steps`` outside
@@ -50,7 +55,9 @@ def check_history(history: torch.Tensor, history_steps: int, channels: int, step
             f"expected every history frame to hold some data, got an all-NaN frame (sample {b}, step {t} of "
             f"the last {history_steps}; {int(empty.sum())} such frames in all)"
         )
-    return torch.nan_to_num(history, nan=0.0)
+    if fill_nan and bool(torch.isnan(history).any()):
+        return torch.nan_to_num(history, nan=0.0)
+    return history
 
 
 class AutoregressiveForecaster(Inferer):

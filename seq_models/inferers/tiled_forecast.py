@@ -124,13 +124,18 @@ class TiledForecaster(Inferer):
             raise TypeError(f"expected an IAM4VP network (with .shape_in), got {type(net).__name__}")
         history_steps, channels, tile_h, tile_w = (int(s) for s in shape_in)
         k_steps = int(steps or self.steps or history_steps)
-        history = check_history(inputs, history_steps, channels, k_steps)
+        history = check_history(inputs, history_steps, channels, k_steps, fill_nan=False)
         b, t_in, c, h, w = history.shape
         plan = self.plan(network, h, w)
         ph, pw = plan["padded"]
+        # at most one frame-sized copy besides the caller's: the padded frame, or a NaN-free clone
         stacked = history.reshape(b, t_in * c, h, w)
+        del history
         if (ph, pw) != (h, w):
             stacked = F.pad(stacked, (0, pw - w, 0, ph - h), mode="replicate")
+            stacked.nan_to_num_(nan=0.0)
+        elif bool(torch.isnan(stacked).any()):
+            stacked = torch.nan_to_num(stacked, nan=0.0)
         outputs: list[torch.Tensor] = []
         for k in range(k_steps):
 
@@ -153,5 +158,6 @@ class TiledForecaster(Inferer):
             )
             pred = torch.as_tensor(pred).clamp(0.0, 1.0)
             outputs.append(pred[..., :h, :w])
-            stacked = torch.cat([stacked, pred], dim=1)
+            if k + 1 < k_steps:
+                stacked = torch.cat([stacked, pred], dim=1)
         return torch.stack(outputs, dim=1)

@@ -190,3 +190,17 @@ def test_trainer_and_evaluator_run_through_monai_engines():
     evaluator.run()
     assert 0 < evaluator.state.metrics["val_mae"] < 1 and 0 < evaluator.state.metrics["val_mse"] < 1
     assert -1 <= evaluator.state.metrics["val_ssim"] <= 1
+
+
+def test_tiled_forecaster_fills_nan_like_zeros_and_leaves_the_input_untouched():
+    model = small_model()
+    history = torch.rand(1, 3, 2, 30, 50)  # 30x50 is off the stride grid: the padded path
+    history[0, 1, :, 5:9] = float("nan")
+    original = history.clone()
+    tiled = TiledForecaster(steps=2, overlap=0.25)
+    with torch.no_grad():
+        a = tiled(history, model)
+        b = tiled(torch.nan_to_num(history, nan=0.0), model)
+    torch.testing.assert_close(a, b)
+    assert torch.equal(torch.isnan(history), torch.isnan(original))
+    assert tiled.plan(model, 30, 50)["padded"] == (32, 52)
