@@ -99,11 +99,13 @@ _SHAPE_RANGE = (48, 96)
 # structures and presence
 # --------------------------------------------------------------------------------------------------------------------
 def check_structures(structures: Mapping[str, int]) -> dict[str, int]:
-    """Validate a structure -> label-value mapping.
+    """Validate a structure -> label-value mapping (a sequence of names means label values 1, 2, ... in order).
 
     Raises:
         ValueError: empty, a name outside :data:`KNOWN_STRUCTURES`, a value outside 1..32767, or a repeated value.
     """
+    if isinstance(structures, Sequence) and not isinstance(structures, str):
+        structures = {name: i + 1 for i, name in enumerate(structures)}
     if not isinstance(structures, Mapping) or not structures:
         raise ValueError(f"expected a non-empty mapping of structure name -> label value, got {structures!r}")
     out: dict[str, int] = {}
@@ -392,7 +394,9 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
     harmonics = np.stack([u(0.0, 0.02, size=3), u(0, 2 * math.pi, size=3)], axis=1)
 
     organs: dict[str, _Ellipsoid | _Tube] = {}
-    size = lambda semi, j=0.12: np.asarray(semi, dtype=float) * u(1 - j, 1 + j, size=3)  # noqa: E731
+
+    def size(semi: Sequence[float], j: float = 0.12) -> np.ndarray:
+        return np.asarray(semi, dtype=float) * u(1 - j, 1 + j, size=3)
 
     # liver: right lobe + left lobe sharing one deformation
     liver_bumps = _Bumps.sample(rng)
@@ -655,7 +659,7 @@ def _render(canvas: _Canvas, p: _Patient, removed: Sequence[str]) -> None:
             canvas.label[tuple(idx)] = 0
 
 
-def _image_formation(canvas: _Canvas, p: _Patient, spacing_ras: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _image_formation(canvas: _Canvas, p: _Patient, rng: np.random.Generator) -> np.ndarray:
     """Texture, blur, bias field, noise and clipping of the painted HU map."""
     image = canvas.hu
     shape = image.shape
@@ -787,7 +791,7 @@ def generate_phantom(
     drawn = [n for n in _FINITE_ORGANS if n not in plan.removed]
 
     fov_cut = None
-    if plan.fov_cut is None and scenario == "partial_fov":
+    if scenario == "partial_fov":
         candidates = [n for n in drawn if n in structures] or drawn
         extents = {n: patient.organ_extent(n) for n in candidates}
         fov_cut = plan_fov_cut(scenario_rng, extents, candidates)
@@ -821,7 +825,7 @@ def generate_phantom(
 
     canvas = _Canvas(*axes, structures=structures)
     _render(canvas, patient, plan.removed)
-    image_ras = _image_formation(canvas, patient, final_spacing, image_rng)
+    image_ras = _image_formation(canvas, patient, image_rng)
 
     image = reorient_from_ras(image_ras, code)
     label = reorient_from_ras(canvas.label, code)

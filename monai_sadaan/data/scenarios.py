@@ -23,6 +23,7 @@ __all__ = [
     "check_scenarios",
     "plan_scenario",
     "plan_fov_cut",
+    "LATERAL_ORGANS",
 ]
 
 SCENARIOS: tuple[str, ...] = (
@@ -48,6 +49,10 @@ REMOVED_BY_SCENARIO: dict[str, tuple[str, ...]] = {
 REMOVABLE_ORGANS: tuple[str, ...] = ("left_kidney", "right_kidney", "spleen", "pancreas", "gallbladder", "stomach")
 """Organs a patient can live without (nephrectomy, splenectomy, pancreatectomy, cholecystectomy, gastrectomy):
 the pool ``multi_organ_absence`` draws from."""
+
+
+LATERAL_ORGANS: tuple[str, ...] = ("liver", "spleen", "left_kidney", "right_kidney")
+"""Organs a left-right field-of-view cut may clip."""
 
 
 @dataclass(frozen=True)
@@ -143,9 +148,13 @@ def plan_fov_cut(
 ) -> FieldOfViewCut:
     """Choose an edge of the volume that cuts through (or past) one organ.
 
-    The target organ is drawn from ``candidates``; with ``absent_probability`` the edge lies beyond the organ's far
-    end so that it leaves the volume entirely, otherwise it lies between 20% and 75% of the way through the organ
-    so that the organ is cut at the edge.
+    The target organ is drawn from ``candidates``. Along the inferior-superior (or anterior-posterior) axis, with
+    ``absent_probability`` the edge moves in from the end of the organ block nearer to the target and stops just
+    past it, so that the target leaves the volume and the organs on the other side stay (the liver leaves through
+    the top, the kidneys through the bottom); otherwise the edge lies between 20% and 75% of the way through the
+    organ, from either end, so that the organ is cut. A left-right cut
+    (a patient wider than the scan's field of view) only clips a lateral organ (liver, spleen, kidneys) by 15% to
+    50%: pushing one fully out would cut the body in half.
 
     Args:
         rng: the case's random generator.
@@ -161,17 +170,25 @@ def plan_fov_cut(
         raise ValueError("expected at least one organ to cut for the partial field of view, got none")
     p = np.asarray(axis_probabilities, dtype=float)
     axis = int(rng.choice(3, p=p / p.sum()))
-    target = str(candidates[int(rng.integers(len(candidates)))])
+    lateral = [name for name in candidates if name in LATERAL_ORGANS]
+    if axis == 0 and not lateral:
+        axis = 2
+    pool = lateral if axis == 0 else list(candidates)
+    target = str(pool[int(rng.integers(len(pool)))])
     low, high = (float(v) for v in extents[target][axis])
+    absent_draw, fraction_draw = rng.random(), rng.random()
     if axis == 0:
-        # cut the side the organ lies on (the liver at the patient's right, the spleen at the left)
+        # clip the side the organ lies on (the liver at the patient's right, the spleen at the left)
         side = 1 if (low + high) > 0 else -1
+        fraction = 0.15 + 0.35 * fraction_draw
+    elif absent_draw < absent_probability:
+        # push the organ out through the nearer end of the organ block, keeping the organs beyond it
+        block = np.stack([extents[name][axis] for name in candidates])
+        side = 1 if (low + high) > (block[:, 0].min() + block[:, 1].max()) else -1
+        fraction = 1.0 + 0.05 * fraction_draw
     else:
         side = 1 if rng.random() < 0.5 else -1
-    if rng.random() < absent_probability:
-        fraction = 1.0 + 0.05 * rng.random()
-    else:
-        fraction = rng.uniform(0.2, 0.75)
+        fraction = 0.2 + 0.55 * fraction_draw
     # side +1 keeps everything below the edge: the edge moves down from the organ's top
     position = high - fraction * (high - low) if side > 0 else low + fraction * (high - low)
     return FieldOfViewCut(axis=axis, side=side, position=position, target=target)
