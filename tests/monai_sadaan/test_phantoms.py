@@ -189,6 +189,9 @@ def test_configurable_structures():
     assert set(np.unique(p.label).tolist()) <= {0, 7, 9, 11, 12}
     assert p.present == {"liver": True, "aorta": True, "vertebrae": True, "gallbladder": True}
     assert p.structures == structures
+    q = generate_phantom("normal", 0, structures=["spleen", "liver"], shape=SMALL)
+    assert q.structures == {"spleen": 1, "liver": 2}
+    np.testing.assert_array_equal(q.label == 2, p.label == 7)  # same patient, other label values
 
 
 @pytest.mark.parametrize(
@@ -302,3 +305,44 @@ def test_monai_loaders_agree_on_nifti_and_dicom(tmp_path):
     assert from_nifti.shape == from_dicom.shape == (1, 12, 20, 18)  # ASL (20, 18, 12) laid out as R, A, S
     np.testing.assert_allclose(from_dicom.affine.numpy(), from_nifti.affine.numpy(), atol=1e-4)
     assert float((from_dicom - from_nifti).abs().max()) <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("code", all_orientation_codes())
+def test_every_orientation_is_the_same_patient_in_world_coordinates(code):
+    from monai_sadaan.data.preview import to_ras
+
+    shape = (30, 28, 26)
+    p = generate_phantom("normal", 11, shape=shape, orientation=code)
+    ras_shape = [0, 0, 0]
+    for n, (axis, _) in zip(shape, parse_orientation(code)):
+        ras_shape[axis] = n
+    ras = generate_phantom("normal", 11, shape=tuple(ras_shape), orientation="RAS")
+    assert nib.aff2axcodes(p.affine) == tuple(code)
+    image, _ = to_ras(p.image, p.affine)
+    np.testing.assert_array_equal(image, ras.image)
+    for name in DEFAULT_STRUCTURES:
+        np.testing.assert_allclose(p.world_centroid(name), ras.world_centroid(name), atol=1e-6)
+    assert p.world_centroid("left_kidney")[0] < p.world_centroid("right_kidney")[0]
+    assert p.world_centroid("spleen")[0] < p.world_centroid("liver")[0]
+
+
+def test_fov_cut_planning_rules():
+    from monai_sadaan.data.scenarios import plan_fov_cut
+
+    extents = {
+        "liver": np.array([[-10.0, 80.0], [-40.0, 40.0], [0.0, 70.0]]),
+        "left_kidney": np.array([[-50.0, -25.0], [-40.0, -20.0], [-40.0, 20.0]]),
+        "pancreas": np.array([[-45.0, 20.0], [-10.0, 10.0], [0.0, 25.0]]),
+    }
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        cut = plan_fov_cut(rng, extents, list(extents), axis_probabilities=(0.0, 0.0, 1.0), absent_probability=1.0)
+        low, high = extents[cut.target][2]
+        # pushed out through the nearer end of the block [-40, 70]: the liver through the top, the kidney the bottom
+        assert cut.side == (1 if cut.target == "liver" else -1 if cut.target == "left_kidney" else cut.side)
+        assert (cut.position <= low) if cut.side > 0 else (cut.position >= high)
+        lateral = plan_fov_cut(np.random.default_rng(seed), extents, list(extents), axis_probabilities=(1.0, 0.0, 0.0))
+        assert lateral.axis == 0 and lateral.target in ("liver", "left_kidney")
+        lo, hi = extents[lateral.target][0]
+        assert lo < lateral.position < hi  # clipped, never pushed out
+        assert lateral.side == (1 if lateral.target == "liver" else -1)
