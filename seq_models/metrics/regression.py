@@ -21,20 +21,31 @@ def _mask(pred: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | No
     return steps[None, :] < lengths[:, None]
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+def masked_mse(
+    pred: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None, skip_first: int = 0
+) -> torch.Tensor:
     """Mean squared error over the valid steps of padded sequences.
 
     Args:
         pred: [B, T] predictions.
         target: [B, T] targets (any values in the padding).
         lengths: [B] valid lengths; ``None`` means every step counts.
+        skip_first: leave the first steps of every sequence out (a window's warm-up, where the hidden state
+            has not seen enough of the series yet). Sequences no longer than this count all their steps.
 
     Returns:
-        scalar tensor: sum of squared errors over valid steps / number of valid steps.
+        scalar tensor: sum of squared errors over counted steps / number of counted steps.
     """
     if pred.shape != target.shape:
         raise ValueError(f"expected target of the prediction's shape {list(pred.shape)}, got {list(target.shape)}")
+    if skip_first < 0:
+        raise ValueError(f"expected skip_first >= 0, got {skip_first}")
     mask = _mask(pred, lengths)
+    if skip_first:
+        lengths_ = torch.full(pred.shape[:1], pred.shape[1], device=pred.device) if lengths is None else torch.as_tensor(lengths, device=pred.device)
+        steps = torch.arange(pred.shape[1], device=pred.device)[None, :]
+        keep = (steps >= skip_first) | (lengths_[:, None] <= skip_first)
+        mask = keep if mask is None else mask & keep
     if mask is None:
         return ((pred - target) ** 2).mean()
     err = torch.where(mask, pred - target, torch.zeros_like(pred))
@@ -50,18 +61,19 @@ class MaskedMSELoss(nn.Module):
     Args:
         target_key: key of the targets in a dict target.
         lengths_key: key of the lengths in a dict target.
+        skip_first: warm-up steps left out of every sequence (see :func:`masked_mse`).
     """
 
-    def __init__(self, target_key: str = "target", lengths_key: str = "lengths") -> None:
+    def __init__(self, target_key: str = "target", lengths_key: str = "lengths", skip_first: int = 0) -> None:
         super().__init__()
-        self.target_key, self.lengths_key = target_key, lengths_key
+        self.target_key, self.lengths_key, self.skip_first = target_key, lengths_key, skip_first
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         if isinstance(target, Mapping):
             if self.target_key not in target:
                 raise KeyError(f"expected key {self.target_key!r} in the targets, got keys {sorted(target)}")
-            return masked_mse(pred, target[self.target_key], target.get(self.lengths_key))
-        return masked_mse(pred, target)
+            return masked_mse(pred, target[self.target_key], target.get(self.lengths_key), self.skip_first)
+        return masked_mse(pred, target, None, self.skip_first)
 
 
 def rmse(pred: torch.Tensor, target: torch.Tensor) -> float:

@@ -101,6 +101,7 @@ def create_gru_trainer(
     patience: int | None = None,
     lr_scheduler: Any | None = None,
     extra_handlers: list[Any] | None = None,
+    loss_skip_first: int = 0,
 ) -> SupervisedTrainer:
     """A ``SupervisedTrainer`` with the masked MSE, stats, validation and early stopping.
 
@@ -115,13 +116,14 @@ def create_gru_trainer(
         patience: stop after this many validations without a better RMSE (needs ``evaluator``).
         lr_scheduler: a scheduler stepped once per epoch (MONAI ``LrScheduleHandler``), or ``None``.
         extra_handlers: more handlers.
+        loss_skip_first: warm-up steps of every window left out of the loss.
 
     Returns:
         the trainer; per-iteration ``loss`` and ``loss_total`` in ``engine.state.output``.
     """
     from monai.handlers import LrScheduleHandler
 
-    loss = ComponentLoss(MaskedMSELoss())
+    loss = ComponentLoss(MaskedMSELoss(skip_first=loss_skip_first))
     handlers: list[Any] = [LossComponentsHandler(loss), StatsHandler(tag_name="train_loss", output_transform=lambda o: o["loss"].item() if isinstance(o, dict) else None)]
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
@@ -206,14 +208,19 @@ def fit_gru_to_series(
     checkpoint_dir: str | os.PathLike | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    loss_skip_first: int = 8,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train a :class:`PaddedGRURegressor` on a :class:`~seq_models.data.series.SeriesRegressionData` head.
 
     Windows of the training head feed MONAI's ``SupervisedTrainer``; a ``SupervisedEvaluator`` on the last
-    ``val_size`` training steps keeps the best weights (``CheckpointSaver``) and stops early. The held-out tail is
-    never seen. Returns the network with the best weights loaded and a summary dict
-    (``best_val_rmse``, ``best_epoch``, ``epochs_run``, ``checkpoint``).
+    ``val_size`` training steps keeps the best weights (``CheckpointSaver``) and stops early. With
+    ``val_size=0`` the whole head is trained on for ``max_epochs`` and the final weights are kept. The first
+    ``loss_skip_first`` steps of every window (cold hidden state) are left out of the loss. The held-out tail is
+    never seen. Returns the network with the kept weights loaded and a summary dict
+    (``best_val_rmse``, ``best_epoch``, ``epochs_run``, ``checkpoint``; the first two are ``None`` without
+    validation).
     """
+    from monai_sadaan.utils import atomic_torch_save
     import tempfile
 
     from torch.utils.data import DataLoader
@@ -226,25 +233,32 @@ def fit_gru_to_series(
         data.train_windows(window, stride, val_size), batch_size=batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
-    val_loader = DataLoader(data.val_windows(window, val_size), batch_size=64, shuffle=False)
+    val_loader = DataLoader(data.val_windows(window, val_size), batch_size=64, shuffle=False) if val_size else None
     tmp = None
     if checkpoint_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="gru_fit_")
         checkpoint_dir = tmp.name
     try:
-        evaluator = create_gru_evaluator(network, val_loader, device=device, checkpoint_dir=checkpoint_dir)
+        evaluator = (
+            create_gru_evaluator(network, val_loader, device=device, checkpoint_dir=checkpoint_dir)
+            if val_loader is not None
+            else None
+        )
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
         trainer = create_gru_trainer(
-            network, train_loader, optimizer, max_epochs, device=device, evaluator=evaluator, patience=patience,
-            lr_scheduler=scheduler,
+            network, train_loader, optimizer, max_epochs, device=device, evaluator=evaluator,
+            patience=patience if evaluator is not None else None, lr_scheduler=scheduler,
+            loss_skip_first=loss_skip_first,
         )
         trainer.run()
         ckpt = os.path.join(str(checkpoint_dir), "model.pt")
+        if evaluator is None:
+            atomic_torch_save(network.state_dict(), ckpt)
         load_gru_weights(network, ckpt)
         info = {
-            "best_val_rmse": float(evaluator.state.best_metric),
-            "best_epoch": int(evaluator.state.best_metric_epoch),
+            "best_val_rmse": float(evaluator.state.best_metric) if evaluator is not None else None,
+            "best_epoch": int(evaluator.state.best_metric_epoch) if evaluator is not None else None,
             "epochs_run": int(trainer.state.epoch),
             "checkpoint": None if tmp is not None else ckpt,
         }

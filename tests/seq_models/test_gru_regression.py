@@ -266,6 +266,11 @@ def test_masked_loss_ignores_padding():
     loss = MaskedMSELoss()
     torch.testing.assert_close(loss(pred, {"target": target, "lengths": lengths}), torch.tensor(5.0 / 3.0))
     torch.testing.assert_close(loss(pred, target), ((pred - target) ** 2).mean())
+    # warm-up steps left out: row 0 keeps step 1 (error 0); row 1 (length 1 <= skip) keeps its only step (error -2)
+    torch.testing.assert_close(masked_mse(pred, target, lengths, skip_first=1), torch.tensor(4.0 / 2.0))
+    torch.testing.assert_close(MaskedMSELoss(skip_first=2)(pred, target), ((pred - target)[:, 2:] ** 2).mean())
+    with pytest.raises(ValueError, match=r"expected target of the prediction's shape \[2, 3\], got \[2, 2\]"):
+        masked_mse(pred, target[:, :2])
 
 
 class TestBadInput:

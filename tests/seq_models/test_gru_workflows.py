@@ -134,6 +134,14 @@ def test_fit_on_a_series_improves_and_checkpoints(tmp_path):
         predict_series(net, data.features, mode="other")
 
 
+def test_fit_without_validation_keeps_final_weights(tmp_path):
+    data = SeriesRegressionData(np.sin(np.arange(120) / 4.0), test_size=10)
+    net, info = fit_gru_to_series(data, hidden_size=6, window=24, stride=6, val_size=0, max_epochs=2, checkpoint_dir=tmp_path)
+    assert info["best_val_rmse"] is None and info["epochs_run"] == 2
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.testing.assert_close(saved["gru.weight_ih_l0"], net.gru.weight_ih_l0)
+
+
 def test_early_stopping_stops_a_flat_run():
     data = SeriesRegressionData(np.sin(np.arange(150) / 4.0), test_size=10)
     net = PaddedGRURegressor(data.num_features, 8, 1)
