@@ -16,12 +16,18 @@ _LAZY: dict[str, str] = {
     "SingleStepLSTMRegression": "seq_models.networks.gru_regression",
     "gru_regressor_small": "seq_models.networks.gru_regression",
     "gru_regressor_large": "seq_models.networks.gru_regression",
+    "FoldedGRUStep": "seq_models.networks.gru_regression",
+    "GRUStreamingInferer": "seq_models.inferers.streaming",
+    "TimeSlidingWindowInferer": "seq_models.inferers.sliding_window",
     # RNN primer (seed 001)
     "VanillaRNN": "seq_models.networks.rnn",
     "VanillaRNNCombined": "seq_models.networks.rnn",
     "DeepVanillaRNN": "seq_models.networks.rnn",
     "LSTMModel": "seq_models.networks.rnn",
     "GRUModel": "seq_models.networks.rnn",
+    "RegularDataset": "seq_models.data.windows",
+    "SequentialDataset": "seq_models.data.windows",
+    "SlidingWindowDataset": "seq_models.data.windows",
     # IAM4VP (seed 003)
     "IAM4VP": "seq_models.networks.iam4vp",
 }
