@@ -202,6 +202,10 @@ def test_other_bad_arguments():
         SpatialAttentionMedicalSegmenter(features=(16, 32, 64, 128))
     with pytest.raises(ValueError, match="dropout"):
         AbsenceDetectionHead(dropout=1.0)
+    single = SpatialAttentionMedicalSegmenter(spatial_dims=(16, 16, 16), features=(2, 2, 2, 2, 2), feature_channels=2)
+    with pytest.raises(ValueError, match="got batch size 1 at spatial size"):
+        single.train()(torch.zeros(1, 1, 16, 16, 16))
+    assert single.eval()(torch.zeros(1, 1, 16, 16, 16))["segmentation_masks"].shape == (1, 5, 16, 16, 16)
 
 
 def test_anisotropic_multichannel_single_structure():
@@ -301,6 +305,19 @@ def test_inference_wrapper_trace_matches_eager():
         wrapper(torch.zeros(1, 1, 16, 16, 16))
 
 
+def test_inference_wrapper_trace_of_fused_model_matches_eager():
+    net = randomise(tiny_net(fused_inference=True), seed=6).eval()
+    plain = copy.deepcopy(net)
+    plain.fused_inference = False
+    x = tiny_input(seed=6)
+    with torch.no_grad():
+        traced = torch.jit.trace(SADAAnInferenceWrapper(net).eval(), x, check_trace=False)
+        got, ref = traced(x), plain(x)
+    torch.testing.assert_close(got[0], ref["segmentation_probs"], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(got[1], ref["presence_probs"], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(got[2], ref["confidence_scores"], atol=2e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("memory_efficient_head", [True, False])
 def test_fused_inference_matches_plain_eval(memory_efficient_head):
     plain = randomise(tiny_net(memory_efficient_head=memory_efficient_head), seed=4).eval()
@@ -333,6 +350,7 @@ def test_fold_conv_bn_matches_eval_batchnorm():
     randomise(nn.Sequential(conv, bn), seed=8).eval()
     x = torch.randn(2, 3, 5, 6, 7)
     weight, bias = fold_conv_bn(conv, bn)
-    torch.testing.assert_close(torch.nn.functional.conv3d(x, weight, bias, padding=1), bn(conv(x)), atol=1e-5, rtol=1e-5)
+    folded = torch.nn.functional.conv3d(x, weight, bias, padding=1)
+    torch.testing.assert_close(folded, bn(conv(x)), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="running statistics"):
         fold_conv_bn(conv, nn.BatchNorm3d(4, track_running_stats=False))

@@ -168,6 +168,12 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             )
         if x.ndim != 5 or x.shape[1] != self.in_channels or tuple(x.shape[2:]) != self.spatial_dims or x.shape[0] < 1:
             raise ValueError(f"expected input of shape {self.expected_input_shape()}, got {tuple(x.shape)}")
+        deepest_voxels = (self.spatial_dims[0] // 16) * (self.spatial_dims[1] // 16) * (self.spatial_dims[2] // 16)
+        if self.training and x.shape[0] * deepest_voxels < 2:
+            raise ValueError(
+                "expected more than one value per channel at the deepest encoder level in training mode "
+                f"(BatchNorm), got batch size {x.shape[0]} at spatial size {self.spatial_dims}: use a batch of 2+"
+            )
         if not x.is_floating_point():
             raise ValueError(f"expected a floating point input, got dtype {x.dtype}")
         if not bool(torch.isfinite(x).all()):
