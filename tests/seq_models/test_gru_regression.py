@@ -315,3 +315,17 @@ class TestBadInput:
     def test_hidden_shape(self):
         with pytest.raises(ValueError, match=r"expected a hidden state of shape \[2, 3, 8\], got \[2, 1, 8\]"):
             self.step(torch.randn(3, 4), self.step.init_hidden(1))
+
+
+def test_streaming_falls_back_to_torch_without_a_compiler(monkeypatch):
+    import seq_models.inferers.native as native
+
+    monkeypatch.setattr(native, "load_gru_tick_library", lambda: None)
+    model = _trained_stats(PaddedGRURegressor(4, 8, 2), 4)
+    assert GRUStreamingInferer(model).backend == "torch"
+    with pytest.raises(RuntimeError, match="expected a working C compiler"):
+        GRUStreamingInferer(model, backend="native")
+    with pytest.raises(ValueError, match="expected batch_size 1, float32 and CPU for the native backend"):
+        GRUStreamingInferer(model, batch_size=2, backend="native")
+    with pytest.raises(ValueError, match="expected backend 'auto', 'native' or 'torch', got 'gpu'"):
+        GRUStreamingInferer(model, backend="gpu")
