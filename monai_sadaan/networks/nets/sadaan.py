@@ -212,9 +212,10 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             if not 0.0 <= float(presence_threshold) <= 1.0:
                 raise ValueError(f"expected presence_threshold in [0, 1], got {presence_threshold}")
         if self.fused_inference and not self.training:
-            features, attention_outputs, refined = self._fused_trunk(x)
+            pooled, attention_outputs, refined = self._fused_trunk(x)
             attention_maps, feature_responses, alignment_scores, position_priors = attention_outputs
-            presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
+            # pooling [B, F, 1, 1, 1] again is the identity: the head sees exactly the pooled features
+            presence_probs, absence_logits, confidence_scores = self.absence_detector(pooled, alignment_scores)
             segmentation_logits = self.segmentation_head.modulated_logits(refined, attention_maps).contiguous()
             segmentation_probs = torch.sigmoid(segmentation_logits)
         else:
@@ -251,8 +252,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             x: validated input ``[B, in_channels, D, H, W]``.
 
         Returns:
-            ``(features, attention module outputs, refined features)``; the attention maps and feature responses
-            are contiguous, the features and refined features are ``channels_last_3d``.
+            ``(pooled features [B, F, 1, 1, 1], attention module outputs, refined features)``; the attention maps
+            and feature responses are contiguous, the refined features ``channels_last_3d``. The full-resolution
+            features are released before the last refinement convolution, which lowers the peak memory.
         """
         attention, head = self.attention_module, self.segmentation_head
         features = self.encoder(x.contiguous(memory_format=torch.channels_last_3d))
@@ -273,9 +275,13 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         ).relu_()
         attention_hidden, refine_hidden = hidden.split([attention_weight.shape[0], refine_weight.shape[0]], dim=1)
         spatial_attention = attention.attention_conv[4](attention.attention_conv[3](attention_hidden)).contiguous()
+        del attention_hidden
+        pooled = self.absence_detector.global_pool(features)
+        del features
+        refine_hidden = refine_hidden.contiguous()  # a channel slice of a channels_last tensor is strided
+        del hidden
         refined = run_folded_conv_bn_relu(refine_hidden, head.feature_refine[3], head.feature_refine[4])
-        del hidden, attention_hidden, refine_hidden
-        return features, attention.combine(spatial_attention, feature_responses), refined
+        return pooled, attention.combine(spatial_attention, feature_responses), refined
 
 
 class SADAAnInferenceWrapper(nn.Module):
