@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
     parser.add_argument("--checkpoint", type=Path, default=None, help="save the trained weights here")
+    parser.add_argument("--init_checkpoint", type=Path, default=None, help="start from these weights (continue training)")
+    parser.add_argument("--previous_iterations", type=int, default=0, help="iterations behind --init_checkpoint, for the table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     test = windows(range(10_000, 10_000 + args.test_sequences), args, stride=args.history + args.steps)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True)
     model = IAM4VP((args.history, 11, args.size, args.size), args.latent, 4, args.blocks)
+    if args.init_checkpoint:
+        from monai_sadaan.utils import load_checkpoint, load_state_dict_checked
+
+        load_state_dict_checked(model, load_checkpoint(args.init_checkpoint), source=str(args.init_checkpoint))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     epoch_length = min(len(loader), 100)
     epochs = max(1, args.iterations // epoch_length)
@@ -101,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Held-out set: {len(test)} windows from {args.test_sequences} unseen sequences, {args.size}x{args.size} px, 11 channels, "
         f"history {args.history}, {args.steps} lead times, {args.missing:.0%} missing scan lines. "
-        f"IAM4VP latent {args.latent}, N_T {args.blocks}, {epochs * epoch_length} iterations of batch {args.batch_size} "
-        f"({train_s:.0f} s training on {args.threads} thread(s) of a shared 2-core CPU). Means over channels.",
+        f"IAM4VP latent {args.latent}, N_T {args.blocks}, {args.previous_iterations + epochs * epoch_length} iterations of batch {args.batch_size} "
+        f"({train_s:.0f} s training in this run on {args.threads} thread(s) of a shared 2-core CPU). Means over channels.",
         "",
         "| lead | " + " | ".join(f"{n} MAE" for n in forecasts) + " | IAM4VP / best baseline (MAE) | "
         + " | ".join(f"{n} SSIM" for n in forecasts) + " |",
