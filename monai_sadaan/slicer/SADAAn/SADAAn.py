@@ -13,7 +13,6 @@ module paths) and restart Slicer; see docs/slicer.md.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import sys
