@@ -21,6 +21,7 @@ of the NIfTI label map, so the ``.seg.nrrd`` and the ``.nii.gz`` hold the same a
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +34,8 @@ from monai_sadaan.io.structures import StructuresLike, structure_table, terminol
 from monai_sadaan.utils import atomic_write_with
 
 __all__ = ["ABSENT_MODES", "STATUS_PRESENT", "STATUS_ABSENT", "build_slicer_segmentation", "write_slicer_segmentation"]
+
+logger = logging.getLogger(__name__)
 
 ABSENT_MODES = ("empty", "omit")
 STATUS_PRESENT = "inprogress"
@@ -78,6 +81,13 @@ def build_slicer_segmentation(
             f"{sorted(known)} (structures {[s.name for s in table]})"
         )
 
+    for row in rows:
+        if not row.present and row.volume_ml > 0:
+            # the pipeline suppresses masks of absent structures; if a caller did not, say so rather than hide it
+            logger.warning(
+                f"{row.structure} is called absent but has {row.volume_ml:.3g} ml of voxels in the label map; "
+                "its segment keeps them and is flagged absent"
+            )
     full_extent = [0, lm.shape[0] - 1, 0, lm.shape[1] - 1, 0, lm.shape[2] - 1]
     segments = []
     for info, row in zip(table, rows):

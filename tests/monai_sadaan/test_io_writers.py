@@ -383,3 +383,14 @@ def test_slicer_segmentation_all_present_and_custom_structures(tmp_path):
     ]  # fmt: skip
     assert seg["segments"][0]["terminology"]["type"] == ["SCT", "85756007", "Tissue"]  # unknown name: generic
     assert seg["segments"][1]["terminology"]["type"] == ["SCT", "10200004", "Liver"]
+
+
+def test_slicer_segmentation_warns_about_voxels_of_an_absent_structure(caplog):
+    presence = [dict(r) for r in PRESENCE]
+    presence[0]["present"] = False  # left kidney has 8 voxels in the label map
+    with caplog.at_level("WARNING"):
+        seg = build_slicer_segmentation(_labelmap(), AFFINE, presence)
+    assert "left_kidney is called absent but has" in caplog.text
+    first = seg["segments"][0]
+    assert first["status"] == "flagged" and first["tags"]["SADAAn.Present"] == "false"
+    assert float(first["tags"]["SADAAn.VolumeMl"]) == pytest.approx(8 * VOXEL_ML, rel=1e-5)
