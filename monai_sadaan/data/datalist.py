@@ -79,10 +79,10 @@ def _case_seed(seed: int, index: int) -> int:
 
 def _write_case(job: tuple) -> dict:
     """Generate and write one case; returns its datalist entry (a module-level function so processes can run it)."""
-    index, scenario, case_seed, root, structures, grid = job
+    index, scenario, case_seed, root, structures, grid, image_dtype = job
     phantom = generate_phantom(scenario, case_seed, structures, **grid)
     name = f"sadaan_{index:04d}.nii.gz"
-    save_phantom(phantom, Path(root) / "imagesTr" / name, Path(root) / "labelsTr" / name)
+    save_phantom(phantom, Path(root) / "imagesTr" / name, Path(root) / "labelsTr" / name, image_dtype=image_dtype)
     return {
         "image": f"imagesTr/{name}",
         "label": f"labelsTr/{name}",
@@ -112,6 +112,7 @@ def write_phantom_dataset(
     progress: bool | Callable = False,
     num_workers: int = 0,
     preview: int = 0,
+    image_dtype: str = "float32",
 ) -> Path:
     """Generate ``num_cases`` phantoms, write them as NIfTI and write a decathlon-style datalist.
 
@@ -134,6 +135,7 @@ def write_phantom_dataset(
         progress: True for a tqdm bar, or a callable wrapping the case iterator.
         num_workers: processes that generate and write cases in parallel; 0 writes them in this process. The
             output is the same either way.
+        image_dtype: ``"float32"`` or ``"int16"`` (rounded HU, half the disk space) for the image files.
         preview: draw the first ``preview`` cases into ``preview.png`` (axial and coronal slices with label
             outlines); 0 for none.
 
@@ -157,6 +159,8 @@ def write_phantom_dataset(
     _triple(spacing, "spacing", float)
     if orientation is not None:
         parse_orientation(orientation)
+    if image_dtype not in ("float32", "int16"):
+        raise ValueError(f"expected image_dtype 'float32' or 'int16', got {image_dtype!r}")
     if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
         raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
 
@@ -175,7 +179,10 @@ def write_phantom_dataset(
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     grid = {"shape": shape, "spacing": spacing, "orientation": orientation, "min_voxels": int(min_voxels)}
-    jobs = [(index, scenario, _case_seed(seed, index), str(root), structures, grid) for index, (scenario, _) in enumerate(plan)]
+    jobs = [
+        (index, scenario, _case_seed(seed, index), str(root), structures, grid, image_dtype)
+        for index, (scenario, _) in enumerate(plan)
+    ]
 
     executor = None
     if num_workers > 0:

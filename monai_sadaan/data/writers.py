@@ -81,22 +81,33 @@ def save_volume(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) 
     return path
 
 
-def save_phantom(phantom: Phantom, image_path: str | os.PathLike, label_path: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
-    """Write a phantom's image (float32 HU) and label map (int16), each in the format of its extension.
+def save_phantom(
+    phantom: Phantom,
+    image_path: str | os.PathLike,
+    label_path: str | os.PathLike | None = None,
+    image_dtype: str = "float32",
+) -> tuple[Path, Path | None]:
+    """Write a phantom's image (HU) and label map (int16), each in the format of its extension.
 
     Args:
         phantom: the case.
         image_path: image file (.nii.gz, .nii, .nrrd or .mha).
         label_path: label file, or None to skip it.
+        image_dtype: ``"float32"`` (exact) or ``"int16"`` (HU rounded, as scanners store them; half the size).
 
     Returns:
         ``(image_path, label_path)``.
     """
+    if image_dtype not in ("float32", "int16"):
+        raise ValueError(f"expected image_dtype 'float32' or 'int16', got {image_dtype!r}")
     image_path = Path(image_path)
     _suffix(image_path)
     if label_path is not None:
         _suffix(Path(label_path))
-    save_volume(phantom.image.astype(np.float32, copy=False), phantom.affine, image_path)
+    image = phantom.image.astype(np.float32, copy=False)
+    if image_dtype == "int16":
+        image = np.rint(image).clip(-32768, 32767).astype(np.int16)
+    save_volume(image, phantom.affine, image_path)
     if label_path is None:
         return image_path, None
     return image_path, save_volume(phantom.label.astype(np.int16, copy=False), phantom.affine, label_path)

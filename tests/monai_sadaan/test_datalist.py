@@ -137,7 +137,7 @@ def test_cli_writes_n_cases_and_valid_json(tmp_path, capsys):
     out = tmp_path / "ds"
     rc = main(
         ["--output_dir", str(out), "--num_cases", "4", "--seed", "1", "--scenarios", "normal", "nephrectomy_bilateral",
-         "--shape", "28", "26", "24", "--no_progress"]
+         "--shape", "28", "26", "24", "--image_dtype", "int16", "--no_progress"]
     )
     assert rc == 0
     data = json.loads((out / "dataset.json").read_text())
@@ -148,6 +148,15 @@ def test_cli_writes_n_cases_and_valid_json(tmp_path, capsys):
         assert e["present"]["left_kidney"] is (e["scenario"] == "normal")
     assert "wrote 4 cases" in capsys.readouterr().out
     assert (out / "preview.png").stat().st_size > 10_000  # default --preview 4
+    # int16 images hold the rounded HU of the case the entry names
+    from monai_sadaan.data import generate_phantom
+
+    e = entries[0]
+    img = nib.load(str(out / e["image"]))
+    assert img.get_data_dtype() == np.int16
+    expected = generate_phantom(e["scenario"], e["seed"], shape=(28, 26, 24), orientation=e["orientation"])
+    assert expected.orientation == e["orientation"]
+    np.testing.assert_array_equal(np.asarray(img.dataobj), np.rint(expected.image).astype(np.int16))
 
 
 @pytest.mark.parametrize(
