@@ -13,6 +13,7 @@ from .phantoms import (
     generate_phantom,
     structure_presence,
 )
+from .preview import plot_phantom_overview
 from .scenarios import REMOVABLE_ORGANS, SCENARIOS, FieldOfViewCut, check_scenarios
 from .writers import phantom_to_sitk, save_phantom, save_phantom_dicom_series, save_volume
 
@@ -35,6 +36,7 @@ __all__ = [
     "orientation_affine",
     "parse_orientation",
     "phantom_to_sitk",
+    "plot_phantom_overview",
     "save_phantom",
     "save_phantom_dicom_series",
     "save_volume",
