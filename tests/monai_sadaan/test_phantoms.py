@@ -246,7 +246,7 @@ def test_nifti_nrrd_mha_share_geometry(tmp_path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["a.mha", "a.nii.gz", "a_label.nrrd"]  # no temporaries
 
 
-@pytest.mark.parametrize("orientation", ["LPS", "RAS", "PLI"])
+@pytest.mark.parametrize("orientation", ["LPS", "RAS", "PLI", "LPI", "RPS"])  # the last two are left-handed
 def test_dicom_series_reads_back_to_same_geometry(tmp_path, orientation):
     p = generate_phantom("nephrectomy_left", 2, shape=(20, 18, 12), orientation=orientation)
     files = save_phantom_dicom_series(p, tmp_path / "series")
