@@ -12,7 +12,34 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["fold_conv_bn", "run_folded_double_conv", "run_folded_conv_bn_relu"]
+__all__ = ["fold_conv_bn", "conv3d_same", "run_folded_double_conv", "run_folded_conv_bn_relu"]
+
+
+def conv3d_same(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding) -> torch.Tensor:
+    """A stride-1 ``F.conv3d`` that always takes the oneDNN (MKLDNN) kernel for float32 CPU tensors.
+
+    PyTorch sends a batch-1 convolution whose ``C * D * H`` is at most 20480 to its slow im2col kernel; at
+    1 x 1 x 64^3 that is most of the SADAAn encoder below full resolution. The oneDNN kernel computes the same
+    convolution several times faster. Other devices and dtypes go through ``F.conv3d``.
+
+    Args:
+        x: ``[B, C_in, D, H, W]``.
+        weight: ``[C_out, C_in, k, k, k]``.
+        bias: ``[C_out]`` or None.
+        padding: per-dimension padding (tuple of three ints).
+
+    Returns:
+        ``[B, C_out, D', H', W']``.
+    """
+    if (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    ):
+        return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), [1, 1, 1], [1, 1, 1], 1)
+    return F.conv3d(x, weight, bias, padding=padding)
 
 
 def fold_conv_bn(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +80,7 @@ def run_folded_conv_bn_relu(x: torch.Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d
         ``[B, C_out, D, H, W]``.
     """
     weight, bias = fold_conv_bn(conv, bn)
-    return F.conv3d(x, weight, bias, padding=conv.padding).relu_()
+    return conv3d_same(x, weight, bias, conv.padding).relu_()
 
 
 def run_folded_double_conv(x: torch.Tensor, block: nn.Sequential) -> torch.Tensor:

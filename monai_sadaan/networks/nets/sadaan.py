@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
 from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
 from monai_sadaan.networks.blocks.encoder import Encoder
-from monai_sadaan.networks.blocks.inference_fusion import fold_conv_bn, run_folded_conv_bn_relu
+from monai_sadaan.networks.blocks.inference_fusion import conv3d_same, fold_conv_bn, run_folded_conv_bn_relu
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
 
 __all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
@@ -267,11 +266,11 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         # attention_conv[0] and feature_refine[0] read the same features: one convolution with stacked filters
         attention_weight, attention_bias = fold_conv_bn(attention.attention_conv[0], attention.attention_conv[1])
         refine_weight, refine_bias = fold_conv_bn(head.feature_refine[0], head.feature_refine[1])
-        hidden = F.conv3d(
+        hidden = conv3d_same(
             features,
             torch.cat([attention_weight, refine_weight]),
             torch.cat([attention_bias, refine_bias]),
-            padding=attention.attention_conv[0].padding,
+            attention.attention_conv[0].padding,
         ).relu_()
         attention_hidden, refine_hidden = hidden.split([attention_weight.shape[0], refine_weight.shape[0]], dim=1)
         spatial_attention = attention.attention_conv[4](attention.attention_conv[3](attention_hidden)).contiguous()
