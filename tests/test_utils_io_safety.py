@@ -83,3 +83,13 @@ def test_killed_writer_leaves_no_file_under_final_name(tmp_path):
     assert not target.exists()
     atomic_torch_save({"a": torch.ones(2)}, target)
     assert torch.equal(load_checkpoint(target)["a"], torch.ones(2))
+
+
+def test_atomic_files_get_default_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "a.txt") as f:
+            f.write("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
