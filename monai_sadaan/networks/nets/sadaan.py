@@ -64,8 +64,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             identical outputs, gradients and BatchNorm statistics).
         fused_inference: in eval mode run a faster, mathematically identical graph: BatchNorms folded into
             their convolutions, ``attention_conv[0]`` and ``feature_refine[0]`` (same input) as one
-            convolution, ``channels_last_3d`` activations. Outputs agree with the plain graph up to float
-            rounding; training mode is unaffected. Off by default because the folded layers are then not
+            convolution, ``channels_last_3d`` activations, oneDNN kernels at every level (see
+            ``benchmarks/sadaan_forward.py``). Outputs agree with the plain graph up to float rounding; training
+            mode is unaffected. Off by default because the folded layers are then not
             called as modules (a torchinfo summary in eval mode would no longer list them).
 
     Raises:
