@@ -354,3 +354,18 @@ def test_fold_conv_bn_matches_eval_batchnorm():
     torch.testing.assert_close(folded, bn(conv(x)), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="running statistics"):
         fold_conv_bn(conv, nn.BatchNorm3d(4, track_running_stats=False))
+
+
+def test_inference_wrapper_passes_monai_torchscript_verification(tmp_path):
+    from monai.networks.utils import convert_to_torchscript
+
+    wrapper = SADAAnInferenceWrapper(randomise(tiny_net())).eval()
+    x = tiny_input(batch=1)
+    scripted = convert_to_torchscript(
+        wrapper, str(tmp_path / "sadaan.ts"), verify=True, inputs=[x], use_trace=True, rtol=1e-5, atol=1e-6
+    )
+    loaded = torch.jit.load(str(tmp_path / "sadaan.ts"))
+    with torch.no_grad():
+        for got, want in zip(loaded(x), wrapper(x)):
+            torch.testing.assert_close(got, want)
+    assert scripted is not None

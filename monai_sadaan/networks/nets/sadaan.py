@@ -293,6 +293,12 @@ class SADAAnInferenceWrapper(nn.Module):
     (``presence_probs >= 0.5``; ``segmentation_probs > 0.5`` zeroed where absent) and are left to the caller so
     the exported graph carries no threshold. Input checks run in eager mode; a traced graph skips them.
 
+    Export by tracing: ``torch.jit.trace(wrapper, example)``, or MONAI's
+    ``convert_to_torchscript(wrapper, path, inputs=[example], verify=True, use_trace=True)`` /
+    ``ckpt_export(..., use_trace=True, input_shape=[1, in_channels, D, H, W])``. ``torch.jit.script`` is not
+    supported (the checkpointing helper takes variadic arguments); the traced graph is fixed to the model's
+    ``spatial_dims`` anyway.
+
     Args:
         model: the network to wrap (its mode, eval or train, is left as it is).
     """
