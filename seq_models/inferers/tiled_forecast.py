@@ -48,19 +48,30 @@ def plan_tiles(size: int, tile: int, overlap: float, align: int) -> tuple[int, f
     return padded, max(0.0, monai_overlap), starts
 
 
-def away_from_seams(size: tuple[int, int], tile: tuple[int, int], starts: tuple[Sequence[int], Sequence[int]], margin: int) -> torch.Tensor:
+def away_from_seams(
+    size: tuple[int, int],
+    tile: tuple[int, int],
+    starts: tuple[Sequence[int], Sequence[int]],
+    margin: int,
+    padded: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Mask ``(H, W)``: True where every tile covering the pixel has it at least ``margin`` pixels inside its
-    edges (edges on the frame border do not count: there is no seam there)."""
+    edges. Edges on the frame border do not count (there is no seam there), except where the frame was padded
+    (``padded`` larger than ``size``): there the tile sees edge-replicated pixels where a whole-frame pass sees
+    the convolutions' zero padding, so pixels within ``margin`` of that border are left out too."""
     masks = []
     for axis in range(2):
         n, t = size[axis], tile[axis]
+        end = n if padded is None else padded[axis]
         ok = torch.ones(n, dtype=torch.bool)
         pos = torch.arange(n)
         for s in starts[axis]:
             inside = (pos >= s) & (pos < s + t)
             lo = pos - s if s > 0 else torch.full_like(pos, margin)
-            hi = s + t - 1 - pos if s + t < n else torch.full_like(pos, margin)
+            hi = s + t - 1 - pos if s + t < end else torch.full_like(pos, margin)
             ok &= ~inside | ((lo >= margin) & (hi >= margin))
+        if end > n:
+            ok &= pos <= n - 1 - margin
         masks.append(ok)
     return masks[0][:, None] & masks[1][None, :]
 

@@ -142,6 +142,22 @@ def test_tiled_first_lead_equals_whole_frame_pass_away_from_seams():
     assert (a - b).abs()[..., ~mask].max() > 1e-3  # seams do differ: the check can fail
 
 
+def test_tiled_equals_whole_frame_away_from_seams_and_padded_edge():
+    torch.manual_seed(2)
+    model = IAM4VP((2, 2, 96, 96), latent_channels=4, num_convolutions_space=4, num_convolutions_time=2, time_dim=8).eval()
+    frame = model.for_frame_size(96, 202).eval()  # 202 - 96 is off the stride grid: padded to 204
+    history = torch.rand(1, 2, 2, 96, 202)
+    tiled = TiledForecaster(steps=1, overlap=0.25)
+    with torch.no_grad():
+        a = tiled(history, model)
+        b = AutoregressiveForecaster(steps=1)(history, frame)
+    plan = tiled.plan(model, 96, 202)
+    assert plan["padded"] == (96, 204)
+    mask = away_from_seams((96, 202), plan["tile"], plan["starts"], 32, padded=plan["padded"])
+    assert not mask[:, 202 - 32 :].any() and mask.any()
+    assert (a - b).abs()[..., mask].max() < 1e-4
+
+
 def test_away_from_seams_mask_by_hand():
     mask = away_from_seams((10, 4), (6, 4), ([0, 4], [0]), 2)
     # rows: window 0 covers 0..5 (seam edge at 5), window 1 covers 4..9 (seam edge at 4)
