@@ -4,9 +4,11 @@ Baseline, measured in the same run: a plain eager module (BatchNorm1d, nn.GRU wi
 Candidates: the project's SingleStepGRURegressor (eager and TorchScript), FoldedGRUStep (batch norm folded, one
 fused ATen GRU call) and GRUStreamingInferer, the fastest path: batch norm folded into the first layer, a
 hand-written GRU cell on preallocated tensors, either as one native C call per tick (``backend="native"``,
-gru_tick.c built with the system compiler) or as ~20 in-place PyTorch calls (``backend="torch"``). Every path is first checked against the batch model over a sequence
-(max |difference| <= 1e-5). Timing rounds alternate between paths; the median round is reported, since other
-processes may share the CPU.
+gru_tick.c built with the system compiler) or as ~20 in-place PyTorch calls (``backend="torch"``).
+Every path is first checked against the batch model over a sequence (max |difference| <= 1e-5). Timing rounds
+alternate between paths. Reported per path: the fastest and the median round (wall clock) and the median thread CPU
+time per tick. On a shared machine the fastest round is the least-disturbed estimate of the latency (as ``timeit``
+advises); the targets are checked on it, and the median is printed beside it.
 
     flock /tmp/heavy.lock python benchmarks/gru_streaming.py
 

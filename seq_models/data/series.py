@@ -141,4 +141,6 @@ class SeriesRegressionData:
             raise ValueError(f"expected val_size in [1, {self.train_end - window - 1}], got {val_size}")
         start = max(0, self.train_end - val_size - window // 2)
         feats, tg = self.features[start : self.train_end], self.targets[start : self.train_end]
-        return SlidingWindowDataset(feats, min(window, len(feats)), stride=max(1, window // 2), targets=tg, drop_last=False, as_dict=True)
+        return SlidingWindowDataset(
+            feats, min(window, len(feats)), stride=max(1, window // 2), targets=tg, drop_last=False, as_dict=True
+        )

@@ -116,7 +116,9 @@ class GRUStreamingInferer:
         self._native = None
         native_ok = batch_size == 1 and dtype == torch.float32 and device.type == "cpu"
         if backend == "native" and not native_ok:
-            raise ValueError(f"expected batch_size 1, float32 and CPU for the native backend, got {batch_size}, {dtype}, {device}")
+            raise ValueError(
+                f"expected batch_size 1, float32 and CPU for the native backend, got {batch_size}, {dtype}, {device}"
+            )
         if backend in ("auto", "native") and native_ok:
             from seq_models.inferers.native import NativeGRUTick
 
@@ -225,7 +227,9 @@ class GRUStreamingInferer:
 
 
 @torch.no_grad()
-def run_single_step(model: SingleStepGRURegressor | FoldedGRUStep, series: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def run_single_step(
+    model: SingleStepGRURegressor | FoldedGRUStep, series: torch.Tensor, hidden: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Step a single-step model through a series (the reference streaming loop).
 
     Args:

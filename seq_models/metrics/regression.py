@@ -42,7 +42,10 @@ def masked_mse(
         raise ValueError(f"expected skip_first >= 0, got {skip_first}")
     mask = _mask(pred, lengths)
     if skip_first:
-        lengths_ = torch.full(pred.shape[:1], pred.shape[1], device=pred.device) if lengths is None else torch.as_tensor(lengths, device=pred.device)
+        if lengths is None:
+            lengths_ = torch.full(pred.shape[:1], pred.shape[1], device=pred.device)
+        else:
+            lengths_ = torch.as_tensor(lengths, device=pred.device)
         steps = torch.arange(pred.shape[1], device=pred.device)[None, :]
         keep = (steps >= skip_first) | (lengths_[:, None] <= skip_first)
         mask = keep if mask is None else mask & keep

@@ -69,7 +69,9 @@ def check_padded_batch(x: torch.Tensor, lengths: torch.Tensor | None, input_size
         raise ValueError(f"expected padded features of shape [B, T, {input_size}], got {got}")
     b, t, f = x.shape
     if f != input_size:
-        raise ValueError(f"expected {input_size} features per step (shape [B, T, {input_size}]), got {f} in shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected {input_size} features per step (shape [B, T, {input_size}]), got {f} in shape {tuple(x.shape)}"
+        )
     if b == 0 or t == 0:
         raise ValueError(f"expected a non-empty batch [B>=1, T>=1, {input_size}], got shape {tuple(x.shape)}")
     if lengths is None:

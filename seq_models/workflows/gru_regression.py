@@ -124,7 +124,10 @@ def create_gru_trainer(
     from monai.handlers import LrScheduleHandler
 
     loss = ComponentLoss(MaskedMSELoss(skip_first=loss_skip_first))
-    handlers: list[Any] = [LossComponentsHandler(loss), StatsHandler(tag_name="train_loss", output_transform=lambda o: o["loss"].item() if isinstance(o, dict) else None)]
+    handlers: list[Any] = [
+        LossComponentsHandler(loss),
+        StatsHandler(tag_name="train_loss", output_transform=lambda o: o["loss"].item() if isinstance(o, dict) else None),
+    ]
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
     if evaluator is not None:
