@@ -18,6 +18,9 @@ _LAZY: dict[str, str] = {
     "AnatomicalAttentionModule": "monai_sadaan.networks",
     "AbsenceDetectionHead": "monai_sadaan.networks",
     "SegmentationHead": "monai_sadaan.networks",
+    "SADAAnInferenceWrapper": "monai_sadaan.networks",
+    "SADAAN_OUTPUT_KEYS": "monai_sadaan.networks",
+    "WholeVolumeInferer": "monai_sadaan.inferers",
     # losses
     "SpatialAttentionLoss": "monai_sadaan.losses",
     # engines glue shared with seq_models

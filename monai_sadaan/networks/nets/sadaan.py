@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -299,21 +300,44 @@ class SADAAnInferenceWrapper(nn.Module):
     supported (the checkpointing helper takes variadic arguments); the traced graph is fixed to the model's
     ``spatial_dims`` anyway.
 
+    The wrapper's state dict is the wrapped model's (no ``model.`` prefix), so a checkpoint of the bare network,
+    as the bundle writes it, loads into either; that is what MONAI's ``ckpt_export --net_id export_network_def``
+    needs.
+
     Args:
         model: the network to wrap (its mode, eval or train, is left as it is).
+        outputs: the output keys returned, in order. One key returns a single tensor, which is what MONAI's
+            ``verify_net_in_out`` checks (``outputs=("segmentation_probs",)``).
     """
 
-    def __init__(self, model: SpatialAttentionMedicalSegmenter) -> None:
+    def __init__(
+        self,
+        model: SpatialAttentionMedicalSegmenter,
+        outputs: Sequence[str] = ("segmentation_probs", "presence_probs", "confidence_scores"),
+    ) -> None:
         super().__init__()
+        unknown = [k for k in outputs if k not in SADAAN_OUTPUT_KEYS]
+        if not outputs or unknown:
+            raise ValueError(f"expected output keys from {list(SADAAN_OUTPUT_KEYS)}, got {list(outputs)}")
         self.model = model
+        self.outputs = tuple(outputs)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def forward(self, x: torch.Tensor) -> Any:
         """
         Args:
             x: ``[B, in_channels, D, H, W]`` image batch.
 
         Returns:
-            ``(segmentation_probs [B, S, D, H, W], presence_probs [B, S], confidence_scores [B, S])``.
+            by default ``(segmentation_probs [B, S, D, H, W], presence_probs [B, S], confidence_scores [B, S])``;
+            the tensors named by ``outputs`` (a single tensor when one key is given).
         """
         out = self.model(x)
-        return out["segmentation_probs"], out["presence_probs"], out["confidence_scores"]
+        if len(self.outputs) == 1:
+            return out[self.outputs[0]]
+        return tuple(out[k] for k in self.outputs)

@@ -1,0 +1,168 @@
+"""The SADAAn bundle through MONAI's own command line: metadata, training, resuming, evaluation, inference on bad
+input, fine-tuning and distributed training. Tiny network and phantom settings keep each run to seconds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
+TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
+
+
+def _run(args: list[str], timeout: int = 600, module: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", *(module or ["monai.bundle"]), *args]
+    return subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _train_args(root: Path, data: Path, epochs: int) -> list[str]:
+    return [
+        "run", "--config_file", "configs/train.json", "--bundle_root", str(root), "--data_dir", str(data),
+        "--num_cases", "14", "--epochs", str(epochs), "--val_interval", "1", "--batch_size", "2", *TINY,
+    ]  # fmt: skip
+
+
+def test_verify_metadata_offline():
+    r = _run(["verify_metadata", "--meta_file", "configs/metadata.json", "--filepath", "configs/metadata_schema.json"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "metadata is verified with no error" in r.stdout + r.stderr
+
+
+def test_metadata_names_the_structures_of_the_configs():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    inference = json.loads((BUNDLE / "configs" / "inference.json").read_text())
+    names = list(inference["structures"])
+    assert list(meta["network_data_format"]["outputs"]["pred"]["channel_def"].values()) == names
+    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == len(names)
+    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == inference["spatial_dims"]
+
+
+@pytest.mark.slow
+def test_train_resume_evaluate_and_fine_tune(tmp_path):
+    data = tmp_path / "data"
+    # 1. two epochs in one go
+    full = tmp_path / "full"
+    r = _run(_train_args(full, data, 2))
+    assert r.returncode == 0, r.stderr[-3000:]
+    history_full = json.loads((full / "models" / "metrics_history.json").read_text())
+    assert [h["epoch"] for h in history_full] == [1, 2]
+    assert (full / "models" / "model.pt").is_file()  # best validation Dice
+    # 2. one epoch, then resume to two: the same history as the uninterrupted run
+    part = tmp_path / "part"
+    assert _run(_train_args(part, data, 1)).returncode == 0
+    r = _run(_train_args(part, data, 2))
+    assert r.returncode == 0, r.stderr[-3000:]
+    history_resumed = json.loads((part / "models" / "metrics_history.json").read_text())
+    assert [h["epoch"] for h in history_resumed] == [1, 2]
+    for a, b in zip(history_full, history_resumed):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-6), k
+    # 3. evaluation on the test split, per scenario
+    r = _run(
+        ["run", "--config_file", "['configs/train.json','configs/evaluate.json']", "--bundle_root", str(full),
+         "--data_dir", str(data), "--num_cases", "14", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(full / "eval" / "per_scenario.csv") as f:
+        rows = {row["scenario"]: row for row in csv.DictReader(f)}
+    assert "all" in rows and 0.0 <= float(rows["all"]["presence_accuracy"]) <= 1.0
+    assert (full / "eval" / "per_scenario.png").read_bytes()[:4] == b"\x89PNG"
+    # 4. fine-tuning on two structures from the five-structure checkpoint, frozen encoder
+    ft = _run(
+        ["run", "--config_file", "['configs/train.json','configs/fine_tune.json']", "--bundle_root", str(full),
+         "--data_dir", str(data), "--num_cases", "14", "--epochs", "1", *TINY,
+         "--structures", "{'liver': 3, 'spleen': 4}", "--freeze_encoder", "True"]
+    )  # fmt: skip
+    assert ft.returncode == 0, ft.stderr[-3000:]
+    tuned = torch.load(full / "models" / "fine_tuned" / "training_state.pt", weights_only=True)["model"]
+    base = torch.load(full / "models" / "model.pt", weights_only=True)
+    assert tuned["attention_module.position_embeddings"].shape[1] == 2  # a prior for each of the new structures
+    enc = [k for k in base if k.startswith("encoder.") and "num_batches" not in k]
+    assert enc and all(torch.equal(tuned[k], base[k]) for k in enc)  # frozen encoder unchanged
+
+
+def _write_inputs(folder: Path) -> None:
+    from monai_sadaan.data import generate_phantom, save_phantom
+
+    folder.mkdir(parents=True)
+    save_phantom(generate_phantom("normal", seed=1, shape=24), folder / "good.nii.gz")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "bad_name, content, message",
+    [
+        ("corrupt.nii.gz", b"this is not a nifti file", "corrupt or unknown file"),
+        ("empty.nii.gz", b"", "empty file"),
+    ],
+)
+def test_inference_on_bad_input_fails_clearly_and_writes_nothing(tmp_path, bad_name, content, message):
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    _write_inputs(inputs)
+    (inputs / bad_name).write_bytes(content)
+    r = _run(["run", "--config_file", "configs/inference.json", "--dataset_dir", str(inputs), "--output_dir", str(outputs), *TINY])
+    assert r.returncode != 0
+    assert message in r.stderr
+    assert not outputs.exists() or not any(outputs.iterdir())
+
+
+@pytest.mark.slow
+def test_inference_with_a_checkpoint_for_another_structure_set_fails_clearly(tmp_path):
+    from monai_sadaan import SpatialAttentionMedicalSegmenter
+
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    _write_inputs(inputs)
+    other = SpatialAttentionMedicalSegmenter(num_structures=3, spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
+    torch.save(other.state_dict(), tmp_path / "other.pt")
+    r = _run(
+        ["run", "--config_file", "configs/inference.json", "--dataset_dir", str(inputs), "--output_dir", str(outputs),
+         "--ckpt_path", str(tmp_path / "other.pt"), *TINY]
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "made for another configuration" in r.stderr and "expected (5," in r.stderr
+    assert not outputs.exists() or not any(outputs.iterdir())
+
+
+@pytest.mark.slow
+def test_verify_net_in_out_and_torchscript_export_equal_eager(tmp_path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    for k, v in {"spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}.items():
+        parser[k] = v
+    torch.manual_seed(0)
+    net = parser.get_parsed_content("network_def")
+    torch.save(net.state_dict(), tmp_path / "model.pt")  # the bare network, as training writes it
+    r = _run(
+        ["verify_net_in_out", "--net_id", "export_network_def", "--meta_file", "configs/metadata.json",
+         "--config_file", "configs/inference.json", "--export_outputs", "['segmentation_probs']",
+         "--_meta_#network_data_format#inputs#image#spatial_shape", "[16,16,16]", "--device", "cpu", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "data shape of network is verified with no error" in r.stdout + r.stderr
+    ts = tmp_path / "model.ts"
+    r = _run(
+        ["ckpt_export", "--net_id", "export_network_def", "--filepath", str(ts), "--ckpt_file", str(tmp_path / "model.pt"),
+         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", "--use_trace", "True",
+         "--input_shape", "[1,1,16,16,16]", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    exported = torch.jit.load(str(ts))
+    net.eval()
+    x = torch.rand(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        eager = net(x)
+        seg, presence, confidence = exported(x)
+    torch.testing.assert_close(seg, eager["segmentation_probs"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(presence, eager["presence_probs"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(confidence, eager["confidence_scores"], atol=1e-5, rtol=1e-5)
