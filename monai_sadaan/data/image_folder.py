@@ -10,6 +10,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["IMAGE_SUFFIXES", "InputImageError", "list_image_inputs", "check_volume_header", "case_name"]
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -84,7 +86,22 @@ def check_volume_header(path: str | os.PathLike) -> tuple[int, ...]:
         raise InputImageError(f"expected a 3D volume with at least 2 voxels per axis, got size {size}: {p}")
     if any(not (s > 0) for s in spacing):
         raise InputImageError(f"expected positive voxel spacing, got {spacing}: {p}")
+    if p.is_file() and p.name.lower().endswith(".nii"):
+        _check_nifti_data_size(p)
     return size
+
+
+def _check_nifti_data_size(p: Path) -> None:
+    """An uncompressed NIfTI whose voxel data is cut short passes a header read; compare the file size."""
+    import nibabel as nib
+
+    header = nib.load(str(p)).header
+    expected = int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+    got = p.stat().st_size - int(header.get_data_offset())
+    if got < expected:
+        raise InputImageError(
+            f"expected {expected} bytes of voxel data, got {max(got, 0)} (truncated file): {p}"
+        )
 
 
 def list_image_inputs(dataset_dir: str | os.PathLike, check: bool = True, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[dict[str, str]]:

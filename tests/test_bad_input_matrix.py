@@ -1,0 +1,298 @@
+"""Bad-input matrix across the Python APIs (cheap, in-process) and a few command-line runs of the SADAAn bundle.
+
+Every case asserts the error type and a message naming what was expected and what came; the command-line cases
+also assert a non-zero exit and an output folder left empty. ``docs/reliability.md`` lists the cases with the
+tests elsewhere in the suite that cover related ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SADAAN_BUNDLE = REPO / "bundles" / "sadaan_abdominal_ct_segmentation"
+TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
+
+
+# ---------------------------------------------------------------- image files (header checks before any inference)
+def _write_sitk(path: Path, array: np.ndarray, vector: bool = False, spacing=None) -> Path:
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(array, isVector=vector)
+    if spacing is not None:
+        img.SetSpacing(spacing)
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+def _mha_with_spacing(path: Path, spacing: str) -> Path:
+    good = _write_sitk(path.with_name("tmp_ok.mha"), np.zeros((4, 4, 4), np.float32))
+    data = good.read_bytes().replace(b"ElementSpacing = 1 1 1", f"ElementSpacing = {spacing}".encode())
+    good.unlink()
+    path.write_bytes(data)
+    return path
+
+
+def _dicom_mixed_series(folder: Path) -> Path:
+    from monai_sadaan.data import generate_phantom
+    from monai_sadaan.data.writers import save_phantom_dicom_series
+
+    for i in (1, 2):
+        files = save_phantom_dicom_series(generate_phantom("normal", seed=i, shape=8), folder.parent / f"s{i}")
+        folder.mkdir(exist_ok=True)
+        for f in files:
+            shutil.move(str(f), folder / f"s{i}_{f.name}")
+    return folder
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _good_nifti(path: Path) -> Path:
+    return _write_sitk(path, np.random.default_rng(0).random((8, 8, 8), dtype=np.float32))
+
+
+IMAGE_CASES = {
+    "missing_file": (lambda d: d / "absent.nii.gz", "got a missing path"),
+    "empty_file": (lambda d: _bytes(d / "e.nii.gz", b""), "got an empty file"),
+    "truncated_gzip_header": (
+        lambda d: _bytes(d / "t.nii.gz", _good_nifti(d / "g.nii.gz").read_bytes()[:40]),
+        "got a corrupt or unknown file",
+    ),
+    "truncated_voxel_data": (
+        lambda d: _bytes(d / "t.nii", _good_nifti(d / "g.nii").read_bytes()[:700]),
+        "expected 2048 bytes of voxel data",
+    ),
+    "corrupt_file": (lambda d: _bytes(d / "c.nii.gz", b"not an image"), "corrupt or unknown"),
+    "2d_image": (lambda d: _write_sitk(d / "a.nii.gz", np.zeros((8, 8), np.float32)), "got a 2D image"),
+    "4d_image": (lambda d: _write_sitk(d / "a.nii.gz", np.zeros((3, 4, 4, 4), np.float32)), "got a 4D image"),
+    "multi_channel_image": (
+        lambda d: _write_sitk(d / "a.nrrd", np.zeros((4, 4, 4, 3), np.float32), vector=True),
+        "got 3 components per voxel",
+    ),
+    "zero_size_dimension": (
+        lambda d: _write_sitk(d / "a.mha", np.zeros((1, 4, 4), np.float32)),
+        "at least 2 voxels per axis, got size (4, 4, 1)",
+    ),
+    "zero_spacing": (lambda d: _mha_with_spacing(d / "a.mha", "0 1 1"), "positive voxel spacing, got (0.0, 1.0, 1.0)"),
+    "negative_spacing": (
+        lambda d: _mha_with_spacing(d / "a.mha", "1 -2 1"),
+        "positive voxel spacing, got (1.0, -2.0, 1.0)",
+    ),
+    "dicom_mixed_series": (lambda d: _dicom_mixed_series(d / "mixed"), "expected one DICOM series"),
+    "folder_without_dicom": (lambda d: (d / "f").mkdir() or d / "f", "expected a DICOM series in folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMAGE_CASES))
+def test_image_header_check(tmp_path, case):
+    from monai_sadaan.data.image_folder import InputImageError, check_volume_header
+
+    make, message = IMAGE_CASES[case]
+    path = make(tmp_path)
+    with pytest.raises(InputImageError, match=re.escape(message)):
+        check_volume_header(path)
+
+
+def test_good_image_passes_the_header_check(tmp_path):
+    from monai_sadaan.data.image_folder import check_volume_header
+
+    assert check_volume_header(_good_nifti(tmp_path / "g.nii.gz")) == (8, 8, 8)
+    assert check_volume_header(_good_nifti(tmp_path / "g.nii")) == (8, 8, 8)
+
+
+def test_image_folder_missing_or_empty(tmp_path):
+    from monai_sadaan.data.image_folder import InputImageError, list_image_inputs
+
+    with pytest.raises(InputImageError, match="got a missing path"):
+        list_image_inputs(tmp_path / "nope")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputImageError, match="found none"):
+        list_image_inputs(tmp_path)
+
+
+# ---------------------------------------------------------------- SADAAn network input
+def _tiny_net(**kw):
+    from monai_sadaan import SpatialAttentionMedicalSegmenter
+
+    kw = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4, **kw}
+    return SpatialAttentionMedicalSegmenter(**kw).eval()
+
+
+def _with(value, index=(0, 0, 3, 4, 5)):
+    x = torch.zeros(1, 1, 16, 16, 16)
+    x[index] = value
+    return x
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (_with(float("nan")), "got 1 NaN/Inf values"),
+        (_with(float("inf")), "got 1 NaN/Inf values"),
+        (torch.zeros(1, 2, 16, 16, 16), "expected input of shape (B, 1, 16, 16, 16), got (1, 2, 16, 16, 16)"),
+        (torch.zeros(1, 16, 16, 16), "got (1, 16, 16, 16)"),
+        (torch.zeros(0, 1, 16, 16, 16), "got (0, 1, 16, 16, 16)"),
+        (torch.zeros(1, 1, 16, 16, 32), "got (1, 1, 16, 16, 32)"),
+    ],
+    ids=["nan_voxel", "inf_voxel", "two_channels", "4d_tensor", "empty_batch", "wrong_size"],
+)
+def test_sadaan_network_input(x, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _tiny_net()(x)
+
+
+# ---------------------------------------------------------------- datalists
+def _datalist(tmp_path, entries, split="training") -> Path:
+    (tmp_path / "img.nii.gz").write_bytes(b"x")
+    p = tmp_path / "datalist.json"
+    p.write_text(json.dumps({split: entries}))
+    return p
+
+
+@pytest.mark.parametrize(
+    "entries, split, message",
+    [
+        ([{"image": "img.nii.gz"}], "training", "entry 0 of 'training' has no 'label' key"),
+        ([{"image": "img.nii.gz", "label": "lab.nii.gz"}], "training", "label file does not exist"),
+        ([{"image": "img.nii.gz", "label": 3}], "training", "expected a path string for 'label', got 3"),
+        ([{"image": "img.nii.gz", "label": "img.nii.gz"}], "validation", "has no 'training' list; lists found: validation"),
+    ],
+    ids=["missing_key", "missing_path", "path_not_a_string", "missing_split"],
+)
+def test_datalist(tmp_path, entries, split, message):
+    from monai_sadaan.data.datalist import DatalistError, load_datalist
+
+    with pytest.raises(DatalistError, match=re.escape(message)):
+        load_datalist(_datalist(tmp_path, entries, split))
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_sadaan_checkpoint_for_another_structure_set(tmp_path):
+    from monai_sadaan.utils import CheckpointError, load_checkpoint, load_state_dict_checked
+
+    torch.save(_tiny_net(num_structures=3).state_dict(), tmp_path / "other.pt")
+    net = _tiny_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"expected \(1, 5, 16, 16, 16\), got \(1, 3, 16, 16, 16\)"):
+        load_state_dict_checked(net, load_checkpoint(tmp_path / "other.pt"))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # nothing half-loaded
+
+
+def test_truncated_sadaan_checkpoint(tmp_path):
+    from monai_sadaan.utils import CheckpointError, load_checkpoint
+
+    torch.save(_tiny_net().state_dict(), tmp_path / "m.pt")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "t.pt").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "t.pt")
+
+
+# ---------------------------------------------------------------- sequences (GRU) and frames (IAM4VP)
+@pytest.mark.parametrize(
+    "x, lengths, error, message",
+    [
+        (torch.zeros(2, 5, 3), torch.tensor([5, 6]), ValueError, "expected every length in [1, 5]"),
+        (torch.zeros(2, 5, 3), torch.tensor([0, 5]), ValueError, "got min 0 and max 5"),
+        (torch.zeros(2, 5, 3), torch.tensor([5]), ValueError, "expected lengths of shape (2,) for a batch of 2"),
+        (torch.zeros(2, 5, 3), torch.tensor([5.0, 4.0]), TypeError, "expected integer lengths"),
+        (torch.zeros(2, 5, 4), None, ValueError, "expected 3 features per step"),
+        (torch.zeros(2, 0, 3), None, ValueError, "expected a non-empty batch"),
+    ],
+    ids=["length_above_T", "length_zero", "lengths_wrong_count", "float_lengths", "wrong_features", "empty_sequence"],
+)
+def test_gru_sequences(x, lengths, error, message):
+    from seq_models.networks.gru_regression import PaddedGRURegressor
+
+    model = PaddedGRURegressor(input_size=3, hidden_size=4, num_layers=1)
+    with pytest.raises(error, match=re.escape(message)):
+        model(x, lengths)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((1, 2, 3, 8, 8), "expected 2 channels, got 3"), ((1, 3, 2, 8, 8), "expected exactly 2 history steps")],
+    ids=["frames_wrong_channels", "wrong_history_length"],
+)
+def test_iam4vp_frames(shape, message):
+    from seq_models.networks.iam4vp import IAM4VP
+
+    model = IAM4VP(shape_in=(2, 2, 8, 8), latent_channels=4, num_convolutions_space=2, num_convolutions_time=2, time_dim=8)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model(torch.zeros(shape), [], torch.zeros(1))
+
+
+# ---------------------------------------------------------------- loss and transforms
+def test_loss_targets_for_another_structure_set():
+    from monai_sadaan import SpatialAttentionLoss
+
+    loss = SpatialAttentionLoss(["a", "b", "c"])
+    targets = {"segmentation_targets": torch.zeros(1, 2, 4, 4, 4), "presence_targets": torch.zeros(1, 2)}
+    with pytest.raises(ValueError, match=r"expected 3 structures .* got shape \(1, 2, 4, 4, 4\)"):
+        loss({}, targets)
+
+
+def test_label_map_transform_wrong_rank():
+    from monai_sadaan.transforms.array import LabelMapToStructures
+
+    with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got"):
+        LabelMapToStructures({"liver": 1})(torch.zeros(8, 8))
+
+
+# ---------------------------------------------------------------- the bundle's command line (few, tiny runs)
+def _run_inference(inputs: Path, outputs: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+           "--dataset_dir", str(inputs), "--output_dir", str(outputs), *TINY]  # fmt: skip
+    return subprocess.run(cmd, cwd=SADAAN_BUNDLE, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _cli_inputs(tmp_path: Path, bad: str) -> Path:
+    from monai_sadaan.data import generate_phantom, save_phantom
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    save_phantom(generate_phantom("normal", seed=1, shape=24), inputs / "a_good.nii.gz")
+    if bad == "2d":
+        _write_sitk(inputs / "z_flat.nii.gz", np.zeros((8, 8), np.float32))
+    elif bad == "mixed_dicom":
+        _dicom_mixed_series(inputs / "z_mixed")
+    elif bad == "nan":
+        arr = np.zeros((24, 24, 24), np.float32)
+        arr[3, 4, 5] = np.nan
+        _write_sitk(inputs / "z_nan.nii.gz", arr)
+    elif bad == "truncated":
+        data = save_phantom(generate_phantom("normal", seed=2, shape=24), tmp_path / "x.nii")[0].read_bytes()
+        (inputs / "z_trunc.nii").write_bytes(data[: len(data) // 2])
+    return inputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("2d", "expected a 3D single-channel image, got a 2D image"),
+        ("mixed_dicom", "expected one DICOM series in folder"),
+        ("truncated", "bytes of voxel data"),
+        ("nan", "NaN"),
+    ],
+)
+def test_bundle_inference_bad_input_exits_nonzero_without_output(tmp_path, bad, message):
+    inputs, outputs = _cli_inputs(tmp_path, bad), tmp_path / "out"
+    r = _run_inference(inputs, outputs)
+    assert r.returncode != 0, r.stdout[-2000:]
+    assert message in r.stderr, r.stderr[-3000:]
+    assert not outputs.exists() or not any(outputs.rglob("*")), sorted(outputs.rglob("*"))
