@@ -166,3 +166,21 @@ def test_verify_net_in_out_and_torchscript_export_equal_eager(tmp_path):
     torch.testing.assert_close(seg, eager["segmentation_probs"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(presence, eager["presence_probs"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(confidence, eager["confidence_scores"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_multi_gpu_config_trains_with_two_cpu_processes(tmp_path):
+    """torchrun with 2 processes on CPU: gloo backend, DistributedDataParallel, DistributedSampler."""
+    root = tmp_path / "ddp"
+    r = _run(
+        ["--nproc_per_node=2", "--master_port", "29541", "-m", "monai.bundle", "run", "--config_file",
+         "['configs/train.json','configs/multi_gpu_train.json']", "--bundle_root", str(root),
+         "--data_dir", str(tmp_path / "data"), "--num_cases", "28", "--epochs", "1", "--val_interval", "1",
+         "--batch_size", "2", *TINY],
+        module=["torch.distributed.run"],
+    )  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    history = json.loads((root / "models" / "metrics_history.json").read_text())
+    assert [h["epoch"] for h in history] == [1]
+    state = torch.load(root / "models" / "model.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)  # saved without the DDP wrapper
