@@ -304,3 +304,19 @@ def test_bundle_inference_bad_input_exits_nonzero_without_output(tmp_path, bad, 
         assert not any(w.endswith(".tmp") or "/." in w for w in written), written
     else:
         assert written == [], written
+
+
+# ---------------------------------------------------------------- configs run only from the named bundle
+def test_slicer_command_refuses_a_config_outside_the_bundle(tmp_path):
+    from monai_sadaan.slicer.core import build_inference_command
+
+    outside = tmp_path / "evil.json"
+    outside.write_text('{"run": ["$__import__(\'os\').system(\'true\')"]}')
+    with pytest.raises(ValueError, match="expected a config file inside the bundle folder"):
+        build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out", config_file=str(outside))
+    with pytest.raises(ValueError, match="inside the bundle folder"):
+        build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out", config_file="../../evil.json")
+    with pytest.raises(ValueError, match="expected meta_file inside the bundle folder"):
+        build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out", meta_file=str(outside))
+    cmd = build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out")
+    assert cmd[cmd.index("--config_file") + 1] == str(SADAAN_BUNDLE / "configs" / "inference.json")

@@ -194,7 +194,7 @@ def build_inference_command(
         input_dir: folder of input images (the config's ``dataset_dir``).
         output_dir: folder for the results (the config's ``output_dir``).
         python: interpreter with ``monai`` and ``monai_sadaan`` installed.
-        config_file: inference config, relative to ``bundle_dir`` (or absolute).
+        config_file: inference config, relative to ``bundle_dir`` (or absolute, but inside ``bundle_dir``).
         meta_file, logging_file: relative to ``bundle_dir``; passed only when the file exists (``None``: never).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...: overrides the config's ``device`` id; ``None`` keeps the
             config's choice.
@@ -203,17 +203,23 @@ def build_inference_command(
 
     Raises:
         FileNotFoundError: the bundle folder or its config file does not exist.
+        ValueError: the config, meta or logging file lies outside the bundle folder (configs run only from the
+            bundle the user names).
     """
     bundle = Path(bundle_dir).resolve()
     if not bundle.is_dir():
         raise FileNotFoundError(f"expected a bundle folder, got a missing path: {bundle}")
-    config = Path(config_file) if Path(config_file).is_absolute() else bundle / config_file
+    config = (Path(config_file) if Path(config_file).is_absolute() else bundle / config_file).resolve()
+    if bundle not in config.parents:  # configs run only from the bundle the user named
+        raise ValueError(f"expected a config file inside the bundle folder {bundle}, got {config}")
     if not config.is_file():
         raise FileNotFoundError(f"expected the bundle's inference config at {config}, it does not exist")
     cmd = [str(python), "-m", "monai.bundle", "run", "--config_file", str(config)]
     for flag, rel in (("--meta_file", meta_file), ("--logging_file", logging_file)):
         if rel is not None:
-            p = Path(rel) if Path(rel).is_absolute() else bundle / rel
+            p = (Path(rel) if Path(rel).is_absolute() else bundle / rel).resolve()
+            if bundle not in p.parents:
+                raise ValueError(f"expected {flag[2:]} inside the bundle folder {bundle}, got {p}")
             if p.is_file():
                 cmd += [flag, str(p)]
     cmd += [
