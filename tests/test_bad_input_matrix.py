@@ -256,10 +256,12 @@ def test_label_map_transform_wrong_rank():
 def _run_inference(inputs: Path, outputs: Path) -> subprocess.CompletedProcess:
     ckpt = inputs.parent / "model.pt"
     torch.save(_tiny_net().state_dict(), ckpt)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
            "--dataset_dir", str(inputs), "--output_dir", str(outputs), "--ckpt_path", str(ckpt), *TINY]  # fmt: skip
-    return subprocess.run(cmd, cwd=SADAAN_BUNDLE, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        cmd, cwd=SADAAN_BUNDLE, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300, env=env
+    )
 
 
 def _cli_inputs(tmp_path: Path, bad: str) -> Path:

@@ -28,7 +28,13 @@ def _cmd(root: Path, data: Path) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=BUNDLE, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600, env=_env()
+    )
 
 
 def _history(root: Path) -> list[dict]:
@@ -40,15 +46,14 @@ def _history(root: Path) -> list[dict]:
 def test_sigkill_mid_training_resumes_to_the_uninterrupted_history(tmp_path):
     data = tmp_path / "data"
     full, crashed = tmp_path / "full", tmp_path / "crashed"
-    r = subprocess.run(_cmd(full, data), cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=_env())
+    r = _run(_cmd(full, data))
     assert r.returncode == 0, r.stderr[-3000:]
     reference = _history(full)
     assert [h["epoch"] for h in reference] == list(range(1, EPOCHS + 1))
 
     # the same command, killed with SIGKILL as soon as the first epoch's state is on disk (epoch 2 running)
-    proc = subprocess.Popen(
-        _cmd(crashed, data), cwd=BUNDLE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env()
-    )
+    log = open(tmp_path / "crashed.log", "w+", encoding="utf-8", errors="replace")
+    proc = subprocess.Popen(_cmd(crashed, data), cwd=BUNDLE, stdout=log, stderr=subprocess.STDOUT, env=_env())
     deadline = time.monotonic() + 600
     try:
         while not _history(crashed) and time.monotonic() < deadline and proc.poll() is None:
@@ -56,9 +61,12 @@ def test_sigkill_mid_training_resumes_to_the_uninterrupted_history(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+        log.seek(0)
+        output = log.read()[-3000:]
+        log.close()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it could be killed: {output}"
     saved = _history(crashed)
-    assert 1 <= len(saved) < EPOCHS, [h["epoch"] for h in saved]  # killed mid-run, at most one epoch lost
+    assert 1 <= len(saved) < EPOCHS, ([h["epoch"] for h in saved], output)  # killed mid-run, at most one epoch lost
     state = torch.load(crashed / "models" / "training_state.pt", weights_only=True)  # complete, loadable
     assert isinstance(state, dict) and "model" in state
     # no half-written file under a final name: every JSON parses
@@ -66,7 +74,7 @@ def test_sigkill_mid_training_resumes_to_the_uninterrupted_history(tmp_path):
         json.loads(p.read_text())
 
     # rerun the same command: it resumes and finishes
-    r = subprocess.run(_cmd(crashed, data), cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=_env())
+    r = _run(_cmd(crashed, data))
     assert r.returncode == 0, r.stderr[-3000:]
     resumed = _history(crashed)
     assert [h["epoch"] for h in resumed] == list(range(1, EPOCHS + 1))
