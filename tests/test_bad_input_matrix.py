@@ -168,7 +168,11 @@ def _datalist(tmp_path, entries, split="training") -> Path:
         ([{"image": "img.nii.gz"}], "training", "entry 0 of 'training' has no 'label' key"),
         ([{"image": "img.nii.gz", "label": "lab.nii.gz"}], "training", "label file does not exist"),
         ([{"image": "img.nii.gz", "label": 3}], "training", "expected a path string for 'label', got 3"),
-        ([{"image": "img.nii.gz", "label": "img.nii.gz"}], "validation", "has no 'training' list; lists found: validation"),
+        (
+            [{"image": "img.nii.gz", "label": "img.nii.gz"}],
+            "validation",
+            "has no 'training' list; lists found: validation",
+        ),
     ],
     ids=["missing_key", "missing_path", "path_not_a_string", "missing_split"],
 )
@@ -230,7 +234,9 @@ def test_gru_sequences(x, lengths, error, message):
 def test_iam4vp_frames(shape, message):
     from seq_models.networks.iam4vp import IAM4VP
 
-    model = IAM4VP(shape_in=(2, 2, 8, 8), latent_channels=4, num_convolutions_space=2, num_convolutions_time=2, time_dim=8)
+    model = IAM4VP(
+        shape_in=(2, 2, 8, 8), latent_channels=4, num_convolutions_space=2, num_convolutions_time=2, time_dim=8
+    )
     with pytest.raises(ValueError, match=re.escape(message)):
         model(torch.zeros(shape), [], torch.zeros(1))
 

@@ -49,7 +49,8 @@ def test_sadaan_network_refuses_other_sizes_naming_both(size):
     from monai_sadaan import SpatialAttentionMedicalSegmenter
 
     net = SpatialAttentionMedicalSegmenter(spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
-    with pytest.raises(ValueError, match=rf"expected input of shape \(B, 1, 16, 16, 16\), got \(1, 1, {size[0]}, {size[1]}, {size[2]}\)"):
+    got = rf"\(1, 1, {size[0]}, {size[1]}, {size[2]}\)"
+    with pytest.raises(ValueError, match=rf"expected input of shape \(B, 1, 16, 16, 16\), got {got}"):
         net(torch.zeros(1, 1, *size))
 
 
@@ -129,5 +130,6 @@ def test_gru_lengths_outside_range_are_refused(lengths):
     from seq_models.networks.gru_regression import PaddedGRURegressor
 
     model = PaddedGRURegressor(input_size=3, hidden_size=5, num_layers=1)
-    with pytest.raises(ValueError, match=rf"expected every length in \[1, 8\].*got min {min(lengths)} and max {max(lengths)}"):
+    message = rf"expected every length in \[1, 8\].*got min {min(lengths)} and max {max(lengths)}"
+    with pytest.raises(ValueError, match=message):
         model(torch.zeros(len(lengths), 8, 3), torch.tensor(lengths))
