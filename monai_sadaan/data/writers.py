@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_write_with
+from ..utils import atomic_directory, atomic_write_with
 from .geometry import affine_to_itk_geometry
 from .phantoms import Phantom
 
@@ -182,10 +180,7 @@ def save_phantom_dicom_series(
         "0028|1054": "HU",
     }
 
-    parent = folder.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
-    try:
+    with atomic_directory(folder) as tmp:
         writer = sitk.ImageFileWriter()
         writer.KeepOriginalImageUIDOn()
         names = []
@@ -202,10 +197,4 @@ def save_phantom_dicom_series(
             writer.SetFileName(str(tmp / name))
             writer.Execute(slice_k)
             names.append(name)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return [folder / n for n in names]

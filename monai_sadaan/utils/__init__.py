@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from .atomic import atomic_open, atomic_torch_save, atomic_write_with
+from .atomic import atomic_directory, atomic_open, atomic_torch_save, atomic_write_with
 from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
 
 __all__ = [
+    "atomic_directory",
     "atomic_open",
     "atomic_torch_save",
     "atomic_write_with",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_with", "atomic_torch_save"]
+__all__ = ["atomic_open", "atomic_write_with", "atomic_directory", "atomic_torch_save"]
 
 
 @contextlib.contextmanager
@@ -57,6 +58,26 @@ def atomic_write_with(path: str | os.PathLike, suffix: str | None = None) -> Ite
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside ``path``; when the block exits without error it replaces ``path``
+    (an older folder of that name is removed first). On an exception the temporary folder is removed and an
+    existing ``path`` stays as it was. For multi-file outputs: DICOM series, Zarr stores, case folders.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private (0700)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

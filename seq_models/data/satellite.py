@@ -6,8 +6,6 @@ Frames are a ``(time, channel, y, x)`` array with values in ``[0, 1]`` and NaN w
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
-from monai_sadaan.utils import atomic_write_with
+from monai_sadaan.utils import atomic_directory, atomic_write_with
 
 __all__ = ["FRAME_DIMS", "SatelliteWindowDataset", "check_frames", "open_satellite_frames", "write_frames"]
 
@@ -84,16 +82,8 @@ def write_frames(frames: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> 
     if "channel" in ds.coords and ds["channel"].dtype.kind == "U":  # variable-length strings: portable in Zarr v3
         ds = ds.assign_coords(channel=ds["channel"].values.astype(object))
     if p.suffix == ".zarr":
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{p.stem}.", suffix=".tmp.zarr", dir=p.parent))
-        try:
+        with atomic_directory(p) as tmp:
             ds.to_zarr(tmp, mode="w", consolidated=False)
-            if p.exists():
-                shutil.rmtree(p)
-            os.replace(tmp, p)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     elif p.suffix == ".nc":
         with atomic_write_with(p) as tmp:
             ds.to_netcdf(tmp, engine="h5netcdf")
