@@ -18,15 +18,15 @@ TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_
 
 
 def _run(args: list[str], timeout: int = 600, module: list[str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
     cmd = [sys.executable, "-m", *(module or ["monai.bundle"]), *args]
-    return subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=timeout, env=env)
 
 
 def _train_args(root: Path, data: Path, epochs: int) -> list[str]:
     return [
         "run", "--config_file", "configs/train.json", "--bundle_root", str(root), "--data_dir", str(data),
-        "--num_cases", "14", "--epochs", str(epochs), "--val_interval", "1", "--batch_size", "2", *TINY,
+        "--num_cases", "21", "--epochs", str(epochs), "--val_interval", "1", "--batch_size", "2", *TINY,
     ]  # fmt: skip
 
 
@@ -69,7 +69,7 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     # 3. evaluation on the test split, per scenario
     r = _run(
         ["run", "--config_file", "['configs/train.json','configs/evaluate.json']", "--bundle_root", str(full),
-         "--data_dir", str(data), "--num_cases", "14", *TINY]
+         "--data_dir", str(data), "--num_cases", "21", *TINY]
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     with open(full / "eval" / "per_scenario.csv") as f:
@@ -79,7 +79,7 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     # 4. fine-tuning on two structures from the five-structure checkpoint, frozen encoder
     ft = _run(
         ["run", "--config_file", "['configs/train.json','configs/fine_tune.json']", "--bundle_root", str(full),
-         "--data_dir", str(data), "--num_cases", "14", "--epochs", "1", *TINY,
+         "--data_dir", str(data), "--num_cases", "21", "--epochs", "1", *TINY,
          "--structures", "{'liver': 3, 'spleen': 4}", "--freeze_encoder", "True"]
     )  # fmt: skip
     assert ft.returncode == 0, ft.stderr[-3000:]
