@@ -169,7 +169,7 @@ def test_primer_doc_snippets_run(capsys):
     from pathlib import Path
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "rnn_primer.md"
-    code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(), re.S))
+    code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S))
     exec(compile(code, str(doc), "exec"), {})
     out = capsys.readouterr().out
     assert "Total params: 745" in out and "Total params: 2,365" in out
