@@ -93,6 +93,20 @@ def _check_finite(values: torch.Tensor, what: str) -> None:
         raise ValueError(f"expected finite {what}, got NaN at {int(torch.isnan(values).sum())} position(s)")
 
 
+
+def _build_regressor_layers(module: nn.Module, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+    """The layers both GRU regressors share, under the same names, so one state dict serves both:
+    ``batch_norm`` (BatchNorm1d(F)), ``gru`` (GRU(F, H, L, batch_first)), ``linear`` (Linear(H, 1))."""
+    for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if int(v) < 1:
+            raise ValueError(f"expected {name} >= 1, got {v}")
+    module.input_size = int(input_size)
+    module.hidden_size = int(hidden_size)
+    module.num_layers = int(num_layers)
+    module.batch_norm = nn.BatchNorm1d(module.input_size)
+    module.gru = nn.GRU(module.input_size, module.hidden_size, module.num_layers, batch_first=True, dropout=dropout)
+    module.linear = nn.Linear(module.hidden_size, 1)
+
 class PaddedGRURegressor(nn.Module):
     """Batch GRU regressor over padded sequences: one prediction per time step.
 
@@ -109,15 +123,7 @@ class PaddedGRURegressor(nn.Module):
 
     def __init__(self, input_size: int = 10, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if int(v) < 1:
-                raise ValueError(f"expected {name} >= 1, got {v}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
-        self.num_layers = int(num_layers)
-        self.batch_norm = nn.BatchNorm1d(self.input_size)
-        self.gru = nn.GRU(self.input_size, self.hidden_size, self.num_layers, batch_first=True, dropout=dropout)
-        self.linear = nn.Linear(self.hidden_size, 1)
+        _build_regressor_layers(self, input_size, hidden_size, num_layers, dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """
@@ -159,15 +165,7 @@ class SingleStepGRURegressor(nn.Module):
 
     def __init__(self, input_size: int = 10, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if int(v) < 1:
-                raise ValueError(f"expected {name} >= 1, got {v}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
-        self.num_layers = int(num_layers)
-        self.batch_norm = nn.BatchNorm1d(self.input_size)
-        self.gru = nn.GRU(self.input_size, self.hidden_size, self.num_layers, batch_first=True, dropout=dropout)
-        self.linear = nn.Linear(self.hidden_size, 1)
+        _build_regressor_layers(self, input_size, hidden_size, num_layers, dropout)
 
     @classmethod
     def from_batch_model(cls, model: PaddedGRURegressor) -> SingleStepGRURegressor:
