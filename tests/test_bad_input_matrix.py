@@ -123,6 +123,131 @@ def test_image_folder_missing_or_empty(tmp_path):
         list_image_inputs(tmp_path)
 
 
+# ---------------------------------------------------------------- voxel content (read once before any inference)
+def _with_values(path: Path, values: dict, dtype=np.float32) -> Path:
+    """An 8^3 volume of random values with ``values`` ({flat index: value}) set, written by SimpleITK."""
+    arr = np.random.default_rng(1).random((8, 8, 8)).astype(dtype)
+    for index, value in values.items():
+        arr.reshape(-1)[index] = value
+    return _write_sitk(path, arr)
+
+
+def _nifti_gz_cut_in_voxel_data(path: Path, dtype=np.float32) -> Path:
+    """A .nii.gz whose gzip stream ends inside the voxel data: the 352-byte header decompresses intact."""
+    import gzip
+    import io
+
+    rng = np.random.default_rng(2)
+    arr = rng.integers(-1000, 1000, (8, 8, 8)) if np.issubdtype(dtype, np.integer) else rng.random((8, 8, 8))
+    raw = _write_sitk(path.with_name("full.nii"), arr.astype(dtype)).read_bytes()
+    data = gzip.compress(raw)
+    cut = data[: len(data) - 200]
+    assert gzip.GzipFile(fileobj=io.BytesIO(cut)).read(352) == raw[:352]  # the header decompresses intact
+    return _bytes(path, cut)
+
+
+def _nifti_gz_with_short_voxel_data(path: Path) -> Path:
+    """A complete gzip stream holding a NIfTI whose voxel data is cut short (700 of 2400 bytes)."""
+    import gzip
+
+    raw = _good_nifti(path.with_name("full.nii")).read_bytes()
+    return _bytes(path, gzip.compress(raw[:700]))
+
+
+def _mha_cut_in_voxel_data(path: Path) -> Path:
+    data = _good_nifti(path.with_name("full.mha")).read_bytes()
+    return _bytes(path, data[: len(data) - 300])
+
+
+CONTENT_CASES = {
+    "nan_in_nifti_gz": (lambda d: _with_values(d / "a.nii.gz", {300: np.nan}), "got 1 NaN and 0 Inf voxels of 512"),
+    "inf_in_nifti": (lambda d: _with_values(d / "a.nii", {7: np.inf}), "got 0 NaN and 1 Inf voxels of 512"),
+    "nan_and_inf_in_nifti_gz": (
+        lambda d: _with_values(d / "a.nii.gz", {0: np.nan, 5: np.nan, 511: np.nan, 9: np.inf, 10: -np.inf}),
+        "got 3 NaN and 2 Inf voxels of 512",
+    ),
+    "nan_in_float64_nrrd": (
+        lambda d: _with_values(d / "a.nrrd", {100: np.nan}, dtype=np.float64),
+        "got 1 NaN and 0 Inf voxels of 512",
+    ),
+    "nan_in_metaimage": (lambda d: _with_values(d / "a.mha", {1: np.nan}), "got 1 NaN and 0 Inf voxels of 512"),
+    "truncated_gzip_voxel_data": (
+        lambda d: _nifti_gz_cut_in_voxel_data(d / "t.nii.gz"),
+        "expected complete voxel data, got a truncated or corrupt file (EOFError",
+    ),
+    "truncated_gzip_int16_voxel_data": (
+        lambda d: _nifti_gz_cut_in_voxel_data(d / "t.nii.gz", dtype=np.int16),
+        "got a truncated or corrupt file (EOFError",
+    ),
+    "short_voxel_data_in_complete_gzip": (
+        lambda d: _nifti_gz_with_short_voxel_data(d / "t.nii.gz"),
+        "got a truncated or corrupt file (OSError: Expected 2048 bytes, got 348 bytes",
+    ),
+    "truncated_metaimage_voxel_data": (
+        lambda d: _mha_cut_in_voxel_data(d / "t.mha"),
+        "got a truncated or corrupt file (RuntimeError",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTENT_CASES))
+def test_image_content_check(tmp_path, case):
+    """Each of these passes the header check and is refused by the content check, naming the file."""
+    from monai_sadaan.data.image_folder import InputImageError, check_volume_content, check_volume_header
+
+    make, message = CONTENT_CASES[case]
+    path = make(tmp_path)
+    assert check_volume_header(path) == (8, 8, 8)
+    with pytest.raises(InputImageError, match=re.escape(message)) as info:
+        check_volume_content(path)
+    assert str(path) in str(info.value)
+
+
+def test_good_images_pass_the_content_check(tmp_path):
+    from monai_sadaan.data import generate_phantom
+    from monai_sadaan.data.image_folder import check_volume_content
+    from monai_sadaan.data.writers import save_phantom_dicom_series
+
+    assert check_volume_content(_good_nifti(tmp_path / "g.nii.gz")) == (8, 8, 8)
+    assert check_volume_content(_good_nifti(tmp_path / "g.nii")) == (8, 8, 8)
+    assert check_volume_content(_write_sitk(tmp_path / "g.mha", np.zeros((5, 6, 7), np.float32))) == (5, 6, 7)
+    # integer voxels: no finiteness scan, the data is still read whole; NIfTI (x, y, z) vs SimpleITK (z, y, x)
+    assert check_volume_content(_write_sitk(tmp_path / "i.nii.gz", np.zeros((5, 6, 7), np.int16))) == (7, 6, 5)
+    series = tmp_path / "dicom"
+    save_phantom_dicom_series(generate_phantom("normal", seed=3, shape=8), series)
+    assert check_volume_content(series) == (8, 8, 8)
+
+
+def test_nifti_nan_is_seen_by_the_content_check_although_itk_reads_it_as_zero(tmp_path):
+    """The loader (ITK) turns NaN in NIfTI into 0; the content check reads with nibabel and refuses the file."""
+    import SimpleITK as sitk
+
+    from monai_sadaan.data.image_folder import InputImageError, check_volume_content
+
+    path = _with_values(tmp_path / "a.nii.gz", {300: np.nan})
+    assert np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).all()  # why nibabel reads the voxels
+    with pytest.raises(InputImageError, match="got 1 NaN"):
+        check_volume_content(path)
+
+
+def test_image_folder_checks_every_content_before_returning(tmp_path):
+    from monai_sadaan.data.image_folder import InputImageError, list_image_inputs
+
+    _good_nifti(tmp_path / "a_good.nii.gz")
+    _with_values(tmp_path / "b_nan.nii.gz", {3: np.nan})
+    _good_nifti(tmp_path / "c_good.nii.gz")
+    with pytest.raises(InputImageError, match=r"got 1 NaN and 0 Inf voxels of 512 in .*b_nan\.nii\.gz"):
+        list_image_inputs(tmp_path)
+    assert [it["case"] for it in list_image_inputs(tmp_path, check=False)] == ["a_good", "b_nan", "c_good"]
+    # a bad header anywhere is reported before any voxel data is read
+    _bytes(tmp_path / "d_empty.nii.gz", b"")
+    with pytest.raises(InputImageError, match="got an empty file"):
+        list_image_inputs(tmp_path)
+    (tmp_path / "b_nan.nii.gz").unlink()
+    (tmp_path / "d_empty.nii.gz").unlink()
+    assert [it["case"] for it in list_image_inputs(tmp_path)] == ["a_good", "c_good"]
+
+
 # ---------------------------------------------------------------- SADAAn network input
 def _tiny_net(**kw):
     from monai_sadaan import SpatialAttentionMedicalSegmenter
@@ -280,13 +405,17 @@ def _cli_inputs(tmp_path: Path, bad: str) -> Path:
         _write_sitk(inputs / "z_flat.nii.gz", np.zeros((8, 8), np.float32))
     elif bad == "mixed_dicom":
         _dicom_mixed_series(inputs / "z_mixed")
-    elif bad == "nan":
+    elif bad == "nan_nifti":
         arr = np.zeros((24, 24, 24), np.float32)
         arr[3, 4, 5] = np.nan
-        _write_sitk(inputs / "z_nan.mha", arr)  # ITK reads NaN in NIfTI files as 0; MetaImage keeps it
+        # the loader (ITK) would read this NaN as 0; the pre-flight reads NIfTI voxels with nibabel, which keeps it
+        _write_sitk(inputs / "z_nan.nii.gz", arr)
     elif bad == "truncated":
         data = save_phantom(generate_phantom("normal", seed=2, shape=24), tmp_path / "x.nii")[0].read_bytes()
         (inputs / "z_trunc.nii").write_bytes(data[: len(data) // 2])
+    elif bad == "truncated_gz":
+        data = save_phantom(generate_phantom("normal", seed=2, shape=24), tmp_path / "x.nii.gz")[0].read_bytes()
+        (inputs / "z_trunc.nii.gz").write_bytes(data[: len(data) // 2])  # header intact, voxel data cut
     return inputs
 
 
@@ -297,21 +426,19 @@ def _cli_inputs(tmp_path: Path, bad: str) -> Path:
         ("2d", "expected a 3D single-channel image, got a 2D image"),
         ("mixed_dicom", "expected one DICOM series in folder"),
         ("truncated", "bytes of voxel data"),
-        ("nan", "NaN"),
+        ("truncated_gz", "expected complete voxel data, got a truncated or corrupt file"),
+        ("nan_nifti", "expected finite voxel values, got 1 NaN and 0 Inf voxels"),
     ],
 )
 def test_bundle_inference_bad_input_exits_nonzero_without_output(tmp_path, bad, message):
+    """A folder of one good case (``a_good``, processed first) and one bad case: the whole run is refused before
+    any model runs, so not even the good case has an output, whether the fault is in a header or in the voxels."""
     inputs, outputs = _cli_inputs(tmp_path, bad), tmp_path / "out"
     r = _run_inference(inputs, outputs)
     assert r.returncode != 0, r.stdout[-2000:]
     assert message in r.stderr, r.stderr[-3000:]
     written = sorted(q.relative_to(outputs).as_posix() for q in outputs.rglob("*")) if outputs.exists() else []
-    if bad == "nan":
-        # NaN is found in the voxels, not the header: the case before it is complete, nothing of the bad case
-        assert written and all(w.startswith("a_good") for w in written), written
-        assert not any(w.endswith(".tmp") or "/." in w for w in written), written
-    else:
-        assert written == [], written
+    assert written == [], written
 
 
 # ---------------------------------------------------------------- configs run only from the named bundle
