@@ -230,6 +230,20 @@ def test_nifti_nan_is_seen_by_the_content_check_although_itk_reads_it_as_zero(tm
         check_volume_content(path)
 
 
+def test_non_finite_count_is_exact_across_chunks_and_memory_orders():
+    from monai_sadaan.data.image_folder import _count_non_finite
+
+    arr = np.zeros((5, 6, 7), np.float32)
+    arr[0, 0, 0] = arr[4, 5, 6] = arr[2, 3, 1] = np.nan
+    arr[1, 0, 6] = np.inf
+    arr[3, 5, 0] = -np.inf
+    for a in (arr, np.asfortranarray(arr), arr[:, ::2]):  # C order, Fortran order (nibabel), a strided view
+        expected = (int(np.isnan(a).sum()), int(np.isinf(a).sum()))
+        assert min(expected) >= 1
+        for chunk in (1, 7, 64, 1 << 22):
+            assert _count_non_finite(a, chunk=chunk) == expected
+
+
 def test_image_folder_checks_every_content_before_returning(tmp_path):
     from monai_sadaan.data.image_folder import InputImageError, list_image_inputs
 

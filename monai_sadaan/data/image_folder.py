@@ -124,7 +124,7 @@ def _read_nifti_voxels(p: Path) -> np.ndarray:
     """
     import nibabel as nib
 
-    img = nib.load(str(p))
+    img = nib.load(str(p), mmap=False)  # one plain read: faulting in a memory map page by page is ~5x slower
     proxy = img.dataobj
     if np.issubdtype(img.get_data_dtype(), np.integer) and hasattr(proxy, "get_unscaled"):
         slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
@@ -149,7 +149,7 @@ def _read_sitk_voxels(p: Path) -> np.ndarray:
 
 def _count_non_finite(array: np.ndarray, chunk: int = 1 << 22) -> tuple[int, int]:
     """Number of NaN and of +/-Inf values, scanned in chunks so the scan itself needs little extra memory."""
-    flat = array.reshape(-1)
+    flat = array.ravel(order="K")  # a view for C- and Fortran-ordered arrays (nibabel gives Fortran order)
     n_nan = n_inf = 0
     for start in range(0, flat.size, chunk):
         part = flat[start : start + chunk]
