@@ -117,10 +117,11 @@ def _is_nifti(p: Path) -> bool:
     return p.is_file() and p.name.lower().endswith((".nii", ".nii.gz"))
 
 
-def _read_nifti_voxels(p: Path) -> np.ndarray:
+def _read_nifti_voxels(p: Path) -> tuple[object, np.ndarray]:
     """NIfTI voxels with nibabel, which keeps NaN (ITK reads NaN in NIfTI files as 0).
 
     Integer data is returned unscaled: it cannot hold NaN/Inf, and scaling it would double or quadruple the memory.
+    Returns ``(None, array)``, the form of :func:`_read_sitk_voxels`.
     """
     import nibabel as nib
 
@@ -130,12 +131,15 @@ def _read_nifti_voxels(p: Path) -> np.ndarray:
         slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
         if not (np.isfinite(slope) and np.isfinite(inter)):
             raise InputImageError(f"expected finite intensity scaling, got scl_slope {slope} and scl_inter {inter}: {p}")
-        return np.asarray(proxy.get_unscaled())
-    return np.asanyarray(proxy)
+        return None, np.asarray(proxy.get_unscaled())
+    return None, np.asanyarray(proxy)
 
 
-def _read_sitk_voxels(p: Path) -> np.ndarray:
-    """NRRD / MetaImage voxels, or a DICOM folder's single series, with SimpleITK."""
+def _read_sitk_voxels(p: Path) -> tuple[object, np.ndarray]:
+    """NRRD / MetaImage voxels, or a DICOM folder's single series, with SimpleITK.
+
+    Returns ``(image, view)``: a view of the image's own buffer (no copy); the view is valid while ``image`` lives.
+    """
     import SimpleITK as sitk
 
     if p.is_dir():
@@ -144,7 +148,7 @@ def _read_sitk_voxels(p: Path) -> np.ndarray:
         image = reader.Execute()
     else:
         image = sitk.ReadImage(str(p))
-    return sitk.GetArrayFromImage(image)
+    return image, sitk.GetArrayViewFromImage(image)
 
 
 def _count_non_finite(array: np.ndarray, chunk: int = 1 << 22) -> tuple[int, int]:
@@ -189,7 +193,7 @@ def check_volume_content(path: str | os.PathLike) -> tuple[int, ...]:
     if not p.exists():
         raise InputImageError(f"expected an image file or DICOM folder, got a missing path: {p}")
     try:
-        array = _read_nifti_voxels(p) if _is_nifti(p) else _read_sitk_voxels(p)
+        owner, array = _read_nifti_voxels(p) if _is_nifti(p) else _read_sitk_voxels(p)
     except (EOFError, OSError, zlib.error, RuntimeError, ImageFileError, HeaderDataError) as e:
         # EOFError: gzip stream cut short; OSError: bad gzip data or fewer bytes than the header declares;
         # zlib.error: corrupt deflate data; RuntimeError: ITK could not read the data; nibabel's own errors
@@ -206,7 +210,9 @@ def check_volume_content(path: str | os.PathLike) -> tuple[int, ...]:
                 f"expected finite voxel values, got {n_nan} NaN and {n_inf} Inf voxels "
                 f"of {array.size} in {p}"
             )
-    return tuple(int(s) for s in array.shape)
+    shape = tuple(int(s) for s in array.shape)
+    del array, owner  # the view first, then the image that owns its buffer
+    return shape
 
 
 def list_image_inputs(dataset_dir: str | os.PathLike, check: bool = True, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
