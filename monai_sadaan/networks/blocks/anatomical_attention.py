@@ -7,6 +7,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from monai_sadaan.networks.blocks.inference_fusion import conv3d_same
+from monai_sadaan.networks.blocks.projected_features import (
+    ProjectedFeatures,
+    channel_slices,
+    conv_bn_relu_channels,
+    count_batch,
+)
 from monai_sadaan.networks.utils import checkpoint_call
 
 __all__ = ["AnatomicalAttentionModule"]
@@ -122,3 +129,51 @@ class AnatomicalAttentionModule(nn.Module):
             spatial_attention = self.attention_conv(features)
             feature_responses = self.feature_matcher(features)
         return self.combine(spatial_attention, feature_responses)
+
+    def forward_projected(
+        self, features: ProjectedFeatures, channel_group: int | None = 32
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` for features held as a projection (see :class:`ProjectedFeatures`), never materialised.
+
+        Each branch ``Conv3d(k3) -> BatchNorm -> ReLU -> Conv3d(k1)`` is a sum over the hidden channels of the
+        pointwise convolution, and BatchNorm is per channel, so the hidden layer is computed ``channel_group``
+        channels at a time and the pointwise outputs are summed. In training mode with gradient checkpointing
+        each group is its own checkpointed segment (the backward pass holds one group's hidden channels at a
+        time); in eval mode BatchNorm is folded into the convolutions and the hidden layer is computed at once.
+
+        Args:
+            features: the ``[B, in_channels, D, H, W]`` features in factorised form.
+            channel_group: hidden channels per checkpointed segment (training with checkpointing only).
+
+        Returns:
+            as :meth:`forward`, equal up to float rounding.
+        """
+        attention_logits = self._projected_branch(features, self.attention_conv, channel_group)
+        spatial_attention = self.attention_conv[4](attention_logits)
+        feature_responses = self._projected_branch(features, self.feature_matcher, channel_group)
+        return self.combine(spatial_attention, feature_responses)
+
+    def _projected_branch(
+        self, features: ProjectedFeatures, branch: nn.Sequential, channel_group: int | None
+    ) -> torch.Tensor:
+        """``branch[3](branch[2](branch[1](branch[0](f))))`` (conv, BN, ReLU, pointwise conv): ``[B, S, D, H, W]``."""
+        conv, bn, pointwise = branch[0], branch[1], branch[3]
+        checkpointing = self.training and self.gradient_checkpointing and torch.is_grad_enabled()
+        momentum = count_batch(bn) if self.training else None
+
+        def partial(low_with_ones: torch.Tensor, channels: slice) -> torch.Tensor:
+            hidden = conv_bn_relu_channels(
+                ProjectedFeatures(low_with_ones, features.weight), conv, bn, channels, momentum
+            )
+            return conv3d_same(hidden, pointwise.weight[:, channels], None, (0, 0, 0))
+
+        out = None
+        for channels in channel_slices(conv.out_channels, channel_group if checkpointing else None):
+            if checkpointing:
+                part = checkpoint_call(partial, features.low_with_ones, channels, modules=[branch])
+            else:
+                part = partial(features.low_with_ones, channels)
+            out = part if out is None else out + part
+        if pointwise.bias is not None:
+            out = out + pointwise.bias.view(1, -1, 1, 1, 1)
+        return out

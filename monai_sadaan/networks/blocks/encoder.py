@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from monai_sadaan.networks.blocks.double_conv import double_conv3d
 from monai_sadaan.networks.blocks.inference_fusion import run_folded_double_conv
+from monai_sadaan.networks.blocks.projected_features import ProjectedFeatures
 from monai_sadaan.networks.utils import checkpoint_call
 
 __all__ = ["Encoder"]
@@ -89,18 +90,32 @@ class Encoder(nn.Module):
 
     def _full_resolution_head(self, d2: torch.Tensor, e1: torch.Tensor) -> torch.Tensor:
         """``up1 -> concat with enc1 -> dec1 -> final_conv``: the last, full-resolution stage."""
-        d1 = self._double_conv(torch.cat([self.up1(d2), e1], dim=1), self.dec1)
-        return self.final_conv(d1)
+        return self.final_conv(self._last_decoder_level(d2, e1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """
+    def _last_decoder_level(self, d2: torch.Tensor, e1: torch.Tensor) -> torch.Tensor:
+        """``up1 -> concat with enc1 -> dec1``: the full-resolution decoder level before ``final_conv``."""
+        return self._double_conv(torch.cat([self.up1(d2), e1], dim=1), self.dec1)
+
+    def forward_projected(self, x: torch.Tensor) -> ProjectedFeatures:
+        """:meth:`forward` without applying ``final_conv``: the features as a projection of ``dec1``'s output.
+
         Args:
             x: image batch ``[B, in_channels, D, H, W]``, each spatial size divisible by 16.
 
         Returns:
-            feature maps ``[B, feature_channels, D, H, W]``.
+            :class:`ProjectedFeatures` whose :meth:`~ProjectedFeatures.materialise` equals :meth:`forward` up to
+            float rounding; the ``[B, feature_channels, D, H, W]`` map itself is never computed.
         """
         checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
+        d2, e1 = self._down_and_up_to_half_resolution(x, checkpointing)
+        if checkpointing:
+            d1 = checkpoint_call(self._last_decoder_level, d2, e1, modules=[self.up1, self.dec1])
+        else:
+            d1 = self._last_decoder_level(d2, e1)
+        return ProjectedFeatures.from_pointwise_conv(d1, self.final_conv)
+
+    def _down_and_up_to_half_resolution(self, x: torch.Tensor, checkpointing: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d2, e1)``: the decoder output at half resolution and the full-resolution skip features."""
         if checkpointing:
             e1 = checkpoint_call(self._double_conv, x, self.enc1, modules=[self.enc1])
         else:
@@ -112,7 +127,18 @@ class Encoder(nn.Module):
 
         d4 = self._double_conv(torch.cat([self.up4(e5), e4], dim=1), self.dec4)
         d3 = self._double_conv(torch.cat([self.up3(d4), e3], dim=1), self.dec3)
-        d2 = self._double_conv(torch.cat([self.up2(d3), e2], dim=1), self.dec2)
+        return self._double_conv(torch.cat([self.up2(d3), e2], dim=1), self.dec2), e1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: image batch ``[B, in_channels, D, H, W]``, each spatial size divisible by 16.
+
+        Returns:
+            feature maps ``[B, feature_channels, D, H, W]``.
+        """
+        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
+        d2, e1 = self._down_and_up_to_half_resolution(x, checkpointing)
         if checkpointing:
             return checkpoint_call(
                 self._full_resolution_head, d2, e1, modules=[self.up1, self.dec1, self.final_conv]

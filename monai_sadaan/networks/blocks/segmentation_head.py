@@ -5,6 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from monai_sadaan.networks.blocks.inference_fusion import conv3d_same
+from monai_sadaan.networks.blocks.projected_features import (
+    ProjectedFeatures,
+    channel_slices,
+    conv_bn_relu_channels,
+    count_batch,
+)
 from monai_sadaan.networks.utils import checkpoint_call
 
 __all__ = ["SegmentationHead"]
@@ -104,3 +111,68 @@ class SegmentationHead(nn.Module):
             refined = self.feature_refine(features)
         segmentation_logits = self.modulated_logits(refined, attention_maps)
         return segmentation_logits, torch.sigmoid(segmentation_logits)
+
+    def forward_projected(
+        self, features: ProjectedFeatures, attention_maps: torch.Tensor, channel_group: int | None = 32
+    ) -> torch.Tensor:
+        """Segmentation logits from features held as a projection (see :class:`ProjectedFeatures`).
+
+        The first refinement convolution reads the narrow map through composed weights. In training mode with
+        gradient checkpointing both refinement layers run ``channel_group`` output channels at a time, each
+        group a checkpointed segment: the first layer's groups are concatenated (the only full-width tensor
+        kept, ``[B, hidden, D, H, W]``), the second layer's groups go straight through their columns of
+        ``segmentation_layer`` and are summed, in the copy-free form ``a_s * (w_s . r) + b_s``. Otherwise (eval
+        mode: BatchNorm folded) both layers run at once and :meth:`modulated_logits` applies the head layout.
+
+        Args:
+            features: the ``[B, in_channels, D, H, W]`` features in factorised form.
+            attention_maps: ``[B, S, D, H, W]``.
+            channel_group: channels per checkpointed segment (training with checkpointing only).
+
+        Returns:
+            ``[B, S, D, H, W]`` logits, equal to :meth:`forward`'s up to float rounding.
+        """
+        first, first_bn, second, second_bn = (self.feature_refine[i] for i in (0, 1, 3, 4))
+        checkpointing = self.training and self.gradient_checkpointing and torch.is_grad_enabled()
+        first_momentum = count_batch(first_bn) if self.training else None
+        second_momentum = count_batch(second_bn) if self.training else None
+        group = channel_group if checkpointing else None
+
+        def first_layer(low_with_ones: torch.Tensor, channels: slice) -> torch.Tensor:
+            projected = ProjectedFeatures(low_with_ones, features.weight)
+            return conv_bn_relu_channels(projected, first, first_bn, channels, first_momentum)
+
+        parts = []
+        for channels in channel_slices(first.out_channels, group):
+            if checkpointing:
+                parts.append(checkpoint_call(first_layer, features.low_with_ones, channels, modules=[first_bn]))
+            else:
+                parts.append(first_layer(features.low_with_ones, channels))
+        hidden = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        del parts
+        pointwise = self.segmentation_layer
+        if not checkpointing:
+            refined = conv_bn_relu_channels(hidden, second, second_bn, slice(0, second.out_channels), second_momentum)
+            del hidden
+            if not self.memory_efficient:
+                return self.modulated_logits(refined, attention_maps)
+            projected = conv3d_same(refined, pointwise.weight, None, (0, 0, 0))
+            del refined
+            return self._add_bias(projected, attention_maps)
+
+        def second_layer(hidden: torch.Tensor, channels: slice) -> torch.Tensor:
+            refined = conv_bn_relu_channels(hidden, second, second_bn, channels, second_momentum)
+            return conv3d_same(refined, pointwise.weight[:, channels], None, (0, 0, 0))
+
+        projected = None
+        for channels in channel_slices(second.out_channels, group):
+            part = checkpoint_call(second_layer, hidden, channels, modules=[second_bn])
+            projected = part if projected is None else projected + part
+        return self._add_bias(projected, attention_maps)
+
+    def _add_bias(self, projected: torch.Tensor, attention_maps: torch.Tensor) -> torch.Tensor:
+        """``a_s * (w_s . r) + b_s`` from ``projected = w . r`` (no bias) and the attention maps."""
+        bias = self.segmentation_layer.bias
+        if bias is None:
+            return attention_maps * projected
+        return torch.addcmul(bias.view(1, -1, 1, 1, 1), attention_maps, projected)

@@ -11,7 +11,6 @@ import torch.nn as nn
 from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
 from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
 from monai_sadaan.networks.blocks.encoder import Encoder
-from monai_sadaan.networks.blocks.inference_fusion import conv3d_same, fold_conv_bn, run_folded_conv_bn_relu
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
 
 __all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
@@ -61,14 +60,19 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         feature_channels: channels of the shared full-resolution feature map; the attention and refinement
             hidden layers use ``feature_channels // 2`` (64 in the seed model).
         dropout: dropout probability in the presence classifiers.
-        gradient_checkpointing: recompute the full-resolution stages in backward (less memory, more time;
-            identical outputs, gradients and BatchNorm statistics).
-        fused_inference: in eval mode run a faster, mathematically identical graph: BatchNorms folded into
-            their convolutions, ``attention_conv[0]`` and ``feature_refine[0]`` (same input) as one
-            convolution, ``channels_last_3d`` activations, oneDNN kernels at every level (see
-            ``benchmarks/sadaan_forward.py``). Outputs agree with the plain graph up to float rounding; training
-            mode is unaffected. Off by default because the folded layers are then not
-            called as modules (a torchinfo summary in eval mode would no longer list them).
+        gradient_checkpointing: training memory saver. The full-resolution stages are recomputed in backward,
+            the ``[B, feature_channels, D, H, W]`` feature map is never materialised (the head convolutions
+            read ``final_conv``'s input through composed weights, see
+            :class:`~monai_sadaan.networks.blocks.projected_features.ProjectedFeatures`) and the head layers run
+            :attr:`CHANNEL_GROUP` hidden channels per checkpointed segment. Outputs, gradients and BatchNorm
+            statistics equal the plain graph's up to float rounding; BatchNorm statistics are updated once per
+            step. Only used in training mode with gradients enabled.
+        fused_inference: in eval mode run a faster graph with the same outputs (up to float rounding):
+            BatchNorms folded into their convolutions, the features kept factorised as for checkpointing (the
+            three full-resolution head convolutions read ``features[0] + 1`` channels instead of
+            ``feature_channels``), oneDNN kernels at every level (see ``benchmarks/sadaan_forward.py``).
+            Training mode is unaffected. Off by default because the folded layers are then not called as
+            modules (a torchinfo summary in eval mode would no longer list them).
 
     Raises:
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
@@ -212,12 +216,18 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             self.check_input(x)
             if not 0.0 <= float(presence_threshold) <= 1.0:
                 raise ValueError(f"expected presence_threshold in [0, 1], got {presence_threshold}")
-        if self.fused_inference and not self.training:
-            pooled, attention_outputs, refined = self._fused_trunk(x)
-            attention_maps, feature_responses, alignment_scores, position_priors = attention_outputs
+        if self._runs_projected():
+            features = self.encoder.forward_projected(x)
+            attention_maps, feature_responses, alignment_scores, position_priors = (
+                self.attention_module.forward_projected(features, self.CHANNEL_GROUP)
+            )
             # pooling [B, F, 1, 1, 1] again is the identity: the head sees exactly the pooled features
+            pooled = features.pooled()[:, :, None, None, None]
             presence_probs, absence_logits, confidence_scores = self.absence_detector(pooled, alignment_scores)
-            segmentation_logits = self.segmentation_head.modulated_logits(refined, attention_maps).contiguous()
+            segmentation_logits = self.segmentation_head.forward_projected(
+                features, attention_maps, self.CHANNEL_GROUP
+            ).contiguous()
+            del features
             segmentation_probs = torch.sigmoid(segmentation_logits)
         else:
             features = self.encoder(x)
@@ -244,45 +254,18 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         }
 
 
-    def _fused_trunk(
-        self, x: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Eval-mode encoder and full-resolution head convolutions with BatchNorm folded (``fused_inference``).
+    #: hidden channels per checkpointed segment of the full-resolution head layers (gradient checkpointing)
+    CHANNEL_GROUP: int = 32
 
-        Args:
-            x: validated input ``[B, in_channels, D, H, W]``.
+    def _runs_projected(self) -> bool:
+        """Whether this forward pass keeps the full-resolution features factorised (see :class:`ProjectedFeatures`).
 
-        Returns:
-            ``(pooled features [B, F, 1, 1, 1], attention module outputs, refined features)``; the attention maps
-            and feature responses are contiguous, the refined features ``channels_last_3d``. The full-resolution
-            features are released before the last refinement convolution, which lowers the peak memory.
+        True for eval-mode passes with ``fused_inference`` and for training passes with ``gradient_checkpointing``
+        and gradients enabled; the plain graph (every layer called as a module, as in the seed) otherwise.
         """
-        attention, head = self.attention_module, self.segmentation_head
-        features = self.encoder(x.contiguous(memory_format=torch.channels_last_3d))
-
-        matcher = attention.feature_matcher
-        hidden = run_folded_conv_bn_relu(features, matcher[0], matcher[1])
-        feature_responses = matcher[3](hidden).contiguous()
-        del hidden
-
-        # attention_conv[0] and feature_refine[0] read the same features: one convolution with stacked filters
-        attention_weight, attention_bias = fold_conv_bn(attention.attention_conv[0], attention.attention_conv[1])
-        refine_weight, refine_bias = fold_conv_bn(head.feature_refine[0], head.feature_refine[1])
-        hidden = conv3d_same(
-            features,
-            torch.cat([attention_weight, refine_weight]),
-            torch.cat([attention_bias, refine_bias]),
-            attention.attention_conv[0].padding,
-        ).relu_()
-        attention_hidden, refine_hidden = hidden.split([attention_weight.shape[0], refine_weight.shape[0]], dim=1)
-        spatial_attention = attention.attention_conv[4](attention.attention_conv[3](attention_hidden)).contiguous()
-        del attention_hidden
-        pooled = self.absence_detector.global_pool(features)
-        del features
-        refine_hidden = refine_hidden.contiguous()  # a channel slice of a channels_last tensor is strided
-        del hidden
-        refined = run_folded_conv_bn_relu(refine_hidden, head.feature_refine[3], head.feature_refine[4])
-        return pooled, attention.combine(spatial_attention, feature_responses), refined
+        if self.training:
+            return self.gradient_checkpointing and torch.is_grad_enabled()
+        return self.fused_inference
 
 
 class SADAAnInferenceWrapper(nn.Module):
