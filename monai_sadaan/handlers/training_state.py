@@ -125,6 +125,25 @@ class TrainingStateCheckpoint:
         with atomic_open(self.save_dir / self.HISTORY_FILE, "w") as f:
             json.dump(self.history, f, indent=2)
 
+    def _restore_schedule_position(self, saved: dict[str, Any]) -> None:
+        """Resume the learning-rate schedule where it stopped, keeping this run's schedule hyper-parameters.
+
+        Only the position (``last_epoch``, ``_step_count``) comes from the saved state; ``T_max``, ``eta_min``
+        and the like come from the configuration of the run that resumes, so that a run resumed with another
+        epoch count (``--epochs 40`` after ``--epochs 20``) follows the schedule an uninterrupted run of that
+        length would. Schedulers with a closed form then set the optimizer's learning rates for the position.
+        """
+        current = self.lr_scheduler.state_dict()
+        for key in ("last_epoch", "_step_count"):
+            if key in saved:
+                current[key] = saved[key]
+        self.lr_scheduler.load_state_dict(current)
+        closed_form = getattr(self.lr_scheduler, "_get_closed_form_lr", None)
+        if callable(closed_form):
+            for group, lr in zip(self.optimizer.param_groups, closed_form()):
+                group["lr"] = lr
+            self.lr_scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
     def load(self, engine: Any) -> None:
         if not (self.resume and self.state_path.is_file()):
             return
@@ -132,7 +151,7 @@ class TrainingStateCheckpoint:
         self._net().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.lr_scheduler is not None and "lr_scheduler" in state:
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+            self._restore_schedule_position(state["lr_scheduler"])
         engine.state.epoch = int(state["epoch"])
         engine.state.iteration = int(state["iteration"])
         torch.set_rng_state(state["torch_rng"])

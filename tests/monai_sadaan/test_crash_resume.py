@@ -82,3 +82,34 @@ def test_sigkill_mid_training_resumes_to_the_uninterrupted_history(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-6), (a["epoch"], k)
+
+
+def test_resumed_schedule_follows_the_resuming_run_length():
+    """A run stopped after 2 of 2 epochs and resumed with 4 epochs gets the 4-epoch cosine schedule's rates."""
+    from monai_sadaan.handlers import TrainingStateCheckpoint
+
+    def make(epochs):
+        param = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([param], lr=1.0)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.1)
+        return param, optimizer, scheduler
+
+    def run(optimizer, scheduler, epochs):
+        rates = []
+        for _ in range(epochs):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return rates
+
+    _, optimizer, scheduler = make(4)
+    uninterrupted = run(optimizer, scheduler, 4)
+    _, part_optimizer, part_scheduler = make(2)
+    run(part_optimizer, part_scheduler, 2)
+    _, optimizer, scheduler = make(4)
+    optimizer.load_state_dict(part_optimizer.state_dict())  # the stopped run's rate: the 2-epoch schedule's end
+    handler = TrainingStateCheckpoint(save_dir=".", network=torch.nn.Linear(1, 1), optimizer=optimizer, lr_scheduler=scheduler)
+    handler._restore_schedule_position(part_scheduler.state_dict())
+    resumed = run(optimizer, scheduler, 2)
+    assert resumed == pytest.approx(uninterrupted[2:], rel=1e-12)
+    assert uninterrupted[2] == pytest.approx(0.1 + 0.9 * 0.5)  # cos(pi * 2 / 4) = 0: halfway between 1 and 0.1
