@@ -10,9 +10,9 @@ import torch.nn as nn
 from monai_sadaan.networks.blocks.inference_fusion import conv3d_same
 from monai_sadaan.networks.blocks.projected_features import (
     ProjectedFeatures,
-    channel_slices,
     conv_bn_relu_channels,
     count_batch,
+    run_in_channel_groups,
 )
 from monai_sadaan.networks.utils import checkpoint_call
 
@@ -167,13 +167,11 @@ class AnatomicalAttentionModule(nn.Module):
             )
             return conv3d_same(hidden, pointwise.weight[:, channels], None, (0, 0, 0))
 
-        out = None
-        for channels in channel_slices(conv.out_channels, channel_group if checkpointing else None):
-            if checkpointing:
-                part = checkpoint_call(partial, features.low_with_ones, channels, modules=[branch])
-            else:
-                part = partial(features.low_with_ones, channels)
-            out = part if out is None else out + part
+        group = channel_group if checkpointing else None
+        parts = run_in_channel_groups(partial, features.low_with_ones, conv.out_channels, group, [branch])
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part
         if pointwise.bias is not None:
             out = out + pointwise.bias.view(1, -1, 1, 1, 1)
         return out

@@ -20,6 +20,7 @@ different order).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -27,8 +28,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from monai_sadaan.networks.blocks.inference_fusion import conv3d_same, fold_conv_bn
+from monai_sadaan.networks.utils import checkpoint_call
 
-__all__ = ["ProjectedFeatures", "batch_norm_channels", "channel_slices", "count_batch", "conv_bn_relu_channels"]
+__all__ = [
+    "ProjectedFeatures",
+    "batch_norm_channels",
+    "channel_slices",
+    "count_batch",
+    "conv_bn_relu_channels",
+    "run_in_channel_groups",
+]
 
 
 class ProjectedFeatures(NamedTuple):
@@ -102,6 +111,34 @@ def channel_slices(channels: int, group: int | None) -> list[slice]:
     if group < 1:
         raise ValueError(f"expected a positive channel group size, got {group}")
     return [slice(start, min(start + group, channels)) for start in range(0, channels, group)]
+
+
+def run_in_channel_groups(
+    function: Callable[[torch.Tensor, slice], torch.Tensor],
+    x: torch.Tensor,
+    channels: int,
+    group: int | None,
+    modules: Sequence[nn.Module],
+) -> list[torch.Tensor]:
+    """``[function(x, s) for s in channel_slices(channels, group)]``, each call a checkpointed segment when grouped.
+
+    With ``group`` None the channels are computed in one plain call. Otherwise every slice is its own
+    checkpointed segment (:func:`~monai_sadaan.networks.utils.checkpoint_call`, BatchNorm statistics of
+    ``modules`` protected on recompute), so the backward pass holds one group's activations at a time.
+
+    Args:
+        function: computes the output for one slice of channels from ``x``.
+        x: the segment input (the only tensor kept for backward).
+        channels: number of channels to cover.
+        group: channels per segment, or None for one plain call.
+        modules: the modules ``function`` uses.
+
+    Returns:
+        one tensor per slice, in channel order.
+    """
+    if group is None:
+        return [function(x, slice(0, channels))]
+    return [checkpoint_call(function, x, part, modules=modules) for part in channel_slices(channels, group)]
 
 
 def batch_norm_channels(y: torch.Tensor, bn: nn.BatchNorm3d, channels: slice, momentum: float) -> torch.Tensor:

@@ -8,9 +8,9 @@ import torch.nn as nn
 from monai_sadaan.networks.blocks.inference_fusion import conv3d_same
 from monai_sadaan.networks.blocks.projected_features import (
     ProjectedFeatures,
-    channel_slices,
     conv_bn_relu_channels,
     count_batch,
+    run_in_channel_groups,
 )
 from monai_sadaan.networks.utils import checkpoint_call
 
@@ -142,12 +142,7 @@ class SegmentationHead(nn.Module):
             projected = ProjectedFeatures(low_with_ones, features.weight)
             return conv_bn_relu_channels(projected, first, first_bn, channels, first_momentum)
 
-        parts = []
-        for channels in channel_slices(first.out_channels, group):
-            if checkpointing:
-                parts.append(checkpoint_call(first_layer, features.low_with_ones, channels, modules=[first_bn]))
-            else:
-                parts.append(first_layer(features.low_with_ones, channels))
+        parts = run_in_channel_groups(first_layer, features.low_with_ones, first.out_channels, group, [first_bn])
         hidden = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         del parts
         pointwise = self.segmentation_layer
@@ -164,10 +159,10 @@ class SegmentationHead(nn.Module):
             refined = conv_bn_relu_channels(hidden, second, second_bn, channels, second_momentum)
             return conv3d_same(refined, pointwise.weight[:, channels], None, (0, 0, 0))
 
-        projected = None
-        for channels in channel_slices(second.out_channels, group):
-            part = checkpoint_call(second_layer, hidden, channels, modules=[second_bn])
-            projected = part if projected is None else projected + part
+        parts = run_in_channel_groups(second_layer, hidden, second.out_channels, group, [second_bn])
+        projected = parts[0]
+        for part in parts[1:]:
+            projected = projected + part
         return self._add_bias(projected, attention_maps)
 
     def _add_bias(self, projected: torch.Tensor, attention_maps: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
     """
 
+    #: hidden channels per checkpointed segment of the full-resolution head layers (gradient checkpointing)
+    CHANNEL_GROUP: int = 32
+
     def __init__(
         self,
         in_channels: int = 1,
@@ -252,10 +255,6 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             "presence_calls": presence_calls,
             "segmentation_masks": segmentation_masks,
         }
-
-
-    #: hidden channels per checkpointed segment of the full-resolution head layers (gradient checkpointing)
-    CHANNEL_GROUP: int = 32
 
     def _runs_projected(self) -> bool:
         """Whether this forward pass keeps the full-resolution features factorised (see :class:`ProjectedFeatures`).
