@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per subprocess (fastest counts)")
     parser.add_argument("--rounds", type=int, default=2, help="subprocesses per variant, interleaved")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--size", type=int, default=64, help="cube side of the input (seed: 64; 16 for a smoke run)")
+    parser.add_argument("--size", type=int, default=64, help="cube side of the input (seed: 64; 32 for a smoke run: the batch-1 training steps need 32 or more)")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step comparison (its target)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
