@@ -18,7 +18,10 @@ DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "confidence": 0.1,
     "dice": 1.0,
     "false_positive_suppression": 0.5,
+    "feature_response_supervision": 0.0,
 }
+"""The seed's six weights, plus ``feature_response_supervision`` at 0 (an option beside the seed: off by default,
+so the default total is the seed's six-part sum)."""
 
 #: component names, in the order they are returned (after ``"total"``)
 LOSS_COMPONENTS: tuple[str, ...] = (
@@ -28,6 +31,7 @@ LOSS_COMPONENTS: tuple[str, ...] = (
     "false_positive_suppression",
     "attention_supervision",
     "confidence",
+    "feature_response_supervision",
 )
 
 _EPS = 1e-6
@@ -67,12 +71,20 @@ class SpatialAttentionLoss(_Loss):
     - ``"confidence"``: binary cross-entropy between ``confidence_scores`` and the (detached) probability the
       absence head gave the true class, ``p_t = 1 - |presence_prob - presence_target|``: confidence is pulled
       high where the presence call is right and low where it is wrong, so a confident wrong call costs most.
+    - ``"feature_response_supervision"`` (not in the seed; weight 0 by default): binary cross-entropy with
+      logits between ``feature_responses`` and ``segmentation_targets`` over all pairs. The seed leaves the
+      feature matcher unsupervised: it learns only through the one alignment score per structure, so the
+      alignment can settle on any monotone code (measured on the phantom bundle: the right kidney's score came
+      out *higher* when the kidney was absent). Supervised, ``sigmoid(feature_responses)`` is a voxel-wise
+      detector and the alignment score (its attention-weighted mean) is near 1 for a present structure and
+      near 0 for an absent one, a direct input for the presence classifiers.
 
     Args:
         structure_names: names of the S structures, in channel order (only their number is used for checks).
         weights: component weights; a partial mapping overrides the seed's defaults
             (segmentation 1.0, absence 2.0, attention_supervision 0.3, confidence 0.1, dice 1.0,
-            false_positive_suppression 0.5). Unknown keys raise ``ValueError``.
+            false_positive_suppression 0.5) and feature_response_supervision 0. Unknown keys raise
+            ``ValueError``.
         focal_alpha: weight of the *present* class in the absence focal loss, in [0, 1], or None for no class
             weighting. Defaults to the seed's 0.25.
         focal_gamma: focusing exponent of the absence focal loss, >= 0. Defaults to the seed's 2.0.
@@ -80,13 +92,17 @@ class SpatialAttentionLoss(_Loss):
 
     Inputs of ``forward(outputs, targets)``:
         outputs: the network's dict with ``segmentation_logits`` [B, S, D, H, W], ``attention_maps``
-            [B, S, D, H, W] in [0, 1], ``absence_logits`` [B, S, 2] and ``confidence_scores`` [B, S] in [0, 1].
+            [B, S, D, H, W] in [0, 1], ``absence_logits`` [B, S, 2] and ``confidence_scores`` [B, S] in [0, 1];
+            ``feature_responses`` [B, S, D, H, W] (logits) only when ``feature_response_supervision`` has a
+            positive weight.
         targets: dict with ``segmentation_targets`` [B, S, D, H, W] in {0, 1}, ``presence_targets`` [B, S] in
             {0, 1} and optionally ``attention_targets`` [B, S, D, H, W] in [0, 1].
 
     Returns:
         dict ``{"total", "segmentation", "dice", "absence", "false_positive_suppression",
-        "attention_supervision", "confidence"}`` of 0-d float tensors; ``total`` is the weighted sum.
+        "attention_supervision", "confidence", "feature_response_supervision"}`` of 0-d float tensors; ``total``
+        is the weighted sum. ``feature_response_supervision`` is computed whenever the outputs hold
+        ``feature_responses`` (for logging, even at weight 0) and is 0 otherwise.
 
     Raises:
         KeyError: a required output or target key is missing.
@@ -217,6 +233,14 @@ class SpatialAttentionLoss(_Loss):
         # 6. confidence against the probability given to the true class
         conf_loss = _bce_on_probs(conf, pt.detach())
 
+        # 7. (optional, not in the seed) feature responses as a voxel-wise detector of each structure
+        if self.weights["feature_response_supervision"] > 0 or "feature_responses" in outputs:
+            responses = self._fetch(outputs, "feature_responses", "outputs")
+            self._check_shape("feature_responses", responses, vol_shape, "shape of segmentation_targets")
+            response_loss = F.binary_cross_entropy_with_logits(responses.float(), seg_t)
+        else:
+            response_loss = logits.new_zeros(())
+
         parts = {
             "segmentation": seg_loss,
             "dice": dice_loss,
@@ -224,6 +248,7 @@ class SpatialAttentionLoss(_Loss):
             "false_positive_suppression": fp_loss,
             "attention_supervision": att_loss,
             "confidence": conf_loss,
+            "feature_response_supervision": response_loss,
         }
         total = sum(self.weights[k] * v for k, v in parts.items())
         return {"total": total, **parts}  # type: ignore[dict-item]

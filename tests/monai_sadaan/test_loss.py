@@ -20,6 +20,7 @@ def make_outputs(b: int = 2, s: int = 3, spatial=(2, 3, 4), fill_logit: float = 
         "attention_maps": torch.full(shape, 0.5),
         "absence_logits": torch.zeros(b, s, 2),
         "confidence_scores": torch.full((b, s), 0.5),
+        "feature_responses": torch.full(shape, fill_logit),
     }
     for v in out.values():
         v.requires_grad_(requires_grad)
@@ -50,6 +51,7 @@ def test_default_weights_are_the_seeds():
         "confidence": 0.1,
         "dice": 1.0,
         "false_positive_suppression": 0.5,
+        "feature_response_supervision": 0.0,  # beside the seed, off by default
     }
     assert set(DEFAULT_LOSS_WEIGHTS) == set(LOSS_COMPONENTS)
 
@@ -165,6 +167,34 @@ def test_attention_supervision_bce_and_default_target_is_the_mask():
     )
     soft = dict(targets, attention_targets=torch.full_like(targets["segmentation_targets"], 0.5))
     assert loss(outputs, soft)["attention_supervision"] != loss(outputs, targets)["attention_supervision"]
+
+
+def test_feature_response_supervision_is_bce_over_all_pairs_and_off_by_default():
+    presence = [[1, 0, 1], [0, 1, 1]]
+    outputs, targets = make_outputs(fill_logit=0.0), make_targets(presence)
+    outputs["feature_responses"] = torch.zeros(2, 3, 2, 3, 4)
+    outputs["feature_responses"][..., :2] = 3.0  # fires on the half where present structures are
+    out = loss_fn()(outputs, targets)
+    # by hand: on present pairs half the voxels are right at logit 3 (-log sigmoid(3)) and half at logit 0 (log 2);
+    # on absent pairs half are wrong at logit 3 (-log sigmoid(-3)) and half right at logit 0 (log 2)
+    n_present = np.asarray(presence).sum()
+    n_absent = np.asarray(presence).size - n_present
+    right3, wrong3 = -math.log(1 / (1 + math.exp(-3))), -math.log(1 / (1 + math.exp(3)))
+    expected = (n_present * (right3 + LOG2) / 2 + n_absent * (wrong3 + LOG2) / 2) / (n_present + n_absent)
+    assert out["feature_response_supervision"].item() == pytest.approx(expected, rel=1e-5)
+    # weight 0 by default: the total is the seed's six-part sum
+    seed_total = sum(DEFAULT_LOSS_WEIGHTS[k] * out[k] for k in LOSS_COMPONENTS if k != "feature_response_supervision")
+    torch.testing.assert_close(out["total"], seed_total)
+    weighted = loss_fn(weights={"feature_response_supervision": 2.0})(outputs, targets)
+    torch.testing.assert_close(weighted["total"], seed_total + 2.0 * out["feature_response_supervision"])
+    # absent from the outputs: 0 at weight 0, a KeyError naming the key when it is needed
+    del outputs["feature_responses"]
+    assert loss_fn()(outputs, targets)["feature_response_supervision"].item() == 0.0
+    with pytest.raises(KeyError, match="feature_responses"):
+        loss_fn(weights={"feature_response_supervision": 1.0})(outputs, targets)
+    outputs["feature_responses"] = torch.zeros(2, 3, 2, 3, 5)
+    with pytest.raises(ValueError, match=r"expected feature_responses of shape \(2, 3, 2, 3, 4\)"):
+        loss_fn()(outputs, targets)
 
 
 def test_confidence_by_hand_and_confident_wrong_costs_most():
