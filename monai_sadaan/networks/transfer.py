@@ -1,15 +1,23 @@
-"""Fine-tuning SADAAn on another structure set: reuse a trained encoder, start the heads and the position prior
-afresh (their shapes depend on the number of structures), optionally keep the encoder frozen."""
+"""Starting SADAAn training from trained weights.
+
+* :func:`load_pretrained_encoder`: fine-tuning on another structure set: reuse a trained encoder, start the heads
+  and the position prior afresh (their shapes depend on the number of structures), optionally keep the encoder
+  frozen.
+* :func:`load_pretrained_network`: continuing on the same structure set (a warm start): every weight is read,
+  then the named submodules are started afresh (for example the presence classifiers, when the loss that trains
+  their inputs changes).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 
-from monai_sadaan.utils import CheckpointError, load_checkpoint
+from monai_sadaan.utils import CheckpointError, load_checkpoint, load_state_dict_checked
 
-__all__ = ["load_pretrained_encoder"]
+__all__ = ["load_pretrained_encoder", "load_pretrained_network"]
 
 
 def load_pretrained_encoder(
@@ -62,4 +70,43 @@ def load_pretrained_encoder(
         for m in encoder.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.momentum = 0.0
+    return model
+
+
+def load_pretrained_network(
+    model: torch.nn.Module,
+    checkpoint_path: str | os.PathLike,
+    reinitialise: Sequence[str] = (),
+    key: str | None = "model",
+) -> torch.nn.Module:
+    """Load every weight of a trained SADAAn checkpoint into ``model``, then start the submodules named in
+    ``reinitialise`` afresh; return ``model``.
+
+    The checkpoint must have been made for the same configuration (structure set, widths, ``spatial_dims``):
+    :func:`load_pretrained_encoder` is the tool for another structure set.
+
+    Args:
+        model: a :class:`~monai_sadaan.networks.SpatialAttentionMedicalSegmenter` (or a wrapper with ``.module``).
+        checkpoint_path: a checkpoint written by the bundle (a state dict, or ``{"model": state dict}``).
+        reinitialise: dotted names of submodules (``"absence_detector.absence_classifiers"``) whose layers get
+            PyTorch's default initialisation again (``reset_parameters`` of every layer that has one).
+        key: entry of a nested checkpoint.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or one made for another configuration (the message names the
+            missing / unexpected keys and the first shape mismatches).
+        ValueError: a name in ``reinitialise`` that is not a submodule of the model.
+    """
+    net = model.module if hasattr(model, "module") else model
+    names = [reinitialise] if isinstance(reinitialise, str) else list(reinitialise)
+    known = dict(net.named_modules())
+    unknown = [n for n in names if n not in known or not n]
+    if unknown:
+        raise ValueError(f"expected submodule names of {type(net).__name__} to reinitialise, got unknown {unknown}")
+    load_state_dict_checked(net, load_checkpoint(checkpoint_path, key=key), source=str(checkpoint_path))
+    for name in names:
+        for layer in known[name].modules():
+            reset = getattr(layer, "reset_parameters", None)
+            if callable(reset):
+                reset()
     return model
