@@ -72,7 +72,9 @@ class SpatialAttentionLoss(_Loss):
       absence head gave the true class, ``p_t = 1 - |presence_prob - presence_target|``: confidence is pulled
       high where the presence call is right and low where it is wrong, so a confident wrong call costs most.
     - ``"feature_response_supervision"`` (not in the seed; weight 0 by default): binary cross-entropy with
-      logits between ``feature_responses`` and ``segmentation_targets`` over all pairs. The seed leaves the
+      logits between ``feature_responses`` and ``segmentation_targets`` over all pairs, plus the soft Dice loss
+      of ``sigmoid(feature_responses)`` over present pairs (as for the segmentation: the Dice term keeps small
+      organs from drowning in background voxels). The seed leaves the
       feature matcher unsupervised: it learns only through the one alignment score per structure, so the
       alignment can settle on any monotone code (measured on the phantom bundle: the right kidney's score came
       out *higher* when the kidney was absent). Supervised, ``sigmoid(feature_responses)`` is a voxel-wise
@@ -237,7 +239,12 @@ class SpatialAttentionLoss(_Loss):
         if self.weights["feature_response_supervision"] > 0 or "feature_responses" in outputs:
             responses = self._fetch(outputs, "feature_responses", "outputs")
             self._check_shape("feature_responses", responses, vol_shape, "shape of segmentation_targets")
-            response_loss = F.binary_cross_entropy_with_logits(responses.float(), seg_t)
+            flat_r = responses.float().reshape(b, s, -1)
+            r_probs = torch.sigmoid(flat_r)
+            r_dice = 1.0 - (2.0 * (r_probs * flat_t).sum(-1) + self.smooth) / (
+                r_probs.sum(-1) + flat_t.sum(-1) + self.smooth
+            )
+            response_loss = F.binary_cross_entropy_with_logits(flat_r, flat_t) + _masked_mean(r_dice, present)
         else:
             response_loss = logits.new_zeros(())
 

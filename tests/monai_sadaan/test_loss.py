@@ -169,7 +169,7 @@ def test_attention_supervision_bce_and_default_target_is_the_mask():
     assert loss(outputs, soft)["attention_supervision"] != loss(outputs, targets)["attention_supervision"]
 
 
-def test_feature_response_supervision_is_bce_over_all_pairs_and_off_by_default():
+def test_feature_response_supervision_is_bce_plus_present_dice_and_off_by_default():
     presence = [[1, 0, 1], [0, 1, 1]]
     outputs, targets = make_outputs(fill_logit=0.0), make_targets(presence)
     outputs["feature_responses"] = torch.zeros(2, 3, 2, 3, 4)
@@ -180,7 +180,11 @@ def test_feature_response_supervision_is_bce_over_all_pairs_and_off_by_default()
     n_present = np.asarray(presence).sum()
     n_absent = np.asarray(presence).size - n_present
     right3, wrong3 = -math.log(1 / (1 + math.exp(-3))), -math.log(1 / (1 + math.exp(3)))
-    expected = (n_present * (right3 + LOG2) / 2 + n_absent * (wrong3 + LOG2) / 2) / (n_present + n_absent)
+    bce = (n_present * (right3 + LOG2) / 2 + n_absent * (wrong3 + LOG2) / 2) / (n_present + n_absent)
+    # soft Dice on present pairs: sigmoid(3) on the 12 foreground voxels, 0.5 on the 12 others
+    p3 = 1 / (1 + math.exp(-3))
+    dice = 1 - (2 * 12 * p3 + 1e-5) / (12 * p3 + 12 * 0.5 + 12 + 1e-5)
+    expected = bce + dice
     assert out["feature_response_supervision"].item() == pytest.approx(expected, rel=1e-5)
     # weight 0 by default: the total is the seed's six-part sum
     seed_total = sum(DEFAULT_LOSS_WEIGHTS[k] * out[k] for k in LOSS_COMPONENTS if k != "feature_response_supervision")
