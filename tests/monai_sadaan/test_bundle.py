@@ -88,6 +88,19 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     assert tuned["attention_module.position_embeddings"].shape[1] == 2  # a prior for each of the new structures
     enc = [k for k in base if k.startswith("encoder.") and "num_batches" not in k]
     assert enc and all(torch.equal(tuned[k], base[k]) for k in enc)  # frozen encoder unchanged
+    # 5. warm start on the same structure set: every weight from the checkpoint but the presence classifiers
+    from monai.bundle import ConfigParser
+
+    warm = ConfigParser()
+    warm.read_config([str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "warm_start.json")])
+    warm.update({"bundle_root": str(full), "data_dir": str(data), "num_cases": 21, "device": "$torch.device('cpu')",
+                 "spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4})  # fmt: skip
+    net = warm.get_parsed_content("network")
+    reset = "absence_detector.absence_classifiers."
+    started = net.state_dict()
+    assert all(torch.equal(started[k], base[k]) for k in base if not k.startswith(reset))
+    assert not all(torch.equal(started[k], base[k]) for k in base if k.startswith(reset))
+    assert warm.get_parsed_content("ckpt_dir") == str(full) + "/models/warm_start"  # the input stays as it is
 
 
 def _write_inputs(folder: Path) -> None:
