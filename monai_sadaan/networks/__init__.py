@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from .blocks import AbsenceDetectionHead, AnatomicalAttentionModule, Encoder, SegmentationHead
 from .nets import SADAAN_OUTPUT_KEYS, SADAAnInferenceWrapper, SpatialAttentionMedicalSegmenter
+from .presence_head_tuning import PresenceHeadTuning
 
 __all__ = [
     "SADAAN_OUTPUT_KEYS",
     "AbsenceDetectionHead",
     "AnatomicalAttentionModule",
     "Encoder",
+    "PresenceHeadTuning",
     "SADAAnInferenceWrapper",
     "SegmentationHead",
     "SpatialAttentionMedicalSegmenter",

@@ -101,6 +101,17 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     assert all(torch.equal(started[k], base[k]) for k in base if not k.startswith(reset))
     assert not all(torch.equal(started[k], base[k]) for k in base if k.startswith(reset))
     assert warm.get_parsed_content("ckpt_dir") == str(full) + "/models/warm_start"  # the input stays as it is
+    # 6. presence-head stage: the frozen network's weights and BatchNorm statistics stay, the head learns
+    r = _run(
+        ["run", "--config_file", "['configs/train.json','configs/presence_head.json']", "--bundle_root", str(full),
+         "--data_dir", str(data), "--num_cases", "21", "--epochs", "1", "--val_interval", "1", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    head_tuned = torch.load(full / "models" / "presence_head" / "training_state.pt", weights_only=True)["model"]
+    assert head_tuned.keys() == base.keys()
+    body = [k for k in base if not k.startswith("absence_detector.")]
+    assert all(torch.equal(head_tuned[k], base[k]) for k in body)
+    assert not all(torch.equal(head_tuned[k], base[k]) for k in base if k.startswith("absence_detector."))
 
 
 def _write_inputs(folder: Path) -> None:
