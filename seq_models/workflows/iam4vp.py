@@ -44,6 +44,7 @@ def create_iam4vp_trainer(
     gdl_weight: float = 0.0,
     epoch_length: int | None = None,
     train_handlers: Sequence[Any] = (),
+    step_weights: Sequence[float] | None = None,
 ) -> SupervisedTrainer:
     """``SupervisedTrainer`` for IAM4VP: per-step forward passes, NaN-aware MAE (+ ``gdl_weight`` · GDL).
 
@@ -60,8 +61,9 @@ def create_iam4vp_trainer(
         gdl_weight: weight of the gradient-difference term.
         epoch_length: iterations per epoch (``None``: the loader's length).
         train_handlers: extra MONAI / ignite handlers.
+        step_weights: optional loss weight per lead time (see :class:`NaNAwareForecastLoss`); ``None``: all equal.
     """
-    loss = ComponentLoss(NaNAwareForecastLoss(gdl_weight=gdl_weight))
+    loss = ComponentLoss(NaNAwareForecastLoss(gdl_weight=gdl_weight, step_weights=step_weights))
     return SupervisedTrainer(
         device=torch.device(device),
         max_epochs=max_epochs,

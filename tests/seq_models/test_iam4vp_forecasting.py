@@ -189,6 +189,28 @@ def test_forecast_loss_components_and_weighting():
         NaNAwareForecastLoss()(pred, target[:, :2])
 
 
+def test_forecast_loss_step_weights():
+    torch.manual_seed(0)
+    pred = torch.rand(2, 3, 2, 8, 8)
+    target = torch.rand(2, 3, 2, 8, 8)
+    target[0, 1, 0, :4] = float("nan")
+    plain = NaNAwareForecastLoss(gdl_weight=0.5)(pred, target)
+    weighted = NaNAwareForecastLoss(gdl_weight=0.5, step_weights=[2.0, 1.0, 0.0])(pred, target)
+    per_step = [nan_mae(pred[:, k], target[:, k]) + 0.5 * nan_gradient_difference(pred[:, k], target[:, k]) for k in range(3)]
+    assert weighted["total"].item() == pytest.approx(((2 * per_step[0] + per_step[1]) / 3).item(), rel=1e-6)
+    # the reported components stay the unweighted ones
+    assert weighted["mae"].item() == pytest.approx(plain["mae"].item()) and weighted["gdl"].item() == pytest.approx(plain["gdl"].item())
+    # equal weights without NaN: the same total as no weights
+    clean = torch.rand(2, 3, 2, 8, 8)
+    a = NaNAwareForecastLoss(gdl_weight=0.1)(pred, clean)["total"]
+    b = NaNAwareForecastLoss(gdl_weight=0.1, step_weights=[1, 1, 1])(pred, clean)["total"]
+    assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="expected 3 step_weights"):
+        NaNAwareForecastLoss(step_weights=[1.0, 1.0])(pred, target)
+    with pytest.raises(ValueError, match="non-negative step_weights"):
+        NaNAwareForecastLoss(step_weights=[1.0, -1.0])
+
+
 def test_trainer_and_evaluator_run_through_monai_engines():
     torch.manual_seed(0)
     frames = generate_cloud_frames(24, 16, 24, num_channels=2, missing_fraction=0.05, seed=3)
@@ -196,7 +218,7 @@ def test_trainer_and_evaluator_run_through_monai_engines():
     model = small_model().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    trainer = create_iam4vp_trainer(model, loader, optimizer, max_epochs=2, steps=2, gdl_weight=0.1)
+    trainer = create_iam4vp_trainer(model, loader, optimizer, max_epochs=2, steps=2, gdl_weight=0.1, step_weights=[2.0, 1.0])
     trainer.run()
     assert {"loss_total", "loss_mae", "loss_gdl"} <= set(trainer.state.metrics)
     assert trainer.state.output["pred"].shape[1:] == (2, 2, 16, 24)
