@@ -42,6 +42,12 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def _soft_dice_loss(probs: torch.Tensor, targets: torch.Tensor, smooth: float) -> torch.Tensor:
+    """Soft Dice loss per (batch, structure) pair of ``[B, S, N]`` probabilities and targets: ``[B, S]``."""
+    inter = (probs * targets).sum(-1)
+    return 1.0 - (2.0 * inter + smooth) / (probs.sum(-1) + targets.sum(-1) + smooth)
+
+
 def _bce_on_probs(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy of probabilities clamped to ``[eps, 1 - eps]`` (finite gradients at 0 and 1),
     in float32 with autocast off (``F.binary_cross_entropy`` refuses to run under CUDA autocast)."""
@@ -209,10 +215,7 @@ class SpatialAttentionLoss(_Loss):
         seg_loss = _masked_mean(bce, present)
 
         # 2. soft Dice on present structures
-        inter = (probs * flat_t).sum(-1)
-        denom = probs.sum(-1) + flat_t.sum(-1)
-        dice = 1.0 - (2.0 * inter + self.smooth) / (denom + self.smooth)
-        dice_loss = _masked_mean(dice, present)
+        dice_loss = _masked_mean(_soft_dice_loss(probs, flat_t, self.smooth), present)
 
         # 3. focal / cross-entropy presence classification
         log_p = F.log_softmax(abs_logits.float(), dim=-1)  # [B, S, 2]
@@ -240,10 +243,7 @@ class SpatialAttentionLoss(_Loss):
             responses = self._fetch(outputs, "feature_responses", "outputs")
             self._check_shape("feature_responses", responses, vol_shape, "shape of segmentation_targets")
             flat_r = responses.float().reshape(b, s, -1)
-            r_probs = torch.sigmoid(flat_r)
-            r_dice = 1.0 - (2.0 * (r_probs * flat_t).sum(-1) + self.smooth) / (
-                r_probs.sum(-1) + flat_t.sum(-1) + self.smooth
-            )
+            r_dice = _soft_dice_loss(torch.sigmoid(flat_r), flat_t, self.smooth)
             response_loss = F.binary_cross_entropy_with_logits(flat_r, flat_t) + _masked_mean(r_dice, present)
         else:
             response_loss = logits.new_zeros(())

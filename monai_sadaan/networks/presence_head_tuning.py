@@ -56,6 +56,8 @@ class PresenceHeadTuning(nn.Module):
             raise ValueError(f"expected submodules with parameters to tune, got {empty} without any")
         self.model = model
         self.trainable = tuple(names)
+        # a plain list (not registered twice as submodules); train() runs every iteration, so no lookup there
+        self._tuned_modules = [modules[n] for n in names]
         tuned = {id(p) for n in names for p in modules[n].parameters()}
         for p in model.parameters():
             p.requires_grad_(id(p) in tuned)
@@ -63,15 +65,11 @@ class PresenceHeadTuning(nn.Module):
             model.fused_inference = True
         self.train(True)
 
-    def _tuned_modules(self) -> list[nn.Module]:
-        modules = dict(self.model.named_modules())
-        return [modules[n] for n in self.trainable]
-
     def train(self, mode: bool = True) -> PresenceHeadTuning:  # type: ignore[override]
         """Eval mode for the frozen part; ``mode`` for the tuned submodules (dropout on in training)."""
         self.training = mode
         self.model.eval()
-        for module in self._tuned_modules():
+        for module in self._tuned_modules:
             module.train(mode)
         return self
 
