@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .datalist import write_phantom_dataset
 from .phantoms import DEFAULT_STRUCTURES
 
-__all__ = ["ensure_phantom_datalist"]
+__all__ = ["ensure_phantom_datalist", "DEFAULT_SPLITS"]
+
+DEFAULT_SPLITS: tuple[float, float, float] = (0.7, 0.15, 0.15)
+"""Training, validation and test fractions of the bundle's phantom datasets."""
 
 
 def ensure_phantom_datalist(
@@ -19,9 +22,13 @@ def ensure_phantom_datalist(
     seed: int = 0,
     structures: Mapping[str, int] = DEFAULT_STRUCTURES,
     datalist_name: str = "dataset.json",
+    splits: Sequence[float] = DEFAULT_SPLITS,
 ) -> str:
     """Path of a phantom datalist in ``data_dir``, generating the dataset when it is missing or was made with
-    other arguments (number of cases, seed, structures).
+    other arguments (number of cases, seed, structures, splits).
+
+    ``splits`` are the training, validation and test fractions; ``(0, 0, 1)`` makes a held-out set whose every case
+    is in the test split (what the bundle's quality table is scored on).
 
     Under ``torch.distributed`` only rank 0 writes; the other ranks wait at a barrier.
 
@@ -34,16 +41,28 @@ def ensure_phantom_datalist(
         # one process writes the dataset, the others wait for it
         path = None
         if dist.get_rank() == 0:
-            path = _ensure(data_dir, num_cases, seed, structures, datalist_name)
+            path = _ensure(data_dir, num_cases, seed, structures, datalist_name, splits)
         dist.barrier()
         return path or str(Path(data_dir) / datalist_name)
-    return _ensure(data_dir, num_cases, seed, structures, datalist_name)
+    return _ensure(data_dir, num_cases, seed, structures, datalist_name, splits)
 
 
-def _ensure(data_dir: str | os.PathLike, num_cases: int, seed: int, structures: Mapping[str, int], datalist_name: str) -> str:
+def _ensure(
+    data_dir: str | os.PathLike,
+    num_cases: int,
+    seed: int,
+    structures: Mapping[str, int],
+    datalist_name: str,
+    splits: Sequence[float],
+) -> str:
     root = Path(data_dir)
     path = root / datalist_name
-    wanted = {"num_cases": int(num_cases), "seed": int(seed), "structures": {str(k): int(v) for k, v in structures.items()}}
+    splits = [float(f) for f in splits]
+    if len(splits) != 3:
+        raise ValueError(f"expected three split fractions (training, validation, test), got {splits}")
+    wanted: dict = {"num_cases": int(num_cases), "seed": int(seed), "structures": {str(k): int(v) for k, v in structures.items()}}
+    if splits != list(DEFAULT_SPLITS):
+        wanted["splits"] = splits  # stamps of datasets with the default splits stay as they were
     stamp = root / ".generated_with.json"
     if path.is_file() and stamp.is_file():
         try:
@@ -51,6 +70,9 @@ def _ensure(data_dir: str | os.PathLike, num_cases: int, seed: int, structures: 
                 return str(path)
         except json.JSONDecodeError:
             pass
-    out = write_phantom_dataset(root, num_cases=num_cases, seed=seed, structures=dict(structures), datalist_name=datalist_name, progress=True)
+    out = write_phantom_dataset(
+        root, num_cases=num_cases, seed=seed, splits=splits, structures=dict(structures), datalist_name=datalist_name,
+        progress=True,
+    )  # fmt: skip
     stamp.write_text(json.dumps(wanted))
     return str(out)
