@@ -112,6 +112,18 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     body = [k for k in base if not k.startswith("absence_detector.")]
     assert all(torch.equal(head_tuned[k], base[k]) for k in body)
     assert not all(torch.equal(head_tuned[k], base[k]) for k in base if k.startswith("absence_detector."))
+    # 7. absence refinement: every weight trains on a second phantom set (seed 1), checkpoint by presence accuracy
+    r = _run(
+        ["run", "--config_file", "['configs/train.json','configs/absence_refinement.json']", "--bundle_root", str(full),
+         "--num_cases", "21", "--epochs", "1", "--val_interval", "1", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    second = json.loads((full / "data" / "phantoms_seed1" / "dataset.json").read_text())
+    assert second["generator"]["seed"] == 1 and second["generator"]["num_cases"] == 21
+    assert "val_presence_accuracy best value" in r.stderr + r.stdout
+    refined = torch.load(full / "models" / "absence_refinement" / "model.pt", weights_only=True)
+    assert refined.keys() == base.keys()
+    assert not all(torch.equal(refined[k], base[k]) for k in enc)  # the encoder trains too
 
 
 def _write_inputs(folder: Path) -> None:
