@@ -57,9 +57,7 @@ def _ensure(
 ) -> str:
     root = Path(data_dir)
     path = root / datalist_name
-    splits = [float(f) for f in splits]
-    if len(splits) != 3:
-        raise ValueError(f"expected three split fractions (training, validation, test), got {splits}")
+    splits = [float(f) for f in splits]  # write_phantom_dataset checks them before it writes anything
     wanted: dict = {"num_cases": int(num_cases), "seed": int(seed), "structures": {str(k): int(v) for k, v in structures.items()}}
     if splits != list(DEFAULT_SPLITS):
         wanted["splits"] = splits  # stamps of datasets with the default splits stay as they were
