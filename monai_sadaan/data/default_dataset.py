@@ -23,12 +23,16 @@ def ensure_phantom_datalist(
     structures: Mapping[str, int] = DEFAULT_STRUCTURES,
     datalist_name: str = "dataset.json",
     splits: Sequence[float] = DEFAULT_SPLITS,
+    scenario_weights: Mapping[str, float] | None = None,
 ) -> str:
     """Path of a phantom datalist in ``data_dir``, generating the dataset when it is missing or was made with
-    other arguments (number of cases, seed, structures, splits).
+    other arguments (number of cases, seed, structures, splits, scenario weights).
 
     ``splits`` are the training, validation and test fractions; ``(0, 0, 1)`` makes a held-out set whose every case
     is in the test split (what the bundle's quality table is scored on).
+
+    ``scenario_weights`` maps scenario names to relative case counts, e.g. ``{"partial_fov": 4, "normal": 1, ...}``;
+    scenarios it leaves out get no cases. ``None`` (default) gives every scenario the same share.
 
     Under ``torch.distributed`` only rank 0 writes; the other ranks wait at a barrier.
 
@@ -41,10 +45,10 @@ def ensure_phantom_datalist(
         # one process writes the dataset, the others wait for it
         path = None
         if dist.get_rank() == 0:
-            path = _ensure(data_dir, num_cases, seed, structures, datalist_name, splits)
+            path = _ensure(data_dir, num_cases, seed, structures, datalist_name, splits, scenario_weights)
         dist.barrier()
         return path or str(Path(data_dir) / datalist_name)
-    return _ensure(data_dir, num_cases, seed, structures, datalist_name, splits)
+    return _ensure(data_dir, num_cases, seed, structures, datalist_name, splits, scenario_weights)
 
 
 def _ensure(
@@ -54,6 +58,7 @@ def _ensure(
     structures: Mapping[str, int],
     datalist_name: str,
     splits: Sequence[float],
+    scenario_weights: Mapping[str, float] | None,
 ) -> str:
     root = Path(data_dir)
     path = root / datalist_name
@@ -61,6 +66,15 @@ def _ensure(
     wanted: dict = {"num_cases": int(num_cases), "seed": int(seed), "structures": {str(k): int(v) for k, v in structures.items()}}
     if splits != list(DEFAULT_SPLITS):
         wanted["splits"] = splits  # stamps of datasets with the default splits stay as they were
+    scenario_args: dict = {}
+    if scenario_weights is not None:
+        if not isinstance(scenario_weights, Mapping) or not scenario_weights:
+            raise ValueError(
+                f"expected scenario_weights as a non-empty mapping of scenario name to weight, got {scenario_weights!r}"
+            )
+        weights = {str(k): float(v) for k, v in scenario_weights.items()}
+        scenario_args = {"scenarios": list(weights), "weights": list(weights.values())}
+        wanted["scenario_weights"] = weights
     stamp = root / ".generated_with.json"
     if path.is_file() and stamp.is_file():
         try:
@@ -70,7 +84,7 @@ def _ensure(
             pass
     out = write_phantom_dataset(
         root, num_cases=num_cases, seed=seed, splits=splits, structures=dict(structures), datalist_name=datalist_name,
-        progress=True,
+        progress=True, **scenario_args,
     )  # fmt: skip
     stamp.write_text(json.dumps(wanted))
     return str(out)

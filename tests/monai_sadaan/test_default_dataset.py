@@ -47,3 +47,31 @@ def test_rejects_a_split_list_of_the_wrong_length(tmp_path):
     with pytest.raises(ValueError, match="three split fractions"):
         ensure_phantom_datalist(tmp_path, num_cases=7, seed=4, structures=STRUCTURES, splits=(0.5, 0.5))
     assert not any(tmp_path.iterdir())
+
+
+def test_scenario_weights_set_the_case_counts_and_are_stamped(tmp_path):
+    weights = {"partial_fov": 3, "normal": 1}
+    path = ensure_phantom_datalist(tmp_path, num_cases=8, seed=4, structures=STRUCTURES, scenario_weights=weights)
+    data = json.loads(open(path).read())
+    cases = [c for split in ("training", "validation", "test") for c in data[split]]
+    # largest remainder: 8 * 3/4 = 6 partial-FOV cases, 8 * 1/4 = 2 normal ones, nothing else
+    assert sorted(c["scenario"] for c in cases) == ["normal"] * 2 + ["partial_fov"] * 6
+    stamp = json.loads((tmp_path / ".generated_with.json").read_text())
+    assert stamp["scenario_weights"] == {"partial_fov": 3.0, "normal": 1.0}
+    before = _mtime(path)
+    assert ensure_phantom_datalist(tmp_path, num_cases=8, seed=4, structures=STRUCTURES, scenario_weights=weights) == path
+    assert _mtime(path) == before
+    # equal weights again: the stamp differs, so the dataset is made anew with every scenario
+    ensure_phantom_datalist(tmp_path, num_cases=8, seed=4, structures=STRUCTURES)
+    data = json.loads(open(path).read())
+    assert len({c["scenario"] for split in ("training", "validation", "test") for c in data[split]}) == 7
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [({"no_such_scenario": 1}, "no_such_scenario"), ({}, "non-empty mapping"), ([1, 2], "non-empty mapping")],
+)
+def test_rejects_bad_scenario_weights_before_writing(tmp_path, weights, message):
+    with pytest.raises(ValueError, match=message):
+        ensure_phantom_datalist(tmp_path, num_cases=7, seed=4, structures=STRUCTURES, scenario_weights=weights)
+    assert not any(tmp_path.iterdir())
