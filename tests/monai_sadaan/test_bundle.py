@@ -124,6 +124,25 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     refined = torch.load(full / "models" / "absence_refinement" / "model.pt", weights_only=True)
     assert refined.keys() == base.keys()
     assert not all(torch.equal(refined[k], base[k]) for k in enc)  # the encoder trains too
+    # 8. field-of-view refinement on top: a third set (seed 4) in which partial field of view has four times the
+    # share of any other scenario
+    r = _run(
+        ["run", "--config_file",
+         "['configs/train.json','configs/absence_refinement.json','configs/field_of_view_refinement.json']",
+         "--bundle_root", str(full), "--num_cases", "21", "--epochs", "1", "--val_interval", "1", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    third = json.loads((full / "data" / "phantoms_seed4_fov" / "dataset.json").read_text())
+    assert third["generator"]["seed"] == 4
+    counts: dict[str, int] = {}
+    for split in ("training", "validation", "test"):
+        for case in third[split]:
+            counts[case["scenario"]] = counts.get(case["scenario"], 0) + 1
+    # 21 cases at weights 4:1:1:1:1:1:1 -> 8.4 and 2.1: partial FOV gets 9 (largest remainder), the others 2
+    assert counts.pop("partial_fov") == 9 and set(counts.values()) == {2} and len(counts) == 6
+    assert "val_presence_accuracy best value" in r.stderr + r.stdout
+    fov = torch.load(full / "models" / "field_of_view_refinement" / "model.pt", weights_only=True)
+    assert fov.keys() == base.keys()
 
 
 def _write_inputs(folder: Path) -> None:
