@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -11,8 +12,6 @@ STRUCTURES = {"left_kidney": 1, "spleen": 2}
 
 
 def _mtime(path: str) -> int:
-    import os
-
     return os.stat(path).st_mtime_ns
 
 
