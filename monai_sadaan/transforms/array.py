@@ -36,6 +36,7 @@ __all__ = [
     "CTWindow",
     "FitToSpatialDims",
     "RandFieldOfViewCrop",
+    "RandStructureEdgeCrop",
     "RandSyntheticResection",
     "structure_label_values",
     "presence_from_masks",
@@ -445,6 +446,116 @@ class RandFieldOfViewCrop(RandomizableTransform):
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
         out = _fill_outside(img_t, starts, ends, value)
         return convert_to_dst_type(out, img)[0]
+
+
+class RandStructureEdgeCrop(RandFieldOfViewCrop):
+    """Move one edge of the field of view to a structure's boundary, so that at most a sliver of it stays in view.
+
+    Random field-of-view cuts (:class:`RandFieldOfViewCrop`) seldom land where presence is hard to call: a
+    structure cut to a few slices at the edge, or one that has just left the volume. This cut aims there. With
+    probability ``prob`` it draws a structure of the label map and an axis from ``axes``, keeps
+    ``round(f * extent)`` of the structure's slices along that axis, ``f ~ U(kept_fraction_range)`` (0 slices: the
+    structure has just left the field of view), and moves the edge on the side whose cut keeps more of the volume.
+    Presence then sits near its voxel threshold, on either side of it; derive the targets again from the cut label
+    map (:class:`LabelMapToStructures`).
+
+    ``mode`` and ``fill_value`` are as :class:`RandFieldOfViewCrop`'s (``"crop"`` by default: a genuinely shorter
+    scan, to be brought back to the model's grid by :class:`FitToSpatialDims`). Not invertible: a training
+    augmentation.
+
+    Args:
+        prob: probability of cutting.
+        kept_fraction_range: ``(low, high)`` fraction of the structure's extent kept in view, ``0 <= low <= high
+            <= 1``.
+        axes: spatial axes (0 = D, 1 = H, 2 = W) the edge may move along.
+        candidate_labels: label values (or a ``{name: value}`` mapping) that may be the target; None means every
+            non-background value.
+        background: the label map's background value.
+        mode: ``"crop"`` or ``"fill"``.
+        fill_value: value of the cut region in ``"fill"`` mode.
+
+    After a call, :attr:`target_label` is the targeted label value (None when nothing was cut) and :attr:`box`
+    the kept ``(starts, ends)``.
+    """
+
+    def __init__(
+        self,
+        prob: float = 0.5,
+        kept_fraction_range: Sequence[float] = (0.0, 0.3),
+        axes: Sequence[int] = (0,),
+        candidate_labels: Sequence[int] | Mapping[str, int] | None = None,
+        background: int = 0,
+        mode: str = "crop",
+        fill_value: float = 0.0,
+    ) -> None:
+        super().__init__(prob=prob, axes=axes, mode=mode, fill_value=fill_value)
+        lo, hi = (float(f) for f in kept_fraction_range)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(
+                f"expected kept_fraction_range (low, high) with 0 <= low <= high <= 1, got {kept_fraction_range}"
+            )
+        self.kept_fraction_range = (lo, hi)
+        self.candidate_labels = None if candidate_labels is None else structure_label_values(candidate_labels)
+        self.background = int(background)
+        self.target_label: int | None = None
+
+    def randomize(self, label: NdarrayOrTensor) -> None:  # type: ignore[override]
+        """Draw whether to cut and, if so, the target and the kept box ``self.box`` for the label map
+        ``[1, D, H, W]``."""
+        check_label_map(label)
+        RandomizableTransform.randomize(self, None)
+        shape = _shape(label)[1:]
+        starts, ends = [0, 0, 0], list(shape)
+        self.target_label = None
+        if self._do_transform:
+            lab = np.asarray(convert_to_tensor(label, track_meta=False).cpu())[0]
+            values = [int(v) for v in np.unique(lab) if int(v) != self.background]
+            if self.candidate_labels is not None:
+                values = [v for v in values if v in self.candidate_labels]
+            if values:
+                value = values[int(self.R.randint(len(values)))]
+                axis = self.axes[int(self.R.randint(len(self.axes)))]
+                other = tuple(a for a in range(3) if a != axis)
+                occupied = np.flatnonzero((lab == value).any(axis=other))
+                low, high = int(occupied[0]), int(occupied[-1]) + 1
+                kept = int(round(self.R.uniform(*self.kept_fraction_range) * (high - low)))
+                # cutting the high end keeps [0, low + kept); cutting the low end keeps [high - kept, size)
+                kept_sizes = {1: low + kept, 0: shape[axis] - (high - kept)}
+                usable = [end for end, size in kept_sizes.items() if size >= 1]
+                if usable:
+                    larger = max(usable, key=lambda end: (kept_sizes[end], end))
+                    if larger == 1:
+                        ends[axis] = low + kept
+                    else:
+                        starts[axis] = high - kept
+                    self.target_label = value
+        self.box = (tuple(starts), tuple(ends))
+
+    def __call__(  # type: ignore[override]
+        self,
+        img: NdarrayOrTensor,
+        label: NdarrayOrTensor | None = None,
+        randomize: bool = True,
+        fill_value: float | None = None,
+    ) -> NdarrayOrTensor:
+        """
+        Args:
+            img: channel-first volume ``[C, D, H, W]``.
+            label: the label map ``[1, D, H, W]`` on ``img``'s grid that the cut is aimed with; needed when
+                ``randomize`` is True.
+            randomize: draw a new cut; ``False`` reuses the last one (all keys of a dict get the same cut).
+            fill_value: overrides ``self.fill_value`` for this call.
+        """
+        check_volume(img, "volume")
+        if randomize:
+            if label is None:
+                raise ValueError("expected the label map [1, D, H, W] to aim RandStructureEdgeCrop at, got None")
+            if _shape(label)[1:] != _shape(img)[1:]:
+                raise ValueError(
+                    f"expected a label map on the image grid {_shape(img)[1:]}, got shape {_shape(label)}"
+                )
+            self.randomize(label)
+        return super().__call__(img, randomize=False, fill_value=fill_value)
 
 
 def _dilate(region: torch.Tensor, width: int) -> torch.Tensor:

@@ -20,7 +20,9 @@ from .array import (
     FitToSpatialDims,
     LabelMapToStructures,
     RandFieldOfViewCrop,
+    RandStructureEdgeCrop,
     RandSyntheticResection,
+    check_label_map,
     presence_from_masks,
     structure_label_values,
 )
@@ -38,6 +40,9 @@ __all__ = [
     "RandFieldOfViewCropd",
     "RandFieldOfViewCropD",
     "RandFieldOfViewCropDict",
+    "RandStructureEdgeCropd",
+    "RandStructureEdgeCropD",
+    "RandStructureEdgeCropDict",
     "RandSyntheticResectiond",
     "RandSyntheticResectionD",
     "RandSyntheticResectionDict",
@@ -253,7 +258,7 @@ class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
         grids = {k: tuple(int(s) for s in d[k].shape[1:]) for k, _ in keyed}
         if len(set(grids.values())) != 1:
             raise ValueError(f"expected every cut key on one spatial grid, got {grids}")
-        self.cropper.randomize(next(iter(grids.values())))
+        self._randomize_cut(d, next(iter(grids.values())))
         for key, fill in keyed:
             d[key] = self.cropper(d[key], randomize=False, fill_value=fill)
         if self.segmentation_key in d and self.presence_key in d:
@@ -262,6 +267,79 @@ class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
             _set_presence(d, self.presence_key, presence)
             _zero_absent(d, presence, [self.segmentation_key, self.attention_key])
         return d
+
+    def _randomize_cut(self, data: Mapping[Hashable, Any], spatial_shape: tuple[int, ...]) -> None:
+        """Draw the box of this call (every key gets it)."""
+        self.cropper.randomize(spatial_shape)
+
+
+class RandStructureEdgeCropd(RandFieldOfViewCropd):
+    """Dictionary version of :class:`~monai_sadaan.transforms.RandStructureEdgeCrop`: the cut is aimed with the
+    label map at ``label_key`` and applied to every key, structure keys included, as
+    :class:`RandFieldOfViewCropd` applies its cut.
+
+    Args:
+        keys: keys of the channel-first volumes to cut (all on one grid).
+        label_key: key of the label map ``[1, D, H, W]`` the cut is aimed with (it need not be in ``keys``, but
+            then it is not cut).
+        prob, kept_fraction_range, axes, candidate_labels, background, mode: as
+            :class:`~monai_sadaan.transforms.RandStructureEdgeCrop`.
+        fill_value, min_voxels, segmentation_key, presence_key, attention_key, allow_missing_keys: as
+            :class:`RandFieldOfViewCropd`.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str = "label",
+        prob: float = 0.5,
+        kept_fraction_range: Sequence[float] = (0.0, 0.3),
+        axes: Sequence[int] = (0,),
+        candidate_labels: Sequence[int] | Mapping[str, int] | None = None,
+        background: int = 0,
+        mode: str = "crop",
+        fill_value: Sequence[float] | float = 0.0,
+        min_voxels: int = 1,
+        segmentation_key: str = SEGMENTATION_TARGETS,
+        presence_key: str = PRESENCE_TARGETS,
+        attention_key: str = ATTENTION_TARGETS,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(
+            keys,
+            prob=prob,
+            axes=axes,
+            mode=mode,
+            fill_value=fill_value,
+            min_voxels=min_voxels,
+            segmentation_key=segmentation_key,
+            presence_key=presence_key,
+            attention_key=attention_key,
+            allow_missing_keys=allow_missing_keys,
+        )
+        self.label_key = label_key
+        self.cropper = RandStructureEdgeCrop(
+            prob=1.0,
+            kept_fraction_range=kept_fraction_range,
+            axes=axes,
+            candidate_labels=candidate_labels,
+            background=background,
+            mode=mode,
+        )
+
+    def _randomize_cut(self, data: Mapping[Hashable, Any], spatial_shape: tuple[int, ...]) -> None:
+        if self.label_key not in data:
+            raise KeyError(
+                f"expected the label map under {self.label_key!r} to aim the cut, got keys {sorted(map(str, data))}"
+            )
+        label = data[self.label_key]
+        check_label_map(label)
+        if tuple(int(x) for x in label.shape[1:]) != tuple(spatial_shape):
+            raise ValueError(
+                f"expected the label map {self.label_key!r} on the cut grid {tuple(spatial_shape)}, got shape "
+                f"{tuple(int(x) for x in label.shape)}"
+            )
+        self.cropper.randomize(label)
 
 
 class RandSyntheticResectiond(RandomizableTransform, MapTransform):
@@ -375,4 +453,5 @@ LabelMapToStructuresD = LabelMapToStructuresDict = LabelMapToStructuresd
 CTWindowD = CTWindowDict = CTWindowd
 FitToSpatialDimsD = FitToSpatialDimsDict = FitToSpatialDimsd
 RandFieldOfViewCropD = RandFieldOfViewCropDict = RandFieldOfViewCropd
+RandStructureEdgeCropD = RandStructureEdgeCropDict = RandStructureEdgeCropd
 RandSyntheticResectionD = RandSyntheticResectionDict = RandSyntheticResectiond

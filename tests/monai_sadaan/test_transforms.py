@@ -17,6 +17,8 @@ from monai_sadaan.transforms import (
     LabelMapToStructuresDict,
     RandFieldOfViewCrop,
     RandFieldOfViewCropd,
+    RandStructureEdgeCrop,
+    RandStructureEdgeCropd,
     RandSyntheticResection,
     RandSyntheticResectiond,
 )
@@ -311,6 +313,87 @@ def test_fov_crop_errors():
     d["image"] = d["image"][:, :5]
     with pytest.raises(ValueError, match="one spatial grid"):
         RandFieldOfViewCropd(["image", "label"], prob=1.0)(d)
+
+
+# ---------------------------------------------------------------- RandStructureEdgeCrop
+
+
+def test_structure_edge_crop_keeps_the_drawn_share_of_the_target():
+    label = tiny_label_map()
+    img = torch.arange(10 * 8 * 8, dtype=torch.float32).view(1, 10, 8, 8)
+    # spleen: D 4-8 (extent 5); 0.4 * 5 = 2 slices kept. Cutting the top end keeps D 0-5 (6 slices), cutting the
+    # bottom end keeps D 7-9 (3 slices): the larger volume wins
+    t = RandStructureEdgeCrop(prob=1.0, kept_fraction_range=(0.4, 0.4), candidate_labels=[2])
+    out = t(img, label)
+    assert t.target_label == 2 and t.box == ((0, 0, 0), (6, 8, 8))
+    torch.testing.assert_close(out, img[:, :6])
+    assert int((t(label, randomize=False) == 2).sum()) == 2 * 4 * 4
+    # nothing kept: the edge stops at the spleen's first slice
+    t = RandStructureEdgeCrop(prob=1.0, kept_fraction_range=(0.0, 0.0), candidate_labels=[2])
+    assert t(img, label).shape == (1, 4, 8, 8) and t.box == ((0, 0, 0), (4, 8, 8))
+    # liver: D 0-1; one slice kept. The top cut would keep 1 slice, the bottom cut keeps D 1-9
+    t = RandStructureEdgeCrop(prob=1.0, kept_fraction_range=(0.5, 0.5), candidate_labels={"liver": 1})
+    out = t(label, label)
+    assert t.box == ((1, 0, 0), (10, 8, 8)) and int((out == 1).sum()) == 3 * 4
+    # along W (axis 2) the liver spans columns 2-5: a quarter of it kept is one column, the top cut keeps W 0-2
+    t = RandStructureEdgeCrop(prob=1.0, kept_fraction_range=(0.25, 0.25), axes=(2,), candidate_labels=[1])
+    out = t(label, label)
+    assert t.box == ((0, 0, 0), (10, 8, 3)) and int((out == 1).sum()) == 2 * 3
+
+
+def test_structure_edge_crop_draws_every_structure_and_respects_prob():
+    label = tiny_label_map()
+    t = RandStructureEdgeCrop(prob=1.0, kept_fraction_range=(0.0, 0.3), axes=(0, 1, 2)).set_random_state(0)
+    targets = set()
+    for _ in range(40):
+        out = t(label, label)
+        targets.add(t.target_label)
+        starts, ends = t.box
+        assert all(0 <= s < e <= n for s, e, n in zip(starts, ends, (10, 8, 8)))
+        kept = int((out == t.target_label).sum())
+        assert kept < int((label == t.target_label).sum())  # at most 30 % of its extent stays
+    assert targets == {1, 2, 3}
+    never = RandStructureEdgeCrop(prob=0.0)
+    np.testing.assert_array_equal(never(label, label), label)
+    assert never.target_label is None
+    # no candidate in the label map: nothing is cut
+    t = RandStructureEdgeCrop(prob=1.0, candidate_labels=[7])
+    np.testing.assert_array_equal(t(label, label), label)
+    assert t.target_label is None and t.box == ((0, 0, 0), (10, 8, 8))
+
+
+def test_structure_edge_crop_dict_cuts_every_key_and_recomputes_presence():
+    d = structure_dict()
+    t = RandStructureEdgeCropd(["image", "label"], prob=1.0, kept_fraction_range=(0.0, 0.0), candidate_labels=[2])
+    out = t.set_random_state(0)(d)
+    # the spleen (D 4-8) and the kidney voxel (D 9) leave with the cut at D 4; the liver stays whole
+    assert t.cropper.box == ((0, 0, 0), (4, 8, 8))
+    for key in ("image", "label", "segmentation_targets", "attention_targets"):
+        assert tuple(out[key].shape[1:]) == (4, 8, 8), key
+    np.testing.assert_array_equal(out["presence_targets"], [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(out["image"]), d["image"][:, :4])
+    assert out["segmentation_targets"][0].sum() == 24
+    np.testing.assert_array_equal(d["presence_targets"], [1.0, 1.0, 1.0])  # the input dict is left as it was
+    a = RandStructureEdgeCropd(["image", "label"], prob=1.0, axes=(0, 1, 2)).set_random_state(5)
+    b = RandStructureEdgeCropd(["image", "label"], prob=1.0, axes=(0, 1, 2)).set_random_state(5)
+    for _ in range(5):
+        np.testing.assert_array_equal(a(d)["image"], b(d)["image"])
+        assert a.cropper.box == b.cropper.box
+
+
+def test_structure_edge_crop_errors():
+    label = tiny_label_map()
+    with pytest.raises(ValueError, match="kept_fraction_range"):
+        RandStructureEdgeCrop(kept_fraction_range=(0.5, 1.5))
+    with pytest.raises(ValueError, match="label map .* got None"):
+        RandStructureEdgeCrop(prob=1.0)(np.zeros((1, 10, 8, 8)))
+    with pytest.raises(ValueError, match=r"on the image grid \(10, 8, 8\), got shape \(1, 5, 8, 8\)"):
+        RandStructureEdgeCrop(prob=1.0)(np.zeros((1, 10, 8, 8)), label[:, :5])
+    with pytest.raises(ValueError, match=r"label map of shape \(1, D, H, W\)"):
+        RandStructureEdgeCrop(prob=1.0).randomize(label[0])
+    d = structure_dict()
+    with pytest.raises(KeyError, match="'seg'"):
+        RandStructureEdgeCropd(["image"], label_key="seg", prob=1.0)(d)
 
 
 # ---------------------------------------------------------------- RandSyntheticResection
