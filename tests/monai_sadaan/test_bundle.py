@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,21 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     assert "val_presence_accuracy best value" in r.stderr + r.stdout
     fov = torch.load(full / "models" / "field_of_view_refinement" / "model.pt", weights_only=True)
     assert fov.keys() == base.keys()
+
+    # step 9: the edge refinement on top, from that checkpoint: aimed structure-edge cuts on a fourth set (seed 6)
+    shutil.copy(full / "models" / "field_of_view_refinement" / "model.pt", full / "models" / "model.pt")
+    r = _run(
+        ["run", "--config_file",
+         "['configs/train.json','configs/absence_refinement.json','configs/field_of_view_refinement.json',"
+         "'configs/edge_refinement.json']",
+         "--bundle_root", str(full), "--num_cases", "21", "--epochs", "1", "--val_interval", "1", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    fourth = json.loads((full / "data" / "phantoms_seed6_fov" / "dataset.json").read_text())
+    assert fourth["generator"]["seed"] == 6 and fourth["generator"]["weights"] == third["generator"]["weights"]
+    edge = torch.load(full / "models" / "edge_refinement" / "model.pt", weights_only=True)
+    assert edge.keys() == base.keys()
+    assert any(not torch.equal(edge[k], fov[k]) for k in edge if edge[k].is_floating_point())
 
 
 def _write_inputs(folder: Path) -> None:
