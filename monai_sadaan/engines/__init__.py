@@ -4,5 +4,15 @@ from .loss_adapter import ComponentLoss, LossComponentsHandler
 from .output_transforms import PickFromDictOutput
 from .parameter_groups import presence_head_parameter_groups
 from .prepare_batch import DictTargetPrepareBatch
+from .presence_fusion_fitting import collect_presence_evidence, fit_presence_fusion, save_presence_fusion_fit
 
-__all__ = ["ComponentLoss", "DictTargetPrepareBatch", "LossComponentsHandler", "PickFromDictOutput", "presence_head_parameter_groups"]
+__all__ = [
+    "ComponentLoss",
+    "DictTargetPrepareBatch",
+    "LossComponentsHandler",
+    "PickFromDictOutput",
+    "collect_presence_evidence",
+    "fit_presence_fusion",
+    "presence_head_parameter_groups",
+    "save_presence_fusion_fit",
+]

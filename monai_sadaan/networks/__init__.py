@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .blocks import AbsenceDetectionHead, AnatomicalAttentionModule, Encoder, SegmentationHead
+from .blocks import (
+    AbsenceDetectionHead,
+    AnatomicalAttentionModule,
+    Encoder,
+    PresenceEvidenceFusion,
+    SegmentationHead,
+)
 from .nets import SADAAN_OUTPUT_KEYS, SADAAnInferenceWrapper, SpatialAttentionMedicalSegmenter
 from .presence_head_tuning import PresenceHeadTuning
 
@@ -11,6 +17,7 @@ __all__ = [
     "AbsenceDetectionHead",
     "AnatomicalAttentionModule",
     "Encoder",
+    "PresenceEvidenceFusion",
     "PresenceHeadTuning",
     "SADAAnInferenceWrapper",
     "SegmentationHead",

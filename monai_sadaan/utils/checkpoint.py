@@ -52,6 +52,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, Any], source: str = "checkpoint") -> None:
     """``module.load_state_dict(state, strict=True)`` with a message listing what differs.
 
+    A submodule with ``optional_in_checkpoint = True`` (the presence fusion) may be missing from the checkpoint
+    as a whole; it then loads as its initial state.
+
     Raises:
         CheckpointError: names the missing / unexpected keys and the first shape mismatches, which is what a
             checkpoint made for another configuration (other structure set, channels, spatial_dims) looks like.
@@ -59,7 +62,14 @@ def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, Any], s
     if not isinstance(state, Mapping):
         raise CheckpointError(f"expected a state dict (a mapping of names to tensors) in {source}, got {type(state).__name__}")
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+    # submodules that load as their initial state from a checkpoint made before they existed (presence fusion)
+    optional = [
+        name + "." if name else ""
+        for name, sub in module.named_modules()
+        if getattr(sub, "optional_in_checkpoint", False)
+    ]
+    absent = [p for p in optional if not any(k.startswith(p) for k in state)]
+    missing = [k for k in own if k not in state and not any(k.startswith(p) for p in absent)]
     unexpected = [k for k in state if k not in own]
     mismatched = [
         f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"

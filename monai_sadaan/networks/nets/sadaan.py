@@ -11,6 +11,7 @@ import torch.nn as nn
 from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
 from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
 from monai_sadaan.networks.blocks.encoder import Encoder
+from monai_sadaan.networks.blocks.presence_fusion import PresenceEvidenceFusion, presence_evidence
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
 
 __all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
@@ -73,6 +74,10 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             ``feature_channels``), oneDNN kernels at every level (see ``benchmarks/sadaan_forward.py``).
             Training mode is unaffected. Off by default because the folded layers are then not called as
             modules (a torchinfo summary in eval mode would no longer list them).
+        presence_fusion: add a :class:`PresenceEvidenceFusion` that makes the final presence call from the head's
+            logit together with evidence read off the segmentation, attention and image (not in the seed; off by
+            default). Unfitted, it is the identity on the head's call; fit it on a frozen network with
+            :func:`monai_sadaan.engines.fit_presence_fusion`.
 
     Raises:
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
@@ -92,6 +97,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         dropout: float = 0.1,
         gradient_checkpointing: bool = False,
         fused_inference: bool = False,
+        presence_fusion: bool = False,
     ) -> None:
         super().__init__()
         spatial_dims = tuple(int(s) for s in spatial_dims)
@@ -126,6 +132,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             hidden_channels=hidden_channels,
             memory_efficient=memory_efficient_head,
         )
+        self.presence_fusion = PresenceEvidenceFusion(num_structures) if presence_fusion else None
         self.gradient_checkpointing = gradient_checkpointing
         self.fused_inference = fused_inference
 
@@ -203,7 +210,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             - ``feature_responses`` ``[B, S, D, H, W]`` logits
             - ``alignment_scores`` ``[B, S]`` in [0, 1]
             - ``position_priors`` ``[B, S, D, H, W]`` (expanded view of the learned prior)
-            - ``absence_logits`` ``[B, S, 2]`` (index 1 = present)
+            - ``absence_logits`` ``[B, S, 2]`` (index 1 = present; the fused logits when ``presence_fusion``)
             - ``presence_probs`` ``[B, S]``
             - ``confidence_scores`` ``[B, S]``
             - ``segmentation_logits`` ``[B, S, D, H, W]``
@@ -237,6 +244,14 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             attention_maps, feature_responses, alignment_scores, position_priors = self.attention_module(features)
             presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
             segmentation_logits, segmentation_probs = self.segmentation_head(features, attention_maps)
+
+        if self.presence_fusion is not None:
+            evidence = presence_evidence(
+                x, absence_logits, alignment_scores, confidence_scores, segmentation_probs, attention_maps,
+                feature_responses,
+            )  # fmt: skip
+            absence_logits = self.presence_fusion(evidence, absence_logits)
+            presence_probs = torch.softmax(absence_logits, dim=-1)[..., 1]
 
         presence_calls = (presence_probs >= presence_threshold).to(segmentation_probs.dtype)
         segmentation_masks = (segmentation_probs > 0.5).to(segmentation_probs.dtype) * presence_calls[

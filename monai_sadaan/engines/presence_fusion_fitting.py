@@ -1,0 +1,185 @@
+"""Fitting a SADAAn network's :class:`~monai_sadaan.networks.PresenceEvidenceFusion` on a frozen network.
+
+The network runs once over the data in eval mode; the fusion's input (the presence evidence of every structure of
+every case) and the presence targets are kept; a per-structure logistic regression with an L2 penalty is fitted to
+them with L-BFGS (a convex problem: the same data give the same weights), and installed in the fusion. Nothing else
+in the network changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion
+from monai_sadaan.utils.atomic import atomic_open, atomic_torch_save
+
+__all__ = ["collect_presence_evidence", "fit_presence_fusion", "save_presence_fusion_fit"]
+
+
+def _fusion_of(network: nn.Module) -> PresenceEvidenceFusion:
+    net = network.module if hasattr(network, "module") else network
+    fusion = getattr(net, "presence_fusion", None)
+    if not isinstance(fusion, PresenceEvidenceFusion):
+        raise ValueError(
+            f"expected a network built with presence_fusion=True, got {type(net).__name__} without a presence fusion"
+        )
+    return fusion
+
+
+def collect_presence_evidence(
+    network: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    device: torch.device | str | None = None,
+    image_key: str = "image",
+    target_key: str = "presence_targets",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run ``network`` (eval mode, no gradient) over ``batches`` and keep what its presence fusion sees.
+
+    Args:
+        network: a SADAAn network with ``presence_fusion`` (or a wrapper with ``.module``).
+        batches: dicts with ``image_key`` ``[B, C, D, H, W]`` and ``target_key`` ``[B, S]`` (1 = present), e.g. a
+            MONAI ``DataLoader``.
+        device: where to run; default the device of the network's parameters.
+        image_key, target_key: keys of the batch dicts.
+
+    Returns:
+        ``(evidence [N, S, K], targets [N, S], head_logits [N, S])`` on the CPU, ``N`` cases, ``K`` evidence values
+        (:data:`~monai_sadaan.networks.blocks.presence_fusion.PRESENCE_EVIDENCE_NAMES`), ``head_logits`` the
+        head's present-minus-absent logits before the fusion.
+
+    Raises:
+        ValueError: for a network without a presence fusion, a batch without the keys, targets whose shape does
+            not match the evidence, or no cases at all.
+    """
+    fusion = _fusion_of(network)
+    if device is None:
+        device = next(network.parameters()).device
+    seen: list[torch.Tensor] = []
+    hook = fusion.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().cpu()))
+    evidence, targets = [], []
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                missing = [k for k in (image_key, target_key) if k not in batch]
+                if missing:
+                    raise ValueError(f"expected batches with keys {[image_key, target_key]}, got {sorted(batch)}")
+                seen.clear()
+                network(torch.as_tensor(batch[image_key]).to(device))
+                target = torch.as_tensor(batch[target_key]).float().cpu()
+                if len(seen) != 1 or tuple(target.shape) != tuple(seen[0].shape[:2]):
+                    got = tuple(seen[0].shape[:2]) if seen else None
+                    raise ValueError(f"expected {target_key} of shape {got} (batch, structures), got {tuple(target.shape)}")
+                evidence.append(seen[0])
+                targets.append(target)
+    finally:
+        hook.remove()
+        network.train(was_training)
+    if not evidence:
+        raise ValueError("expected at least one case to fit the presence fusion on, got none")
+    e = torch.cat(evidence)
+    return e, torch.cat(targets), e[..., 0].clone()
+
+
+def _accuracy(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    right = ((logits >= 0).float() == (targets >= 0.5).float()).float()
+    return {"accuracy": float(right.mean()), "errors": int((1 - right).sum()), "per_structure": right.mean(0).tolist()}
+
+
+def fit_presence_fusion(
+    network: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    device: torch.device | str | None = None,
+    validation_batches: Iterable[Mapping[str, Any]] | None = None,
+    l2: float = 1e-3,
+    max_iter: int = 500,
+    image_key: str = "image",
+    target_key: str = "presence_targets",
+) -> dict[str, Any]:
+    """Fit the network's presence fusion on ``batches`` and install it; return a report.
+
+    Minimises ``mean BCE(z, target) + l2 * sum(weight ** 2)`` over the fusion's ``weight [S, K]`` and ``bias [S]``,
+    with the evidence standardised by its mean and standard deviation over all cases and structures (a constant
+    value gets standard deviation 1).
+
+    Args:
+        network: a SADAAn network with ``presence_fusion``; only the fusion changes.
+        batches: training batches (see :func:`collect_presence_evidence`).
+        device: where to run the network.
+        validation_batches: optional batches on which the report compares the head's and the fused calls.
+        l2: penalty on the standardised weights (>= 0).
+        max_iter: L-BFGS iterations (>= 1).
+        image_key, target_key: keys of the batch dicts.
+
+    Returns:
+        A JSON-ready dict: the evidence names, case counts, the fitted weights and standardisation, and for the
+        training (and validation) cases the accuracy and errors of the head's calls and of the fused calls.
+
+    Raises:
+        ValueError: for a negative ``l2``, ``max_iter < 1``, or what :func:`collect_presence_evidence` raises.
+    """
+    if l2 < 0 or max_iter < 1:
+        raise ValueError(f"expected l2 >= 0 and max_iter >= 1, got {l2} and {max_iter}")
+    fusion = _fusion_of(network)
+    fusion.reset_parameters()  # the head's own logit is evidence 0 whatever was fitted before
+    evidence, targets, head = collect_presence_evidence(network, batches, device, image_key, target_key)
+    n, s, k = evidence.shape
+    x = evidence.double()
+    mean = x.reshape(-1, k).mean(0)
+    std = x.reshape(-1, k).std(0, unbiased=False)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    x = (x - mean) / std
+    y = (targets >= 0.5).double()
+    weight = torch.zeros(s, k, dtype=torch.float64)
+    weight[:, 0] = std[0]  # start from the head's own call
+    weight.requires_grad_(True)
+    bias = (mean[0] * torch.ones(s, dtype=torch.float64)).requires_grad_(True)
+    optimiser = torch.optim.LBFGS([weight, bias], max_iter=int(max_iter), line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        z = (x * weight).sum(-1) + bias
+        loss = F.binary_cross_entropy_with_logits(z, y) + l2 * (weight * weight).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    fusion.set_fit(weight.detach().float(), bias.detach().float(), mean.float(), std.float())
+    fused = fusion.fused_logit(evidence.to(fusion.weight.device)).cpu()
+    report: dict[str, Any] = {
+        "evidence": list(PRESENCE_EVIDENCE_NAMES),
+        "l2": float(l2),
+        "training_cases": n,
+        "training": {"head": _accuracy(head, targets), "fused": _accuracy(fused, targets)},
+        "weight": fusion.weight.tolist(),
+        "bias": fusion.bias.tolist(),
+        "evidence_mean": fusion.evidence_mean.tolist(),
+        "evidence_std": fusion.evidence_std.tolist(),
+    }
+    if validation_batches is not None:
+        v_evidence, v_targets, v_head = collect_presence_evidence(network, validation_batches, device, image_key, target_key)
+        report["validation_cases"] = int(v_evidence.shape[0])
+        v_fused = fusion.fused_logit(v_evidence.to(fusion.weight.device)).cpu()
+        report["validation"] = {"head": _accuracy(v_head, v_targets), "fused": _accuracy(v_fused, v_targets)}
+    return report
+
+
+def save_presence_fusion_fit(network: nn.Module, report: Mapping[str, Any], ckpt_dir: str | os.PathLike) -> str:
+    """Write the network's state dict to ``ckpt_dir/model.pt`` and the report to ``ckpt_dir/presence_fusion.json``
+    (both atomically; the directory is made if needed). Returns the checkpoint path."""
+    net = network.module if hasattr(network, "module") else network
+    os.makedirs(ckpt_dir, exist_ok=True)
+    path = os.path.join(os.fspath(ckpt_dir), "model.pt")
+    atomic_torch_save(net.state_dict(), path)
+    with atomic_open(os.path.join(os.fspath(ckpt_dir), "presence_fusion.json")) as f:
+        json.dump(report, f, indent=2)
+    return path

@@ -1,0 +1,165 @@
+"""Presence evidence, the fusion that weighs it, and its closed-form fit on a frozen network."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from monai_sadaan.engines import collect_presence_evidence, fit_presence_fusion, save_presence_fusion_fit
+from monai_sadaan.networks import PresenceEvidenceFusion, SpatialAttentionMedicalSegmenter
+from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES, presence_evidence
+from monai_sadaan.utils.checkpoint import CheckpointError, load_state_dict_checked
+
+TINY = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4}
+K = len(PRESENCE_EVIDENCE_NAMES)
+
+
+def _tiny(fusion: bool, seed: int = 0) -> SpatialAttentionMedicalSegmenter:
+    torch.manual_seed(seed)
+    return SpatialAttentionMedicalSegmenter(num_structures=3, presence_fusion=fusion, **TINY).eval()
+
+
+def test_evidence_values_by_hand():
+    probs = torch.zeros(1, 2, 4, 4, 4)
+    probs[0, 0, 1, 1, 1] = 1.0  # interior voxel
+    probs[0, 0, 0, 0, 0] = 0.8  # on a face
+    probs[0, 1] = 0.3  # everywhere, never above 0.5
+    image = torch.zeros(1, 1, 4, 4, 4)
+    image[0, 0, 1, 1, 1], image[0, 0, 0, 0, 0] = 2.0, 1.0
+    attention = torch.zeros(1, 2, 4, 4, 4)
+    attention[0, 0, 2, 2, 2] = 0.5
+    attention[0, 1] = 0.25
+    responses = torch.full((1, 2, 4, 4, 4), -30.0)
+    responses[0, 0, 3, 3, 3] = 4.0
+    logits = torch.tensor([[[0.0, 25.0], [1.0, -2.0]]])
+    e = presence_evidence(
+        image, logits, torch.tensor([[0.6, 0.1]]), torch.tensor([[0.9, 0.2]]), probs, attention, responses, edge_width=1
+    )
+    assert e.shape == (1, 2, K)
+    got0, got1 = dict(zip(PRESENCE_EVIDENCE_NAMES, e[0, 0].tolist())), dict(zip(PRESENCE_EVIDENCE_NAMES, e[0, 1].tolist()))
+    m = (1.0 * 2.0 + 0.8 * 1.0) / 1.8
+    sd = math.sqrt((1.0 * (2.0 - m) ** 2 + 0.8 * (1.0 - m) ** 2) / 1.8)
+    want0 = {
+        "head_logit": 20.0, "alignment_score": 0.6, "log_soft_volume": math.log(2.8), "log_mask_voxels": math.log(3.0),
+        "max_segmentation_prob": 1.0, "mean_intensity_under_segmentation": m, "intensity_std_under_segmentation": sd,
+        "edge_fraction": 0.8 / 1.8, "log_attention_mass": math.log(1.5), "max_attention": 0.5,
+        "max_feature_response": 4.0, "confidence_score": 0.9,
+    }  # fmt: skip
+    # structure 1: 0.3 everywhere, so no voxel is painted and the intensity terms are 0; 56 of 64 voxels are on a face
+    want1 = {
+        "head_logit": -3.0, "alignment_score": 0.1, "log_soft_volume": math.log(1 + 0.3 * 64), "log_mask_voxels": 0.0,
+        "max_segmentation_prob": 0.3, "mean_intensity_under_segmentation": 0.0, "intensity_std_under_segmentation": 0.0,
+        "edge_fraction": 56 / 64, "log_attention_mass": math.log(1 + 0.25 * 64), "max_attention": 0.25,
+        "max_feature_response": -20.0, "confidence_score": 0.2,
+    }  # fmt: skip
+    assert got0 == pytest.approx(want0, rel=1e-5, abs=1e-6)
+    assert got1 == pytest.approx(want1, rel=1e-5, abs=1e-6)
+    with pytest.raises(ValueError, match="edge_width"):
+        presence_evidence(image, logits, torch.zeros(1, 2), torch.zeros(1, 2), probs, attention, responses, edge_width=2)
+
+
+def test_unfitted_fusion_calls_what_the_head_calls_on_both_graphs():
+    plain, fused = _tiny(False), _tiny(True)
+    load_state_dict_checked(fused, plain.state_dict())  # a checkpoint from before the fusion existed
+    x = torch.randn(2, 1, 16, 16, 16)
+    for fast in (False, True):
+        plain.fused_inference = fused.fused_inference = fast
+        a, b = plain(x), fused(x)
+        for k in a:
+            if k != "absence_logits":
+                assert torch.allclose(a[k], b[k], atol=1e-6), k
+        diff = lambda o: o["absence_logits"][..., 1] - o["absence_logits"][..., 0]  # noqa: E731
+        assert torch.allclose(diff(a), diff(b), atol=1e-5)
+
+
+def test_checkpoint_rules():
+    plain, fused = _tiny(False), _tiny(True)
+    state = fused.state_dict()
+    with pytest.raises(CheckpointError, match="unexpected keys.*presence_fusion"):
+        load_state_dict_checked(plain, state)  # a fused checkpoint needs a network with the fusion
+    partial = {k: v for k, v in state.items() if k != "presence_fusion.bias"}
+    with pytest.raises(CheckpointError, match="missing keys.*presence_fusion.bias"):
+        load_state_dict_checked(fused, partial)  # part of a fusion is a broken checkpoint, not an old one
+    fitted = _tiny(True)
+    fitted.presence_fusion.set_fit(torch.ones(3, K), torch.full((3,), 2.0), torch.zeros(K), torch.full((K,), 3.0))
+    fused.load_state_dict(fitted.state_dict())
+    assert torch.equal(fused.presence_fusion.weight, torch.ones(3, K))
+    fused.load_state_dict(plain.state_dict(), strict=True)  # old checkpoint: back to the identity
+    assert torch.equal(fused.presence_fusion.weight[:, 0], torch.ones(3)) and fused.presence_fusion.weight[:, 1:].abs().sum() == 0
+    assert torch.equal(fused.presence_fusion.evidence_std, torch.ones(K))
+
+
+def test_set_fit_rejects_bad_shapes_and_scales():
+    f = PresenceEvidenceFusion(2)
+    with pytest.raises(ValueError, match="shapes"):
+        f.set_fit(torch.ones(3, K), torch.zeros(2), torch.zeros(K), torch.ones(K))
+    with pytest.raises(ValueError, match="positive, finite"):
+        f.set_fit(torch.ones(2, K), torch.zeros(2), torch.zeros(K), torch.zeros(K))
+    with pytest.raises(ValueError, match="num_structures"):
+        PresenceEvidenceFusion(0)
+
+
+def test_fused_logit_and_gradient_to_the_head():
+    f = PresenceEvidenceFusion(2)
+    w = torch.arange(2 * K, dtype=torch.float32).reshape(2, K) / 10
+    mean, std = torch.linspace(-1, 1, K), torch.linspace(0.5, 2, K)
+    f.set_fit(w, torch.tensor([0.5, -0.5]), mean, std)
+    e = torch.randn(3, 2, K)
+    z = f.fused_logit(e)
+    assert torch.allclose(z, ((e - mean) / std * w).sum(-1) + torch.tensor([0.5, -0.5]), atol=1e-6)
+    head = torch.randn(3, 2, 2, requires_grad=True)
+    e[..., 0] = (head[..., 1] - head[..., 0]).detach()
+    out = f(e, head)
+    assert torch.allclose(out[..., 1] - out[..., 0], f.fused_logit(e), atol=1e-5)  # same value, now differentiable
+    out[..., 1].sum().backward()  # d(z / 2) / d(head present logit) = w[s, 0] / std[0] / 2
+    assert torch.allclose(head.grad[..., 1], (w[:, 0] / std[0] / 2).expand(3, 2), atol=1e-6)
+    assert not f.weight.requires_grad  # fitted, not trained by back-propagation
+
+
+def _batches(images: torch.Tensor, targets: torch.Tensor, size: int = 2) -> list[dict]:
+    return [{"image": images[i : i + size], "presence_targets": targets[i : i + size]} for i in range(0, len(images), size)]
+
+
+def test_fit_learns_a_rule_the_evidence_carries_and_the_network_applies_it(tmp_path):
+    net = _tiny(True)
+    torch.manual_seed(1)
+    images = torch.randn(24, 1, 16, 16, 16) * torch.rand(24, 1, 1, 1, 1) * 3
+    evidence, _, head = collect_presence_evidence(net, _batches(images, torch.zeros(24, 3)))
+    assert evidence.shape == (24, 3, K) and torch.equal(head, evidence[..., 0])
+    # "present" when the segmentation paints more than its median soft volume: a rule on one evidence column
+    soft = evidence[..., PRESENCE_EVIDENCE_NAMES.index("log_soft_volume")]
+    targets = (soft > soft.median(0).values).float()
+    report = fit_presence_fusion(net, _batches(images[:16], targets[:16]), validation_batches=_batches(images[16:], targets[16:]), l2=0.0)
+    assert report["training_cases"] == 16 and report["validation_cases"] == 8
+    assert report["training"]["fused"]["accuracy"] == 1.0
+    assert report["training"]["fused"]["errors"] == 0 <= report["training"]["head"]["errors"]
+    # the forward pass applies the fit: its calls are the fitted logit's signs on every case
+    calls = torch.cat([net(b["image"])["presence_calls"] for b in _batches(images, targets)])
+    fitted = net.presence_fusion.fused_logit(evidence)
+    assert torch.equal(calls, (fitted >= 0).float())
+    # same data, same fit
+    again = _tiny(True)
+    fit_presence_fusion(again, _batches(images[:16], targets[:16]), l2=0.0)
+    assert torch.allclose(again.presence_fusion.weight, net.presence_fusion.weight, atol=1e-5)
+    path = save_presence_fusion_fit(net, report, tmp_path / "ckpt")
+    state = torch.load(path, weights_only=True)
+    assert torch.equal(state["presence_fusion.weight"], net.presence_fusion.weight)
+    saved = json.loads((tmp_path / "ckpt" / "presence_fusion.json").read_text())
+    assert saved["evidence"] == list(PRESENCE_EVIDENCE_NAMES) and saved["training"]["fused"]["accuracy"] == 1.0
+
+
+def test_fit_errors():
+    images, targets = torch.randn(2, 1, 16, 16, 16), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="presence_fusion=True"):
+        fit_presence_fusion(_tiny(False), _batches(images, targets))
+    with pytest.raises(ValueError, match="at least one case"):
+        fit_presence_fusion(_tiny(True), [])
+    with pytest.raises(ValueError, match="keys"):
+        fit_presence_fusion(_tiny(True), [{"image": images}])
+    with pytest.raises(ValueError, match=r"presence_targets of shape \(2, 3\)"):
+        fit_presence_fusion(_tiny(True), _batches(images, torch.ones(2, 5)))
+    with pytest.raises(ValueError, match="l2 >= 0"):
+        fit_presence_fusion(_tiny(True), _batches(images, targets), l2=-1.0)
