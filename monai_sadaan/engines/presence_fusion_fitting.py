@@ -101,6 +101,7 @@ def fit_presence_fusion(
     validation_batches: Iterable[Mapping[str, Any]] | None = None,
     l2: float = 1e-3,
     max_iter: int = 500,
+    edge_gate: float = 0.2,
     image_key: str = "image",
     target_key: str = "presence_targets",
 ) -> dict[str, Any]:
@@ -108,7 +109,9 @@ def fit_presence_fusion(
 
     Minimises ``mean BCE(z, target) + l2 * sum(weight ** 2)`` over the fusion's ``weight [S, K]`` and ``bias [S]``,
     with the evidence standardised by its mean and standard deviation over all cases and structures (a constant
-    value gets standard deviation 1).
+    value gets standard deviation 1). The regression is fitted on every case; the network then uses it only where
+    a structure's segmentation lies on the volume's faces (``edge_fraction >= edge_gate``) and keeps the head's
+    call elsewhere (see :class:`~monai_sadaan.networks.PresenceEvidenceFusion`).
 
     Args:
         network: a SADAAn network with ``presence_fusion``; only the fusion changes.
@@ -117,6 +120,8 @@ def fit_presence_fusion(
         validation_batches: optional batches on which the report compares the head's and the fused calls.
         l2: penalty on the standardised weights (>= 0).
         max_iter: L-BFGS iterations (>= 1).
+        edge_gate: share of a structure's segmentation mass on the faces above which the regression decides (in
+            [0, 1]; 0 lets it decide everywhere).
         image_key, target_key: keys of the batch dicts.
 
     Returns:
@@ -124,10 +129,13 @@ def fit_presence_fusion(
         training (and validation) cases the accuracy and errors of the head's calls and of the fused calls.
 
     Raises:
-        ValueError: for a negative ``l2``, ``max_iter < 1``, or what :func:`collect_presence_evidence` raises.
+        ValueError: for a negative ``l2``, ``max_iter < 1``, an ``edge_gate`` outside [0, 1], or what
+            :func:`collect_presence_evidence` raises.
     """
     if l2 < 0 or max_iter < 1:
         raise ValueError(f"expected l2 >= 0 and max_iter >= 1, got {l2} and {max_iter}")
+    if not 0.0 <= edge_gate <= 1.0:
+        raise ValueError(f"expected edge_gate in [0, 1], got {edge_gate}")
     fusion = _fusion_of(network)
     fusion.reset_parameters()  # the head's own logit is evidence 0 whatever was fitted before
     evidence, targets, head = collect_presence_evidence(network, batches, device, image_key, target_key)
@@ -153,11 +161,12 @@ def fit_presence_fusion(
 
     with torch.enable_grad():
         optimiser.step(closure)
-    fusion.set_fit(weight.detach().float(), bias.detach().float(), mean.float(), std.float())
+    fusion.set_fit(weight.detach().float(), bias.detach().float(), mean.float(), std.float(), edge_gate)
     fused = fusion.fused_logit(evidence.to(fusion.weight.device)).cpu()
     report: dict[str, Any] = {
         "evidence": list(PRESENCE_EVIDENCE_NAMES),
         "l2": float(l2),
+        "edge_gate": float(edge_gate),
         "training_cases": n,
         "training": {"head": _accuracy(head, targets), "fused": _accuracy(fused, targets)},
         "weight": fusion.weight.tolist(),

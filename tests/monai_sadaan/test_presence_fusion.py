@@ -108,6 +108,7 @@ def test_fused_logit_and_gradient_to_the_head():
     mean, std = torch.linspace(-1, 1, K), torch.linspace(0.5, 2, K)
     f.set_fit(w, torch.tensor([0.5, -0.5]), mean, std)
     e = torch.randn(3, 2, K)
+    e[..., PRESENCE_EVIDENCE_NAMES.index("edge_fraction")] = torch.rand(3, 2)  # a share, so the gate (0) is open
     z = f.fused_logit(e)
     assert torch.allclose(z, ((e - mean) / std * w).sum(-1) + torch.tensor([0.5, -0.5]), atol=1e-6)
     head = torch.randn(3, 2, 2, requires_grad=True)
@@ -132,7 +133,9 @@ def test_fit_learns_a_rule_the_evidence_carries_and_the_network_applies_it(tmp_p
     # "present" when the segmentation paints more than its median soft volume: a rule on one evidence column
     soft = evidence[..., PRESENCE_EVIDENCE_NAMES.index("log_soft_volume")]
     targets = (soft > soft.median(0).values).float()
-    report = fit_presence_fusion(net, _batches(images[:16], targets[:16]), validation_batches=_batches(images[16:], targets[16:]), l2=0.0)
+    report = fit_presence_fusion(
+        net, _batches(images[:16], targets[:16]), validation_batches=_batches(images[16:], targets[16:]), l2=0.0, edge_gate=0.0
+    )
     assert report["training_cases"] == 16 and report["validation_cases"] == 8
     assert report["training"]["fused"]["accuracy"] == 1.0
     assert report["training"]["fused"]["errors"] == 0 <= report["training"]["head"]["errors"]
@@ -142,7 +145,7 @@ def test_fit_learns_a_rule_the_evidence_carries_and_the_network_applies_it(tmp_p
     assert torch.equal(calls, (fitted >= 0).float())
     # same data, same fit
     again = _tiny(True)
-    fit_presence_fusion(again, _batches(images[:16], targets[:16]), l2=0.0)
+    fit_presence_fusion(again, _batches(images[:16], targets[:16]), l2=0.0, edge_gate=0.0)
     assert torch.allclose(again.presence_fusion.weight, net.presence_fusion.weight, atol=1e-5)
     path = save_presence_fusion_fit(net, report, tmp_path / "ckpt")
     state = torch.load(path, weights_only=True)
@@ -163,3 +166,21 @@ def test_fit_errors():
         fit_presence_fusion(_tiny(True), _batches(images, torch.ones(2, 5)))
     with pytest.raises(ValueError, match="l2 >= 0"):
         fit_presence_fusion(_tiny(True), _batches(images, targets), l2=-1.0)
+    with pytest.raises(ValueError, match="edge_gate in"):
+        fit_presence_fusion(_tiny(True), _batches(images, targets), edge_gate=1.5)
+
+
+def test_edge_gate_keeps_the_head_call_inside_the_volume():
+    f = PresenceEvidenceFusion(1)
+    f.set_fit(torch.zeros(1, K), torch.tensor([5.0]), torch.zeros(K), torch.ones(K), edge_gate=0.3)  # always "present"
+    edge = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
+    e = torch.zeros(4, 1, K)
+    e[:, 0, 0] = torch.tensor([-2.0, -2.0, 1.5, -7.0])  # the head's logits
+    e[:, 0, edge] = torch.tensor([0.0, 0.29, 0.3, 0.9])
+    assert torch.equal(f.fused_logit(e)[:, 0], torch.tensor([-2.0, -2.0, 5.0, 5.0]))
+    head = torch.zeros(4, 1, 2, requires_grad=True)
+    e[:, 0, 0] = 0.0
+    f(e, head)[..., 1].sum().backward()  # the head's logit passes through where the gate is shut, weight 0 where open
+    assert torch.equal(head.grad[:, 0, 1], torch.tensor([0.5, 0.5, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="edge_gate in"):
+        f.set_fit(torch.zeros(1, K), torch.zeros(1), torch.zeros(K), torch.ones(K), edge_gate=-0.1)

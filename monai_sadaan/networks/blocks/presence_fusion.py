@@ -35,6 +35,7 @@ PRESENCE_EVIDENCE_NAMES: tuple[str, ...] = (
 )
 
 _LOGIT_CLIP = 20.0
+_EDGE_INDEX = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
 
 
 def presence_evidence(
@@ -112,9 +113,11 @@ def presence_evidence(
 class PresenceEvidenceFusion(nn.Module):
     """Per-structure logistic regression on standardised presence evidence.
 
-    ``z[b, s] = sum_k weight[s, k] * (e[b, s, k] - evidence_mean[k]) / evidence_std[k] + bias[s]`` and the
-    returned absence logits are ``[-z / 2, z / 2]``, so that ``softmax(...)[..., 1] = sigmoid(z)`` and the
-    logit difference is ``z``.
+    ``r[b, s] = sum_k weight[s, k] * (e[b, s, k] - evidence_mean[k]) / evidence_std[k] + bias[s]``. The call is
+    ``z = r`` where the structure's segmentation lies on the volume's faces (``edge_fraction >= edge_gate``) and the
+    head's own logit elsewhere: the head's weak spot is an organ cut by the field of view, while inside the volume
+    its call is the better one (painted but removed organs). The returned absence logits are ``[-z / 2, z / 2]``,
+    so that ``softmax(...)[..., 1] = sigmoid(z)`` and the logit difference is ``z``.
 
     It starts as the identity on the head's call: weight 1 on ``head_logit``, 0 elsewhere, no shift or scaling,
     so a network with an unfitted fusion calls exactly what its head calls. A checkpoint without fusion entries
@@ -141,6 +144,7 @@ class PresenceEvidenceFusion(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_structures), requires_grad=False)
         self.register_buffer("evidence_mean", torch.zeros(k))
         self.register_buffer("evidence_std", torch.ones(k))
+        self.register_buffer("edge_gate", torch.zeros(()))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -151,15 +155,19 @@ class PresenceEvidenceFusion(nn.Module):
             self.bias.zero_()
             self.evidence_mean.zero_()
             self.evidence_std.fill_(1.0)
+            self.edge_gate.zero_()
 
-    def set_fit(self, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def set_fit(
+        self, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, edge_gate: float = 0.0
+    ) -> None:
         """Install a fitted regression.
 
         Args:
             weight: ``[S, K]`` on standardised evidence; bias: ``[S]``; mean, std: ``[K]`` (std > 0).
+            edge_gate: the regression decides where ``edge_fraction >= edge_gate`` (0: everywhere), the head elsewhere.
 
         Raises:
-            ValueError: for shapes other than these or a non-positive / non-finite std.
+            ValueError: for shapes other than these, a non-positive / non-finite std or an edge gate outside [0, 1].
         """
         k = len(PRESENCE_EVIDENCE_NAMES)
         s = self.num_structures
@@ -168,16 +176,25 @@ class PresenceEvidenceFusion(nn.Module):
             raise ValueError(f"expected weight, bias, mean, std of shapes {((s, k), (s,), (k,), (k,))}, got {shapes}")
         if not bool(torch.isfinite(std).all()) or bool((std <= 0).any()):
             raise ValueError(f"expected a positive, finite evidence std, got {std.tolist()}")
+        if not 0.0 <= float(edge_gate) <= 1.0:
+            raise ValueError(f"expected edge_gate in [0, 1], got {edge_gate}")
         with torch.no_grad():
+            self.edge_gate.fill_(float(edge_gate))
             self.weight.copy_(weight)
             self.bias.copy_(bias)
             self.evidence_mean.copy_(mean)
             self.evidence_std.copy_(std)
 
     def fused_logit(self, evidence: torch.Tensor) -> torch.Tensor:
-        """``[B, S, K]`` evidence -> ``[B, S]`` present-minus-absent logit ``z``."""
+        """``[B, S, K]`` evidence -> ``[B, S]`` present-minus-absent logit ``z`` (gated, see the class)."""
+        return torch.where(self._gate(evidence), self._regression(evidence), evidence[..., 0])
+
+    def _regression(self, evidence: torch.Tensor) -> torch.Tensor:
         standardised = (evidence - self.evidence_mean) / self.evidence_std
         return (standardised * self.weight).sum(-1) + self.bias
+
+    def _gate(self, evidence: torch.Tensor) -> torch.Tensor:
+        return evidence[..., _EDGE_INDEX] >= self.edge_gate
 
     def forward(self, evidence: torch.Tensor, head_logits: torch.Tensor | None = None) -> torch.Tensor:
         """
@@ -192,12 +209,13 @@ class PresenceEvidenceFusion(nn.Module):
         z = self.fused_logit(evidence)
         if head_logits is not None and torch.is_grad_enabled() and head_logits.requires_grad:
             live = (head_logits[..., 1] - head_logits[..., 0]).clamp(-_LOGIT_CLIP, _LOGIT_CLIP)
-            z = z + self.weight[:, 0] / self.evidence_std[0] * (live - live.detach())
+            slope = torch.where(self._gate(evidence), self.weight[:, 0] / self.evidence_std[0], torch.ones_like(z))
+            z = z + slope * (live - live.detach())
         return torch.stack([-0.5 * z, 0.5 * z], dim=-1)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # a checkpoint made before the fusion existed: load the identity
-        names = ("weight", "bias", "evidence_mean", "evidence_std")
+        names = ("weight", "bias", "evidence_mean", "evidence_std", "edge_gate")
         if not any(prefix + n in state_dict for n in names):
             identity = PresenceEvidenceFusion(self.num_structures)
             for n in names:
