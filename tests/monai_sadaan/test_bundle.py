@@ -160,6 +160,25 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     assert edge.keys() == base.keys()
     assert any(not torch.equal(edge[k], fov[k]) for k in edge if edge[k].is_floating_point())
 
+    # step 10: presence fusion fitted on the frozen network, on a fifth set (seed 7); only the fusion changes
+    r = _run(
+        ["run", "--config_file", "['configs/train.json','configs/presence_fusion.json']", "--bundle_root", str(full),
+         "--num_cases", "21", *TINY]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    fifth = json.loads((full / "data" / "phantoms_seed7_fusion" / "dataset.json").read_text())
+    assert fifth["generator"]["seed"] == 7
+    fused = torch.load(full / "models" / "presence_fusion" / "model.pt", weights_only=True)
+    fusion_keys = {k for k in fused if k.startswith("presence_fusion.")}
+    assert fusion_keys == {"presence_fusion." + k for k in ("weight", "bias", "evidence_mean", "evidence_std", "edge_gate")}
+    assert fused.keys() - fusion_keys == fov.keys() - fusion_keys
+    assert all(torch.equal(fused[k], fov[k]) for k in fused if k not in fusion_keys)  # the network is frozen
+    assert fused["presence_fusion.weight"][:, 1:].abs().sum() > 0  # fitted: more than the head's own logit
+    assert float(fused["presence_fusion.edge_gate"]) == pytest.approx(0.2)  # the config's gate
+    report = json.loads((full / "models" / "presence_fusion" / "presence_fusion.json").read_text())
+    assert report["training_cases"] == len(fifth["training"]) and report["validation_cases"] == len(fifth["validation"])
+    assert report["training"]["fused"]["errors"] <= report["training"]["head"]["errors"]
+
 
 def _write_inputs(folder: Path) -> None:
     from monai_sadaan.data import generate_phantom, save_phantom
@@ -213,6 +232,8 @@ def test_verify_net_in_out_and_torchscript_export_equal_eager(tmp_path):
         parser[k] = v
     torch.manual_seed(0)
     net = parser.get_parsed_content("network_def")
+    k = net.presence_fusion.weight.shape[1]  # a fitted fusion, so that the traced graph carries the evidence terms
+    net.presence_fusion.set_fit(torch.linspace(-1, 1, 5 * k).reshape(5, k), torch.linspace(-0.5, 0.5, 5), torch.zeros(k), torch.full((k,), 2.0))
     torch.save(net.state_dict(), tmp_path / "model.pt")  # the bare network, as training writes it
     r = _run(
         ["verify_net_in_out", "--net_id", "export_network_def", "--meta_file", "configs/metadata.json",
