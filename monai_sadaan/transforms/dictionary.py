@@ -152,8 +152,9 @@ class FitToSpatialDimsd(MapTransform, InvertibleTransform):
         keys: keys of the volumes to fit.
         spatial_dims: output spatial size ``(D, H, W)``.
         mode: ``"resize"`` or ``"pad"``.
-        interp_mode: interpolation per key (a sequence) or for all keys; ``"nearest"`` for label maps, e.g.
-            ``interp_mode=("trilinear", "nearest")`` for ``keys=("image", "label")``.
+        interp_mode: interpolation per key (a sequence) or for all keys; ``"nearest-exact"`` for label maps, e.g.
+            ``interp_mode=("trilinear", "nearest-exact")`` for ``keys=("image", "label")``, so that the label stays
+            on the image's voxel centres (see :class:`~monai_sadaan.transforms.FitToSpatialDims`).
         align_corners: passed to interpolation for linear modes.
         pad_mode: padding mode for ``mode="pad"``.
         pad_value: constant padding value per key or for all keys.

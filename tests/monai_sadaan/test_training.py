@@ -25,7 +25,7 @@ def _dataset(n: int) -> list[dict]:
         [
             EnsureChannelFirstd(keys=["image", "label"], channel_dim="no_channel"),
             CTWindowd(keys="image"),
-            FitToSpatialDimsd(keys=["image", "label"], spatial_dims=SPATIAL, interp_mode=["trilinear", "nearest"]),
+            FitToSpatialDimsd(keys=["image", "label"], spatial_dims=SPATIAL, interp_mode=["trilinear", "nearest-exact"]),
             LabelMapToStructuresd(label_key="label", structure_labels=STRUCTURES, min_voxels=2),
             EnsureTyped(keys=["image", "segmentation_targets", "presence_targets", "attention_targets"], track_meta=False),
         ]

@@ -156,20 +156,41 @@ def meta_pair(shape=(1, 6, 8, 10)):
 
 def test_fit_resize_and_invertd_restore_the_grid():
     data, label = meta_pair()
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest"))])
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
     out = pre(data)
     assert out["image"].shape == (1, 16, 16, 16) and out["label"].shape == (1, 16, 16, 16)
-    assert set(torch.unique(out["label"]).tolist()) == {0.0, 1.0, 2.0}  # nearest keeps labels
+    assert set(torch.unique(out["label"]).tolist()) == {0.0, 1.0, 2.0}  # nearest-exact keeps labels
     out["pred"] = out["label"].clone()
     back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
     assert back["pred"].shape == (1, 6, 8, 10)
-    # on an integer scale factor nearest up/down sampling is exact
+    # on an integer scale factor nearest-exact up/down sampling is exact
     data, label = meta_pair((1, 8, 8, 8))
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest"))])
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
     out = pre(data)
     out["pred"] = out["label"].clone()
     back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
     np.testing.assert_array_equal(back["pred"].numpy(), label)
+
+
+@pytest.mark.parametrize("shape", [(1, 81, 61, 96), (1, 96, 50, 70)])
+def test_fit_resize_nearest_exact_label_lines_up_with_the_trilinear_image(shape):
+    # a slab at each high face and a block inside; the image is the mask itself, so its trilinear resize
+    # thresholded at 0.5 is where the label belongs on the network's grid
+    mask = torch.zeros(shape)
+    mask[0, -5:, 10:30, 10:40] = 1
+    mask[0, 10:30, -5:, 10:40] = 1
+    mask[0, 20:50, 15:35, 30:60] = 1
+    data = {"image": MetaTensor(mask.clone()), "label": MetaTensor(mask.clone())}
+    exact = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest-exact"))(data)
+    legacy = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest"))(data)
+    image_mask = exact["image"] > 0.5
+    decided = (exact["image"] - 0.5).abs() > 0.01  # voxels half in, half out could go either way
+    lab_exact, lab_legacy = exact["label"] > 0.5, legacy["label"] > 0.5
+    disagree_exact = ((lab_exact != image_mask) & decided).sum().item() / image_mask.sum().item()
+    disagree_legacy = ((lab_legacy != image_mask) & decided).sum().item() / image_mask.sum().item()
+    assert disagree_exact < 0.02
+    # torch's legacy "nearest" samples at the output voxels' corners, half an output voxel off the image's centres
+    assert disagree_legacy > 5 * max(disagree_exact, 0.01)
 
 
 def test_fit_pad_round_trip_is_exact_through_invertd():
@@ -261,7 +282,7 @@ def test_fov_crop_mode_returns_smaller_arrays_that_fit_again():
             FitToSpatialDimsd(
                 ["image", "label", "segmentation_targets", "attention_targets"],
                 (8, 8, 8),
-                interp_mode=("trilinear", "nearest", "nearest", "trilinear"),
+                interp_mode=("trilinear", "nearest-exact", "nearest-exact", "trilinear"),
             ),
         ]
     ).set_random_state(3)
@@ -500,7 +521,7 @@ def test_training_pipeline_keeps_label_masks_and_presence_consistent():
     pipeline = Compose(
         [
             CTWindowd("image"),
-            FitToSpatialDimsd(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest")),
+            FitToSpatialDimsd(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest-exact")),
             LabelMapToStructuresd("label", STRUCTURES, min_voxels=min_voxels, attention_sigma=1.0),
             RandFieldOfViewCropd(["image", "label"], prob=0.7, axes=(0, 1, 2), max_sides=2, min_voxels=min_voxels),
             RandSyntheticResectiond("image", "label", STRUCTURES, prob=0.5, min_voxels=min_voxels),
