@@ -12,7 +12,7 @@ from monai_sadaan import ComponentLoss, DictTargetPrepareBatch, LossComponentsHa
 from monai_sadaan.losses import LOSS_COMPONENTS
 from monai_sadaan import SpatialAttentionMedicalSegmenter
 from monai_sadaan.data import DEFAULT_STRUCTURES, generate_phantom
-from monai_sadaan.metrics import compute_presence_accuracy
+from monai_sadaan.metrics import compute_presence_accuracy, compute_presence_auroc
 from monai_sadaan.networks.initialisation import init_output_priors
 from monai_sadaan.transforms import CTWindowd, FitToSpatialDimsd, LabelMapToStructuresd
 
@@ -82,7 +82,10 @@ def test_supervised_trainer_learns_presence_and_masks():
     net.eval()
     with torch.no_grad():
         out = net(torch.stack([it["image"] for it in items]))
-    acc = compute_presence_accuracy(out["presence_probs"], presence).mean().item()
-    # chance: the left kidney is present in half the cases; the liver always. A model that learned nothing about
-    # the kidney scores at most 0.75; a model that learned it scores 1.0.
-    assert acc > 0.75
+    # the left kidney is present in half the cases: a model that learned nothing about it cannot rank the cases
+    # (AUROC 0.5). The threshold is not tested: with 8 cases, eval-mode BatchNorm can move every kidney score of
+    # such a tiny run below 0.5 while the order stays right.
+    kidney_auroc = compute_presence_auroc(out["presence_probs"][:, :1], presence[:, :1])
+    assert kidney_auroc > 0.95  # 4 present x 4 absent: every pair in order (untrained nets: 0.31-0.88)
+    # the liver is in every case
+    assert compute_presence_accuracy(out["presence_probs"][:, 1:], presence[:, 1:]).mean().item() == 1.0
