@@ -258,8 +258,9 @@ class FitToSpatialDims(InvertibleTransform):
         interp_mode: interpolation of ``"resize"``: ``"nearest"``, ``"nearest-exact"``, ``"trilinear"`` or
             ``"area"``. Use ``"nearest-exact"`` for label maps: it samples at the voxel centres, as ``"trilinear"``
             (``align_corners=False``) does for the image. PyTorch's ``"nearest"`` samples at the output voxels'
-            low corners instead, which moves a label half an output voxel (``s / 2`` input voxels for a size ratio
-            ``s``) off its image towards the low indices and drops thin slabs at the high faces.
+            low corners instead (input index ``floor(i * s)`` for a size ratio ``s``), ``s / 2`` input voxels short of
+            the centre, so a label lands half an output voxel off its image towards the high indices, and the last
+            input slices of an axis are never read once ``s >= 2``.
         align_corners: passed to ``torch.nn.functional.interpolate`` for linear modes.
         pad_mode: padding mode of ``"pad"`` (``"constant"``, ``"edge"``/``"replicate"``, ``"reflect"``, ...).
         pad_value: constant used with ``pad_mode="constant"`` (0 after windowing, -1000 for HU).

@@ -1,0 +1,54 @@
+"""The scoring of ``benchmarks/sadaan_input_geometry.py``: Dice and the signed centroid offset along R, A, S."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("sadaan_input_geometry", ROOT / "benchmarks" / "sadaan_input_geometry.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(array.astype(np.int16), affine), str(path))
+
+
+def test_score_gives_dice_and_the_offset_in_patient_axes(tmp_path):
+    bench = _benchmark()
+    # LPS voxel axes: +i points left, +j posterior, +k superior
+    affine = np.diag([-2.0, -2.0, 3.0, 1.0])
+    truth = np.zeros((20, 20, 20), np.int16)
+    truth[5:15, 5:15, 5:15] = 1  # 1000 voxels
+    pred = np.zeros_like(truth)
+    pred[6:16, 5:15, 5:15] = 1  # one voxel towards +i, i.e. towards the left: R offset -1
+    _write(tmp_path / "labelsTr" / "case_0.nii.gz", truth, affine)
+    _write(tmp_path / "out" / "case_0" / "case_0_labels.nii.gz", pred, affine)
+    items = [{"image": "imagesTr/case_0.nii.gz", "label": "labelsTr/case_0.nii.gz", "scenario": "normal",
+              "present": {"liver": True, "spleen": False}}]  # fmt: skip
+    table = bench.score(tmp_path, items, tmp_path / "out", {"liver": 1, "spleen": 2})
+    row = table["all"]
+    assert row["structures"] == 1  # the absent spleen is not scored
+    assert row["dice"] == pytest.approx(2 * 900 / 2000)
+    assert (row["shift_r"], row["shift_a"], row["shift_s"]) == pytest.approx((-1.0, 0.0, 0.0))
+    assert table["normal"]["dice"] == row["dice"]
+
+
+def test_score_refuses_a_mask_on_another_grid(tmp_path):
+    bench = _benchmark()
+    affine = np.eye(4)
+    _write(tmp_path / "labelsTr" / "c.nii.gz", np.ones((8, 8, 8)), affine)
+    _write(tmp_path / "out" / "c" / "c_labels.nii.gz", np.ones((8, 8, 4)), affine)
+    items = [{"image": "imagesTr/c.nii.gz", "label": "labelsTr/c.nii.gz", "scenario": "normal", "present": {"liver": True}}]
+    with pytest.raises(SystemExit, match=r"mask shape \(8, 8, 4\) is not the input's \(8, 8, 8\)"):
+        bench.score(tmp_path, items, tmp_path / "out", {"liver": 1})
