@@ -113,7 +113,8 @@ def _plot_summary(path: Path, summary: Sequence[dict[str, Any]]) -> None:
 
 class ScenarioMetricsReport:
     """Evaluator handler: scores every case per structure and writes, when the run completes,
-    ``per_case.csv`` (one row per case and structure), ``per_scenario.csv``, ``per_scenario.json`` and
+    ``per_case.csv`` (one row per case and structure, with the structure's target and predicted voxel counts on the
+    model grid, so that calls near the presence threshold can be told apart), ``per_scenario.csv``, ``per_scenario.json`` and
     ``per_scenario.png`` to ``output_dir``.
 
     Reads, from the engine's batch-form output (``decollate=False``): ``pred["presence_probs"]`` [B, S],
@@ -182,6 +183,8 @@ class ScenarioMetricsReport:
         dice = compute_present_dice(pred_masks.cpu(), target_masks.cpu())
         fp = compute_absent_false_positive_volume(pred_masks.cpu(), target_masks.cpu(), vv)
         correct = compute_presence_accuracy(presence_probs.cpu(), presence_targets.cpu(), self.presence_threshold)
+        target_voxels = (target_masks.detach().cpu().flatten(2) > 0.5).sum(-1)
+        predicted_voxels = (pred_masks.detach().cpu().flatten(2) > 0.5).sum(-1)
         for i in range(b):
             case = str(cases[i]) if cases is not None else f"case_{len(self.rows) // s:04d}"
             scen = str(scenarios[i]) if scenarios is not None else "unknown"
@@ -199,6 +202,8 @@ class ScenarioMetricsReport:
                         "correct": bool(correct[i, j] > 0.5),
                         "dice": float(dice[i, j]),
                         "fp_volume_ml": float(fp[i, j]),
+                        "target_voxels": int(target_voxels[i, j]),
+                        "predicted_voxels": int(predicted_voxels[i, j]),
                     }
                 )
 

@@ -47,7 +47,12 @@ def test_report_by_hand(tmp_path):
     assert json.loads((tmp_path / "per_scenario.json").read_text())[1]["scenario"] == "resection"
     assert (tmp_path / "per_scenario.png").read_bytes()[:4] == b"\x89PNG"
     with open(tmp_path / "per_case.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4
+        cases = list(csv.DictReader(f))
+    assert len(cases) == 4
+    # each _case mask covers 2 of 4 slices of a 4^3 grid: 32 voxels; c1's b is absent but predicted
+    by_key = {(r["case"], r["structure"]): r for r in cases}
+    assert by_key[("c1", "b")]["target_voxels"] == "0" and by_key[("c1", "b")]["predicted_voxels"] == "32"
+    assert by_key[("c0", "a")]["target_voxels"] == "32" and by_key[("c0", "a")]["predicted_voxels"] == "32"
 
 
 def test_report_rejects_wrong_structure_count(tmp_path):
