@@ -4,7 +4,12 @@ from .loss_adapter import ComponentLoss, LossComponentsHandler
 from .output_transforms import PickFromDictOutput
 from .parameter_groups import presence_head_parameter_groups
 from .prepare_batch import DictTargetPrepareBatch
-from .presence_fusion_fitting import collect_presence_evidence, fit_presence_fusion, save_presence_fusion_fit
+from .presence_fusion_fitting import (
+    collect_presence_evidence,
+    fit_presence_fusion,
+    fit_presence_regression,
+    save_presence_fusion_fit,
+)
 
 __all__ = [
     "ComponentLoss",
@@ -13,6 +18,7 @@ __all__ = [
     "PickFromDictOutput",
     "collect_presence_evidence",
     "fit_presence_fusion",
+    "fit_presence_regression",
     "presence_head_parameter_groups",
     "save_presence_fusion_fit",
 ]

@@ -18,9 +18,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion
+
+_EDGE_INDEX = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
 from monai_sadaan.utils.atomic import atomic_open, atomic_torch_save
 
-__all__ = ["collect_presence_evidence", "fit_presence_fusion", "save_presence_fusion_fit"]
+__all__ = ["collect_presence_evidence", "fit_presence_fusion", "fit_presence_regression", "save_presence_fusion_fit"]
 
 
 def _fusion_of(network: nn.Module) -> PresenceEvidenceFusion:
@@ -94,6 +96,75 @@ def _accuracy(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
     return {"accuracy": float(right.mean()), "errors": int((1 - right).sum()), "per_structure": right.mean(0).tolist()}
 
 
+def fit_presence_regression(
+    evidence: torch.Tensor,
+    targets: torch.Tensor,
+    l2: float = 1e-3,
+    max_iter: int = 500,
+    sample_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-structure logistic regression behind :func:`fit_presence_fusion`, on evidence already collected.
+
+    Minimises ``sum(v * BCE(z, target)) / sum(v) + l2 * sum(weight ** 2)`` with ``z = sum_k weight[s, k] *
+    (e[n, s, k] - mean[k]) / std[k] + bias[s]`` and ``v`` the sample weights (default 1), by L-BFGS from the head's
+    own call (weight 1 on ``head_logit``). ``mean`` and ``std`` are taken over all cases and structures, whatever
+    their weights (a constant column gets std 1).
+
+    Args:
+        evidence: ``[N, S, K]`` (see :func:`collect_presence_evidence`).
+        targets: ``[N, S]``, 1 = present.
+        l2: penalty on the standardised weights (>= 0).
+        max_iter: L-BFGS iterations (>= 1).
+        sample_weights: optional ``[N, S]`` non-negative weights (bool allowed), not all zero.
+
+    Returns:
+        ``(weight [S, K], bias [S], mean [K], std [K])``, float32, ready for
+        :meth:`~monai_sadaan.networks.PresenceEvidenceFusion.set_fit`.
+
+    Raises:
+        ValueError: for a negative ``l2``, ``max_iter < 1``, mismatched shapes, or sample weights that are negative
+            or all zero.
+    """
+    if l2 < 0 or max_iter < 1:
+        raise ValueError(f"expected l2 >= 0 and max_iter >= 1, got {l2} and {max_iter}")
+    if evidence.ndim != 3 or tuple(targets.shape) != tuple(evidence.shape[:2]):
+        raise ValueError(
+            f"expected evidence [N, S, K] and targets [N, S], got {tuple(evidence.shape)} and {tuple(targets.shape)}"
+        )
+    n, s, k = evidence.shape
+    if sample_weights is None:
+        v = torch.ones(n, s, dtype=torch.float64)
+    else:
+        if tuple(sample_weights.shape) != (n, s):
+            raise ValueError(f"expected sample_weights of shape {(n, s)}, got {tuple(sample_weights.shape)}")
+        v = sample_weights.detach().cpu().double()
+        if bool((v < 0).any()) or float(v.sum()) <= 0:
+            raise ValueError("expected non-negative sample_weights with a positive sum")
+    x = evidence.detach().cpu().double()
+    mean = x.reshape(-1, k).mean(0)
+    std = x.reshape(-1, k).std(0, unbiased=False)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    x = (x - mean) / std
+    y = (targets.detach().cpu() >= 0.5).double()
+    weight = torch.zeros(s, k, dtype=torch.float64)
+    weight[:, 0] = std[0]  # start from the head's own call
+    weight.requires_grad_(True)
+    bias = (mean[0] * torch.ones(s, dtype=torch.float64)).requires_grad_(True)
+    optimiser = torch.optim.LBFGS([weight, bias], max_iter=int(max_iter), line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        z = (x * weight).sum(-1) + bias
+        bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+        loss = (bce * v).sum() / v.sum() + l2 * (weight * weight).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    return weight.detach().float(), bias.detach().float(), mean.float(), std.float()
+
+
 def fit_presence_fusion(
     network: nn.Module,
     batches: Iterable[Mapping[str, Any]],
@@ -104,12 +175,14 @@ def fit_presence_fusion(
     edge_gate: float = 0.2,
     image_key: str = "image",
     target_key: str = "presence_targets",
+    fit_gated_only: bool = False,
 ) -> dict[str, Any]:
     """Fit the network's presence fusion on ``batches`` and install it; return a report.
 
     Minimises ``mean BCE(z, target) + l2 * sum(weight ** 2)`` over the fusion's ``weight [S, K]`` and ``bias [S]``,
     with the evidence standardised by its mean and standard deviation over all cases and structures (a constant
-    value gets standard deviation 1). The regression is fitted on every case; the network then uses it only where
+    value gets standard deviation 1; see :func:`fit_presence_regression`). The regression is fitted on every case
+    and structure (or, with ``fit_gated_only``, only on those it will decide); the network then uses it only where
     a structure's segmentation lies on the volume's faces (``edge_fraction >= edge_gate``) and keeps the head's
     call elsewhere (see :class:`~monai_sadaan.networks.PresenceEvidenceFusion`).
 
@@ -123,6 +196,8 @@ def fit_presence_fusion(
         edge_gate: share of a structure's segmentation mass on the faces above which the regression decides (in
             [0, 1]; 0 lets it decide everywhere).
         image_key, target_key: keys of the batch dicts.
+        fit_gated_only: fit the regression only to the (case, structure) pairs with ``edge_fraction >= edge_gate``,
+            the ones it decides, instead of to all of them (the shipped fit uses all).
 
     Returns:
         A JSON-ready dict: the evidence names, case counts, the fitted weights and standardisation, and for the
@@ -139,34 +214,16 @@ def fit_presence_fusion(
     fusion = _fusion_of(network)
     fusion.reset_parameters()  # the head's own logit is evidence 0 whatever was fitted before
     evidence, targets, head = collect_presence_evidence(network, batches, device, image_key, target_key)
-    n, s, k = evidence.shape
-    x = evidence.double()
-    mean = x.reshape(-1, k).mean(0)
-    std = x.reshape(-1, k).std(0, unbiased=False)
-    std = torch.where(std > 1e-8, std, torch.ones_like(std))
-    x = (x - mean) / std
-    y = (targets >= 0.5).double()
-    weight = torch.zeros(s, k, dtype=torch.float64)
-    weight[:, 0] = std[0]  # start from the head's own call
-    weight.requires_grad_(True)
-    bias = (mean[0] * torch.ones(s, dtype=torch.float64)).requires_grad_(True)
-    optimiser = torch.optim.LBFGS([weight, bias], max_iter=int(max_iter), line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        z = (x * weight).sum(-1) + bias
-        loss = F.binary_cross_entropy_with_logits(z, y) + l2 * (weight * weight).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimiser.step(closure)
-    fusion.set_fit(weight.detach().float(), bias.detach().float(), mean.float(), std.float(), edge_gate)
+    n = evidence.shape[0]
+    weights = (evidence[..., _EDGE_INDEX] >= edge_gate) if fit_gated_only else None
+    weight, bias, mean, std = fit_presence_regression(evidence, targets, l2, max_iter, weights)
+    fusion.set_fit(weight, bias, mean, std, edge_gate)
     fused = fusion.fused_logit(evidence.to(fusion.weight.device)).cpu()
     report: dict[str, Any] = {
         "evidence": list(PRESENCE_EVIDENCE_NAMES),
         "l2": float(l2),
         "edge_gate": float(edge_gate),
+        "fit_gated_only": bool(fit_gated_only),
         "training_cases": n,
         "training": {"head": _accuracy(head, targets), "fused": _accuracy(fused, targets)},
         "weight": fusion.weight.tolist(),

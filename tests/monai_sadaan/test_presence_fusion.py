@@ -8,7 +8,12 @@ import math
 import pytest
 import torch
 
-from monai_sadaan.engines import collect_presence_evidence, fit_presence_fusion, save_presence_fusion_fit
+from monai_sadaan.engines import (
+    collect_presence_evidence,
+    fit_presence_fusion,
+    fit_presence_regression,
+    save_presence_fusion_fit,
+)
 from monai_sadaan.networks import PresenceEvidenceFusion, SpatialAttentionMedicalSegmenter
 from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES, presence_evidence
 from monai_sadaan.utils.checkpoint import CheckpointError, load_state_dict_checked
@@ -152,6 +157,62 @@ def test_fit_learns_a_rule_the_evidence_carries_and_the_network_applies_it(tmp_p
     assert torch.equal(state["presence_fusion.weight"], net.presence_fusion.weight)
     saved = json.loads((tmp_path / "ckpt" / "presence_fusion.json").read_text())
     assert saved["evidence"] == list(PRESENCE_EVIDENCE_NAMES) and saved["training"]["fused"]["accuracy"] == 1.0
+
+
+def _separable_evidence(n: int = 40, s: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(n, s, K, generator=g)
+    targets = (e[..., 2] + 0.3 * torch.randn(n, s, generator=g) > 0).float()  # log_soft_volume decides, noisily
+    return e, targets
+
+
+def test_regression_weights_select_the_pairs_it_fits():
+    e, y = _separable_evidence()
+    plain = fit_presence_regression(e, y, l2=1e-2)
+    ones = fit_presence_regression(e, y, l2=1e-2, sample_weights=torch.ones(y.shape))
+    for a, b in zip(plain, ones):
+        assert torch.allclose(a, b, atol=1e-4)
+    # the column that decides gets the largest weight, with the target's sign
+    assert bool((plain[0].abs().argmax(-1) == 2).all()) and bool((plain[0][:, 2] > 0).all())
+    # pairs of weight 0 do not count: flipping their targets leaves the fit as it was
+    keep = torch.zeros(y.shape, dtype=torch.bool)
+    keep[::2] = True
+    flipped = torch.where(keep, y, 1 - y)
+    a = fit_presence_regression(e, y, l2=1e-2, sample_weights=keep)
+    b = fit_presence_regression(e, flipped, l2=1e-2, sample_weights=keep)
+    for u, v in zip(a, b):
+        assert torch.allclose(u, v, atol=1e-5)
+    assert not torch.allclose(a[0], fit_presence_regression(e, flipped, l2=1e-2)[0], atol=1e-2)
+    # the standardisation is over all pairs, whatever their weight
+    assert torch.allclose(a[2], e.reshape(-1, K).mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match=r"sample_weights of shape \(40, 2\)"):
+        fit_presence_regression(e, y, sample_weights=torch.ones(40, 3))
+    with pytest.raises(ValueError, match="non-negative sample_weights with a positive sum"):
+        fit_presence_regression(e, y, sample_weights=torch.zeros(40, 2))
+    with pytest.raises(ValueError, match=r"evidence \[N, S, K\] and targets \[N, S\]"):
+        fit_presence_regression(e, y[:, :1])
+
+
+def test_fit_gated_only_fits_the_pairs_the_gate_lets_through():
+    torch.manual_seed(1)
+    images = torch.randn(16, 1, 16, 16, 16) * torch.rand(16, 1, 1, 1, 1) * 3
+    net = _tiny(True)
+    evidence, _, _ = collect_presence_evidence(net, _batches(images, torch.zeros(16, 3)))
+    soft = evidence[..., PRESENCE_EVIDENCE_NAMES.index("log_soft_volume")]
+    targets = (soft > soft.median(0).values).float()
+    # with the gate wide open, every pair is gated: the same fit as the default
+    report = fit_presence_fusion(net, _batches(images, targets), l2=1e-2, edge_gate=0.0, fit_gated_only=True)
+    assert report["fit_gated_only"] is True
+    ref = _tiny(True)
+    fit_presence_fusion(ref, _batches(images, targets), l2=1e-2, edge_gate=0.0)
+    assert torch.allclose(net.presence_fusion.weight, ref.presence_fusion.weight, atol=1e-4)
+    # with a gate, the regression equals fit_presence_regression on the gated pairs only
+    edge = evidence[..., PRESENCE_EVIDENCE_NAMES.index("edge_fraction")]
+    gate = float(edge.median())
+    fit_presence_fusion(net, _batches(images, targets), l2=1e-2, edge_gate=gate, fit_gated_only=True)
+    w, b, _, _ = fit_presence_regression(evidence, targets, l2=1e-2, sample_weights=edge >= gate)
+    assert torch.allclose(net.presence_fusion.weight, w, atol=1e-4) and torch.allclose(net.presence_fusion.bias, b, atol=1e-4)
+    assert float(net.presence_fusion.edge_gate) == pytest.approx(gate)
 
 
 def test_fit_errors():
