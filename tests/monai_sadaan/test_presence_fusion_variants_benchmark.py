@@ -1,0 +1,65 @@
+"""The pieces of ``benchmarks/sadaan_presence_fusion_variants.py``: set parsing, error counts, the fitted rules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+K = len(PRESENCE_EVIDENCE_NAMES)
+EDGE = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
+
+
+def _benchmark():
+    path = ROOT / "benchmarks" / "sadaan_presence_fusion_variants.py"
+    spec = importlib.util.spec_from_file_location("sadaan_presence_fusion_variants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parse_set():
+    bench = _benchmark()
+    assert bench.parse_set("9:420:uniform") == (9, 420, "uniform")
+    assert bench.WEIGHTS["fov6"]["partial_fov"] == 6 and bench.WEIGHTS["fov6"]["normal"] == 1
+    for bad in ("9:420", "x:420:uniform", "9:420:most"):
+        with pytest.raises(argparse.ArgumentTypeError, match="SEED:CASES:WEIGHTS"):
+            bench.parse_set(bad)
+
+
+def test_count_errors_by_hand():
+    bench = _benchmark()
+    logits = torch.tensor([[1.0, -1.0], [0.0, -2.0], [-1.0, 3.0]])
+    targets = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
+    # case 0: second call wrong; case 1: first call (0 -> present) wrong; case 2: both right
+    assert bench.count_errors(logits, targets, ["partial_fov", "normal", "partial_fov"]) == (1, 1)
+    assert bench.count_errors(logits, targets, ["normal"] * 3) == (0, 2)
+
+
+def _evidence(n: int = 60, s: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(n, s, K, generator=g)
+    e[..., EDGE] = torch.rand(n, s, generator=g)  # a share of the mass on the faces
+    targets = (e[..., 3] > 0).float()  # log_mask_voxels decides
+    return e, targets
+
+
+def test_rules_decide_on_gated_pairs_and_keep_the_head_elsewhere():
+    bench = _benchmark()
+    e, y = _evidence()
+    inside = e[..., EDGE] < bench.GATE
+    assert bool(inside.any()) and bool((~inside).any())
+    for rule in (bench.regression_rule(e, y, 1e-4, gated_only=True), bench.mlp_rule(e, y)):
+        z = rule(e)
+        assert z.shape == y.shape
+        assert torch.equal(z[inside], e[..., 0][inside])  # the head's own logit where the gate is shut
+        assert bool(((z[~inside] >= 0).float() == y[~inside]).float().mean() > 0.9)  # the rule the evidence carries
+    # the shipped recipe is the network's own fusion fit
+    z = bench.regression_rule(e, y, 1e-3, gated_only=False)(e)
+    assert torch.equal(z[inside], e[..., 0][inside])
