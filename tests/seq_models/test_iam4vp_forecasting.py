@@ -99,7 +99,9 @@ def test_tiled_equals_plain_forecaster_when_the_frame_is_one_tile():
     with torch.no_grad():
         a = TiledForecaster(steps=3, mode="gaussian")(history, model)
         b = AutoregressiveForecaster(steps=3)(history, model)
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # float32 through three autoregressive steps, the tiled path dividing by its blending weights each time; the
+    # convolutions' summation order follows the thread count, so equal up to rounding (seen: 1.5e-6 on 0.035)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_tiled_without_overlap_equals_independent_tiles():
