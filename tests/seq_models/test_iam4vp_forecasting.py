@@ -112,7 +112,8 @@ def test_tiled_without_overlap_equals_independent_tiles():
         for ys in (slice(0, 16), slice(16, 32)):
             for xs in (slice(0, 24), slice(24, 48)):
                 own = AutoregressiveForecaster(steps=2)(history[..., ys, xs], model)
-                torch.testing.assert_close(tiled[..., ys, xs], own, rtol=1e-5, atol=1e-6)
+                # equal up to float32 rounding, as in the one-tile test above
+                torch.testing.assert_close(tiled[..., ys, xs], own, rtol=1e-4, atol=1e-5)
 
 
 def test_tile_plan_starts_on_the_stride_grid_and_matches_monai():
