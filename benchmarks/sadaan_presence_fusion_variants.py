@@ -38,21 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "sadaan_abdominal_ct_segmentation"
 sys.path.insert(0, str(ROOT))
 
+from monai_sadaan.data import SCENARIOS  # noqa: E402
 from monai_sadaan.engines import collect_presence_evidence, fit_presence_regression  # noqa: E402
 from monai_sadaan.networks import PresenceEvidenceFusion  # noqa: E402
 from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES  # noqa: E402
 
 EDGE = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
 GATE = 0.2
-SCENARIOS = (
-    "normal",
-    "nephrectomy_left",
-    "nephrectomy_right",
-    "nephrectomy_bilateral",
-    "splenectomy",
-    "partial_fov",
-    "multi_organ_absence",
-)
 WEIGHTS = {
     "uniform": {s: 1 for s in SCENARIOS},
     "fov6": {s: (6 if s == "partial_fov" else 1) for s in SCENARIOS},
@@ -156,7 +148,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     selects = args.select or [parse_set("9:420:uniform"), parse_set("10:600:partial_fov")]
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     fit = collect(args.work_dir, args.ckpt, *args.fit, [0.7, 0.15, 0.15], ["training", "validation"])
     x, y = fit["training"]["evidence"], fit["training"]["targets"]

@@ -17,9 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion
-
-_EDGE_INDEX = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
+from monai_sadaan.networks.blocks.presence_fusion import _EDGE_INDEX, PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion
 from monai_sadaan.utils.atomic import atomic_open, atomic_torch_save
 
 __all__ = ["collect_presence_evidence", "fit_presence_fusion", "fit_presence_regression", "save_presence_fusion_fit"]
