@@ -8,6 +8,7 @@ from .presence_fusion_fitting import (
     collect_presence_evidence,
     fit_presence_fusion,
     fit_presence_regression,
+    fit_presence_rule,
     save_presence_fusion_fit,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "collect_presence_evidence",
     "fit_presence_fusion",
     "fit_presence_regression",
+    "fit_presence_rule",
     "presence_head_parameter_groups",
     "save_presence_fusion_fit",
 ]

@@ -1,9 +1,9 @@
 """Fitting a SADAAn network's :class:`~monai_sadaan.networks.PresenceEvidenceFusion` on a frozen network.
 
 The network runs once over the data in eval mode; the fusion's input (the presence evidence of every structure of
-every case) and the presence targets are kept; a per-structure logistic regression with an L2 penalty is fitted to
-them with L-BFGS (a convex problem: the same data give the same weights), and installed in the fusion. Nothing else
-in the network changes.
+every case) and the presence targets are kept; the fusion's rule (a per-structure logistic regression, with a hidden
+tanh layer when the fusion has one) is fitted to them with an L2 penalty by L-BFGS (the same data and seed give
+the same weights) and installed in the fusion. Nothing else in the network changes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from monai_sadaan.networks.blocks.presence_fusion import _EDGE_INDEX, PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion
 from monai_sadaan.utils.atomic import atomic_open, atomic_torch_save
 
-__all__ = ["collect_presence_evidence", "fit_presence_fusion", "fit_presence_regression", "save_presence_fusion_fit"]
+__all__ = [
+    "collect_presence_evidence",
+    "fit_presence_fusion",
+    "fit_presence_regression",
+    "fit_presence_rule",
+    "save_presence_fusion_fit",
+]
 
 
 def _fusion_of(network: nn.Module) -> PresenceEvidenceFusion:
@@ -101,12 +107,33 @@ def fit_presence_regression(
     max_iter: int = 500,
     sample_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The per-structure logistic regression behind :func:`fit_presence_fusion`, on evidence already collected.
+    """The per-structure logistic regression (no hidden layer) of :func:`fit_presence_rule`.
 
-    Minimises ``sum(v * BCE(z, target)) / sum(v) + l2 * sum(weight ** 2)`` with ``z = sum_k weight[s, k] *
-    (e[n, s, k] - mean[k]) / std[k] + bias[s]`` and ``v`` the sample weights (default 1), by L-BFGS from the head's
-    own call (weight 1 on ``head_logit``). ``mean`` and ``std`` are taken over all cases and structures, whatever
-    their weights (a constant column gets std 1).
+    Returns:
+        ``(weight [S, K], bias [S], mean [K], std [K])``, float32, ready for
+        :meth:`~monai_sadaan.networks.PresenceEvidenceFusion.set_fit`.
+    """
+    fit = fit_presence_rule(evidence, targets, l2=l2, max_iter=max_iter, sample_weights=sample_weights)
+    return fit["weight"], fit["bias"], fit["mean"], fit["std"]
+
+
+def fit_presence_rule(
+    evidence: torch.Tensor,
+    targets: torch.Tensor,
+    l2: float = 1e-3,
+    max_iter: int = 500,
+    sample_weights: torch.Tensor | None = None,
+    hidden_channels: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The rule of a :class:`~monai_sadaan.networks.PresenceEvidenceFusion`, fitted on evidence already collected.
+
+    Minimises ``sum(v * BCE(r, target)) / sum(v) + l2 * (|weight|^2 + |hidden_weight|^2 + |output_weight|^2)``,
+    ``r`` the fusion's rule on evidence standardised by its ``mean`` and ``std`` over all cases and structures
+    (whatever their weights; a constant column gets std 1) and ``v`` the sample weights (default 1), by L-BFGS. The
+    regression starts from the head's own call (weight 1 on ``head_logit``); with ``hidden_channels > 0`` the hidden
+    layer starts from small random weights drawn from ``seed``, so that the same data and seed give the same fit.
+    Without a hidden layer the problem is convex and the seed does not matter.
 
     Args:
         evidence: ``[N, S, K]`` (see :func:`collect_presence_evidence`).
@@ -114,22 +141,29 @@ def fit_presence_regression(
         l2: penalty on the standardised weights (>= 0).
         max_iter: L-BFGS iterations (>= 1).
         sample_weights: optional ``[N, S]`` non-negative weights (bool allowed), not all zero.
+        hidden_channels: width ``H`` of the hidden tanh layer (>= 0; 0 for the plain regression).
+        seed: seed of the hidden layer's starting weights.
 
     Returns:
-        ``(weight [S, K], bias [S], mean [K], std [K])``, float32, ready for
-        :meth:`~monai_sadaan.networks.PresenceEvidenceFusion.set_fit`.
+        ``{"weight": [S, K], "bias": [S], "mean": [K], "std": [K], "hidden": None or (hidden_weight [H, K + 2S],
+        hidden_bias [H], output_weight [H])}``, float32, in the order
+        :meth:`~monai_sadaan.networks.PresenceEvidenceFusion.set_fit` takes them.
 
     Raises:
-        ValueError: for a negative ``l2``, ``max_iter < 1``, mismatched shapes, or sample weights that are negative
-            or all zero.
+        ValueError: for a negative ``l2`` or ``hidden_channels``, ``max_iter < 1``, mismatched shapes, or sample
+            weights that are negative or all zero.
     """
-    if l2 < 0 or max_iter < 1:
-        raise ValueError(f"expected l2 >= 0 and max_iter >= 1, got {l2} and {max_iter}")
+    if l2 < 0 or max_iter < 1 or hidden_channels < 0:
+        raise ValueError(
+            f"expected l2 >= 0, max_iter >= 1 and hidden_channels >= 0, got {l2}, {max_iter} and {hidden_channels}"
+        )
     if evidence.ndim != 3 or tuple(targets.shape) != tuple(evidence.shape[:2]):
         raise ValueError(
             f"expected evidence [N, S, K] and targets [N, S], got {tuple(evidence.shape)} and {tuple(targets.shape)}"
         )
     n, s, k = evidence.shape
+    if hidden_channels and k != len(PRESENCE_EVIDENCE_NAMES):
+        raise ValueError(f"expected {len(PRESENCE_EVIDENCE_NAMES)} evidence values for a hidden layer, got {k}")
     if sample_weights is None:
         v = torch.ones(n, s, dtype=torch.float64)
     else:
@@ -148,19 +182,48 @@ def fit_presence_regression(
     weight[:, 0] = std[0]  # start from the head's own call
     weight.requires_grad_(True)
     bias = (mean[0] * torch.ones(s, dtype=torch.float64)).requires_grad_(True)
-    optimiser = torch.optim.LBFGS([weight, bias], max_iter=int(max_iter), line_search_fn="strong_wolfe")
+    params = [weight, bias]
+    rule = PresenceEvidenceFusion(s, hidden_channels).double()
+    hidden: list[torch.Tensor] = []
+    if hidden_channels:
+        g = torch.Generator().manual_seed(int(seed))
+        fan_in = rule.hidden_inputs
+
+        def draw(*shape: int, bound: float) -> torch.Tensor:  # uniform in [-bound, bound], as torch.nn.Linear starts
+            return (torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+
+        hidden = [
+            draw(hidden_channels, fan_in, bound=fan_in**-0.5),
+            draw(hidden_channels, bound=fan_in**-0.5),
+            draw(hidden_channels, bound=hidden_channels**-0.5),
+        ]
+        for t in hidden:
+            t.requires_grad_(True)
+        params += hidden
+        inputs = rule.hidden_input(x)
+    optimiser = torch.optim.LBFGS(params, max_iter=int(max_iter), line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
         z = (x * weight).sum(-1) + bias
+        penalty = (weight * weight).sum()
+        if hidden:
+            z = z + torch.tanh(F.linear(inputs, hidden[0], hidden[1])) @ hidden[2]
+            penalty = penalty + (hidden[0] * hidden[0]).sum() + (hidden[2] * hidden[2]).sum()
         bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
-        loss = (bce * v).sum() / v.sum() + l2 * (weight * weight).sum()
+        loss = (bce * v).sum() / v.sum() + l2 * penalty
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimiser.step(closure)
-    return weight.detach().float(), bias.detach().float(), mean.float(), std.float()
+    return {
+        "weight": weight.detach().float(),
+        "bias": bias.detach().float(),
+        "mean": mean.float(),
+        "std": std.float(),
+        "hidden": tuple(t.detach().float() for t in hidden) if hidden else None,
+    }
 
 
 def fit_presence_fusion(
@@ -174,15 +237,17 @@ def fit_presence_fusion(
     image_key: str = "image",
     target_key: str = "presence_targets",
     fit_gated_only: bool = False,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Fit the network's presence fusion on ``batches`` and install it; return a report.
 
-    Minimises ``mean BCE(z, target) + l2 * sum(weight ** 2)`` over the fusion's ``weight [S, K]`` and ``bias [S]``,
-    with the evidence standardised by its mean and standard deviation over all cases and structures (a constant
-    value gets standard deviation 1; see :func:`fit_presence_regression`). The regression is fitted on every case
-    and structure (or, with ``fit_gated_only``, only on those it will decide); the network then uses it only where
-    a structure's segmentation lies on the volume's faces (``edge_fraction >= edge_gate``) and keeps the head's
-    call elsewhere (see :class:`~monai_sadaan.networks.PresenceEvidenceFusion`).
+    Minimises ``mean BCE(z, target) + l2 * |weights|^2`` over the fusion's rule (its regression ``weight [S, K]``
+    and ``bias [S]``, and its hidden layer when it has one), with the evidence standardised by its mean and
+    standard deviation over all cases and structures (a constant value gets standard deviation 1; see
+    :func:`fit_presence_rule`). The rule is fitted on every case and structure (or, with ``fit_gated_only``, only
+    on those it will decide); the network then uses it only where a structure's segmentation lies on the volume's
+    faces (``edge_fraction >= edge_gate``) and keeps the head's call elsewhere (see
+    :class:`~monai_sadaan.networks.PresenceEvidenceFusion`).
 
     Args:
         network: a SADAAn network with ``presence_fusion``; only the fusion changes.
@@ -195,7 +260,8 @@ def fit_presence_fusion(
             [0, 1]; 0 lets it decide everywhere).
         image_key, target_key: keys of the batch dicts.
         fit_gated_only: fit the regression only to the (case, structure) pairs with ``edge_fraction >= edge_gate``,
-            the ones it decides, instead of to all of them (the shipped fit uses all).
+            the ones it decides, instead of to all of them.
+        seed: seed of the hidden layer's starting weights (a fusion with ``hidden_channels > 0``).
 
     Returns:
         A JSON-ready dict: the evidence names, case counts, the fitted weights and standardisation, and for the
@@ -214,14 +280,16 @@ def fit_presence_fusion(
     evidence, targets, head = collect_presence_evidence(network, batches, device, image_key, target_key)
     n = evidence.shape[0]
     weights = (evidence[..., _EDGE_INDEX] >= edge_gate) if fit_gated_only else None
-    weight, bias, mean, std = fit_presence_regression(evidence, targets, l2, max_iter, weights)
-    fusion.set_fit(weight, bias, mean, std, edge_gate)
+    fit = fit_presence_rule(evidence, targets, l2, max_iter, weights, fusion.hidden_channels, seed)
+    fusion.set_fit(fit["weight"], fit["bias"], fit["mean"], fit["std"], edge_gate, fit["hidden"])
     fused = fusion.fused_logit(evidence.to(fusion.weight.device)).cpu()
     report: dict[str, Any] = {
         "evidence": list(PRESENCE_EVIDENCE_NAMES),
         "l2": float(l2),
         "edge_gate": float(edge_gate),
         "fit_gated_only": bool(fit_gated_only),
+        "hidden_channels": fusion.hidden_channels,
+        "seed": int(seed),
         "training_cases": n,
         "training": {"head": _accuracy(head, targets), "fused": _accuracy(fused, targets)},
         "weight": fusion.weight.tolist(),
@@ -229,6 +297,10 @@ def fit_presence_fusion(
         "evidence_mean": fusion.evidence_mean.tolist(),
         "evidence_std": fusion.evidence_std.tolist(),
     }
+    if fusion.hidden_channels:
+        report["hidden_weight"] = fusion.hidden_weight.tolist()
+        report["hidden_bias"] = fusion.hidden_bias.tolist()
+        report["output_weight"] = fusion.output_weight.tolist()
     if validation_batches is not None:
         v_evidence, v_targets, v_head = collect_presence_evidence(network, validation_batches, device, image_key, target_key)
         report["validation_cases"] = int(v_evidence.shape[0])

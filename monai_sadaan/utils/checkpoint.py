@@ -62,6 +62,15 @@ def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, Any], s
     if not isinstance(state, Mapping):
         raise CheckpointError(f"expected a state dict (a mapping of names to tensors) in {source}, got {type(state).__name__}")
     own = module.state_dict()
+    # older layouts a submodule knows how to read (the presence fusion before bundle 0.8.0), brought up to date
+    upgrades = [
+        (name + "." if name else "", sub) for name, sub in module.named_modules() if hasattr(sub, "upgrade_state_dict")
+    ]
+    if upgrades:
+        state = dict(state)
+        for prefix, sub in upgrades:
+            if any(k.startswith(prefix) for k in state):
+                sub.upgrade_state_dict(state, prefix)
     # submodules that load as their initial state from a checkpoint made before they existed (presence fusion)
     optional = [
         name + "." if name else ""

@@ -12,6 +12,7 @@ from monai_sadaan.engines import (
     collect_presence_evidence,
     fit_presence_fusion,
     fit_presence_regression,
+    fit_presence_rule,
     save_presence_fusion_fit,
 )
 from monai_sadaan.networks import PresenceEvidenceFusion, SpatialAttentionMedicalSegmenter
@@ -39,10 +40,14 @@ def test_evidence_values_by_hand():
     attention[0, 1] = 0.25
     responses = torch.full((1, 2, 4, 4, 4), -30.0)
     responses[0, 0, 3, 3, 3] = 4.0
+    priors = torch.full((1, 2, 4, 4, 4), 0.25)
+    priors[0, 0] = 0.5
+    priors[0, 0, 1, 1, 1] = 1.0
     logits = torch.tensor([[[0.0, 25.0], [1.0, -2.0]]])
     e = presence_evidence(
-        image, logits, torch.tensor([[0.6, 0.1]]), torch.tensor([[0.9, 0.2]]), probs, attention, responses, edge_width=1
-    )
+        image, logits, torch.tensor([[0.6, 0.1]]), torch.tensor([[0.9, 0.2]]), probs, attention, responses, priors,
+        edge_width=1,
+    )  # fmt: skip
     assert e.shape == (1, 2, K)
     got0, got1 = dict(zip(PRESENCE_EVIDENCE_NAMES, e[0, 0].tolist())), dict(zip(PRESENCE_EVIDENCE_NAMES, e[0, 1].tolist()))
     m = (1.0 * 2.0 + 0.8 * 1.0) / 1.8
@@ -52,6 +57,13 @@ def test_evidence_values_by_hand():
         "max_segmentation_prob": 1.0, "mean_intensity_under_segmentation": m, "intensity_std_under_segmentation": sd,
         "edge_fraction": 0.8 / 1.8, "log_attention_mass": math.log(1.5), "max_attention": 0.5,
         "max_feature_response": 4.0, "confidence_score": 0.9,
+        # structure 1 paints 0.3 everywhere; the prior is 1 at the interior voxel, 0.5 elsewhere
+        "overlap_with_other_structures": 0.3, "position_prior_under_segmentation": (1.0 + 0.8 * 0.5) / 1.8,
+        "attention_under_segmentation": 0.0, "mean_depth_from_faces": 1.0 / 1.8,
+        # within 2 voxels of the two painted ones lies the whole 4^3 grid, all 0 in the image
+        "boundary_contrast": 1.5, "boundary_intensity_std": 0.0,
+        "centroid_axis_0": (-1 / 3 - 0.8) / 1.8, "centroid_axis_1": (-1 / 3 - 0.8) / 1.8,
+        "centroid_axis_2": (-1 / 3 - 0.8) / 1.8, "feature_response_under_segmentation": 0.0,
     }  # fmt: skip
     # structure 1: 0.3 everywhere, so no voxel is painted and the intensity terms are 0; 56 of 64 voxels are on a face
     want1 = {
@@ -59,11 +71,18 @@ def test_evidence_values_by_hand():
         "max_segmentation_prob": 0.3, "mean_intensity_under_segmentation": 0.0, "intensity_std_under_segmentation": 0.0,
         "edge_fraction": 56 / 64, "log_attention_mass": math.log(1 + 0.25 * 64), "max_attention": 0.25,
         "max_feature_response": -20.0, "confidence_score": 0.2,
+        "overlap_with_other_structures": 0.3 * 1.8 / (0.3 * 64), "position_prior_under_segmentation": 0.25,
+        "attention_under_segmentation": 0.25, "mean_depth_from_faces": 8 / 64,  # the 2^3 core is 1 voxel deep
+        "boundary_contrast": 0.0, "boundary_intensity_std": 0.0,
+        "centroid_axis_0": 0.0, "centroid_axis_1": 0.0, "centroid_axis_2": 0.0,
+        "feature_response_under_segmentation": 0.0,
     }  # fmt: skip
     assert got0 == pytest.approx(want0, rel=1e-5, abs=1e-6)
     assert got1 == pytest.approx(want1, rel=1e-5, abs=1e-6)
     with pytest.raises(ValueError, match="edge_width"):
-        presence_evidence(image, logits, torch.zeros(1, 2), torch.zeros(1, 2), probs, attention, responses, edge_width=2)
+        presence_evidence(
+            image, logits, torch.zeros(1, 2), torch.zeros(1, 2), probs, attention, responses, priors, edge_width=2
+        )
 
 
 def test_unfitted_fusion_calls_what_the_head_calls_on_both_graphs():
@@ -245,3 +264,117 @@ def test_edge_gate_keeps_the_head_call_inside_the_volume():
     assert torch.equal(head.grad[:, 0, 1], torch.tensor([0.5, 0.5, 0.0, 0.0]))
     with pytest.raises(ValueError, match="edge_gate in"):
         f.set_fit(torch.zeros(1, K), torch.zeros(1), torch.zeros(K), torch.ones(K), edge_gate=-0.1)
+
+
+def test_boundary_evidence_reads_the_shell_around_the_painted_voxels():
+    probs = torch.zeros(1, 1, 8, 8, 8)
+    probs[0, 0, 3:5, 3:5, 3:5] = 0.9  # a 2^3 cube; the voxels within 2 of it form a 6^3 block
+    image = torch.ones(1, 1, 8, 8, 8)
+    image[0, 0, 3:5, 3:5, 3:5] = 3.0
+    image[0, 0, 1, 1, 1] = 5.0  # one voxel of the shell
+    zeros = torch.zeros(1, 1, 8, 8, 8)
+    e = presence_evidence(image, torch.zeros(1, 1, 2), torch.zeros(1, 1), torch.zeros(1, 1), probs, zeros, zeros, zeros)
+    got = dict(zip(PRESENCE_EVIDENCE_NAMES, e[0, 0].tolist()))
+    n = 6**3 - 8
+    ring_mean = 1.0 + 4.0 / n
+    ring_std = math.sqrt(((n - 1) * (1.0 - ring_mean) ** 2 + (5.0 - ring_mean) ** 2) / n)
+    assert got["boundary_contrast"] == pytest.approx(3.0 - ring_mean, rel=1e-5)
+    assert got["boundary_intensity_std"] == pytest.approx(ring_std, rel=1e-5)
+    assert got["mean_depth_from_faces"] == pytest.approx(3.0)  # indices 3 and 4 of 0..7
+    assert got["overlap_with_other_structures"] == 0.0  # a single structure has no other
+    for axis in range(3):
+        assert got[f"centroid_axis_{axis}"] == pytest.approx(0.0, abs=1e-6)  # centred: (3.5 / 7) * 2 - 1
+
+
+def _hidden_fit(s: int = 2, h: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    hidden = (torch.randn(h, K + 2 * s, generator=g), torch.randn(h, generator=g), torch.randn(h, generator=g))
+    weight, bias = torch.randn(s, K, generator=g) / 4, torch.randn(s, generator=g)
+    mean, std = torch.randn(K, generator=g), torch.rand(K, generator=g) + 0.5
+    return weight, bias, mean, std, hidden
+
+
+def test_hidden_layer_rule_by_hand_and_gradient_to_the_head():
+    s, h = 2, 3
+    weight, bias, mean, std, hidden = _hidden_fit(s, h)
+    f = PresenceEvidenceFusion(s, hidden_channels=h)
+    f.set_fit(weight, bias, mean, std, 0.0, hidden)
+    e = torch.randn(4, s, K)
+    e[..., PRESENCE_EVIDENCE_NAMES.index("edge_fraction")] = torch.rand(4, s)
+    u = (e - mean) / std
+    soft = PRESENCE_EVIDENCE_NAMES.index("log_soft_volume")
+    want = torch.empty(4, s)
+    for b in range(4):
+        for j in range(s):
+            inp = torch.cat([u[b, j], torch.eye(s)[j], u[b, :, soft]])  # own evidence, which structure, all volumes
+            want[b, j] = (u[b, j] * weight[j]).sum() + bias[j] + torch.tanh(hidden[0] @ inp + hidden[1]) @ hidden[2]
+    assert torch.allclose(f.fused_logit(e), want, atol=1e-5)
+    # the head's logit reaches the rule with its gradient: compare with autograd through the formula above
+    head = torch.randn(4, s, 2, requires_grad=True)
+    e[..., 0] = (head[..., 1] - head[..., 0]).detach()
+    f(e, head)[..., 1].sum().backward()
+    live = e[..., 0].clone().requires_grad_(True)
+    z = f.fused_logit(torch.cat([live[..., None], e[..., 1:]], -1))
+    (0.5 * z).sum().backward()
+    assert torch.allclose(head.grad[..., 1], live.grad, atol=1e-6)
+    # the hidden layer is part of the rule: zero output weights give the plain regression back
+    plain = PresenceEvidenceFusion(s)
+    plain.set_fit(weight, bias, mean, std)
+    f.set_fit(weight, bias, mean, std, 0.0, (hidden[0], hidden[1], torch.zeros(h)))
+    assert torch.allclose(f.fused_logit(e), plain.fused_logit(e), atol=1e-6)
+    with pytest.raises(ValueError, match="hidden_weight, hidden_bias, output_weight"):
+        f.set_fit(weight, bias, mean, std, 0.0, None)
+    with pytest.raises(ValueError, match="hidden=None"):
+        plain.set_fit(weight, bias, mean, std, 0.0, hidden)
+    with pytest.raises(ValueError, match="hidden_channels >= 0"):
+        PresenceEvidenceFusion(2, hidden_channels=-1)
+
+
+def test_checkpoints_from_before_the_wider_evidence_and_hidden_layer_load_as_the_same_rule():
+    legacy_k = 12
+    w, b = torch.randn(3, legacy_k), torch.randn(3)
+    mean, std = torch.randn(legacy_k), torch.rand(legacy_k) + 0.5
+    old_state = {k: v for k, v in _tiny(True).state_dict().items() if not k.startswith("presence_fusion.")}
+    old_state.update({"presence_fusion.weight": w, "presence_fusion.bias": b, "presence_fusion.evidence_mean": mean,
+                      "presence_fusion.evidence_std": std, "presence_fusion.edge_gate": torch.tensor(0.2)})  # fmt: skip
+    e = torch.randn(5, 3, K)
+    e[..., PRESENCE_EVIDENCE_NAMES.index("edge_fraction")] = torch.rand(5, 3)
+    want = torch.where(
+        e[..., PRESENCE_EVIDENCE_NAMES.index("edge_fraction")] >= 0.2,
+        ((e[..., :legacy_k] - mean) / std * w).sum(-1) + b, e[..., 0],
+    )  # fmt: skip
+    for hidden in (0, 4):
+        net = SpatialAttentionMedicalSegmenter(num_structures=3, presence_fusion=True,
+                                               presence_fusion_hidden_channels=hidden, **TINY)  # fmt: skip
+        load_state_dict_checked(net, old_state)
+        assert torch.allclose(net.presence_fusion.fused_logit(e), want, atol=1e-5)
+    # a fusion with a hidden layer needs a network built with one of the same width
+    wide = SpatialAttentionMedicalSegmenter(num_structures=3, presence_fusion=True, presence_fusion_hidden_channels=4, **TINY)
+    with pytest.raises(CheckpointError, match="unexpected keys.*hidden_weight"):
+        load_state_dict_checked(_tiny(True), wide.state_dict())
+    narrow = SpatialAttentionMedicalSegmenter(num_structures=3, presence_fusion=True, presence_fusion_hidden_channels=2, **TINY)
+    with pytest.raises(CheckpointError, match=r"presence_fusion.hidden_weight: expected \(2, "):
+        load_state_dict_checked(narrow, wide.state_dict())
+
+
+def test_fit_with_a_hidden_layer_learns_what_the_regression_cannot():
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(200, 2, K, generator=g) * 0.1
+    a, b = PRESENCE_EVIDENCE_NAMES.index("alignment_score"), PRESENCE_EVIDENCE_NAMES.index("confidence_score")
+    e[..., a], e[..., b] = torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g)
+    e[..., PRESENCE_EVIDENCE_NAMES.index("edge_fraction")] = torch.rand(200, 2, generator=g)  # a share: the gate opens
+    y = ((e[..., a] > 0) != (e[..., b] > 0)).float()  # exclusive or of two evidence values: not linearly separable
+    linear = PresenceEvidenceFusion(2)
+    fit0 = fit_presence_rule(e, y, l2=1e-4, max_iter=300)
+    linear.set_fit(fit0["weight"], fit0["bias"], fit0["mean"], fit0["std"], 0.0, fit0["hidden"])
+    fit1 = fit_presence_rule(e, y, l2=1e-4, max_iter=500, hidden_channels=8, seed=3)
+    deep = PresenceEvidenceFusion(2, hidden_channels=8)
+    deep.set_fit(fit1["weight"], fit1["bias"], fit1["mean"], fit1["std"], 0.0, fit1["hidden"])
+    accuracy = lambda f: float(((f.fused_logit(e) >= 0).float() == y).float().mean())  # noqa: E731
+    assert accuracy(linear) < 0.7 and accuracy(deep) > 0.95
+    again = fit_presence_rule(e, y, l2=1e-4, max_iter=500, hidden_channels=8, seed=3)
+    assert all(torch.equal(u, v) for u, v in zip(again["hidden"], fit1["hidden"]))  # same data and seed, same fit
+    with pytest.raises(ValueError, match="hidden_channels >= 0"):
+        fit_presence_rule(e, y, hidden_channels=-1)
+    with pytest.raises(ValueError, match=f"expected {K} evidence values for a hidden layer, got 3"):
+        fit_presence_rule(e[..., :3], y, hidden_channels=2)

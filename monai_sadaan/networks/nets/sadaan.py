@@ -78,6 +78,8 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             logit together with evidence read off the segmentation, attention and image (not in the seed; off by
             default). Unfitted, it is the identity on the head's call; fit it on a frozen network with
             :func:`monai_sadaan.engines.fit_presence_fusion`.
+        presence_fusion_hidden_channels: width of the fusion's hidden tanh layer (0, the default: a logistic
+            regression; bundle 0.8.0 uses 16). Only with ``presence_fusion``.
 
     Raises:
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
@@ -98,6 +100,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         gradient_checkpointing: bool = False,
         fused_inference: bool = False,
         presence_fusion: bool = False,
+        presence_fusion_hidden_channels: int = 0,
     ) -> None:
         super().__init__()
         spatial_dims = tuple(int(s) for s in spatial_dims)
@@ -132,7 +135,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             hidden_channels=hidden_channels,
             memory_efficient=memory_efficient_head,
         )
-        self.presence_fusion = PresenceEvidenceFusion(num_structures) if presence_fusion else None
+        self.presence_fusion = (
+            PresenceEvidenceFusion(num_structures, presence_fusion_hidden_channels) if presence_fusion else None
+        )
         self.gradient_checkpointing = gradient_checkpointing
         self.fused_inference = fused_inference
 
@@ -248,7 +253,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         if self.presence_fusion is not None:
             evidence = presence_evidence(
                 x, absence_logits, alignment_scores, confidence_scores, segmentation_probs, attention_maps,
-                feature_responses,
+                feature_responses, position_priors,
             )  # fmt: skip
             absence_logits = self.presence_fusion(evidence, absence_logits)
             presence_probs = torch.softmax(absence_logits, dim=-1)[..., 1]
