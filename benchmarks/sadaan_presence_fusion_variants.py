@@ -1,4 +1,4 @@
-"""Other ways to fit the presence fusion on the frozen shipped network, against the shipped recipe.
+"""Ways to fit the presence fusion on the frozen shipped network, against the shipped recipe.
 
     python benchmarks/sadaan_presence_fusion_variants.py --work_dir W [--ckpt bundles/.../models/model.pt]
         [--fit 7:720:fov6] [--select 9:420:uniform --select 10:600:partial_fov] [--extra_fit 21:1500:fov6]
@@ -8,19 +8,22 @@ of view six times each other scenario, as ``configs/presence_fusion.json``) or `
 scenario). Sets are generated under ``W`` the way the bundle generates them (``ensure_phantom_datalist``); the
 ``--fit`` set is split 70/15/15 and its training split fits every variant, its validation split is reported; every
 case of a ``--select`` set is scored; ``--extra_fit`` adds all its cases to the fitting cases of the variants named
-``+extra``. The network runs once per set (its presence evidence is cached in ``W/evidence_*.pt``); the variants
-are fitted on that evidence:
+``+extra`` (``presence_fusion.json`` fits on seed 7's training split plus all of seed 21). The network runs once
+per set (its presence evidence is cached in ``W/evidence{K}_*.pt``, ``K`` evidence values); the variants are fitted
+on that evidence with :func:`monai_sadaan.engines.fit_presence_rule` and applied by the network's own
+:class:`~monai_sadaan.networks.PresenceEvidenceFusion` (gate ``edge_fraction >= 0.2``):
 
-* ``shipped recipe``: logistic regression on all pairs (case, structure), L2 1e-3, used where ``edge_fraction >=
-  0.2`` (what ``presence_fusion.json`` does);
-* ``gated pairs``: the same regression fitted only to the pairs it decides (``fit_gated_only``), L2 1e-3 or 1e-4;
-* ``MLP``: a 32-unit tanh layer on the standardised evidence plus a one-hot of the structure, weight decay 1e-3,
-  fitted to the gated pairs (not something the network can load; it measures what a non-linear rule would add);
-* ``head only``: no fusion.
+* ``head only``: no fusion;
+* ``0.7.0 recipe``: logistic regression on the first twelve evidence values (those before bundle 0.8.0), fitted
+  to all pairs (case, structure), L2 1e-3;
+* ``regression, all pairs``: the same on all the evidence;
+* ``regression, gated pairs``: fitted only to the pairs it decides (``fit_gated_only``), L2 1e-4;
+* ``hidden layer (H), gated pairs``: a hidden tanh layer of ``H`` units beside the regression, L2 1e-3, fitted to
+  the gated pairs; ``H = 16`` with ``+extra`` is bundle 0.8.0's recipe (the denominator of the last column).
 
 It prints one row per variant (errors on the fitting set's validation split, and per selection set the wrong
 partial-field-of-view calls and the wrong calls elsewhere), then each variant's total selection errors over the
-shipped recipe's.
+0.8.0 recipe's.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ BUNDLE = ROOT / "bundles" / "sadaan_abdominal_ct_segmentation"
 sys.path.insert(0, str(ROOT))
 
 from monai_sadaan.data import SCENARIOS  # noqa: E402
-from monai_sadaan.engines import collect_presence_evidence, fit_presence_regression  # noqa: E402
+from monai_sadaan.engines import collect_presence_evidence, fit_presence_rule  # noqa: E402
 from monai_sadaan.networks import PresenceEvidenceFusion  # noqa: E402
-from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES  # noqa: E402
+from monai_sadaan.networks.blocks.presence_fusion import LEGACY_EVIDENCE_COUNT, PRESENCE_EVIDENCE_NAMES  # noqa: E402
 
 EDGE = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
 GATE = 0.2
@@ -69,50 +72,33 @@ def count_errors(logits: torch.Tensor, targets: torch.Tensor, scenarios: list[st
     return int(wrong[inside].sum()), int(wrong[~inside].sum())
 
 
-def regression_rule(evidence: torch.Tensor, targets: torch.Tensor, l2: float, gated_only: bool) -> Rule:
-    """The fusion the network would install (same class, same gate)."""
+def fusion_rule(
+    evidence: torch.Tensor,
+    targets: torch.Tensor,
+    l2: float,
+    gated_only: bool,
+    hidden_channels: int = 0,
+    evidence_count: int | None = None,
+) -> Rule:
+    """A fit installed in the network's own fusion (same class, same gate). ``evidence_count`` keeps only the first
+    that many evidence values (weight 0 on the others, as a checkpoint from before they existed loads)."""
+    k = evidence.shape[-1]
+    used = evidence if evidence_count is None else evidence[..., :evidence_count]
     weights = evidence[..., EDGE] >= GATE if gated_only else None
-    fusion = PresenceEvidenceFusion(evidence.shape[1])
-    fusion.set_fit(*fit_presence_regression(evidence, targets, l2=l2, max_iter=2000, sample_weights=weights), GATE)
+    fit = fit_presence_rule(used, targets, l2=l2, max_iter=2000, sample_weights=weights, hidden_channels=hidden_channels)
+    if evidence_count is not None:
+        pad = k - evidence_count
+        fit["weight"] = F.pad(fit["weight"], (0, pad))
+        fit["mean"] = F.pad(fit["mean"], (0, pad))
+        fit["std"] = F.pad(fit["std"], (0, pad), value=1.0)
+    fusion = PresenceEvidenceFusion(evidence.shape[1], hidden_channels)
+    fusion.set_fit(fit["weight"], fit["bias"], fit["mean"], fit["std"], GATE, fit["hidden"])
     return fusion.fused_logit
-
-
-def mlp_rule(evidence: torch.Tensor, targets: torch.Tensor, hidden: int = 32, decay: float = 1e-3, seed: int = 0) -> Rule:
-    """A one-hidden-layer rule on the gated pairs; the head decides the others, as in the fusion."""
-    torch.manual_seed(seed)
-    n, s, k = evidence.shape
-    mean = evidence.reshape(-1, k).mean(0).double()
-    std = evidence.reshape(-1, k).std(0).clamp_min(1e-8).double()
-
-    def features(e: torch.Tensor) -> torch.Tensor:
-        z = (e.double() - mean) / std
-        return torch.cat([z, torch.eye(s, dtype=z.dtype).expand(e.shape[0], s, s)], -1)
-
-    gated = evidence[..., EDGE] >= GATE
-    x, y = features(evidence)[gated], (targets[gated] >= 0.5).double()
-    net = torch.nn.Sequential(torch.nn.Linear(k + s, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)).double()
-    optimiser = torch.optim.LBFGS(net.parameters(), max_iter=300, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        penalty = sum((p * p).sum() for name, p in net.named_parameters() if name.endswith("weight"))
-        loss = F.binary_cross_entropy_with_logits(net(x)[:, 0], y) + decay * penalty
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimiser.step(closure)
-
-    def rule(e: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.where(e[..., EDGE] >= GATE, net(features(e))[..., 0].float(), e[..., 0])
-
-    return rule
 
 
 def collect(work_dir: Path, ckpt: Path, seed: int, cases: int, weights: str, splits: list[float], names: list[str]):
     """Evidence, targets and scenarios of the named splits of a generated set (cached in ``work_dir``)."""
-    cache = work_dir / f"evidence_seed{seed}_{cases}_{weights}.pt"
+    cache = work_dir / f"evidence{len(PRESENCE_EVIDENCE_NAMES)}_seed{seed}_{cases}_{weights}.pt"
     if cache.exists():
         return torch.load(cache, weights_only=True)
     from monai.bundle import ConfigParser
@@ -154,24 +140,26 @@ def main(argv: list[str] | None = None) -> None:
     sel = {f"seed {s[0]}": collect(args.work_dir, args.ckpt, *s, [0.0, 0.0, 1.0], ["test"])["test"] for s in selects}
     variants: dict[str, Rule] = {
         "head only": lambda e: e[..., 0],
-        "shipped recipe": regression_rule(x, y, 1e-3, gated_only=False),
-        "gated pairs, L2 1e-3": regression_rule(x, y, 1e-3, gated_only=True),
-        "gated pairs, L2 1e-4": regression_rule(x, y, 1e-4, gated_only=True),
-        "MLP, gated pairs": mlp_rule(x, y),
+        "0.7.0 recipe": fusion_rule(x, y, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT),
+        "regression, all pairs": fusion_rule(x, y, 1e-3, gated_only=False),
+        "regression, gated pairs": fusion_rule(x, y, 1e-4, gated_only=True),
+        "hidden layer (16), gated pairs": fusion_rule(x, y, 1e-3, gated_only=True, hidden_channels=16),
     }
     if args.extra_fit is not None:
         extra = collect(args.work_dir, args.ckpt, *args.extra_fit, [1.0, 0.0, 0.0], ["training"])["training"]
         xe, ye = torch.cat([x, extra["evidence"]]), torch.cat([y, extra["targets"]])
-        variants["shipped recipe +extra"] = regression_rule(xe, ye, 1e-3, gated_only=False)
-        variants["gated pairs, L2 1e-4 +extra"] = regression_rule(xe, ye, 1e-4, gated_only=True)
-        variants["MLP, gated pairs +extra"] = mlp_rule(xe, ye)
+        variants["0.7.0 recipe +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT)
+        variants["regression, gated pairs +extra"] = fusion_rule(xe, ye, 1e-4, gated_only=True)
+        variants["hidden layer (16), gated pairs +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=16)
+        variants["hidden layer (32), gated pairs +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=32)
+    reference = "hidden layer (16), gated pairs +extra" if args.extra_fit is not None else "hidden layer (16), gated pairs"
 
     val = fit["validation"]
     header = ["variant", f"seed {args.fit[0]} validation errors"]
     for name, data in sel.items():
         pf = sum(s == "partial_fov" for s in data["scenarios"]) * data["targets"].shape[1]
         header += [f"{name} partial FOV wrong (of {pf})", f"{name} other wrong"]
-    header.append("selection errors / shipped recipe")
+    header.append(f"selection errors / {reference}")
     rows, totals = [], {}
     for name, rule in variants.items():
         row = [name, str(sum(count_errors(rule(val["evidence"]), val["targets"], val["scenarios"])))]
@@ -183,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         totals[name] = total
         rows.append(row)
     for row in rows:
-        row.append(f"{totals[row[0]] / max(totals['shipped recipe'], 1):.2f}")
+        row.append(f"{totals[row[0]] / max(totals[reference], 1):.2f}")
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
     for row in rows:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES
+from monai_sadaan.networks.blocks.presence_fusion import LEGACY_EVIDENCE_COUNT, PRESENCE_EVIDENCE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 K = len(PRESENCE_EVIDENCE_NAMES)
@@ -55,11 +55,27 @@ def test_rules_decide_on_gated_pairs_and_keep_the_head_elsewhere():
     e, y = _evidence()
     inside = e[..., EDGE] < bench.GATE
     assert bool(inside.any()) and bool((~inside).any())
-    for rule in (bench.regression_rule(e, y, 1e-4, gated_only=True), bench.mlp_rule(e, y)):
+    rules = (
+        bench.fusion_rule(e, y, 1e-4, gated_only=True),
+        bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4),
+        bench.fusion_rule(e, y, 1e-3, gated_only=False),
+        bench.fusion_rule(e, y, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT),
+    )
+    for rule in rules:
         z = rule(e)
         assert z.shape == y.shape
         assert torch.equal(z[inside], e[..., 0][inside])  # the head's own logit where the gate is shut
         assert bool(((z[~inside] >= 0).float() == y[~inside]).float().mean() > 0.9)  # the rule the evidence carries
-    # the shipped recipe is the network's own fusion fit
-    z = bench.regression_rule(e, y, 1e-3, gated_only=False)(e)
-    assert torch.equal(z[inside], e[..., 0][inside])
+
+
+def test_legacy_recipe_ignores_the_newer_evidence():
+    bench = _benchmark()
+    e, y = _evidence()
+    y = (e[..., LEGACY_EVIDENCE_COUNT + 1] > 0).float()  # decided by an evidence value 0.7.0 did not have
+    legacy = bench.fusion_rule(e, y, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT)
+    scrambled = e.clone()
+    scrambled[..., LEGACY_EVIDENCE_COUNT:] = torch.randn_like(scrambled[..., LEGACY_EVIDENCE_COUNT:])
+    assert torch.equal(legacy(e), legacy(scrambled))
+    full = bench.fusion_rule(e, y, 1e-3, gated_only=False)
+    gate = e[..., EDGE] >= bench.GATE
+    assert bool(((full(e)[gate] >= 0).float() == y[gate]).float().mean() > 0.9)
