@@ -160,23 +160,28 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     assert edge.keys() == base.keys()
     assert any(not torch.equal(edge[k], fov[k]) for k in edge if edge[k].is_floating_point())
 
-    # step 10: presence fusion fitted on the frozen network, on a fifth set (seed 7); only the fusion changes
+    # step 10: presence fusion fitted on the frozen network, on a fifth set (seed 7) and the training cases of a
+    # sixth (seed 21); only the fusion changes
     r = _run(
         ["run", "--config_file", "['configs/train.json','configs/presence_fusion.json']", "--bundle_root", str(full),
-         "--num_cases", "21", *TINY]
+         "--num_cases", "21", "--fusion_extra_num_cases", "6", *TINY]
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     fifth = json.loads((full / "data" / "phantoms_seed7_fusion" / "dataset.json").read_text())
-    assert fifth["generator"]["seed"] == 7
+    sixth = json.loads((full / "data" / "phantoms_seed21_fusion" / "dataset.json").read_text())
+    assert fifth["generator"]["seed"] == 7 and sixth["generator"]["seed"] == 21 and len(sixth["training"]) == 6
     fused = torch.load(full / "models" / "presence_fusion" / "model.pt", weights_only=True)
     fusion_keys = {k for k in fused if k.startswith("presence_fusion.")}
-    assert fusion_keys == {"presence_fusion." + k for k in ("weight", "bias", "evidence_mean", "evidence_std", "edge_gate")}
+    names = ("weight", "bias", "evidence_mean", "evidence_std", "edge_gate", "hidden_weight", "hidden_bias", "output_weight")
+    assert fusion_keys == {"presence_fusion." + k for k in names}
+    assert fused["presence_fusion.hidden_weight"].shape[0] == 16  # the configs' hidden layer
     assert fused.keys() - fusion_keys == fov.keys() - fusion_keys
     assert all(torch.equal(fused[k], fov[k]) for k in fused if k not in fusion_keys)  # the network is frozen
     assert fused["presence_fusion.weight"][:, 1:].abs().sum() > 0  # fitted: more than the head's own logit
     assert float(fused["presence_fusion.edge_gate"]) == pytest.approx(0.2)  # the config's gate
     report = json.loads((full / "models" / "presence_fusion" / "presence_fusion.json").read_text())
-    assert report["training_cases"] == len(fifth["training"]) and report["validation_cases"] == len(fifth["validation"])
+    assert report["training_cases"] == len(fifth["training"]) + 6 and report["validation_cases"] == len(fifth["validation"])
+    assert report["fit_gated_only"] is True and report["hidden_channels"] == 16
     assert report["training"]["fused"]["errors"] <= report["training"]["head"]["errors"]
 
 
@@ -232,8 +237,12 @@ def test_verify_net_in_out_and_torchscript_export_equal_eager(tmp_path):
         parser[k] = v
     torch.manual_seed(0)
     net = parser.get_parsed_content("network_def")
-    k = net.presence_fusion.weight.shape[1]  # a fitted fusion, so that the traced graph carries the evidence terms
-    net.presence_fusion.set_fit(torch.linspace(-1, 1, 5 * k).reshape(5, k), torch.linspace(-0.5, 0.5, 5), torch.zeros(k), torch.full((k,), 2.0))
+    fusion = net.presence_fusion  # fitted, with its hidden layer, so that the traced graph carries the evidence terms
+    k, h, inputs = fusion.weight.shape[1], fusion.hidden_channels, fusion.hidden_inputs
+    assert h == 16  # the configs' fusion
+    hidden = (torch.linspace(-1, 1, h * inputs).reshape(h, inputs), torch.linspace(-0.3, 0.3, h), torch.linspace(1, -1, h))
+    fusion.set_fit(torch.linspace(-1, 1, 5 * k).reshape(5, k), torch.linspace(-0.5, 0.5, 5), torch.zeros(k),
+                   torch.full((k,), 2.0), 0.0, hidden)  # fmt: skip
     torch.save(net.state_dict(), tmp_path / "model.pt")  # the bare network, as training writes it
     r = _run(
         ["verify_net_in_out", "--net_id", "export_network_def", "--meta_file", "configs/metadata.json",
