@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "sadaan_abdominal_ct_segmentation"
@@ -78,21 +77,19 @@ def fusion_rule(
     l2: float,
     gated_only: bool,
     hidden_channels: int = 0,
-    evidence_count: int | None = None,
+    legacy: bool = False,
 ) -> Rule:
-    """A fit installed in the network's own fusion (same class, same gate). ``evidence_count`` keeps only the first
-    that many evidence values (weight 0 on the others, as a checkpoint from before they existed loads)."""
-    k = evidence.shape[-1]
-    used = evidence if evidence_count is None else evidence[..., :evidence_count]
+    """A fit installed in the network's own fusion (same class, same gate). ``legacy`` fits a regression on the
+    first twelve evidence values only and loads it the way a checkpoint from before bundle 0.8.0 loads."""
+    used = evidence[..., :LEGACY_EVIDENCE_COUNT] if legacy else evidence
     weights = evidence[..., EDGE] >= GATE if gated_only else None
     fit = fit_presence_rule(used, targets, l2=l2, max_iter=2000, sample_weights=weights, hidden_channels=hidden_channels)
-    if evidence_count is not None:
-        pad = k - evidence_count
-        fit["weight"] = F.pad(fit["weight"], (0, pad))
-        fit["mean"] = F.pad(fit["mean"], (0, pad))
-        fit["std"] = F.pad(fit["std"], (0, pad), value=1.0)
     fusion = PresenceEvidenceFusion(evidence.shape[1], hidden_channels)
-    fusion.set_fit(fit["weight"], fit["bias"], fit["mean"], fit["std"], GATE, fit["hidden"])
+    if legacy:
+        fusion.load_state_dict({"weight": fit["weight"], "bias": fit["bias"], "evidence_mean": fit["mean"],
+                                "evidence_std": fit["std"], "edge_gate": torch.tensor(GATE)})  # fmt: skip
+    else:
+        fusion.set_fit(fit["weight"], fit["bias"], fit["mean"], fit["std"], GATE, fit["hidden"])
     return fusion.fused_logit
 
 
@@ -140,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     sel = {f"seed {s[0]}": collect(args.work_dir, args.ckpt, *s, [0.0, 0.0, 1.0], ["test"])["test"] for s in selects}
     variants: dict[str, Rule] = {
         "head only": lambda e: e[..., 0],
-        "0.7.0 recipe": fusion_rule(x, y, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT),
+        "0.7.0 recipe": fusion_rule(x, y, 1e-3, gated_only=False, legacy=True),
         "regression, all pairs": fusion_rule(x, y, 1e-3, gated_only=False),
         "regression, gated pairs": fusion_rule(x, y, 1e-4, gated_only=True),
         "hidden layer (16), gated pairs": fusion_rule(x, y, 1e-3, gated_only=True, hidden_channels=16),
@@ -148,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.extra_fit is not None:
         extra = collect(args.work_dir, args.ckpt, *args.extra_fit, [1.0, 0.0, 0.0], ["training"])["training"]
         xe, ye = torch.cat([x, extra["evidence"]]), torch.cat([y, extra["targets"]])
-        variants["0.7.0 recipe +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT)
+        variants["0.7.0 recipe +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=False, legacy=True)
         variants["regression, gated pairs +extra"] = fusion_rule(xe, ye, 1e-4, gated_only=True)
         variants["hidden layer (16), gated pairs +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=16)
         variants["hidden layer (32), gated pairs +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=32)

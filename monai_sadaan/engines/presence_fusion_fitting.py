@@ -17,7 +17,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from monai_sadaan.networks.blocks.presence_fusion import _EDGE_INDEX, PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion
+from monai_sadaan.networks.blocks.presence_fusion import (
+    _EDGE_INDEX,
+    PRESENCE_EVIDENCE_NAMES,
+    PresenceEvidenceFusion,
+    presence_rule,
+)
 from monai_sadaan.utils.atomic import atomic_open, atomic_torch_save
 
 __all__ = [
@@ -183,11 +188,10 @@ def fit_presence_rule(
     weight.requires_grad_(True)
     bias = (mean[0] * torch.ones(s, dtype=torch.float64)).requires_grad_(True)
     params = [weight, bias]
-    rule = PresenceEvidenceFusion(s, hidden_channels).double()
     hidden: list[torch.Tensor] = []
     if hidden_channels:
         g = torch.Generator().manual_seed(int(seed))
-        fan_in = rule.hidden_inputs
+        fan_in = k + 2 * s  # PresenceEvidenceFusion.hidden_inputs
 
         def draw(*shape: int, bound: float) -> torch.Tensor:  # uniform in [-bound, bound], as torch.nn.Linear starts
             return (torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
@@ -200,15 +204,13 @@ def fit_presence_rule(
         for t in hidden:
             t.requires_grad_(True)
         params += hidden
-        inputs = rule.hidden_input(x)
     optimiser = torch.optim.LBFGS(params, max_iter=int(max_iter), line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
-        z = (x * weight).sum(-1) + bias
+        z = presence_rule(x, weight, bias, (hidden[0], hidden[1], hidden[2]) if hidden else None)
         penalty = (weight * weight).sum()
         if hidden:
-            z = z + torch.tanh(F.linear(inputs, hidden[0], hidden[1])) @ hidden[2]
             penalty = penalty + (hidden[0] * hidden[0]).sum() + (hidden[2] * hidden[2]).sum()
         bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
         loss = (bce * v).sum() / v.sum() + l2 * penalty

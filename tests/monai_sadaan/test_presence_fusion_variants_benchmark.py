@@ -59,7 +59,7 @@ def test_rules_decide_on_gated_pairs_and_keep_the_head_elsewhere():
         bench.fusion_rule(e, y, 1e-4, gated_only=True),
         bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4),
         bench.fusion_rule(e, y, 1e-3, gated_only=False),
-        bench.fusion_rule(e, y, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT),
+        bench.fusion_rule(e, y, 1e-3, gated_only=False, legacy=True),
     )
     for rule in rules:
         z = rule(e)
@@ -72,7 +72,7 @@ def test_legacy_recipe_ignores_the_newer_evidence():
     bench = _benchmark()
     e, y = _evidence()
     y = (e[..., LEGACY_EVIDENCE_COUNT + 1] > 0).float()  # decided by an evidence value 0.7.0 did not have
-    legacy = bench.fusion_rule(e, y, 1e-3, gated_only=False, evidence_count=LEGACY_EVIDENCE_COUNT)
+    legacy = bench.fusion_rule(e, y, 1e-3, gated_only=False, legacy=True)
     scrambled = e.clone()
     scrambled[..., LEGACY_EVIDENCE_COUNT:] = torch.randn_like(scrambled[..., LEGACY_EVIDENCE_COUNT:])
     assert torch.equal(legacy(e), legacy(scrambled))

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PRESENCE_EVIDENCE_NAMES", "PresenceEvidenceFusion", "presence_evidence"]
+__all__ = ["PRESENCE_EVIDENCE_NAMES", "PresenceEvidenceFusion", "presence_evidence", "presence_rule"]
 
 #: the evidence per structure, in the order of the last axis of :func:`presence_evidence`
 PRESENCE_EVIDENCE_NAMES: tuple[str, ...] = (
@@ -114,8 +114,9 @@ def presence_evidence(
         probs = probs5.flatten(2)  # [B, S, N]
         x = image[:, :1].float().flatten(2)  # [B, 1, N]
         mass = probs.sum(-1)
-        painted_mask = probs > 0.5
-        voxels = painted_mask.sum(-1).float()
+        mask5 = (probs5 > 0.5).to(probs.dtype)  # the painted voxels M
+        mask = mask5.flatten(2)
+        voxels = mask.sum(-1)
         painted = (voxels > 0).float()
 
         def under(values: torch.Tensor) -> torch.Tensor:  # <values>, values broadcastable to [B, S, N]
@@ -129,6 +130,7 @@ def presence_evidence(
         depth = torch.stack([torch.minimum(g, n - 1 - g) for g, n in zip(grids, spatial)]).amin(0).flatten()
         shell = (depth < w).to(probs.dtype)
         attention = attention_maps.float().flatten(2)
+        responses = feature_responses.float().flatten(2)
         if s > 1:
             others = torch.stack(
                 [torch.cat([probs[:, :j], probs[:, j + 1 :]], dim=1).amax(1) for j in range(s)], dim=1
@@ -137,14 +139,13 @@ def presence_evidence(
         else:
             overlap = torch.zeros_like(mass)
         # the shell of voxels within _BOUNDARY_WIDTH of the painted ones, outside them
-        mask5 = (probs5 > 0.5).to(probs.dtype)
         k = 2 * _BOUNDARY_WIDTH + 1
         grown = F.max_pool3d(mask5.reshape(b * s, 1, *spatial), k, 1, _BOUNDARY_WIDTH).reshape(b, s, -1)
-        ring = (grown - mask5.flatten(2)).clamp(0, 1)
+        ring = (grown - mask).clamp(0, 1)
         ring_n = ring.sum(-1)
         ring_mean = (ring * x).sum(-1) / (ring_n + eps)
         ring_std = ((ring * (x - ring_mean[..., None]) ** 2).sum(-1) / (ring_n + eps)).clamp_min(0).sqrt()
-        mask_mean = (painted_mask.to(probs.dtype) * x).sum(-1) / (voxels + eps)
+        mask_mean = (mask * x).sum(-1) / (voxels + eps)
         centroids = [under((g.flatten() / max(n - 1, 1)) * 2 - 1) for g, n in zip(grids, spatial)]
         evidence = [
             (absence_logits[..., 1] - absence_logits[..., 0]).float().clamp(-_LOGIT_CLIP, _LOGIT_CLIP),
@@ -157,7 +158,7 @@ def presence_evidence(
             under(shell),
             torch.log1p(attention.sum(-1)),
             attention.amax(-1),
-            feature_responses.float().flatten(2).amax(-1).clamp(-_LOGIT_CLIP, _LOGIT_CLIP),
+            responses.amax(-1).clamp(-_LOGIT_CLIP, _LOGIT_CLIP),
             confidence_scores.float(),
             overlap,
             under(position_priors.float().flatten(2)),
@@ -166,9 +167,37 @@ def presence_evidence(
             (mask_mean - ring_mean) * painted,
             ring_std * painted,
             *centroids,
-            under(torch.sigmoid(feature_responses.float().flatten(2))),
+            under(torch.sigmoid(responses)),
         ]
         return torch.stack(evidence, dim=-1).reshape(b, s, len(PRESENCE_EVIDENCE_NAMES))
+
+
+def presence_rule(
+    standardised: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    hidden: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The rule of :class:`PresenceEvidenceFusion` before its gate (also what
+    :func:`monai_sadaan.engines.fit_presence_rule` fits).
+
+    Args:
+        standardised: ``[B, S, K]`` evidence, standardised.
+        weight: ``[S, K]``; bias: ``[S]``.
+        hidden: ``(hidden_weight [H, K + 2S], hidden_bias [H], output_weight [H])`` or ``None``; the hidden layer
+            reads ``[u, onehot(s), v]`` with ``v`` the standardised ``log_soft_volume`` of every structure.
+
+    Returns:
+        ``[B, S]`` present-minus-absent logits.
+    """
+    r = (standardised * weight).sum(-1) + bias
+    if hidden is not None:
+        b, s = standardised.shape[:2]
+        onehot = torch.eye(s, dtype=standardised.dtype, device=standardised.device).expand(b, s, s)
+        volumes = standardised[..., _SOFT_VOLUME_INDEX][:, None, :].expand(b, s, s)
+        inputs = torch.cat([standardised, onehot, volumes], dim=-1)
+        r = r + torch.tanh(F.linear(inputs, hidden[0], hidden[1])) @ hidden[2]
+    return r
 
 
 class PresenceEvidenceFusion(nn.Module):
@@ -300,18 +329,8 @@ class PresenceEvidenceFusion(nn.Module):
 
     def _regression(self, evidence: torch.Tensor) -> torch.Tensor:
         standardised = (evidence - self.evidence_mean) / self.evidence_std
-        r = (standardised * self.weight).sum(-1) + self.bias
-        if self.hidden_channels:
-            hidden = torch.tanh(F.linear(self.hidden_input(standardised), self.hidden_weight, self.hidden_bias))
-            r = r + hidden @ self.output_weight
-        return r
-
-    def hidden_input(self, standardised: torch.Tensor) -> torch.Tensor:
-        """``[B, S, K]`` standardised evidence -> ``[B, S, K + 2S]`` input of the hidden layer."""
-        b, s = standardised.shape[:2]
-        onehot = torch.eye(s, dtype=standardised.dtype, device=standardised.device).expand(b, s, s)
-        volumes = standardised[..., _SOFT_VOLUME_INDEX][:, None, :].expand(b, s, s)
-        return torch.cat([standardised, onehot, volumes], dim=-1)
+        hidden = (self.hidden_weight, self.hidden_bias, self.output_weight) if self.hidden_channels else None
+        return presence_rule(standardised, self.weight, self.bias, hidden)
 
     def _gate(self, evidence: torch.Tensor) -> torch.Tensor:
         return evidence[..., _EDGE_INDEX] >= self.edge_gate
