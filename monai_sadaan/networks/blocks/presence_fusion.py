@@ -132,10 +132,10 @@ def presence_evidence(
         attention = attention_maps.float().flatten(2)
         responses = feature_responses.float().flatten(2)
         if s > 1:
-            others = torch.stack(
-                [torch.cat([probs[:, :j], probs[:, j + 1 :]], dim=1).amax(1) for j in range(s)], dim=1
-            )
-            overlap = under(others)
+            # the highest probability among the other structures: the top one, or the runner-up where it is j itself
+            top, top_index = probs.topk(2, dim=1)  # [B, 2, N]
+            own = torch.arange(s, device=device)[None, :, None] == top_index[:, :1]
+            overlap = under(torch.where(own, top[:, 1:], top[:, :1]))
         else:
             overlap = torch.zeros_like(mass)
         # the shell of voxels within _BOUNDARY_WIDTH of the painted ones, outside them
@@ -318,7 +318,7 @@ class PresenceEvidenceFusion(nn.Module):
             self.bias.copy_(bias)
             self.evidence_mean.copy_(mean)
             self.evidence_std.copy_(std)
-            if h and hidden is not None:
+            if h:  # hidden checked above
                 self.hidden_weight.copy_(hidden[0])
                 self.hidden_bias.copy_(hidden[1])
                 self.output_weight.copy_(hidden[2])
@@ -358,11 +358,10 @@ class PresenceEvidenceFusion(nn.Module):
         weight 0. Each gives the same calls as the checkpoint's own rule. Entries of another shape are left for
         the loader to report."""
         names = ("weight", "bias", "evidence_mean", "evidence_std", "edge_gate")
-        own = {n: getattr(self, n) for n in names}
         if not any(prefix + n in state_dict for n in names):
             identity = PresenceEvidenceFusion(self.num_structures, self.hidden_channels)
             for n, t in identity.state_dict().items():
-                state_dict[prefix + n] = t.to(own["weight"].device)
+                state_dict[prefix + n] = t.to(self.weight.device)
             return
         k, old = len(PRESENCE_EVIDENCE_NAMES), LEGACY_EVIDENCE_COUNT
         pads = {"weight": 0.0, "evidence_mean": 0.0, "evidence_std": 1.0}

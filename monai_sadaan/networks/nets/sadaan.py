@@ -79,7 +79,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             default). Unfitted, it is the identity on the head's call; fit it on a frozen network with
             :func:`monai_sadaan.engines.fit_presence_fusion`.
         presence_fusion_hidden_channels: width of the fusion's hidden tanh layer (0, the default: a logistic
-            regression; bundle 0.8.0 uses 16). Only with ``presence_fusion``.
+            regression; the bundle uses 16 since 0.8.0). Only with ``presence_fusion``.
 
     Raises:
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
