@@ -23,7 +23,8 @@ on that evidence with :func:`monai_sadaan.engines.fit_presence_rule` and applied
 
 It prints one row per variant (errors on the fitting set's validation split, and per selection set the wrong
 partial-field-of-view calls and the wrong calls elsewhere), then each variant's total selection errors over the
-0.8.0 recipe's.
+0.8.0 recipe's. ``--sweep`` adds the shipped recipe's neighbours (other starting seeds of the hidden layer and
+their average, 8 hidden units, a weaker and a stronger penalty, lower edge gates).
 """
 
 from __future__ import annotations
@@ -78,18 +79,23 @@ def fusion_rule(
     gated_only: bool,
     hidden_channels: int = 0,
     legacy: bool = False,
+    gate: float = GATE,
+    seed: int = 0,
 ) -> Rule:
-    """A fit installed in the network's own fusion (same class, same gate). ``legacy`` fits a regression on the
-    first twelve evidence values only and loads it the way a checkpoint from before bundle 0.8.0 loads."""
+    """A fit installed in the network's own fusion (same class; edge gate ``gate``, by default the bundle's).
+    ``legacy`` fits a regression on the first twelve evidence values only and loads it the way a checkpoint from
+    before bundle 0.8.0 loads; ``seed`` draws the hidden layer's starting weights."""
     used = evidence[..., :LEGACY_EVIDENCE_COUNT] if legacy else evidence
-    weights = evidence[..., EDGE] >= GATE if gated_only else None
-    fit = fit_presence_rule(used, targets, l2=l2, max_iter=2000, sample_weights=weights, hidden_channels=hidden_channels)
+    weights = evidence[..., EDGE] >= gate if gated_only else None
+    fit = fit_presence_rule(
+        used, targets, l2=l2, max_iter=2000, sample_weights=weights, hidden_channels=hidden_channels, seed=seed
+    )
     fusion = PresenceEvidenceFusion(evidence.shape[1], hidden_channels)
     if legacy:
         fusion.load_state_dict({"weight": fit["weight"], "bias": fit["bias"], "evidence_mean": fit["mean"],
-                                "evidence_std": fit["std"], "edge_gate": torch.tensor(GATE)})  # fmt: skip
+                                "evidence_std": fit["std"], "edge_gate": torch.tensor(gate)})  # fmt: skip
     else:
-        fusion.set_fit(fit["weight"], fit["bias"], fit["mean"], fit["std"], GATE, fit["hidden"])
+        fusion.set_fit(fit["weight"], fit["bias"], fit["mean"], fit["std"], gate, fit["hidden"])
     return fusion.fused_logit
 
 
@@ -128,6 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fit", type=parse_set, default=parse_set("7:720:fov6"))
     ap.add_argument("--select", type=parse_set, action="append")
     ap.add_argument("--extra_fit", type=parse_set, default=None)
+    ap.add_argument(
+        "--sweep",
+        action="store_true",
+        help="with --extra_fit, also the shipped recipe's neighbours: hidden-layer seeds 1-4 and the five seeds' "
+        "logits averaged, 8 hidden units, L2 3e-4 and 3e-3, edge gates 0.15, 0.1 and 0.05",
+    )
     args = ap.parse_args(argv)
     selects = args.select or [parse_set("9:420:uniform"), parse_set("10:600:partial_fov")]
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +161,23 @@ def main(argv: list[str] | None = None) -> None:
         variants["regression, gated pairs +extra"] = fusion_rule(xe, ye, 1e-4, gated_only=True)
         variants["hidden layer (16), gated pairs +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=16)
         variants["hidden layer (32), gated pairs +extra"] = fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=32)
+        if args.sweep:
+            seeded = [variants["hidden layer (16), gated pairs +extra"]]
+            for seed in range(1, 5):
+                seeded.append(fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=16, seed=seed))
+                variants[f"hidden layer (16), seed {seed} +extra"] = seeded[-1]
+            variants["hidden layer (16), seeds 0-4 averaged +extra"] = lambda e: sum(r(e) for r in seeded) / 5
+            variants["hidden layer (8), gated pairs +extra"] = fusion_rule(
+                xe, ye, 1e-3, gated_only=True, hidden_channels=8
+            )
+            for l2 in (3e-4, 3e-3):
+                variants[f"hidden layer (16), L2 {l2:g} +extra"] = fusion_rule(
+                    xe, ye, l2, gated_only=True, hidden_channels=16
+                )
+            for gate in (0.15, 0.1, 0.05):
+                variants[f"hidden layer (16), gate {gate:g} +extra"] = fusion_rule(
+                    xe, ye, 1e-3, gated_only=True, hidden_channels=16, gate=gate
+                )
     reference = "hidden layer (16), gated pairs +extra" if args.extra_fit is not None else "hidden layer (16), gated pairs"
 
     val = fit["validation"]

@@ -79,3 +79,20 @@ def test_legacy_recipe_ignores_the_newer_evidence():
     full = bench.fusion_rule(e, y, 1e-3, gated_only=False)
     gate = e[..., EDGE] >= bench.GATE
     assert bool(((full(e)[gate] >= 0).float() == y[gate]).float().mean() > 0.9)
+
+
+def test_gate_and_seed_of_a_fit():
+    bench = _benchmark()
+    e, y = _evidence(n=80)
+    low = bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4, gate=0.05)
+    z = low(e)
+    shut = e[..., EDGE] < 0.05
+    assert bool(shut.any())
+    assert torch.equal(z[shut], e[..., 0][shut])  # only below the lower gate does the head's logit stand
+    opened = (e[..., EDGE] >= 0.05) & (e[..., EDGE] < bench.GATE)
+    assert bool(opened.any()) and not torch.equal(z[opened], e[..., 0][opened])
+    # the hidden layer's starting weights follow the seed: same seed, same fit; another seed, another fit
+    a = bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4, seed=1)(e)
+    b = bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4, seed=1)(e)
+    c = bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4, seed=2)(e)
+    assert torch.equal(a, b) and not torch.equal(a, c)
