@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         "logits averaged, 8 hidden units, L2 3e-4 and 3e-3, edge gates 0.15, 0.1 and 0.05",
     )
     args = ap.parse_args(argv)
+    if args.sweep and args.extra_fit is None:
+        ap.error("--sweep varies the shipped recipe, which fits on --extra_fit too: expected --extra_fit, got none")
     selects = args.select or [parse_set("9:420:uniform"), parse_set("10:600:partial_fov")]
     args.work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             for seed in range(1, 5):
                 seeded.append(fusion_rule(xe, ye, 1e-3, gated_only=True, hidden_channels=16, seed=seed))
                 variants[f"hidden layer (16), seed {seed} +extra"] = seeded[-1]
-            variants["hidden layer (16), seeds 0-4 averaged +extra"] = lambda e: sum(r(e) for r in seeded) / 5
+            variants["hidden layer (16), seeds 0-4 averaged +extra"] = lambda e: sum(r(e) for r in seeded) / len(seeded)
             variants["hidden layer (8), gated pairs +extra"] = fusion_rule(
                 xe, ye, 1e-3, gated_only=True, hidden_channels=8
             )

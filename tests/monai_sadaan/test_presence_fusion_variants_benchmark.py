@@ -96,3 +96,13 @@ def test_gate_and_seed_of_a_fit():
     b = bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4, seed=1)(e)
     c = bench.fusion_rule(e, y, 1e-3, gated_only=True, hidden_channels=4, seed=2)(e)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sweep_without_extra_fit_is_refused_before_anything_is_written(tmp_path, capsys):
+    bench = _benchmark()
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--work_dir", str(work), "--sweep"])
+    assert stop.value.code == 2
+    assert "expected --extra_fit" in capsys.readouterr().err
+    assert not work.exists()
