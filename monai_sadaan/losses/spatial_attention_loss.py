@@ -19,9 +19,10 @@ DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "dice": 1.0,
     "false_positive_suppression": 0.5,
     "feature_response_supervision": 0.0,
+    "absent_top_voxels": 0.0,
 }
-"""The seed's six weights, plus ``feature_response_supervision`` at 0 (an option beside the seed: off by default,
-so the default total is the seed's six-part sum)."""
+"""The seed's six weights, plus ``feature_response_supervision`` and ``absent_top_voxels`` at 0 (options beside the
+seed: off by default, so the default total is the seed's six-part sum)."""
 
 #: component names, in the order they are returned (after ``"total"``)
 LOSS_COMPONENTS: tuple[str, ...] = (
@@ -32,6 +33,7 @@ LOSS_COMPONENTS: tuple[str, ...] = (
     "attention_supervision",
     "confidence",
     "feature_response_supervision",
+    "absent_top_voxels",
 )
 
 _EPS = 1e-6
@@ -58,7 +60,7 @@ def _bce_on_probs(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 class SpatialAttentionLoss(_Loss):
     """Absence-aware multi-task loss for :class:`~monai_sadaan.networks.SpatialAttentionMedicalSegmenter`.
 
-    Six components, each a 0-d tensor, and their weighted sum ``"total"``:
+    The seed's six components and two optional ones, each a 0-d tensor, and their weighted sum ``"total"``:
 
     - ``"segmentation"``: binary cross-entropy with logits over the voxels of *present* structures only: per
       (batch, structure) pair the voxel mean, then the mean over present pairs (0 when none is present).
@@ -86,17 +88,26 @@ class SpatialAttentionLoss(_Loss):
       out *higher* when the kidney was absent). Supervised, ``sigmoid(feature_responses)`` is a voxel-wise
       detector and the alignment score (its attention-weighted mean) is near 1 for a present structure and
       near 0 for an absent one, a direct input for the presence classifiers.
+    - ``"absent_top_voxels"`` (not in the seed; weight 0 by default): for each *absent* (batch, structure) pair the
+      mean of its ``absent_top_k`` highest voxel probabilities, averaged over absent pairs (0 when none). The
+      seed's ``false_positive_suppression`` averages over every voxel of the volume, so an absent organ painted
+      with 50 confident voxels costs 50 / 110,592 at 48³, next to nothing; yet 8 such voxels make the structure
+      present under a ``min_voxels=8`` rule. This term is 1 for an absent structure painted with ``absent_top_k``
+      confident voxels and 0 for an empty one, whatever the volume size, and its gradient reaches only those
+      voxels. Set ``absent_top_k`` to the presence threshold in voxels.
 
     Args:
         structure_names: names of the S structures, in channel order (only their number is used for checks).
         weights: component weights; a partial mapping overrides the seed's defaults
             (segmentation 1.0, absence 2.0, attention_supervision 0.3, confidence 0.1, dice 1.0,
-            false_positive_suppression 0.5) and feature_response_supervision 0. Unknown keys raise
+            false_positive_suppression 0.5), feature_response_supervision 0 and absent_top_voxels 0. Unknown keys raise
             ``ValueError``.
         focal_alpha: weight of the *present* class in the absence focal loss, in [0, 1], or None for no class
             weighting. Defaults to the seed's 0.25.
         focal_gamma: focusing exponent of the absence focal loss, >= 0. Defaults to the seed's 2.0.
         smooth: numerator and denominator smoothing of the soft Dice.
+        absent_top_k: number of highest voxel probabilities ``absent_top_voxels`` averages (>= 1; fewer when the
+            volume is smaller).
 
     Inputs of ``forward(outputs, targets)``:
         outputs: the network's dict with ``segmentation_logits`` [B, S, D, H, W], ``attention_maps``
@@ -108,8 +119,8 @@ class SpatialAttentionLoss(_Loss):
 
     Returns:
         dict ``{"total", "segmentation", "dice", "absence", "false_positive_suppression",
-        "attention_supervision", "confidence", "feature_response_supervision"}`` of 0-d float tensors; ``total``
-        is the weighted sum. ``feature_response_supervision`` is computed whenever the outputs hold
+        "attention_supervision", "confidence", "feature_response_supervision", "absent_top_voxels"}`` of 0-d float
+        tensors; ``total`` is the weighted sum. ``feature_response_supervision`` is computed whenever the outputs hold
         ``feature_responses`` (for logging, even at weight 0) and is 0 otherwise.
 
     Raises:
@@ -130,6 +141,7 @@ class SpatialAttentionLoss(_Loss):
         focal_alpha: float | None = 0.25,
         focal_gamma: float = 2.0,
         smooth: float = 1e-5,
+        absent_top_k: int = 8,
     ) -> None:
         super().__init__()
         if isinstance(structure_names, str) or len(structure_names) == 0:
@@ -155,6 +167,9 @@ class SpatialAttentionLoss(_Loss):
         self.focal_alpha = None if focal_alpha is None else float(focal_alpha)
         self.focal_gamma = float(focal_gamma)
         self.smooth = float(smooth)
+        if isinstance(absent_top_k, bool) or not isinstance(absent_top_k, int) or absent_top_k < 1:
+            raise ValueError(f"expected absent_top_k as an integer >= 1, got {absent_top_k!r}")
+        self.absent_top_k = absent_top_k
 
     @staticmethod
     def _fetch(d: Mapping[str, torch.Tensor], key: str, what: str) -> torch.Tensor:
@@ -248,6 +263,10 @@ class SpatialAttentionLoss(_Loss):
         else:
             response_loss = logits.new_zeros(())
 
+        # 8. (optional, not in the seed) the most confident voxels of absent structures
+        top_k = min(self.absent_top_k, probs.shape[-1])
+        absent_top = _masked_mean(probs.topk(top_k, dim=-1).values.mean(-1), absent)
+
         parts = {
             "segmentation": seg_loss,
             "dice": dice_loss,
@@ -256,6 +275,7 @@ class SpatialAttentionLoss(_Loss):
             "attention_supervision": att_loss,
             "confidence": conf_loss,
             "feature_response_supervision": response_loss,
+            "absent_top_voxels": absent_top,
         }
         total = sum(self.weights[k] * v for k, v in parts.items())
         return {"total": total, **parts}  # type: ignore[dict-item]

@@ -52,6 +52,7 @@ def test_default_weights_are_the_seeds():
         "dice": 1.0,
         "false_positive_suppression": 0.5,
         "feature_response_supervision": 0.0,  # beside the seed, off by default
+        "absent_top_voxels": 0.0,  # beside the seed, off by default
     }
     assert set(DEFAULT_LOSS_WEIGHTS) == set(LOSS_COMPONENTS)
 
@@ -71,7 +72,7 @@ def test_partial_weights_override_and_unknown_keys_raise():
         SpatialAttentionLoss([])
 
 
-def test_returns_total_and_six_zero_dim_components():
+def test_returns_total_and_every_component_as_a_zero_dim_tensor():
     out = loss_fn()(make_outputs(), make_targets([[1, 0, 1], [0, 1, 1]]))
     assert list(out) == ["total", *LOSS_COMPONENTS]
     assert all(v.ndim == 0 and torch.isfinite(v) for v in out.values())
@@ -167,6 +168,38 @@ def test_attention_supervision_bce_and_default_target_is_the_mask():
     )
     soft = dict(targets, attention_targets=torch.full_like(targets["segmentation_targets"], 0.5))
     assert loss(outputs, soft)["attention_supervision"] != loss(outputs, targets)["attention_supervision"]
+
+
+def test_absent_top_voxels_averages_the_most_confident_voxels_of_absent_structures():
+    presence = [[1, 0, 1], [0, 1, 1]]  # absent pairs: (0, 1) and (1, 0)
+    outputs, targets = make_outputs(fill_logit=-30.0, requires_grad=False), make_targets(presence)
+    logits = outputs["segmentation_logits"]
+    logits[0, 1, 0, 0, 0] = 5.0  # one voxel painted confidently (probability 0.9933)
+    logits[0, 1, 1, 2, :3] = 0.0  # three at probability 0.5
+    logits[0, 0] = 30.0  # a present pair painted everywhere: not counted
+    logits.requires_grad_(True)
+    out = loss_fn(absent_top_k=2)(outputs, targets)
+    # by hand: pair (0, 1) averages its top two, sigmoid(5) and 0.5; pair (1, 0) is empty (sigmoid(-30) ~ 1e-13)
+    p5 = 1 / (1 + math.exp(-5))
+    assert out["absent_top_voxels"].item() == pytest.approx(((p5 + 0.5) / 2 + 0.0) / 2, abs=1e-6)
+    # weight 0 by default: the total is the seed's six-part sum; a weight adds it
+    seed_total = sum(DEFAULT_LOSS_WEIGHTS[k] * out[k] for k in LOSS_COMPONENTS if k != "absent_top_voxels")
+    torch.testing.assert_close(out["total"], seed_total)
+    weighted = loss_fn(absent_top_k=2, weights={"absent_top_voxels": 3.0})(outputs, targets)
+    torch.testing.assert_close(weighted["total"], seed_total + 3.0 * out["absent_top_voxels"])
+    # the gradient reaches only the two voxels it averages (the segmentation BCE and Dice see present pairs only;
+    # the seed's false-positive term touches every voxel, so it is switched off here)
+    only_top = loss_fn(absent_top_k=2, weights={k: 0.0 for k in LOSS_COMPONENTS} | {"absent_top_voxels": 1.0})
+    only_top(outputs, targets)["total"].backward()
+    touched = (logits.grad.abs() > 1e-12).nonzero().tolist()
+    assert len(touched) == 2 and [0, 1, 0, 0, 0] in touched
+    # top_k larger than the volume averages every voxel; no absent pair gives 0
+    every = loss_fn(absent_top_k=1000)(outputs, targets)["absent_top_voxels"].item()
+    assert every == pytest.approx((p5 + 3 * 0.5) / 24 / 2, abs=1e-6)
+    assert loss_fn()(outputs, make_targets([[1, 1, 1], [1, 1, 1]]))["absent_top_voxels"].item() == 0.0
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="absent_top_k"):
+            loss_fn(absent_top_k=bad)
 
 
 def test_feature_response_supervision_is_bce_plus_present_dice_and_off_by_default():
