@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_scripts import load_benchmark
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("sadaan_input_geometry", ROOT / "benchmarks" / "sadaan_input_geometry.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sadaan_input_geometry")
 
 
 def _write(path: Path, array: np.ndarray, affine: np.ndarray) -> None:

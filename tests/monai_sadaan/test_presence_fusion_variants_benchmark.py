@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from monai_sadaan.networks.blocks.presence_fusion import LEGACY_EVIDENCE_COUNT, PRESENCE_EVIDENCE_NAMES
+from tests.benchmark_scripts import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
 K = len(PRESENCE_EVIDENCE_NAMES)
 EDGE = PRESENCE_EVIDENCE_NAMES.index("edge_fraction")
 
 
 def _benchmark():
-    path = ROOT / "benchmarks" / "sadaan_presence_fusion_variants.py"
-    spec = importlib.util.spec_from_file_location("sadaan_presence_fusion_variants", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sadaan_presence_fusion_variants")
 
 
 def test_parse_set():

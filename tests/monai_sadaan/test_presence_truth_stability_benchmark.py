@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from monai_sadaan.transforms import FitToSpatialDims
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_scripts import load_benchmark
 
 
 def _benchmark():
-    path = ROOT / "benchmarks" / "sadaan_presence_truth_stability.py"
-    spec = importlib.util.spec_from_file_location("sadaan_presence_truth_stability", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sadaan_presence_truth_stability")
 
 
 def test_grid_indices_by_hand():
@@ -40,8 +32,8 @@ def test_unshifted_counts_equal_the_bundle_resampling(shape):
     rng = np.random.default_rng(0)
     label = rng.integers(0, 4, size=shape).astype(np.int16)
     structures = {"a": 1, "b": 2, "c": 3}
-    resampled = FitToSpatialDims((16, 24, 20), interp_mode="nearest-exact")(torch.as_tensor(label[None], dtype=torch.float32))
-    resampled = np.asarray(resampled)[0]
+    fit = FitToSpatialDims((16, 24, 20), interp_mode="nearest-exact")
+    resampled = np.asarray(fit(torch.as_tensor(label[None], dtype=torch.float32)))[0]
     expected = {name: int((resampled == value).sum()) for name, value in structures.items()}
     assert bench.shifted_grid_counts(label, structures, (16, 24, 20), (0.0, 0.0, 0.0)) == expected
 
@@ -62,7 +54,9 @@ def test_stability_table_flags_a_sliver_the_grid_misses_by_half_a_voxel():
     # unshifted, grid voxel 0 reads native slice 1: the sliver (16 native voxels) leaves nothing on the grid.
     # Half a voxel lower it reads slice 0: 16 grid voxels, present from min_voxels 8 on.
     shifts = [(-0.5, 0.0, 0.0), (0.25, 0.0, 0.0)]
-    table = bench.stability_table(items, structures, shifts, spatial_dims=(4, 4, 4), min_voxels=8, load_label=labels.get)
+    table = bench.stability_table(
+        items, structures, shifts, spatial_dims=(4, 4, 4), min_voxels=8, load_label=labels.get
+    )
     assert table["all"]["calls"] == 2
     assert table["all"]["unstable"] == 1  # the sliver only; the organ is present on every grid
     assert table["all"]["flip_rate"] == pytest.approx(0.25)  # 1 of 2 shifts for 1 of 2 calls
@@ -87,6 +81,8 @@ def test_stability_table_counts_wrong_calls_and_checks_the_per_case_rows():
     with pytest.raises(ValueError, match="expected case_0000/organ to hold 32 target voxels"):
         bench.stability_table(items, structures, 1, spatial_dims=(4, 4, 4), per_case_rows=rows, load_label=labels.get)
     with pytest.raises(ValueError, match="expected 2 per-case rows"):
-        bench.stability_table(items, structures, 1, spatial_dims=(4, 4, 4), per_case_rows=rows[:1], load_label=labels.get)
+        bench.stability_table(
+            items, structures, 1, spatial_dims=(4, 4, 4), per_case_rows=rows[:1], load_label=labels.get
+        )
     with pytest.raises(ValueError, match="at least one shift"):
         bench.stability_table(items, structures, [], load_label=labels.get)
