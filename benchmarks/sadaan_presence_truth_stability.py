@@ -68,11 +68,12 @@ def shifted_grid_counts(
     return {name: int((grid == value).sum()) for name, value in structures.items()}
 
 
-def _load_ras_label(path: str) -> np.ndarray:
+def _ras_label_loader():
+    """path -> ``[D, H, W]`` label array in RAS voxel order, read as the bundle reads it."""
     from monai.transforms import Compose, LoadImage, Orientation
 
     loader = Compose([LoadImage(image_only=True, ensure_channel_first=True), Orientation(axcodes="RAS")])
-    return np.asarray(loader(path))[0]
+    return lambda path: np.asarray(loader(path))[0]
 
 
 def stability_table(
@@ -102,10 +103,10 @@ def stability_table(
     Raises:
         ValueError: no shifts, or ``per_case_rows`` that do not describe the same calls (count or target voxels).
     """
-    if isinstance(shifts, int) and shifts < 1 or not isinstance(shifts, int) and len(shifts) < 1:
+    if (shifts if isinstance(shifts, int) else len(shifts)) < 1:
         raise ValueError(f"expected at least one shift, got {shifts!r}")
     rng = np.random.default_rng(seed)
-    load_label = load_label or _load_ras_label
+    load_label = load_label or _ras_label_loader()
     truth_from_eval: dict[tuple[str, str], int] = {}
     wrong: set[tuple[str, str]] = set()
     if per_case_rows is not None:
