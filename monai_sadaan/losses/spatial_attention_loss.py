@@ -100,8 +100,8 @@ class SpatialAttentionLoss(_Loss):
         structure_names: names of the S structures, in channel order (only their number is used for checks).
         weights: component weights; a partial mapping overrides the seed's defaults
             (segmentation 1.0, absence 2.0, attention_supervision 0.3, confidence 0.1, dice 1.0,
-            false_positive_suppression 0.5), feature_response_supervision 0 and absent_top_voxels 0. Unknown keys raise
-            ``ValueError``.
+            false_positive_suppression 0.5), feature_response_supervision 0 and absent_top_voxels 0. Unknown keys
+            raise ``ValueError``.
         focal_alpha: weight of the *present* class in the absence focal loss, in [0, 1], or None for no class
             weighting. Defaults to the seed's 0.25.
         focal_gamma: focusing exponent of the absence focal loss, >= 0. Defaults to the seed's 2.0.
@@ -120,8 +120,8 @@ class SpatialAttentionLoss(_Loss):
     Returns:
         dict ``{"total", "segmentation", "dice", "absence", "false_positive_suppression",
         "attention_supervision", "confidence", "feature_response_supervision", "absent_top_voxels"}`` of 0-d float
-        tensors; ``total`` is the weighted sum. ``feature_response_supervision`` is computed whenever the outputs hold
-        ``feature_responses`` (for logging, even at weight 0) and is 0 otherwise.
+        tensors; ``total`` is the weighted sum. ``feature_response_supervision`` is computed whenever the outputs
+        hold ``feature_responses`` (for logging, even at weight 0) and is 0 otherwise.
 
     Raises:
         KeyError: a required output or target key is missing.
