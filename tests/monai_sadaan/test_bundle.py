@@ -160,6 +160,21 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     assert edge.keys() == base.keys()
     assert any(not torch.equal(edge[k], fov[k]) for k in edge if edge[k].is_floating_point())
 
+    # the same recipe on a wider network grown from that checkpoint (features[0] 2 -> 3, feature_channels 4 -> 6)
+    r = _run(
+        ["run", "--config_file",
+         "['configs/train.json','configs/absence_refinement.json','configs/field_of_view_refinement.json',"
+         "'configs/edge_refinement.json','configs/full_resolution_widening.json']",
+         "--bundle_root", str(full), "--num_cases", "21", "--epochs", "1", "--val_interval", "1", *TINY,
+         "--features", "[3,4,4,4,4]", "--feature_channels", "6",
+         "--pretrained_ckpt", str(full / "models" / "edge_refinement" / "model.pt")]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    wide = torch.load(full / "models" / "full_resolution_widening" / "model.pt", weights_only=True)
+    assert wide.keys() == edge.keys()
+    assert wide["encoder.enc1.0.weight"].shape == (3, 1, 3, 3, 3) and wide["encoder.final_conv.weight"].shape[:2] == (6, 3)
+    assert wide["attention_module.position_embeddings"].shape == edge["attention_module.position_embeddings"].shape
+
     # step 10: presence fusion fitted on the frozen network, on a fifth set (seed 7) and the training cases of a
     # sixth (seed 21); only the fusion changes
     r = _run(
