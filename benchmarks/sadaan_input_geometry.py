@@ -1,7 +1,7 @@
 """SADAAn masks scored in the input's own geometry: what a user of the inference command gets.
 
     python benchmarks/sadaan_input_geometry.py --data_dir DIR --work_dir W [--cases_per_scenario 10]
-        [--ckpt bundles/.../models/model.pt] [--baseline_ckpt OTHER.pt]
+        [--ckpt bundles/.../models/model.pt] [--baseline_ckpt OTHER.pt] [--baseline_bundle_args "ARGS"]
 
 ``DIR`` holds a generated phantom dataset (``dataset.json`` from ``python -m monai_sadaan.data``, or the folder a
 bundle run wrote); its first ``--cases_per_scenario`` test cases of each scenario are linked into ``W/images`` and
@@ -11,7 +11,9 @@ Dice on every present structure, and the signed shift of each structure's centro
 the patient's R, A and S axes in native voxels, which is zero on average when the masks sit on the image.
 
 It prints one line per checkpoint and scenario, then, with ``--baseline_ckpt``, the ratio of the mean centroid
-shift length (checkpoint over baseline).
+shift length (checkpoint over baseline). ``--baseline_bundle_args`` adds bundle arguments to the baseline's run, for
+a checkpoint of other widths than the configured ones (``"--features [8,16,32,64,128] --feature_channels 16"`` for
+bundle 0.9.0 and before).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections import defaultdict
@@ -43,9 +46,9 @@ def _case_name(item: dict) -> str:
     return Path(item["image"]).name.split(".")[0]
 
 
-def _run_inference(ckpt: Path, images: Path, out: Path) -> None:
+def _run_inference(ckpt: Path, images: Path, out: Path, bundle_args: list[str] | None = None) -> None:
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-           "--dataset_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(ckpt)]  # fmt: skip
+           "--dataset_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(ckpt), *(bundle_args or [])]  # fmt: skip
     done = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"inference with {ckpt} failed:\n{done.stderr[-3000:]}")
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases_per_scenario", type=int, default=10)
     ap.add_argument("--ckpt", type=Path, default=BUNDLE / "models" / "model.pt")
     ap.add_argument("--baseline_ckpt", type=Path, default=None)
+    ap.add_argument("--baseline_bundle_args", default="", help="extra bundle arguments for the baseline's inference run")
     args = ap.parse_args(argv)
 
     data_dir = args.data_dir.resolve()
@@ -107,13 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         if not link.exists():
             os.symlink(data_dir / item["image"], link)
 
-    runs = [("checkpoint", args.ckpt.resolve())]
+    runs = [("checkpoint", args.ckpt.resolve(), [])]
     if args.baseline_ckpt is not None:
-        runs.append(("baseline", args.baseline_ckpt.resolve()))
+        runs.append(("baseline", args.baseline_ckpt.resolve(), shlex.split(args.baseline_bundle_args)))
     tables = {}
-    for tag, ckpt in runs:
+    for tag, ckpt, bundle_args in runs:
         out = args.work_dir.resolve() / tag
-        _run_inference(ckpt, images, out)
+        _run_inference(ckpt, images, out, bundle_args)
         tables[tag] = score(data_dir, items, out, dataset["structures"])
 
     print(f"{len(items)} cases from {data_dir}; centroid shift = predicted minus true, native voxels")

@@ -48,3 +48,19 @@ def test_score_refuses_a_mask_on_another_grid(tmp_path):
     items = [{"image": "imagesTr/c.nii.gz", "label": "labelsTr/c.nii.gz", "scenario": "normal", "present": {"liver": True}}]
     with pytest.raises(SystemExit, match=r"mask shape \(8, 8, 4\) is not the input's \(8, 8, 8\)"):
         bench.score(tmp_path, items, tmp_path / "out", {"liver": 1})
+
+
+def test_baseline_bundle_args_reach_the_inference_command(tmp_path, monkeypatch):
+    bench = _benchmark()
+    seen = []
+
+    class Done:
+        returncode = 0
+        stderr = ""
+
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: seen.append(cmd) or Done())
+    bench._run_inference(tmp_path / "a.pt", tmp_path / "img", tmp_path / "out", ["--features", "[8,16,32,64,128]"])
+    bench._run_inference(tmp_path / "b.pt", tmp_path / "img", tmp_path / "out")
+    assert seen[0][-4:] == ["--ckpt_path", str(tmp_path / "a.pt"), "--features", "[8,16,32,64,128]"]
+    assert seen[1][-2:] == ["--ckpt_path", str(tmp_path / "b.pt")]
+    assert seen[0][seen[0].index("--config_file") + 1] == "configs/inference.json"
