@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from .atomic import atomic_directory, atomic_open, atomic_torch_save, atomic_write_with
 from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
+from .config_values import parse_bool, parse_device
 
 __all__ = [
     "atomic_directory",
@@ -11,4 +12,6 @@ __all__ = [
     "CheckpointError",
     "load_checkpoint",
     "load_state_dict_checked",
+    "parse_bool",
+    "parse_device",
 ]
