@@ -14,8 +14,10 @@ Typical use::
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,6 +175,98 @@ def _check_case_name(case_name: str) -> None:
         raise ValueError(f"expected a case name of letters, digits and . _ + -, got {case_name!r}")
 
 
+# How ``python -m monai.bundle run`` reads what the command passes (monai 1.6: monai/bundle/utils.py,
+# config_item.py, config_parser.py, reference_resolver.py): a config string starting with ``$`` is evaluated as
+# Python (``ConfigExpression``), one starting with ``@`` is a reference, one starting with ``%`` a macro that
+# reads another config file; ``#`` in any string is rewritten to ``::`` and ``@::`` / ``%::`` to absolute ids;
+# a mapping with ``_target_`` is instantiated. Before MONAI sees a value, ``fire`` parses it as a Python literal.
+_CONFIG_PREFIXES = ("$", "@", "%")
+_COMPONENT_KEYS = frozenset({"_target_", "_disabled_", "_requires_", "_desc_", "_mode_"})
+_RUN_ARGUMENTS = frozenset(
+    {"run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file"}
+)  # arguments of monai.bundle.scripts.run itself, not config ids
+_BUILDER_KEYS = frozenset({"bundle_root", "dataset_dir", "output_dir", "device"})  # set by the builder itself
+_CONFIG_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:(?:#|::)[A-Za-z0-9_]+)*$")
+_RELATIVE_ID = re.compile(r"[@%](?:#|::)")
+
+
+def _config_values() -> Any:
+    """``monai_sadaan/utils/config_values.py`` (stdlib only), loaded without importing the package (and torch)."""
+    module = sys.modules.get("monai_sadaan.utils.config_values")
+    if module is not None:
+        return module
+    name = "_monai_sadaan_slicer_config_values"
+    module = sys.modules.get(name)
+    if module is None:
+        path = Path(__file__).resolve().parents[1] / "utils" / "config_values.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"expected the config value parsers at {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return module
+
+
+def _check_config_string(text: str, what: str) -> str:
+    """``text`` if MONAI's config parser keeps it as the plain string it is, else a ``ValueError`` naming ``what``."""
+    if text.lstrip().startswith(_CONFIG_PREFIXES):
+        raise ValueError(
+            f"expected {what} to be a plain value, got {text!r}: a value starting with '$', '@' or '%' would be "
+            "evaluated by MONAI's config parser as code, a reference or a macro, so it is refused"
+        )
+    if "#" in text or _RELATIVE_ID.search(text):
+        raise ValueError(
+            f"expected {what} without '#' (MONAI's config parser rewrites '#' to '::' in every string value and "
+            f"would read another path or value), got {text!r}"
+        )
+    return text
+
+
+def _cli_literal(value: Any, what: str) -> str:
+    """``value`` as the Python literal ``fire`` turns back into exactly ``value``; refuses what MONAI would evaluate.
+
+    Args:
+        value: ``None``, a bool, an int, a finite float, a string (or path), or lists, tuples and string-keyed
+            dicts of these.
+        what: the override's name, for error messages.
+
+    Returns:
+        the literal's source text (strings are quoted, so ``"1"`` stays a string and ``"a,b"`` is not a tuple).
+
+    Raises:
+        ValueError: a string MONAI would treat as an expression, reference or macro, a string with ``#``, a
+            mapping MONAI would instantiate (``_target_`` ...), a non-finite float or a value of another type.
+    """
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number for {what}, got {value!r}")
+        return repr(value)
+    if isinstance(value, (str, os.PathLike)):
+        return repr(_check_config_string(os.fspath(value), what))
+    if isinstance(value, (list, tuple)):
+        items = [_cli_literal(v, f"{what}[{i}]") for i, v in enumerate(value)]
+        return f"[{', '.join(items)}]"
+    if isinstance(value, Mapping):
+        parts = []
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"expected string keys in {what}, got {k!r}")
+            if k in _COMPONENT_KEYS:
+                raise ValueError(
+                    f"expected {what} to be plain data, got a mapping with {k!r}: MONAI would import and call it"
+                )
+            parts.append(f"{_cli_literal(k, f'a key of {what}')}: {_cli_literal(v, f'{what}[{k!r}]')}")
+        return "{" + ", ".join(parts) + "}"
+    raise ValueError(
+        f"expected {what} to be None, a bool, a number, a string or a list / dict of these, got {type(value).__name__}"
+    )
+
+
 def build_inference_command(
     bundle_dir: str | os.PathLike,
     input_dir: str | os.PathLike,
@@ -189,6 +283,12 @@ def build_inference_command(
     ``python -m monai.bundle run --config_file <bundle>/configs/inference.json [--meta_file ...]
     [--logging_file ...] --bundle_root <bundle> --dataset_dir <input_dir> --output_dir <output_dir> ...``
 
+    Nothing the caller passes is pasted into a config expression: the device is checked against
+    ``cpu | mps | cuda | cuda:N`` (:func:`monai_sadaan.utils.parse_device`) and the ``$torch.device(...)`` expression
+    is built from the checked value; a path or override value that MONAI's config parser would not keep as the
+    plain value it is (a string starting with ``$`` (code), ``@`` (reference) or ``%`` (macro), a string holding
+    ``#``, a mapping with ``_target_``) is refused.
+
     Args:
         bundle_dir: the bundle's root folder (holds ``configs/``, ``models/``).
         input_dir: folder of input images (the config's ``dataset_dir``).
@@ -196,15 +296,20 @@ def build_inference_command(
         python: interpreter with ``monai`` and ``monai_sadaan`` installed.
         config_file: inference config, relative to ``bundle_dir`` (or absolute, but inside ``bundle_dir``).
         meta_file, logging_file: relative to ``bundle_dir``; passed only when the file exists (``None``: never).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...: overrides the config's ``device`` id; ``None`` keeps the
-            config's choice.
-        overrides: further ``id -> value`` overrides (``{"sadaan_writer#absent": "omit"}``); values are passed
-            as ``--id value`` (strings as they are, others as JSON).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``: overrides the config's ``device`` id; ``None`` keeps
+            the config's choice.
+        overrides: further ``id -> value`` overrides (``{"sadaan_writer#absent": "omit"}``); ids are config ids
+            (letters, digits, ``_``, ``#``), values are passed as Python literals, which ``monai.bundle``'s command
+            line reads back as the same value (``False`` stays a bool, ``"1"`` stays a string).
+
+    Returns:
+        the argument list, for ``subprocess`` (no shell).
 
     Raises:
         FileNotFoundError: the bundle folder or its config file does not exist.
         ValueError: the config, meta or logging file lies outside the bundle folder (configs run only from the
-            bundle the user names).
+            bundle the user names); a bad device; an override id that is not a config id or names an argument of
+            the command itself; a path or value MONAI would evaluate or rewrite.
     """
     bundle = Path(bundle_dir).resolve()
     if not bundle.is_dir():
@@ -222,17 +327,22 @@ def build_inference_command(
                 raise ValueError(f"expected {flag[2:]} inside the bundle folder {bundle}, got {p}")
             if p.is_file():
                 cmd += [flag, str(p)]
-    cmd += [
-        "--bundle_root", str(bundle),
-        "--dataset_dir", str(Path(input_dir).resolve()),
-        "--output_dir", str(Path(output_dir).resolve()),
-    ]  # fmt: skip
+    for key, path in (("bundle_root", bundle), ("dataset_dir", Path(input_dir).resolve()),
+                      ("output_dir", Path(output_dir).resolve())):  # fmt: skip
+        # absolute paths start with a separator (or a drive), which fire keeps as the string it is
+        cmd += [f"--{key}", _check_config_string(str(path), f"the {key} path")]
     if device is not None:
-        if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-            raise ValueError(f"expected device 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
-        cmd += ["--device", f"$torch.device('{device}')"]
+        checked = _config_values().parse_device(device, "device")  # only cpu, mps, cuda, cuda:N get through
+        cmd += ["--device", f"$torch.device({checked!r})"]
     for key, value in (overrides or {}).items():
-        cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+        if not isinstance(key, str) or not _CONFIG_ID.match(key):
+            raise ValueError(f"expected an override id of letters, digits, '_' and '#' (a config id), got {key!r}")
+        if key in _RUN_ARGUMENTS or key in _BUILDER_KEYS:
+            raise ValueError(
+                f"expected an override of a config id, got {key!r}, which the command sets itself "
+                f"(pass bundle_dir, input_dir, output_dir, device, config_file, meta_file or logging_file instead)"
+            )
+        cmd += [f"--{key}", _cli_literal(value, f"override {key!r}")]
     return cmd
 
 

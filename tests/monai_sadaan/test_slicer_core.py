@@ -115,7 +115,7 @@ def test_build_inference_command(tmp_path):
         bundle, "in", "out", device="cuda:1", overrides={"writer#absent": "omit", "threshold": 0.3}, meta_file=None
     )
     assert "--meta_file" not in cmd and cmd[0] == sys.executable
-    assert cmd[-6:] == ["--device", "$torch.device('cuda:1')", "--writer#absent", "omit", "--threshold", "0.3"]
+    assert cmd[-6:] == ["--device", "$torch.device('cuda:1')", "--writer#absent", "'omit'", "--threshold", "0.3"]
 
 
 def test_build_inference_command_errors(tmp_path):
@@ -126,6 +126,80 @@ def test_build_inference_command_errors(tmp_path):
         build_inference_command(tmp_path / "empty", "in", "out")
     with pytest.raises(ValueError, match="device"):
         build_inference_command(_bundle(tmp_path), "in", "out", device="gpu0")
+
+
+INJECTED_DEVICE = "cuda') if __import__('os').system('touch {marker}') else torch.device('cpu"
+
+
+def test_build_inference_command_refuses_code_in_the_device(tmp_path):
+    """Issue 22 item 7: the device was pasted into ``$torch.device('...')``, so this string ran a shell command."""
+    marker = tmp_path / "INJ"
+    bundle = _bundle(tmp_path)
+    with pytest.raises(ValueError, match=r"expected device 'cpu', 'mps', 'cuda' or 'cuda:N', got \"cuda'\) if __import__"):
+        build_inference_command(bundle, "in", "out", device=INJECTED_DEVICE.format(marker=marker))
+    for bad in ("cuda:0'", "cuda:x", "gpu", " cpu; ls", "", "cuda:1)"):
+        with pytest.raises(ValueError, match="expected device"):
+            build_inference_command(bundle, "in", "out", device=bad)
+    assert build_inference_command(bundle, "in", "out", device=" CUDA:2 ")[-2:] == ["--device", "$torch.device('cuda:2')"]
+    assert not marker.exists()
+
+
+def test_device_injection_runs_nothing_through_run_inference(tmp_path):
+    """The whole path the Slicer module takes: refused before any subprocess starts, no marker, no output folder."""
+    marker = tmp_path / "INJ"
+    with pytest.raises(ValueError, match="expected device"):
+        run_inference(_bundle(tmp_path), tmp_path / "in", tmp_path / "out", device=INJECTED_DEVICE.format(marker=marker))
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"ckpt_path": "$__import__('os').system('touch x')"}, r"override 'ckpt_path'.*starting with '\$', '@' or '%'"),
+        ({"ckpt_path": "@network_def"}, r"override 'ckpt_path'.*starting with '\$', '@' or '%'"),
+        ({"ckpt_path": "%/etc/other.json#net"}, r"override 'ckpt_path'.*starting with '\$', '@' or '%'"),
+        ({"ckpt_path": "/data/run#2/model.pt"}, r"without '#'.*'/data/run#2/model.pt'"),
+        ({"ckpt_path": "x@::y"}, r"without '#'"),
+        ({"run": ["$print(1)"]}, r"override 'run'\[0\].*starting with '\$'"),
+        ({"network_def": {"_target_": "os.system", "command": "ls"}}, r"a mapping with '_target_'"),
+        ({"threshold": float("nan")}, "expected a finite number for override 'threshold'"),
+        ({"threshold": object()}, "got object"),
+        ({"--config_file": "/x"}, "expected an override id"),
+        ({"a b": 1}, "expected an override id"),
+        ({"config_file": "/elsewhere/inference.json"}, "which the command sets itself"),
+        ({"device": "cpu"}, "which the command sets itself"),
+    ],
+)
+def test_build_inference_command_refuses_overrides_monai_would_evaluate(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_inference_command(_bundle(tmp_path), "in", "out", overrides=overrides)
+
+
+def test_build_inference_command_refuses_paths_monai_would_rewrite(tmp_path):
+    bundle = _bundle(tmp_path)
+    for kwargs in ({"input_dir": tmp_path / "in#1", "output_dir": "out"}, {"input_dir": "in", "output_dir": tmp_path / "o#"}):
+        with pytest.raises(ValueError, match=r"expected the (dataset_dir|output_dir) path without '#'"):
+            build_inference_command(bundle, **kwargs)
+
+
+def test_override_values_reach_the_config_as_given(tmp_path):
+    """What ``python -m monai.bundle run`` (fire, then MONAI's parser) makes of each override value."""
+    fire = pytest.importorskip("fire")
+    from monai.bundle import ConfigParser
+
+    overrides = {
+        "flag": False, "name": "1", "pair": "a,b", "word": "true", "none": None, "rate": 0.3,
+        "sizes": [16, 16, 16], "nested": {"k": "v", "n": [1, "x"]}, "path": str(tmp_path / "a b" / "m.pt"),
+    }  # fmt: skip
+    cmd = build_inference_command(_bundle(tmp_path), "in", "out", overrides=overrides)
+    received: dict = {}
+
+    def run(**kwargs):
+        received.update(kwargs)
+
+    fire.Fire({"run": run}, command=["run"] + cmd[cmd.index("--bundle_root") :])
+    parser = ConfigParser({k: received[k] for k in overrides})
+    assert {k: parser.get_parsed_content(k) for k in overrides} == overrides
 
 
 # ---------------------------------------------------------------- results
