@@ -28,6 +28,7 @@ from typing import Any
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from monai_sadaan.data.image_folder import case_name_from_path, safe_case_name  # one definition of case names
 from monai_sadaan.io.colour_table import write_colour_table
 from monai_sadaan.io.geometry import labelmap_and_affine
 from monai_sadaan.io.nifti import write_label_map_nifti, write_probability_maps
@@ -47,28 +48,7 @@ CASE_FILE_SUFFIXES: dict[str, str] = {
 }
 """Output kind -> suffix after the case name; also the keys of the presence JSON's ``files`` entry."""
 
-_IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".tif", ".tiff")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
-
-
-def case_name_from_path(path: str | os.PathLike) -> str:
-    """Case name from an input file or DICOM folder: the base name without image extensions.
-
-    ``/data/case_007.nii.gz`` -> ``case_007``; ``/data/CT_0001/`` (a DICOM series folder) -> ``CT_0001``.
-    """
-    name = Path(str(path).rstrip("/\\")).name
-    lower = name.lower()
-    for ext in _IMAGE_EXTENSIONS:
-        if lower.endswith(ext) and len(name) > len(ext):
-            return name[: -len(ext)]
-    return name
-
-
-def safe_case_name(name: str) -> str:
-    """``name`` with every run of characters other than letters, digits and ``. _ + -`` replaced by ``_``
-    (``"CT 1 (arterial)"`` -> ``"CT_1_arterial"``); ``"case"`` when nothing is left."""
-    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name)).strip("._-")
-    return cleaned or "case"
 
 
 def _check_case_name(case_name: str) -> str:
