@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from monai_sadaan.utils.config_values import parse_bool
+
 __all__ = ["PresenceHeadTuning"]
 
 
@@ -39,13 +41,15 @@ class PresenceHeadTuning(nn.Module):
             rounding, faster). The previous setting is not restored.
 
     Raises:
-        ValueError: a name in ``trainable`` that is not a submodule of ``model``, or one with no parameters.
+        ValueError: a name in ``trainable`` that is not a submodule of ``model``, or one with no parameters; a
+            ``fused_inference`` that is not true or false.
     """
 
     def __init__(
         self, model: nn.Module, trainable: Sequence[str] = ("absence_detector",), fused_inference: bool = True
     ) -> None:
         super().__init__()
+        fused_inference = parse_bool(fused_inference, "fused_inference")
         names = [trainable] if isinstance(trainable, str) else list(trainable)
         modules = dict(model.named_modules())
         unknown = [n for n in names if not n or n not in modules]

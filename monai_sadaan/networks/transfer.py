@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from monai_sadaan.utils import CheckpointError, load_checkpoint, load_state_dict_checked
+from monai_sadaan.utils import CheckpointError, load_checkpoint, load_state_dict_checked, parse_bool
 
 __all__ = ["load_pretrained_encoder", "load_pretrained_network"]
 
@@ -42,7 +42,9 @@ def load_pretrained_encoder(
     Raises:
         CheckpointError: unreadable checkpoint, no encoder weights in it, or an encoder of another width
             (``features`` / ``feature_channels`` / ``in_channels`` differ); the message names the first mismatches.
+        ValueError: a ``freeze_encoder`` that is not true or false.
     """
+    freeze_encoder = parse_bool(freeze_encoder, "freeze_encoder")  # "false" from a command line is a string
     net = model.module if hasattr(model, "module") else model
     encoder = getattr(net, "encoder", None)
     if encoder is None:

@@ -8,6 +8,8 @@ import torch
 from monai.inferers import Inferer
 from torch import nn
 
+from monai_sadaan.utils.config_values import parse_bool
+
 __all__ = ["AutoregressiveForecaster", "check_history", "model_geometry"]
 
 
@@ -74,7 +76,8 @@ class AutoregressiveForecaster(Inferer):
     Args:
         steps: ``K``; ``None`` means the model's history length. Must not exceed it.
         time_scale: time value per step (100 in the public work).
-        clamp_output: clamp the returned forecasts to ``[0, 1]``.
+        clamp_output: clamp the returned forecasts to ``[0, 1]`` (a bool or ``"true"`` / ``"false"``...; anything else
+            is refused with a ``ValueError``).
 
     Call: ``forecaster(history, network)`` with history ``(B, T', C, H, W)``, ``T' >= T`` (the last ``T`` are
     used) → forecasts ``(B, K, C, H, W)``.
@@ -84,7 +87,7 @@ class AutoregressiveForecaster(Inferer):
         super().__init__()
         self.steps = steps
         self.time_scale = float(time_scale)
-        self.clamp_output = clamp_output
+        self.clamp_output = parse_bool(clamp_output, "clamp_output")
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, steps: int | None = None, **kwargs: Any) -> torch.Tensor:
         history_steps, channels = model_geometry(network)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import torch
 from monai.inferers import Inferer, sliding_window_inference
 
+from monai_sadaan.utils.config_values import parse_bool
+
 __all__ = ["TimeSlidingWindowInferer"]
 
 
@@ -44,6 +46,7 @@ class TimeSlidingWindowInferer(Inferer):
             raise ValueError(f"expected 0 < eps < 1, got {eps}")
         if sw_batch_size < 1:
             raise ValueError(f"expected sw_batch_size >= 1, got {sw_batch_size}")
+        progress = parse_bool(progress, "progress")
         self.window, self.burn_in, self.sw_batch_size, self.eps, self.progress = window, burn_in, sw_batch_size, eps, progress
 
     def weight_map(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from monai_sadaan.utils.config_values import parse_bool
 from seq_models.networks.gru_regression import FoldedGRUStep, PaddedGRURegressor, SingleStepGRURegressor
 
 __all__ = ["GRUStreamingInferer", "run_single_step"]
@@ -62,7 +63,7 @@ class GRUStreamingInferer:
         self.hidden_size = hs = folded.hidden_size
         self.num_layers = nl = folded.num_layers
         self.batch_size = batch_size
-        self.check_inputs = check_inputs
+        self.check_inputs = parse_bool(check_inputs, "check_inputs")
         w = folded.flat_weights
         dtype, device = w[0].dtype, w[0].device
         self._w_ih: list[torch.Tensor] = []

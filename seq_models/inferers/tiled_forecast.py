@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
+from monai_sadaan.utils.config_values import parse_bool
+
 from .forecaster import check_history
 
 __all__ = ["TiledForecaster", "away_from_seams", "plan_tiles"]
@@ -117,7 +119,7 @@ class TiledForecaster(Inferer):
         self.sigma_scale = sigma_scale
         self.sw_batch_size = sw_batch_size
         self.time_scale = float(time_scale)
-        self.progress = progress
+        self.progress = parse_bool(progress, "progress")
 
     def plan(self, network: nn.Module, height: int, width: int) -> dict[str, Any]:
         """Tile layout for a frame: ``{"padded": (H', W'), "overlap": (oy, ox), "starts": ([y...], [x...])}``."""

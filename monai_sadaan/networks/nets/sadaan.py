@@ -13,6 +13,7 @@ from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentio
 from monai_sadaan.networks.blocks.encoder import Encoder
 from monai_sadaan.networks.blocks.presence_fusion import PresenceEvidenceFusion, presence_evidence
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
+from monai_sadaan.utils.config_values import parse_bool
 
 __all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
 
@@ -82,7 +83,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             regression; the bundle uses 16 since 0.8.0). Only with ``presence_fusion``.
 
     Raises:
-        ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive.
+        ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive; a
+            switch (``memory_efficient_head``, ``gradient_checkpointing``, ``fused_inference``, ``presence_fusion``)
+            that is not true or false (the string ``"false"`` is false, ``"flase"`` is refused).
     """
 
     #: hidden channels per checkpointed segment of the full-resolution head layers (gradient checkpointing)
@@ -103,6 +106,11 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         presence_fusion_hidden_channels: int = 0,
     ) -> None:
         super().__init__()
+        # switches arrive from bundle configs and command lines, where "false" is a (true) string: parse strictly
+        memory_efficient_head = parse_bool(memory_efficient_head, "memory_efficient_head")
+        gradient_checkpointing = parse_bool(gradient_checkpointing, "gradient_checkpointing")
+        fused_inference = parse_bool(fused_inference, "fused_inference")
+        presence_fusion = parse_bool(presence_fusion, "presence_fusion")
         spatial_dims = tuple(int(s) for s in spatial_dims)
         if len(spatial_dims) != 3 or any(s < 16 or s % 16 for s in spatial_dims):
             raise ValueError(
@@ -148,7 +156,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
 
     @fused_inference.setter
     def fused_inference(self, value: bool) -> None:
-        self.encoder.fuse_batchnorm = bool(value)
+        self.encoder.fuse_batchnorm = parse_bool(value, "fused_inference")
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -157,8 +165,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
 
     @gradient_checkpointing.setter
     def gradient_checkpointing(self, value: bool) -> None:
+        value = parse_bool(value, "gradient_checkpointing")
         for stage in (self.encoder, self.attention_module, self.segmentation_head):
-            stage.gradient_checkpointing = bool(value)
+            stage.gradient_checkpointing = value
 
     @property
     def memory_efficient_head(self) -> bool:
@@ -167,7 +176,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
 
     @memory_efficient_head.setter
     def memory_efficient_head(self, value: bool) -> None:
-        self.segmentation_head.memory_efficient = bool(value)
+        self.segmentation_head.memory_efficient = parse_bool(value, "memory_efficient_head")
 
     def expected_input_shape(self) -> str:
         """The accepted input shape as text, e.g. ``"(B, 1, 64, 64, 64)"``."""
