@@ -16,7 +16,15 @@ from torch.utils.data import Dataset
 
 from monai_sadaan.utils import atomic_directory, atomic_write_with
 
-__all__ = ["FRAME_DIMS", "SatelliteWindowDataset", "check_frames", "open_satellite_frames", "write_frames"]
+__all__ = [
+    "FRAME_DIMS",
+    "SatelliteWindowDataset",
+    "channel_names_of",
+    "check_frames",
+    "open_satellite_frames",
+    "select_channels",
+    "write_frames",
+]
 
 FRAME_DIMS = ("time", "channel", "y", "x")
 
@@ -24,19 +32,76 @@ FRAME_DIMS = ("time", "channel", "y", "x")
 def check_frames(frames: xr.DataArray, num_channels: int | None = None, source: str = "frames") -> xr.DataArray:
     """Return ``frames`` transposed to ``(time, channel, y, x)`` after checking dims, channels and value range.
 
+    A single channel kept as a scalar ``channel`` coordinate (dims ``(time, y, x)``) becomes a channel dim of one.
+
     Raises:
-        ValueError: missing dims, another channel count, or values outside ``[0, 1]`` (NaN is allowed).
+        ValueError: missing dims, another channel count, repeated channel names, or values outside ``[0, 1]``
+            (NaN is allowed).
     """
-    missing = [d for d in FRAME_DIMS if d not in frames.dims]
-    if missing or frames.ndim != 4:
-        raise ValueError(f"expected {source} with dims {FRAME_DIMS}, got dims {tuple(frames.dims)}")
-    frames = frames.transpose(*FRAME_DIMS)
+    frames = _frame_layout(frames, source)
     if num_channels is not None and frames.sizes["channel"] != num_channels:
         raise ValueError(f"expected {num_channels} channels in {source}, got {frames.sizes['channel']}")
     lo, hi = float(frames.min(skipna=True)), float(frames.max(skipna=True))
     if not (np.isnan(lo) or (lo >= 0.0 and hi <= 1.0)):
         raise ValueError(f"expected values scaled to [0, 1] (NaN where missing) in {source}, got range [{lo:.4g}, {hi:.4g}]")
     return frames
+
+
+def _frame_layout(frames: xr.DataArray, source: str) -> xr.DataArray:
+    """``frames`` as ``(time, channel, y, x)`` with unique channel names (no values are read)."""
+    if "channel" not in frames.dims and "channel" in frames.coords and frames["channel"].ndim == 0:
+        frames = frames.expand_dims("channel")
+    missing = [d for d in FRAME_DIMS if d not in frames.dims]
+    if missing or frames.ndim != 4:
+        raise ValueError(f"expected {source} with dims {FRAME_DIMS}, got dims {tuple(frames.dims)}")
+    frames = frames.transpose(*FRAME_DIMS)
+    names = channel_names_of(frames)
+    if names is not None and len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"expected each channel once in {source}, got {repeated} more than once in {names}")
+    return frames
+
+
+def channel_names_of(frames: xr.DataArray) -> list[str] | None:
+    """The names on ``frames``' ``channel`` coordinate as strings, or ``None`` when it has no coordinate values."""
+    if "channel" not in frames.coords:
+        return None
+    return [str(v.decode() if isinstance(v, bytes) else v) for v in np.atleast_1d(frames["channel"].values)]
+
+
+def select_channels(frames: xr.DataArray, channels: Sequence[str], source: str = "frames") -> xr.DataArray:
+    """The channels named in ``channels``, in that order, from ``frames``' ``channel`` coordinate.
+
+    The store's order does not matter and channels not asked for are left out; positions are never trusted, so
+    frames without channel names are refused.
+
+    Args:
+        frames: ``(time, channel, y, x)`` (any dim order; values are not read here, see :func:`check_frames`).
+        channels: channel names, each once (one name is fine).
+        source: what ``frames`` is (a path), for error messages.
+
+    Returns:
+        ``frames`` with the channels of ``channels`` in that order.
+
+    Raises:
+        ValueError: ``channels`` empty, repeated or not strings; ``frames`` without channel names; or a channel
+            missing from ``frames`` (the message names the missing channels and the ones found).
+    """
+    wanted = [channels] if isinstance(channels, str) else list(channels)
+    if not wanted or not all(isinstance(c, str) for c in wanted) or len(set(wanted)) != len(wanted):
+        raise ValueError(f"expected channel names, each once, to select from {source}, got {wanted}")
+    frames = _frame_layout(frames, source)
+    found = channel_names_of(frames)
+    if found is None:
+        raise ValueError(
+            f"expected {source} to name its channels (a 'channel' coordinate) to select {wanted} by name, got "
+            f"{frames.sizes['channel']} unnamed channels"
+        )
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise ValueError(f"expected channels {missing} in {source} (asked for {wanted}), it holds {found}")
+    index = [found.index(c) for c in wanted]
+    return frames.isel(channel=index)
 
 
 def open_satellite_frames(
@@ -47,11 +112,18 @@ def open_satellite_frames(
     Args:
         path: Zarr store or NetCDF file.
         variable: data variable; ``None`` takes the only one (or ``"data"``).
-        channels: channel names to select, in this order.
+        channels: channel names to select by name from the store's ``channel`` coordinate, in this order (the
+            store's order does not matter, other channels are left out); ``None`` keeps every channel in the
+            store's order.
         num_channels: expected channel count after selection (checked).
 
     Returns:
         ``xarray.DataArray`` ``(time, channel, y, x)``.
+
+    Raises:
+        FileNotFoundError: no such path.
+        ValueError: not a Zarr / NetCDF path, bad dims or values (:func:`check_frames`), or a channel of
+            ``channels`` missing from the store (:func:`select_channels`).
     """
     p = Path(path)
     if not p.exists():
@@ -71,7 +143,7 @@ def open_satellite_frames(
         raise KeyError(f"expected variable {variable!r} in {p}, got {list(ds.data_vars)}")
     frames = ds[variable]
     if channels is not None:
-        frames = frames.sel(channel=list(channels))
+        frames = select_channels(frames, channels, source=str(p))
     return check_frames(frames, num_channels, source=str(p))
 
 
@@ -99,12 +171,22 @@ class SatelliteWindowDataset(Dataset):
     NaN kept (the forecaster zeroes NaN inputs; the loss and metrics skip NaN targets). A ``region``
     ``(y0, y1, x0, x1)`` cuts a fixed window of every frame.
 
+    Channels are taken by name when ``channels`` is given (the order the model was trained on, whatever the
+    store's order). A channel with no data at all in the history frames the windows read (entirely NaN there) is
+    refused: the model would see zeros for it and still return a finite, meaningless forecast.
+
     Args:
         frames: ``(time, channel, y, x)`` DataArray or array, or a Zarr / NetCDF path.
         history_steps: ``T``.
         forecast_steps: ``K``; 0 gives history-only items (inference without truth).
         stride: frames between window starts.
         region: optional ``(y0, y1, x0, x1)`` crop.
+        channels: channel names to select from the frames' ``channel`` coordinate, in this order; ``None`` keeps
+            the frames' channels as they are. Needs named channels (a path or a DataArray, not a bare array).
+
+    Raises:
+        ValueError: bad shapes or counts; a channel of ``channels`` missing (the message names the missing and the
+            found channels); a channel entirely NaN in the history frames read (named).
     """
 
     def __init__(
@@ -114,11 +196,22 @@ class SatelliteWindowDataset(Dataset):
         forecast_steps: int = 6,
         stride: int = 1,
         region: Sequence[int] | None = None,
+        channels: Sequence[str] | None = None,
     ) -> None:
+        source = str(frames) if isinstance(frames, (str, os.PathLike)) else "frames"
+        names: list[str] | None = None
         if isinstance(frames, (str, os.PathLike)):
-            frames = open_satellite_frames(frames)
+            frames = open_satellite_frames(frames, channels=channels)
+        elif isinstance(frames, xr.DataArray):
+            frames = check_frames(select_channels(frames, channels) if channels is not None else frames)
+        elif channels is not None:
+            raise ValueError(
+                f"expected frames with named channels (a Zarr / NetCDF path or an xarray.DataArray) to select "
+                f"{list(channels)} by name, got an unnamed {type(frames).__name__}"
+            )
         if isinstance(frames, xr.DataArray):
-            frames = check_frames(frames).values
+            names = channel_names_of(frames)
+            frames = frames.values
         frames = np.asarray(frames, dtype=np.float32)
         if frames.ndim != 4:
             raise ValueError(f"expected frames (time, channel, y, x), got shape {frames.shape}")
@@ -133,8 +226,23 @@ class SatelliteWindowDataset(Dataset):
         if frames.shape[0] < need:
             raise ValueError(f"expected at least {need} frames ({history_steps} history + {forecast_steps} forecast), got {frames.shape[0]}")
         self.frames = frames
+        self.channel_names = names
         self.history_steps, self.forecast_steps, self.stride = history_steps, forecast_steps, stride
         self._count = (frames.shape[0] - need) // stride + 1
+        self._check_channels_hold_data(source)
+
+    def _check_channels_hold_data(self, source: str) -> None:
+        read = np.zeros(self.frames.shape[0], dtype=bool)  # the history frames the windows read
+        for start in range(0, self._count * self.stride, self.stride):
+            read[start : start + self.history_steps] = True
+        history = self.frames[read]
+        empty = [c for c in range(history.shape[1]) if np.isnan(history[:, c]).all()]
+        if empty:
+            labels = [self.channel_names[c] if self.channel_names else f"channel {c}" for c in empty]
+            raise ValueError(
+                f"expected every channel to hold data in the {int(read.sum())} history frames read from {source}, "
+                f"got {labels} entirely NaN there (a forecast from no data would look valid)"
+            )
 
     def __len__(self) -> int:
         return self._count

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from monai.engines import Workflow
 
-from monai_sadaan.utils import atomic_open, atomic_write_with
+from monai_sadaan.utils import atomic_open, atomic_write_with, parse_bool
 from seq_models.baselines import optical_flow_forecast, persistence_forecast
 from seq_models.metrics.forecast_metrics import per_sample_forecast_metrics
-from seq_models.writers.forecast_writer import forecast_dataset, plot_forecast_strips, write_forecast
+from seq_models.writers.forecast_writer import ForecastRun, forecast_dataset, plot_forecast_strips, write_forecast
 
 __all__ = ["ForecastScoreReport", "ForecastWriterHandler"]
 
@@ -33,7 +33,12 @@ class ForecastWriterHandler:
     """After each iteration, write every sample's forecast as NetCDF or Zarr and one PNG strip per channel group.
 
     Files: ``<output_dir>/forecast_<n>.nc`` (or ``.zarr``) holding ``forecast``, ``history`` and, when the batch
-    has targets, ``truth``; ``<output_dir>/forecast_<n>_<group>.png``.
+    has targets, ``truth``; ``<output_dir>/forecast_<n>_<group>.png``; ``<output_dir>/forecast_manifest.json``
+    listing them. A run's files are staged in a hidden folder and swapped in when the engine completes
+    (:class:`~seq_models.writers.forecast_writer.ForecastRun`): they replace exactly the files the previous run
+    listed, so a shorter run leaves no stale forecasts of a longer one; a failed run changes nothing; files this
+    tool did not write are never deleted (a ``forecast_<n>*`` file the manifest does not list makes the run
+    refuse to start, naming it).
 
     Args:
         output_dir: folder for the outputs.
@@ -41,6 +46,8 @@ class ForecastWriterHandler:
         channel_names: names of the channels (SEVIRI order by default).
         step_minutes: minutes between frames.
         write_png: also draw the strips.
+
+    Used without :meth:`attach` (calling the handler directly), call :meth:`commit` after the last batch.
     """
 
     def __init__(
@@ -57,16 +64,37 @@ class ForecastWriterHandler:
         self.file_format = file_format
         self.channel_names = channel_names
         self.step_minutes = step_minutes
-        self.write_png = write_png
+        self.write_png = parse_bool(write_png, "write_png")
         self.count = 0
         self.written: list[Path] = []
+        self.run = ForecastRun(self.output_dir)
 
     def attach(self, engine: Workflow) -> None:
         from ignite.engine import Events
 
+        engine.add_event_handler(Events.STARTED, lambda _: self.begin())
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, lambda _: self.commit())
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self._failed)
+
+    def begin(self) -> None:
+        """Start a run: check the output folder, stage the files of this run from sample 0."""
+        self.run.begin()
+        self.count = 0
+        self.written = []
+
+    def commit(self) -> list[Path]:
+        """Swap this run's files into ``output_dir``; return their paths."""
+        self.written = self.run.commit()
+        return self.written
+
+    def _failed(self, engine: Workflow, e: BaseException) -> None:
+        self.run.abort()  # no partial output: the folder keeps the previous run's files
+        raise e
 
     def __call__(self, engine: Workflow) -> None:
+        if self.run.staging is None:
+            self.begin()
         history, pred, truth = _batch_parts(engine.state.output)
         for i in range(pred.shape[0]):
             ds = forecast_dataset(
@@ -77,10 +105,10 @@ class ForecastWriterHandler:
                 step_minutes=self.step_minutes,
                 attrs={"model": "IAM4VP", "sample": self.count},
             )
-            stem = self.output_dir / f"forecast_{self.count:05d}"
-            self.written.append(write_forecast(ds, stem.with_suffix(f".{self.file_format}")))
+            stem = self.run.path(f"forecast_{self.count:05d}.{self.file_format}")
+            write_forecast(ds, stem)
             if self.write_png:
-                self.written += plot_forecast_strips(ds, stem)
+                plot_forecast_strips(ds, stem.with_suffix(""))
             self.count += 1
 
 
