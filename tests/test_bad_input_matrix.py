@@ -469,3 +469,35 @@ def test_slicer_command_refuses_a_config_outside_the_bundle(tmp_path):
         build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out", meta_file=str(outside))
     cmd = build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out")
     assert cmd[cmd.index("--config_file") + 1] == str(SADAAN_BUNDLE / "configs" / "inference.json")
+
+
+# ---------------------------------------------------------------- values that reach a config (issue 22 items 7-9)
+def test_slicer_command_refuses_code_in_the_device_or_an_override(tmp_path):
+    from monai_sadaan.slicer.core import build_inference_command
+
+    marker = tmp_path / "INJ"
+    injected = f"cuda') if __import__('os').system('touch {marker}') else torch.device('cpu"
+    with pytest.raises(ValueError, match="expected device 'cpu', 'mps', 'cuda' or 'cuda:N'"):
+        build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out", device=injected)
+    with pytest.raises(ValueError, match=r"starting with '\$', '@' or '%' would be evaluated"):
+        build_inference_command(SADAAN_BUNDLE, tmp_path / "in", tmp_path / "out", overrides={"ckpt_path": "$print(1)"})
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", ["flase", "2", "", None])
+def test_a_switch_that_is_neither_true_nor_false(value):
+    with pytest.raises(ValueError, match=rf"expected fused_inference to be true or false .*got {re.escape(repr(value))}"):
+        _tiny_net(fused_inference=value)
+
+
+def test_iam4vp_frames_missing_a_channel_or_without_data_in_one(tmp_path):
+    from seq_models.data.cloud_generator import generate_cloud_dataset
+    from seq_models.data.satellite import SatelliteWindowDataset, write_frames
+
+    da = generate_cloud_dataset(4, 8, 8, num_channels=2, seed=0)
+    path = write_frames(da, tmp_path / "two.zarr")
+    with pytest.raises(ValueError, match=r"expected channels \['WV_073'\] in .*two.zarr .*it holds \['IR_016', 'IR_039'\]"):
+        SatelliteWindowDataset(path, 2, 1, channels=["IR_016", "WV_073"])
+    da[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"got \['IR_039'\] entirely NaN"):
+        SatelliteWindowDataset(write_frames(da, tmp_path / "dead.zarr"), 2, 1)
