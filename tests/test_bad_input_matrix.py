@@ -430,6 +430,14 @@ def _cli_inputs(tmp_path: Path, bad: str) -> Path:
     elif bad == "truncated_gz":
         data = save_phantom(generate_phantom("normal", seed=2, shape=24), tmp_path / "x.nii.gz")[0].read_bytes()
         (inputs / "z_trunc.nii.gz").write_bytes(data[: len(data) // 2])  # header intact, voxel data cut
+    elif bad == "dicom_missing_slice":
+        from monai_sadaan.data.writers import save_phantom_dicom_series
+
+        save_phantom_dicom_series(generate_phantom("normal", seed=2, shape=24), inputs / "z_series")
+        (inputs / "z_series" / "slice_0010.dcm").unlink()  # ITK would stack the rest evenly: masks shifted
+    elif bad == "tiny_spacing":
+        # passed the pre-flight before and failed in the writer, after a_good had been written
+        _write_sitk(inputs / "z_tiny.mha", np.zeros((24, 24, 24), np.float32), spacing=(1e-30, 1.0, 1.0))
     return inputs
 
 
@@ -442,6 +450,8 @@ def _cli_inputs(tmp_path: Path, bad: str) -> Path:
         ("truncated", "bytes of voxel data"),
         ("truncated_gz", "expected complete voxel data, got a truncated or corrupt file"),
         ("nan_nifti", "expected finite voxel values, got 1 NaN and 0 Inf voxels"),
+        ("dicom_missing_slice", "got a gap where a slice is missing: between 9 (slice_0009.dcm) and 11 (slice_0011.dcm)"),
+        ("tiny_spacing", "expected voxel spacing within 0.001..1000 mm, got (1e-30, 1.0, 1.0)"),
     ],
 )
 def test_bundle_inference_bad_input_exits_nonzero_without_output(tmp_path, bad, message):
@@ -453,6 +463,36 @@ def test_bundle_inference_bad_input_exits_nonzero_without_output(tmp_path, bad, 
     assert message in r.stderr, r.stderr[-3000:]
     written = sorted(q.relative_to(outputs).as_posix() for q in outputs.rglob("*")) if outputs.exists() else []
     assert written == [], written
+
+
+@pytest.mark.slow
+def test_bundle_inference_names_colliding_inputs_apart_and_keeps_nibabels_nifti_geometry(tmp_path):
+    """``a.nii`` + ``a.nii.gz`` (both were case ``a``: one result lost) give two case folders; a NIfTI whose sform
+    and qform disagree gets its label map on nibabel's affine (the sform; ITK used the qform)."""
+    import nibabel as nib
+
+    from monai_sadaan.data import generate_phantom
+
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    phantom = generate_phantom("normal", seed=1, shape=24)
+    for name in ("a.nii", "a.nii.gz"):
+        nib.save(nib.Nifti1Image(phantom.image.astype(np.float32), phantom.affine), str(inputs / name))
+    img = nib.Nifti1Image(phantom.image.astype(np.float32), None)
+    img.set_qform(np.diag([-1.0, 1.0, 1.0, 1.0]) @ phantom.affine, code=1)  # a mirrored qform
+    img.set_sform(phantom.affine, code=1)
+    nib.save(img, str(inputs / "b.nii.gz"))
+    r = _run_inference(inputs, outputs)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from monai_sadaan.data.image_folder import unique_case_names
+
+    cases = unique_case_names([inputs / "a.nii", inputs / "a.nii.gz", inputs / "b.nii.gz"])
+    assert cases[0] != cases[1] and cases[2] == "b"
+    assert sorted(p.name for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".")) == sorted(cases)
+    assert "share the case name 'a'" in r.stderr + r.stdout
+    assert "has a qform and a sform that disagree" in r.stderr + r.stdout
+    labels = nib.load(str(outputs / "b" / "b_labels.nii.gz"))
+    np.testing.assert_allclose(labels.affine, nib.load(str(inputs / "b.nii.gz")).affine, atol=1e-5)
 
 
 # ---------------------------------------------------------------- configs run only from the named bundle

@@ -192,13 +192,13 @@ def check_dicom_series_geometry(files: Sequence[str | os.PathLike], folder: str 
     if other:
         raise DicomSeriesError(
             f"expected one ImageOrientationPatient for every slice of {where}, got {other[0].orientation.tolist()} "  # type: ignore[union-attr]
-            f"in slices {_names(other)} against {first.orientation.tolist()} in slice {first.label}"  # type: ignore[union-attr]
+            f"in slice(s) {_names(other)} against {first.orientation.tolist()} in slice {first.label}"  # type: ignore[union-attr]
         )
     other = [s for s in slices if s.size != first.size or not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=1e-4)]
     if other:
         raise DicomSeriesError(
             f"expected the same rows, columns and pixel spacing in every slice of {where}, got "
-            f"{other[0].size} / {other[0].pixel_spacing} in slices {_names(other)} against {first.size} / "
+            f"{other[0].size} / {other[0].pixel_spacing} in slice(s) {_names(other)} against {first.size} / "
             f"{first.pixel_spacing} in slice {first.label}"
         )
     normal = np.cross(row, col)

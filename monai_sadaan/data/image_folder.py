@@ -11,7 +11,8 @@ Rules the checks apply:
   cases; or the input folder itself is one DICOM series. Refused as ambiguous: image files beside a DICOM series
   (in the input folder or in a series folder), a DICOM series nested deeper than one sub-folder, image files inside
   a sub-folder that is not a series; also dangling links and non-regular files (FIFO, device) with an image suffix.
-  Any other entry that is skipped (hidden entries, other files, folders without images) is listed in one warning.
+  Any other entry that is skipped (other files, folders without images, dangling links without an image suffix)
+  is listed in one warning; hidden entries (names starting with ``.``) are ignored.
 * **Case names** (:func:`unique_case_names`): the file name without its image suffix, made file-safe
   (:func:`safe_case_name`). Names that collide (compared case-insensitively: ``a.nii`` and ``a.nii.gz``; two names
   of non-ASCII letters only, both ``case``) each get ``-`` and 8 hex digits of the SHA-1 of their own file name, so
@@ -384,6 +385,12 @@ def _nifti_header(p: Path) -> VolumeHeader:
         affine = np.asarray(img.affine, dtype=np.float64)
         qcode, scode = int(header["qform_code"]), int(header["sform_code"])
     except Exception as e:  # nibabel's own errors, gzip / zlib / struct errors of a cut or foreign file
+        code = _unknown_nifti_datatype(p)
+        if code is not None:
+            raise InputImageError(
+                f"expected voxels of a NIfTI-1 type (integer, float32, float64), got unsupported voxel type: datatype "
+                f"code {code[0]} with {code[1]} bits per voxel (float16, for one, is no NIfTI type; save as float32): {p}"
+            ) from e
         reason = " ".join(str(e).split())[:200]
         raise InputImageError(
             f"expected a readable NIfTI/NRRD/MHA/DICOM image, got a corrupt or unknown file ({type(e).__name__}: "
@@ -420,6 +427,25 @@ def _nifti_header(p: Path) -> VolumeHeader:
     if p.name.lower().endswith(".nii"):
         _check_nifti_data_size(p, header)
     return VolumeHeader(shape, spacing, affine)  # type: ignore[arg-type]
+
+
+def _unknown_nifti_datatype(p: Path) -> tuple[int, int] | None:
+    """``(datatype, bitpix)`` of a NIfTI header whose datatype code nibabel does not know, else ``None``."""
+    import nibabel as nib
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(p)) as f:
+            raw = f.read(540)
+        for klass in (nib.Nifti1Header, nib.Nifti2Header):
+            if len(raw) >= klass.sizeof_hdr:
+                h = klass(raw[: klass.sizeof_hdr], check=False)
+                if int(h["sizeof_hdr"]) == klass.sizeof_hdr:
+                    code = int(h["datatype"])
+                    return None if code in nib.nifti1.data_type_codes.code else (code, int(h["bitpix"]))
+    except Exception:  # the caller reports the file as corrupt
+        return None
+    return None
 
 
 def _check_nifti_data_size(p: Path, header: object) -> None:
@@ -721,8 +747,7 @@ def _scan_folder(root: Path, suffixes: Sequence[str]) -> tuple[list[Path], list[
         return [root], skipped
     for child in children:
         name = child.name
-        if name.startswith("."):
-            skipped.append(f"{name} (hidden)")
+        if name.startswith("."):  # hidden by convention (.DS_Store, markers of other tools): not listed
             continue
         if child.is_symlink() and not child.exists():
             if _has_suffix(name, suffixes):
