@@ -1,8 +1,25 @@
-"""Synthetic CT-like abdominal phantoms with absence scenarios, their writers, and decathlon-style datalists."""
+"""Synthetic CT-like abdominal phantoms with absence scenarios, their writers, decathlon-style datalists, and the
+converter of public data set layouts (TotalSegmentator, Decathlon / nnU-Net, image and label folders) to them."""
 
 from __future__ import annotations
 
 from .datalist import SPLITS, DatalistError, load_datalist, write_phantom_dataset
+from .dataset_layouts import (
+    LABEL_NAME_SYNONYMS,
+    LAYOUTS,
+    TOTALSEGMENTATOR_V2_CLASSES,
+    DatasetLayoutError,
+    DatasetSource,
+    SubjectSource,
+    check_datalist_structures,
+    convert_dataset,
+    label_name_key,
+    presence_pattern_name,
+    read_dataset_layout,
+    read_label_table,
+    resolve_structure_mapping,
+    split_by_presence_pattern,
+)
 from .geometry import affine_to_itk_geometry, itk_geometry_to_affine, orientation_affine, parse_orientation
 from .phantoms import (
     DEFAULT_STRUCTURES,
@@ -20,26 +37,40 @@ from .writers import phantom_to_sitk, save_phantom, save_phantom_dicom_series, s
 __all__ = [
     "DEFAULT_STRUCTURES",
     "KNOWN_STRUCTURES",
+    "LABEL_NAME_SYNONYMS",
+    "LAYOUTS",
     "REMOVABLE_ORGANS",
     "SCENARIOS",
     "SPLITS",
     "TISSUE_HU",
+    "TOTALSEGMENTATOR_V2_CLASSES",
     "DatalistError",
+    "DatasetLayoutError",
+    "DatasetSource",
     "FieldOfViewCut",
     "Phantom",
+    "SubjectSource",
     "affine_to_itk_geometry",
+    "check_datalist_structures",
     "check_scenarios",
     "check_structures",
+    "convert_dataset",
     "generate_phantom",
     "itk_geometry_to_affine",
+    "label_name_key",
     "load_datalist",
     "orientation_affine",
     "parse_orientation",
     "phantom_to_sitk",
     "plot_phantom_overview",
+    "presence_pattern_name",
+    "read_dataset_layout",
+    "read_label_table",
+    "resolve_structure_mapping",
     "save_phantom",
     "save_phantom_dicom_series",
     "save_volume",
+    "split_by_presence_pattern",
     "structure_presence",
     "write_phantom_dataset",
 ]

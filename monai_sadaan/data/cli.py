@@ -1,9 +1,15 @@
-"""``sadaan-phantoms``: write N synthetic CT phantoms as NIfTI plus a decathlon-style datalist JSON.
+"""``sadaan-phantoms`` (``python -m monai_sadaan.data``): write N synthetic CT phantoms as NIfTI plus a
+decathlon-style datalist JSON; with ``convert`` as the first argument, convert a public data set layout into the
+bundle's datalist instead (:func:`~monai_sadaan.data.convert_dataset`).
 
 Example::
 
     sadaan-phantoms --output_dir data/phantoms --num_cases 140 --seed 0
     sadaan-phantoms --output_dir data/kidneys --num_cases 20 --scenarios normal nephrectomy_left --weights 1 1
+    python -m monai_sadaan.data convert --layout totalsegmentator --input Totalsegmentator_dataset_v201 \
+        --output_dir data/totalseg_sadaan --num_workers 8
+    python -m monai_sadaan.data convert --layout folders --images RawData/Training/img \
+        --labels RawData/Training/label --label_table btcv_labels.csv --output_dir data/btcv_sadaan
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Sequence
 from .phantoms import DEFAULT_STRUCTURES, KNOWN_STRUCTURES
 from .scenarios import SCENARIOS
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_convert_parser", "build_parser", "convert_main", "main"]
 
 
 def _positive_int(text: str) -> int:
@@ -43,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sadaan-phantoms",
         description="Write synthetic CT-like abdominal phantoms with absence scenarios (NIfTI) and a datalist JSON.",
+        epilog="To convert a public data set layout into the bundle's datalist instead: "
+        "python -m monai_sadaan.data convert --help",
     )
     parser.add_argument("--output_dir", required=True, help="dataset folder (imagesTr/, labelsTr/, dataset.json)")
     parser.add_argument("--num_cases", required=True, type=_positive_int, help="number of cases to write")
@@ -76,8 +84,149 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_mapping(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        import ast
+
+        try:  # MONAI-style Python literals: "{'liver': 3}"
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise argparse.ArgumentTypeError(f"expected a JSON mapping such as '{{\"liver\": 3}}', got {text!r}") from None
+    if not isinstance(value, dict) or not value:
+        raise argparse.ArgumentTypeError(f"expected a non-empty JSON mapping, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite non-negative number, got {text!r}")
+    return value
+
+
+def build_convert_parser() -> argparse.ArgumentParser:
+    """The ``convert`` command's argument parser."""
+    from .dataset_layouts import DEFAULT_MIN_VOXELS, LAYOUTS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_sadaan.data convert",
+        description=(
+            "Convert a labelled CT data set (TotalSegmentator, Medical Segmentation Decathlon / nnU-Net raw, or image "
+            "and label folders with a label table) into the SADAAn bundle's datalist: label maps remapped to the "
+            "bundle's structures under OUTPUT_DIR/labels, OUTPUT_DIR/dataset.json with presence per subject and "
+            "training / validation / test splits. Train with: python -m monai.bundle run ... --datalist "
+            "OUTPUT_DIR/dataset.json (see docs/fine_tuning.md)."
+        ),
+    )
+    parser.add_argument("--layout", required=True, choices=LAYOUTS, help="the data set's layout (msd, nnunet: decathlon)")
+    parser.add_argument("--input", default=None, help="the data set folder (folders layout: parent of imagesTr/labelsTr)")
+    parser.add_argument("--images", default=None, help="folders layout: the image folder (default INPUT/imagesTr)")
+    parser.add_argument("--labels", default=None, help="folders layout: the label folder (default INPUT/labelsTr)")
+    parser.add_argument(
+        "--label_table", default=None,
+        help="value -> name table of the label maps: a .json / .csv file or a JSON mapping (required for folders; "
+        "replaces dataset.json's labels or the TotalSegmentator v2 class map)",
+    )  # fmt: skip
+    parser.add_argument("--output_dir", required=True, help="new or empty folder (or an earlier output of this command)")
+    parser.add_argument(
+        "--structures", type=_json_mapping, default=None,
+        help="the bundle's structures, name -> label value, as a JSON mapping (default the bundle's five: "
+        "left_kidney 1, right_kidney 2, liver 3, spleen 4, pancreas 5); train with the same --structures",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mapping", type=_json_mapping, default=None,
+        help="structure -> the data set's label name(s) or value(s), for names that do not match, e.g. "
+        "'{\"liver\": [\"liver\", \"cancer\"]}'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min_voxels", type=_positive_int, default=DEFAULT_MIN_VOXELS,
+        help=f"voxels of a present structure (default {DEFAULT_MIN_VOXELS}, the bundle's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--splits", nargs=3, type=float, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
+        help="fractions of training, validation and test subjects (default 0.7 0.15 0.15)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the split (default 0)")
+    parser.add_argument(
+        "--split_file", default=None,
+        help="subject -> split (JSON, or CSV with subject/image_id and split columns, such as TotalSegmentator's meta.csv)",
+    )  # fmt: skip
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", help="subject names to leave out (fnmatch)")
+    parser.add_argument("--limit", type=_positive_int, default=None, help="convert only the first N subjects")
+    parser.add_argument(
+        "--affine_tolerance", type=_non_negative_float, default=1e-3,
+        help="largest difference (mm) between an image's and its label's affine entries (default 0.001)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no_laterality_check", action="store_true",
+        help="accept subjects whose left kidney / spleen lies right of the right kidney / liver (situs inversus)",
+    )  # fmt: skip
+    parser.add_argument("--num_workers", type=_non_negative_int, default=0, help="parallel processes (default 0)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def convert_main(argv: Sequence[str] | None = None) -> int:
+    """Run ``convert``; returns 0 on success. Bad arguments and refused data sets exit with status 2 and the
+    message naming the problem (every refused subject, with what was expected and what came)."""
+    import json
+
+    from .dataset_layouts import DatasetLayoutError, convert_dataset
+    from .phantoms import DEFAULT_STRUCTURES
+
+    parser = build_convert_parser()
+    args = parser.parse_args(argv)
+    if args.layout != "folders" and args.input is None:
+        parser.error(f"--input: expected the data set folder for the {args.layout} layout")
+    if args.layout == "folders" and args.input is None and (args.images is None or args.labels is None):
+        parser.error("--input, or both --images and --labels: expected the folders of the folders layout")
+    structures = args.structures if args.structures is not None else dict(DEFAULT_STRUCTURES)
+    try:
+        path = convert_dataset(
+            args.layout,
+            args.output_dir,
+            root=args.input,
+            images_dir=args.images,
+            labels_dir=args.labels,
+            label_table=args.label_table,
+            structures=structures,
+            mapping=args.mapping,
+            min_voxels=args.min_voxels,
+            splits=args.splits,
+            seed=args.seed,
+            split_file=args.split_file,
+            exclude=args.exclude,
+            limit=args.limit,
+            affine_tolerance=args.affine_tolerance,
+            check_laterality=not args.no_laterality_check,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
+        )
+    except DatasetLayoutError as e:
+        parser.error(str(e))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    print(
+        f"wrote {path}: {data['numTraining']} training, {data['numValidation']} validation, {data['numTest']} test subjects"
+    )
+    for name, counts in data["presence_counts"].items():
+        labels = ", ".join(data["structure_mapping"][name]["labels"])
+        print(f"  {name:<16} <- {labels:<30} present in {counts['present']}, absent in {counts['absent']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns 0 on success. Bad arguments exit with status 2 and a message naming the problem."""
+    """Run the command; returns 0 on success. Bad arguments exit with status 2 and a message naming the problem.
+    With ``convert`` as the first argument, run :func:`convert_main` on the rest."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "convert":
+        return convert_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.weights is not None and len(args.weights) != len(args.scenarios):
