@@ -118,7 +118,8 @@ def _read_slice(file: str) -> _Slice:
         reader.ReadImageInformation()
     except RuntimeError as e:
         raise DicomSeriesError(f"expected a readable DICOM slice, got an unreadable file: {file}") from e
-    meta = {k: reader.GetMetaData(k) for k in (_TAG_POSITION, _TAG_ORIENTATION, _TAG_INSTANCE) if reader.HasMetaDataKey(k)}
+    tags = (_TAG_POSITION, _TAG_ORIENTATION, _TAG_INSTANCE)
+    meta = {k: reader.GetMetaData(k) for k in tags if reader.HasMetaDataKey(k)}
     instance = meta.get(_TAG_INSTANCE, "").strip().strip("\x00") or None
     position = orientation = None
     bad = None
@@ -188,13 +189,17 @@ def check_dicom_series_geometry(files: Sequence[str | os.PathLike], folder: str 
             f"expected orthonormal row and column directions in ImageOrientationPatient of {where}, got "
             f"{first.orientation.tolist()} in slice {first.label}"  # type: ignore[union-attr]
         )
-    other = [s for s in slices if np.max(np.abs(s.orientation - first.orientation)) > ORIENTATION_TOLERANCE]  # type: ignore[operator]
+    iop = [np.asarray(s.orientation) for s in slices]
+    other = [s for s, o in zip(slices, iop) if np.max(np.abs(o - iop[0])) > ORIENTATION_TOLERANCE]
     if other:
         raise DicomSeriesError(
-            f"expected one ImageOrientationPatient for every slice of {where}, got {other[0].orientation.tolist()} "  # type: ignore[union-attr]
-            f"in slice(s) {_names(other)} against {first.orientation.tolist()} in slice {first.label}"  # type: ignore[union-attr]
+            f"expected one ImageOrientationPatient for every slice of {where}, got "
+            f"{np.asarray(other[0].orientation).tolist()} in slice(s) {_names(other)} against {iop[0].tolist()} "
+            f"in slice {first.label}"
         )
-    other = [s for s in slices if s.size != first.size or not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=1e-4)]
+    other = [
+        s for s in slices if s.size != first.size or not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=1e-4)
+    ]
     if other:
         raise DicomSeriesError(
             f"expected the same rows, columns and pixel spacing in every slice of {where}, got "
@@ -211,7 +216,9 @@ def check_dicom_series_geometry(files: Sequence[str | os.PathLike], folder: str 
     median = float(np.median(steps))
     tol = spacing_tolerance_mm(median) if median > 0 else SPACING_ABSOLUTE_TOLERANCE_MM
 
-    same = [f"{slices[i].label} and {slices[i + 1].label} ({steps[i]:.4g} mm apart)" for i in np.flatnonzero(steps <= tol)]
+    same = [
+        f"{slices[i].label} and {slices[i + 1].label} ({steps[i]:.4g} mm apart)" for i in np.flatnonzero(steps <= tol)
+    ]
     if same:
         raise DicomSeriesError(
             f"expected one slice per position in {where}, got slices at the same position: {_pairs(same)}"

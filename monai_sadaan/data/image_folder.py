@@ -109,6 +109,7 @@ INPUT_FLAG_CODES: dict[str, str] = {
 _CT_AIR_BELOW = -500.0
 _CT_RANGE = (-4096.0, 32767.0)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_CORRUPT = "a corrupt or unknown file"
 _MAX_DATA_FILES = 100_000
 
 
@@ -247,7 +248,9 @@ def _expand_pattern(value: str, p: Path) -> list[str]:
     parts = value.split()
     fmt = parts[0]
     if not re.fullmatch(r"[^%]*%0?\d*d[^%]*", fmt) or len(parts) < 3:
-        raise InputImageError(f"expected a data file name or a 'name%d first last [step]' pattern, got {value!r} in {p}")
+        raise InputImageError(
+            f"expected a data file name or a 'name%d first last [step]' pattern, got {value!r} in {p}"
+        )
     try:
         first, last = int(parts[1]), int(parts[2])
         step = int(parts[3]) if len(parts) > 3 else 1
@@ -295,7 +298,9 @@ def _check_data_files(p: Path, root: Path) -> None:
         try:
             st = os.stat(data)
         except OSError:
-            raise InputImageError(f"expected the data file {name!r} that {p} names, got a missing path: {data}") from None
+            raise InputImageError(
+                f"expected the data file {name!r} that {p} names, got a missing path: {data}"
+            ) from None
         if not stat.S_ISREG(st.st_mode):
             raise InputImageError(
                 f"expected the data file {name!r} that {p} names to be a regular file, got {_kind(st.st_mode)}: {data}"
@@ -389,7 +394,8 @@ def _nifti_header(p: Path) -> VolumeHeader:
         if code is not None:
             raise InputImageError(
                 f"expected voxels of a NIfTI-1 type (integer, float32, float64), got unsupported voxel type: datatype "
-                f"code {code[0]} with {code[1]} bits per voxel (float16, for one, is no NIfTI type; save as float32): {p}"
+                f"code {code[0]} with {code[1]} bits per voxel (float16, for one, is no NIfTI type; save as "
+                f"float32): {p}"
             ) from e
         reason = " ".join(str(e).split())[:200]
         raise InputImageError(
@@ -467,7 +473,7 @@ def _itk_header(p: Path, root: Path) -> VolumeHeader:
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
-        raise InputImageError(f"expected a readable NIfTI/NRRD/MHA/DICOM image, got a corrupt or unknown file: {p}") from e
+        raise InputImageError(f"expected a readable NIfTI/NRRD/MHA/DICOM image, got {_CORRUPT}: {p}") from e
     size = tuple(int(s) for s in reader.GetSize())
     spacing = tuple(float(s) for s in reader.GetSpacing())
     if len(size) == 4 and size[3] == 1:
@@ -511,7 +517,7 @@ def _dicom_header(p: Path) -> VolumeHeader:
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
-        raise InputImageError(f"expected a readable NIfTI/NRRD/MHA/DICOM image, got a corrupt or unknown file: {p}") from e
+        raise InputImageError(f"expected a readable NIfTI/NRRD/MHA/DICOM image, got {_CORRUPT}: {p}") from e
     ncomp = reader.GetNumberOfComponents()
     if ncomp != 1:
         raise InputImageError(f"expected a 3D single-channel image, got {ncomp} components per voxel: {p}")
@@ -581,7 +587,9 @@ def _read_nifti_voxels(p: Path) -> tuple[object, np.ndarray, tuple[float, float]
     if np.issubdtype(img.get_data_dtype(), np.integer) and hasattr(proxy, "get_unscaled"):
         slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
         if not (np.isfinite(slope) and np.isfinite(inter)):
-            raise InputImageError(f"expected finite intensity scaling, got scl_slope {slope} and scl_inter {inter}: {p}")
+            raise InputImageError(
+                f"expected finite intensity scaling, got scl_slope {slope} and scl_inter {inter}: {p}"
+            )
         return None, np.asarray(proxy.get_unscaled()), (slope, inter)
     return None, np.asanyarray(proxy), (1.0, 0.0)
 
@@ -647,11 +655,11 @@ def _read_content(p: Path, root: Path | None = None) -> tuple[tuple[int, ...], f
     lo, hi = float(array.min()), float(array.max())
     lo, hi = sorted((lo * slope + inter, hi * slope + inter))  # scaled in float64: no overflow here
     if not (-_FLOAT32_MAX <= lo and hi <= _FLOAT32_MAX):
+        scaled = f" (stored values scaled by scl_slope {slope:g}, scl_inter {inter:g})"
+        scaled = "" if (slope, inter) == (1, 0) else scaled
         raise InputImageError(
             f"expected voxel values within the float32 range (+/-{_FLOAT32_MAX:.4g}) the model reads, got values "
-            f"from {lo:.4g} to {hi:.4g}"
-            + (f" (stored values scaled by scl_slope {slope:g} and scl_inter {inter:g})" if (slope, inter) != (1.0, 0.0) else "")
-            + f": {p}"
+            f"from {lo:.4g} to {hi:.4g}{scaled}: {p}"
         )
     shape = tuple(int(s) for s in array.shape)
     del array, owner  # the view first, then the image that owns its buffer
@@ -751,7 +759,9 @@ def _scan_folder(root: Path, suffixes: Sequence[str]) -> tuple[list[Path], list[
             continue
         if child.is_symlink() and not child.exists():
             if _has_suffix(name, suffixes):
-                raise InputImageError(f"expected an image file, got a dangling symbolic link to {os.readlink(child)}: {child}")
+                raise InputImageError(
+                    f"expected an image file, got a dangling symbolic link to {os.readlink(child)}: {child}"
+                )
             skipped.append(f"{name} (dangling symbolic link)")
             continue
         if child.is_dir():
