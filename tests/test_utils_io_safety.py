@@ -93,3 +93,71 @@ def test_atomic_files_get_default_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------- atomic_directory replaces only what it wrote (issue 22)
+def test_atomic_directory_never_replaces_a_folder_it_did_not_write(tmp_path):
+    """Before: an existing folder of the name was removed with rmtree, whatever it held."""
+    from monai_sadaan.utils import OutputFolderError, atomic_directory
+
+    target = tmp_path / "series"
+    target.mkdir()
+    (target / "IM0001.dcm").write_bytes(b"user data")
+    with pytest.raises(OutputFolderError, match=r"series, found a folder that holds 1 entry this tool did not write: IM0001.dcm"):
+        with atomic_directory(target) as tmp:
+            (tmp / "slice_0001.dcm").write_bytes(b"new")
+    assert sorted(p.name for p in target.iterdir()) == ["IM0001.dcm"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]  # no staging left
+
+
+def test_atomic_directory_replaces_its_own_folder_unless_files_were_added(tmp_path):
+    from monai_sadaan.utils import OutputFolderError, atomic_directory
+
+    target = tmp_path / "store.zarr"
+    for content in (b"one", b"two"):
+        with atomic_directory(target) as tmp:
+            (tmp / "sub").mkdir()
+            (tmp / "sub" / "chunk").write_bytes(content)
+    assert (target / "sub" / "chunk").read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".store.zarr.sadaan-directory.json", "store.zarr"]
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(OutputFolderError, match=r"found 1 entry this tool did not write: notes.txt"):
+        with atomic_directory(target) as tmp:
+            (tmp / "x").write_bytes(b"x")
+    assert (target / "notes.txt").read_text() == "mine" and (target / "sub" / "chunk").read_bytes() == b"two"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic_directory(empty) as tmp:  # an empty folder holds nothing to lose
+        (tmp / "a").write_bytes(b"a")
+    assert (empty / "a").read_bytes() == b"a"
+
+
+def test_atomic_directory_failure_keeps_the_earlier_folder(tmp_path):
+    from monai_sadaan.utils import atomic_directory
+
+    target = tmp_path / "out"
+    with atomic_directory(target) as tmp:
+        (tmp / "a").write_bytes(b"first")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_directory(target) as tmp:
+            (tmp / "a").write_bytes(b"second")
+            raise RuntimeError("boom")
+    assert (target / "a").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.sadaan-directory.json", "out"]
+
+
+def test_stale_staging_of_a_dead_process_is_removed_and_live_staging_kept(tmp_path):
+    import json
+
+    from monai_sadaan.utils.atomic import make_staging_dir, remove_stale_staging
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = make_staging_dir(tmp_path, "x")
+    marker = json.loads((dead / ".sadaan-staging.json").read_text())
+    (dead / ".sadaan-staging.json").write_text(json.dumps({**marker, "pid": proc.pid}))
+    live = make_staging_dir(tmp_path, "y")  # this process
+    unmarked = tmp_path / ".x.partial-looks-like-ours"
+    unmarked.mkdir()
+    assert remove_stale_staging(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unmarked.name])

@@ -24,6 +24,16 @@ from .slicer_segmentation import (
     build_slicer_segmentation,
     write_slicer_segmentation,
 )
+from .run_outputs import (
+    CASE_MARKER,
+    RUN_MANIFEST,
+    InferenceRun,
+    InferenceRunFailed,
+    OutputFolderError,
+    case_folder_problems,
+    read_case_marker,
+    register_case_files,
+)
 from .structures import (
     DEFAULT_STRUCTURE_NAMES,
     StructureInfo,
@@ -37,6 +47,14 @@ from .structures import (
 __all__ = [
     "ABSENT_MODES",
     "CASE_FILE_SUFFIXES",
+    "CASE_MARKER",
+    "InferenceRun",
+    "InferenceRunFailed",
+    "OutputFolderError",
+    "RUN_MANIFEST",
+    "case_folder_problems",
+    "read_case_marker",
+    "register_case_files",
     "COLOUR_TABLE_COLUMNS",
     "DEFAULT_STRUCTURE_NAMES",
     "PRESENCE_COLUMNS",

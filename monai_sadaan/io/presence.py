@@ -3,6 +3,11 @@
 Written as JSON (machine-readable, also read back by the Slicer module) and CSV (for a spreadsheet), with the
 columns ``structure, label, present, presence_probability, confidence, volume_ml``. ``volume_ml`` is always computed
 here from the label map and the voxel spacing, never taken from the caller.
+
+The JSON also names the case's ``source`` input file (``null`` when the caller gave none), the ``input_flags``
+found in that input (``[{"code", "message"}]``) and a top-level ``warnings`` list (one line per flag); when a
+source or flags are given, the CSV carries them in two more columns, ``source`` and ``input_flags`` (the codes,
+separated by ``;``).
 """
 
 from __future__ import annotations
@@ -175,22 +180,34 @@ def write_presence_report(
     csv_path: str | os.PathLike | None = None,
     case_name: str | None = None,
     files: Mapping[str, str] | None = None,
+    source: str | os.PathLike | None = None,
+    input_flags: Sequence[Mapping[str, str]] | None = None,
 ) -> None:
     """Write the presence report as JSON and/or CSV, each atomically.
 
     Args:
         presence: rows from :func:`presence_rows` (or mappings with all of :data:`PRESENCE_COLUMNS`).
-        json_path: JSON output (``None`` to skip): ``{"format", "case", "structures": [rows], "files": {...}}``.
-        csv_path: CSV output (``None`` to skip), header :data:`PRESENCE_COLUMNS`, ``present`` as ``true``/``false``.
+        json_path: JSON output (``None`` to skip): ``{"format", "case", "source", "input_flags", "warnings",
+            "columns", "structures": [rows], "files": {...}}``.
+        csv_path: CSV output (``None`` to skip), header :data:`PRESENCE_COLUMNS`, ``present`` as ``true``/``false``;
+            plus ``source, input_flags`` columns when either is given.
         case_name: stored in the JSON as ``case``.
         files: names of the case's other outputs relative to the JSON's folder, stored as ``files``
             (the Slicer module reads them from there).
+        source: the input file (or DICOM folder) the case came from, stored as ``source``.
+        input_flags: findings about the input, ``[{"code": str, "message": str}]``, stored as ``input_flags`` and
+            as ``warnings`` (``"code: message"`` lines).
     """
     rows = _as_presence(presence)
+    flags = [{"code": str(f["code"]), "message": str(f["message"])} for f in (input_flags or [])]
+    source_text = os.fspath(source) if source is not None else None
     if json_path is not None:
         doc = {
             "format": PRESENCE_FORMAT,
             "case": case_name,
+            "source": source_text,
+            "input_flags": flags,
+            "warnings": [f"{f['code']}: {f['message']}" for f in flags],
             "columns": list(PRESENCE_COLUMNS),
             "structures": [r.as_dict() for r in rows],
             "files": dict(files or {}),
@@ -201,7 +218,8 @@ def write_presence_report(
     if csv_path is not None:
         with atomic_open(csv_path, "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
-            w.writerow(PRESENCE_COLUMNS)
+            extra = source_text is not None or bool(flags)
+            w.writerow([*PRESENCE_COLUMNS, *(("source", "input_flags") if extra else ())])
             for r in rows:
                 w.writerow(
                     [
@@ -211,6 +229,7 @@ def write_presence_report(
                         f"{r.presence_probability:.6f}",
                         f"{r.confidence:.6f}",
                         f"{r.volume_ml:.4f}",
+                        *((source_text or "", ";".join(f["code"] for f in flags)) if extra else ()),
                     ]
                 )
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from .atomic import atomic_directory, atomic_open, atomic_torch_save, atomic_write_with
+from .atomic import OutputFolderError, atomic_directory, atomic_open, atomic_torch_save, atomic_write_with
 from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
 from .config_values import parse_bool, parse_device
 
 __all__ = [
+    "OutputFolderError",
     "atomic_directory",
     "atomic_open",
     "atomic_torch_save",
