@@ -42,6 +42,7 @@ def run_demo(output_dir: str | Path, bundle_dir: str | Path = DEFAULT_BUNDLE, sc
 
     from monai_sadaan.io.overview import render_case_overview
     from monai_sadaan.io.presence import read_presence_report
+    from monai_sadaan.io.run_outputs import register_case_files
 
     out = Path(output_dir)
     bundle = Path(bundle_dir)
@@ -66,6 +67,7 @@ def run_demo(output_dir: str | Path, bundle_dir: str | Path = DEFAULT_BUNDLE, sc
         case_dir = predictions / case
         report = read_presence_report(case_dir / f"{case}_presence.json")
         render_case_overview(inputs / f"{case}.nii.gz", case_dir, case_dir / f"{case}_overview.png", title=f"{case} (SADAAn)")
+        register_case_files(case_dir, [f"{case}_overview.png"])  # part of the result: a rerun may replace it
         for s in report["structures"]:
             rows.append(
                 {
@@ -105,10 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="+", default=list(DEMO_SCENARIOS), help="one case per scenario")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    from monai_sadaan.io.run_outputs import InferenceRunFailed
+
     try:
         rows = run_demo(args.output_dir, args.bundle_dir, args.scenarios, args.seed)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except InferenceRunFailed as e:  # the bundle's refusals and known failures, one line
+        print(e.code, file=sys.stderr)
         return 2
     _print_table(rows)
     correct = sum(r["truly_present"] == r["called_present"] for r in rows)

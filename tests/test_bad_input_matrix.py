@@ -541,3 +541,91 @@ def test_iam4vp_frames_missing_a_channel_or_without_data_in_one(tmp_path):
     da[:, 1] = np.nan
     with pytest.raises(ValueError, match=r"got \['IR_039'\] entirely NaN"):
         SatelliteWindowDataset(write_frames(da, tmp_path / "dead.zarr"), 2, 1)
+
+
+# ---------------------------------------------------------------- outputs: ownership, all or nothing, one-line causes
+# (issue 22 items 1, 5, 6, 8)
+def _run_inference_patched(
+    inputs: Path, outputs: Path, patch: str, *extra: str, ckpt: Path | None = None
+) -> subprocess.CompletedProcess:
+    """The bundle's command line (``python -m monai.bundle run ...``) in a process that first runs ``patch``."""
+    ckpt = ckpt or inputs.parent / "model.pt"
+    if not ckpt.exists():
+        torch.save(_tiny_net().state_dict(), ckpt)
+    argv = ["monai.bundle", "run", "--config_file", "configs/inference.json", "--dataset_dir", str(inputs),
+            "--output_dir", str(outputs), "--ckpt_path", str(ckpt), *TINY, *extra]  # fmt: skip
+    code = f"{patch}\nimport runpy, sys\nsys.argv = {argv!r}\nrunpy.run_module('monai.bundle', run_name='__main__')\n"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=SADAAN_BUNDLE, capture_output=True, text=True, encoding="utf-8",
+        errors="replace", timeout=300, env=env,
+    )  # fmt: skip
+
+
+_DISK_FULL_AT_CASE_2 = """
+import errno
+import monai_sadaan.io.case_writer as cw
+_real, _calls = cw.write_label_map_nifti, []
+def _full(*args, **kwargs):
+    _calls.append(1)
+    if len(_calls) == 2:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _real(*args, **kwargs)
+cw.write_label_map_nifti = _full
+"""
+
+
+@pytest.mark.slow
+def test_bundle_disk_full_on_case_2_of_3_keeps_earlier_results_and_says_so_in_one_line(tmp_path):
+    """Before: cases 1..k of the failed run sat beside older results unmarked, with a 153-line traceback.
+    Now: nothing of the failed run is put in place, earlier results stay byte for byte, the manifest says
+    'failed', and stderr ends in one line naming the cause (no traceback). The first run also checks that
+    ``--write_segmentation false`` writes no .seg.nrrd (it did: the string "false" was true)."""
+    from monai_sadaan.data import generate_phantom, save_phantom
+
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for i in range(3):
+        save_phantom(generate_phantom("normal", seed=i, shape=24), inputs / f"c{i}.nii.gz")
+    r = _run_inference_patched(inputs, outputs, "", "--write_segmentation", "false")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in outputs.iterdir()) == ["c0", "c1", "c2", "sadaan_run.json"]
+    assert not list(outputs.rglob("*.seg.nrrd"))
+    first = json.loads((outputs / "sadaan_run.json").read_text())
+    assert first["status"] == "complete" and [i["case"] for i in first["inputs"]] == ["c0", "c1", "c2"]
+    before = {p.relative_to(outputs).as_posix(): p.read_bytes() for p in outputs.rglob("*") if p.is_file()}
+
+    r = _run_inference_patched(inputs, outputs, _DISK_FULL_AT_CASE_2)
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"error: no space left on device (ENOSPC) while writing case 'c1' into {outputs}; nothing of this run was "
+        f"put in place in {outputs}, earlier results there are unchanged"
+    )
+    after = {p.relative_to(outputs).as_posix(): p.read_bytes() for p in outputs.rglob("*") if p.is_file()}
+    manifest = json.loads(after.pop("sadaan_run.json"))
+    before.pop("sadaan_run.json")
+    assert after == before  # no staging left, no case of the failed run, earlier results unchanged
+    assert manifest["status"] == "failed" and manifest["error"]["errno"] == "ENOSPC"
+    assert {r["case"]: r["run_id"] for r in manifest["results"]} == {c: first["run_id"] for c in ("c0", "c1", "c2")}
+
+
+@pytest.mark.slow
+def test_bundle_run_into_the_parent_of_its_dicom_series_is_refused(tmp_path):
+    """Before: ``run patient/ct patient`` deleted the DICOM files of patient/ct and exited 0."""
+    from monai_sadaan.data import generate_phantom
+    from monai_sadaan.data.writers import save_phantom_dicom_series
+
+    patient = tmp_path / "patient"
+    series = patient / "ct"
+    save_phantom_dicom_series(generate_phantom("normal", seed=1, shape=24), series)
+    before = {p.relative_to(patient).as_posix(): p.read_bytes() for p in patient.rglob("*") if p.is_file()}
+    r = _run_inference_patched(series, patient, "", ckpt=tmp_path / "model.pt")
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: refused to write into {patient} (2 problems): 1) case folder {series} is its own input")
+    assert "holds 24 entries this tool did not write: slice_0001.dcm" in last and last.endswith("nothing was written")
+    after = {p.relative_to(patient).as_posix(): p.read_bytes() for p in patient.rglob("*") if p.is_file()}
+    assert after == before

@@ -64,6 +64,8 @@ class CaseResult:
         probabilities_path: [X, Y, Z, S] probability maps, if written.
         presence: one dict per structure with ``structure, label, present, presence_probability, confidence,
             volume_ml``.
+        source: the input file the case came from, when the report names it.
+        warnings: the report's warnings about the input (one line each: ``"code: message"``).
     """
 
     case_name: str
@@ -74,6 +76,8 @@ class CaseResult:
     presence_csv_path: Path | None
     probabilities_path: Path | None
     presence: list[dict[str, Any]] = field(default_factory=list)
+    source: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def absent_structures(self) -> list[str]:
@@ -477,6 +481,8 @@ def read_results(case_output_dir: str | os.PathLike) -> CaseResult:
         presence_csv_path=_file(case_dir, files, "presence_csv", required=False),
         probabilities_path=_file(case_dir, files, "probabilities", required=False),
         presence=rows,
+        source=doc.get("source") if isinstance(doc.get("source"), str) else None,
+        warnings=[str(w) for w in doc["warnings"]] if isinstance(doc.get("warnings"), list) else [],
     )
 
 

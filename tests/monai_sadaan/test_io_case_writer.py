@@ -419,3 +419,17 @@ def test_a_result_moved_aside_by_a_writer_killed_mid_swap_is_put_back(tmp_path):
     SADAAnCaseWriter(tmp_path)("c2", _labelmap(), AFFINE, VECTORS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "c1").iterdir()} == before
+
+
+def test_slicer_reader_reads_the_source_and_warnings_and_skips_staging(tmp_path):
+    from monai_sadaan.slicer.core import find_results, read_results
+
+    flags = [{"code": "not_ct_like", "message": "0..255"}]
+    SADAAnCaseWriter(tmp_path)("a", _labelmap(), AFFINE, VECTORS, source="/data/a.nii.gz", input_flags=flags)
+    SADAAnCaseWriter(tmp_path)("b", _labelmap(), AFFINE, VECTORS)
+    (tmp_path / ".b.partial-host.1.x" / "b").mkdir(parents=True)  # a staging folder: not a result
+    result = read_results(tmp_path / "a")
+    assert result.source == "/data/a.nii.gz" and result.warnings == ["not_ct_like: 0..255"]
+    assert result.label_map_path.is_file() and len(result.presence) == 5
+    assert read_results(tmp_path / "b").source is None and read_results(tmp_path / "b").warnings == []
+    assert sorted(find_results(tmp_path)) == ["a", "b"]
