@@ -869,10 +869,17 @@ def _value_counts(data: np.ndarray, subject: str, path: Path) -> dict[int, int]:
     if lo < 0:
         neg = np.unique(data[data < 0])[:10].tolist()
         raise DatasetLayoutError(f"subject {subject!r}: expected non-negative label values in {path}, got {neg}")
-    flat = data.reshape(-1)
+    flat = data.ravel(order="K")  # a view for C- and Fortran-ordered arrays alike (nibabel's are Fortran)
     hi = int(data.max(initial=0))
-    counts = np.zeros(hi + 1, dtype=np.int64)
     step = 1 << 22
+    if hi > 1 << 16:  # sparse large values: no counts array as long as the largest value
+        found: dict[int, int] = {}
+        for start in range(0, flat.size, step):
+            values, counts_ = np.unique(flat[start : start + step], return_counts=True)
+            for v, c in zip(values.tolist(), counts_.tolist()):
+                found[int(v)] = found.get(int(v), 0) + int(c)
+        return found
+    counts = np.zeros(hi + 1, dtype=np.int64)
     for start in range(0, flat.size, step):
         counts += np.bincount(flat[start : start + step], minlength=hi + 1)
     return {int(v): int(c) for v, c in enumerate(counts) if c}
@@ -890,7 +897,7 @@ def _convert_subject(job: dict[str, Any]) -> dict[str, Any]:
     image = _load(image_path, subject, "image")
     shape = _spatial_shape(image, subject, "image", image_path)
     affine = np.asarray(image.affine, dtype=float)
-    out = np.zeros(shape, dtype=np.uint8)
+    out = np.zeros(shape, dtype=np.uint8, order="F")  # the memory order nibabel reads and writes
     sources: list[str] = []
     if job["label"] is not None:  # one multi-label map
         label_path = Path(job["label"])
@@ -911,10 +918,7 @@ def _convert_subject(job: dict[str, Any]) -> dict[str, Any]:
         for structure, values in job["values"].items():
             for v in values:
                 lut[int(v)] = structures[structure]
-        flat_in, flat_out = data.reshape(-1), out.reshape(-1)
-        step = 1 << 22
-        for start in range(0, flat_in.size, step):
-            flat_out[start : start + step] = lut[flat_in[start : start + step]]
+        out = lut[data]  # every value is inside the table, so inside the lookup
         sources.append(str(label_path))
     else:  # one binary mask per label
         files: dict[str, str] = job["label_files"]
@@ -930,22 +934,23 @@ def _convert_subject(job: dict[str, Any]) -> dict[str, Any]:
                 mask = _load(mask_path, subject, "mask")
                 _check_geometry(subject, image_path, shape, affine, mask, mask_path, tolerance)
                 data = _integer_volume(mask, subject, mask_path, "mask")
-                counts = _value_counts(data, subject, mask_path)
-                if any(v not in (0, 1) for v in counts):
+                if data.size and (int(data.min()) < 0 or int(data.max()) > 1):
                     raise DatasetLayoutError(
                         f"subject {subject!r}: expected a binary mask (values 0 and 1) in {mask_path}, got values "
-                        f"{sorted(counts)[:10]}"
+                        f"{sorted(_value_counts(np.abs(data), subject, mask_path))[:10]}"
                     )
-                inside = data.astype(bool, copy=False)
-                taken = out[inside]
-                clash = taken[(taken != 0) & (taken != structures[structure])]
-                if clash.size:
-                    other = next(s for s, v in structures.items() if v == int(clash[0]))
+                inside = data != 0
+                value = structures[structure]
+                clash = inside & (out != 0) & (out != value)
+                n_clash = int(np.count_nonzero(clash))
+                if n_clash:
+                    other_value = int(out[clash][0])
+                    other = next(s for s, v in structures.items() if v == other_value)
                     raise DatasetLayoutError(
-                        f"subject {subject!r}: the masks of {other!r} and {structure!r} overlap in {clash.size} voxels "
+                        f"subject {subject!r}: the masks of {other!r} and {structure!r} overlap in {n_clash} voxels "
                         f"({mask_path}); expected disjoint structures"
                     )
-                out[inside] = structures[structure]
+                np.copyto(out, np.uint8(value), where=inside)
                 sources.append(str(mask_path))
     voxels_by_value = _value_counts(out, subject, out_path)
     voxels = {s: int(voxels_by_value.get(v, 0)) for s, v in structures.items()}
@@ -983,9 +988,14 @@ def _check_laterality(
     if not left or not right:
         return
     x: dict[str, float] = {}
+    # big volumes: the centroid from every second voxel per axis is as good for a left-right order, 8x cheaper
+    stride = 2 if label.size > 1 << 24 else 1
     for s in left + right:
-        idx = np.nonzero(label == structures[s])
-        centre = np.array([float(np.mean(i)) for i in idx] + [1.0])
+        idx = np.nonzero(label[::stride, ::stride, ::stride] == structures[s])
+        step = stride
+        if not idx[0].size:  # a small structure between the sampled voxels
+            idx, step = np.nonzero(label == structures[s]), 1
+        centre = np.array([float(np.mean(i)) * step for i in idx] + [1.0])
         x[s] = float((affine @ centre)[0])  # RAS+: x grows towards the patient's right
     for a in left:
         for b in right:

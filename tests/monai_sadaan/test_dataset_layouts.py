@@ -318,6 +318,13 @@ def test_totalsegmentator_multilabel_file_trains(tmp_path):
     # two strata of three (all present; the three single absences pooled): one subject of each per split
     for split in ("training", "validation", "test"):
         assert sorted(e["scenario"] == "all present" for e in data[split]) == [False, True]
+    # two worker processes write the same datalist and label maps
+    parallel = convert_dataset("totalsegmentator", tmp_path / "out2", root=tmp_path / "ts", seed=1, num_workers=2)
+    assert json.loads(parallel.read_text()) == data
+    for e in data["training"]:
+        a, b = (nib.load(str(tmp_path / folder / e["label"])) for folder in ("out", "out2"))
+        np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+        np.testing.assert_array_equal(a.affine, b.affine)
     history = _train_one_epoch(tmp_path / "bundle", path)
     assert [h["epoch"] for h in history] == [1]
 
@@ -440,6 +447,16 @@ def test_refusals_name_the_subject(tmp_path):
     os.remove(ts / "s0001" / "segmentations" / "pancreas.nii.gz")
     with pytest.raises(DatasetLayoutError, match=r"subject 's0001': no label file for 'pancreas': expected .*s0001/segmentations/pancreas.nii.gz"):  # fmt: skip
         convert_dataset("totalsegmentator", tmp_path / "o5", root=ts)
+    # overlapping masks, and a mask that is not binary
+    liver = nib.load(str(ts / "s0003" / "segmentations" / "liver.nii.gz"))
+    spleen = np.asarray(nib.load(str(ts / "s0003" / "segmentations" / "spleen.nii.gz")).dataobj)
+    both = np.asarray(liver.dataobj) | spleen
+    _save(both, liver.affine, ts / "s0003" / "segmentations" / "liver.nii.gz")
+    with pytest.raises(DatasetLayoutError, match=rf"subject 's0003': the masks of 'liver' and 'spleen' overlap in {int(spleen.sum())} voxels"):  # fmt: skip
+        convert_dataset("totalsegmentator", tmp_path / "o5", root=ts, structures={"liver": 3, "spleen": 4})
+    _save(both * 2, liver.affine, ts / "s0003" / "segmentations" / "liver.nii.gz")
+    with pytest.raises(DatasetLayoutError, match=r"subject 's0003': expected a binary mask \(values 0 and 1\) in .*liver.nii.gz, got values \[0, 2\]"):  # fmt: skip
+        convert_dataset("totalsegmentator", tmp_path / "o5", root=ts, structures={"liver": 3, "spleen": 4})
     shutil.rmtree(ts / "s0002" / "segmentations")
     with pytest.raises(DatasetLayoutError, match=r"subject 's0002': no label file: expected .*s0002/segmentations/<structure>.nii.gz masks"):  # fmt: skip
         convert_dataset("totalsegmentator", tmp_path / "o5", root=ts)
