@@ -192,7 +192,9 @@ class SADAAnCaseWriter:
             write_colour_table(self.structures, folder / names["colour_table"])
             written.append("colour_table")
             if probabilities is not None and self.write_probabilities:
-                write_probability_maps(probabilities, aff, folder / names["probabilities"], dtype=self.probability_dtype)
+                write_probability_maps(
+                    probabilities, aff, folder / names["probabilities"], dtype=self.probability_dtype
+                )
                 written.append("probabilities")
             written += ["presence_csv", "presence_json"]
             files = {k: names[k] for k in written}

@@ -187,7 +187,10 @@ def case_folder_problems(
         return problems
     if folder.is_symlink() or not folder.is_dir():
         kind = "link" if folder.is_symlink() else "file"
-        return problems + [f"expected case folder {folder} to be new or an earlier result of this tool, found a {kind}; {_HOW_TO_PROCEED}"]
+        return problems + [
+            f"expected case folder {folder} to be new or an earlier result of this tool, found a {kind}; "
+            + _HOW_TO_PROCEED
+        ]
     entries = list_entries(folder)
     if not entries:
         return problems
@@ -269,7 +272,7 @@ def parse_input_flags(value: Any) -> list[dict[str, str]]:
         raise ValueError(f"expected input_flags as a list of {{code, message}}, got {raw!r}")
     flags = []
     for item in value:
-        if not (isinstance(item, Mapping) and isinstance(item.get("code"), str) and isinstance(item.get("message"), str)):
+        if not (isinstance(item, Mapping) and all(isinstance(item.get(k), str) for k in ("code", "message"))):
             raise ValueError(f"expected each input flag as {{'code': str, 'message': str}}, got {item!r}")
         flags.append({"code": item["code"], "message": item["message"]})
     return flags
@@ -317,7 +320,9 @@ def _chain(error: BaseException) -> list[BaseException]:
     return out
 
 
-def describe_failure(error: BaseException, writing: str | None = None, output_dir: str | os.PathLike | None = None) -> str | None:
+def describe_failure(
+    error: BaseException, writing: str | None = None, output_dir: str | os.PathLike | None = None
+) -> str | None:
     """One line naming a known cause of ``error`` (searched through its chain of causes), or ``None``.
 
     Known: an :class:`OSError` with ``errno`` ENOSPC, EDQUOT, EACCES, EPERM or EROFS, and the project's refusals
@@ -415,9 +420,15 @@ class InferenceRun:
         self._writing: str | None = None
         self._stack: contextlib.ExitStack | None = None
         self._created: Path | None = None
+        self._plan: list[dict[str, Any]] | None = None  # the plan as checked at the start
 
     # ------------------------------------------------------------------ planning and checks
-    def inputs(self, list_inputs: Callable[..., Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]], *args: Any, **kwargs: Any) -> list[Mapping[str, Any]]:
+    def inputs(
+        self,
+        list_inputs: Callable[..., Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[Mapping[str, Any]]:
         """List the inputs with ``list_inputs(*args, **kwargs)`` (or take a list), keep them as the datalist and
         :meth:`check` the output folder against them; a known failure becomes :class:`InferenceRunFailed`.
 
@@ -452,7 +463,7 @@ class InferenceRun:
 
     def source_for(self, case: str) -> str | None:
         """The source input of ``case`` in the datalist, or ``None``."""
-        for item in self.plan():
+        for item in self._plan if self._plan is not None else self.plan():
             if item["case"] == case:
                 return item["source"]
         return None
@@ -477,7 +488,10 @@ class InferenceRun:
             if len(sources) > 1:
                 found.append(f"expected one input per case name, inputs {', '.join(sources)} all give case {case!r}")
             if case in _RESERVED_NAMES:
-                found.append(f"case name {case!r} (input {sources[0]}) is the name of a file this run writes in {out}; rename the input")
+                found.append(
+                    f"case name {case!r} (input {sources[0]}) is the name of a file this run writes in {out}; "
+                    "rename the input"
+                )
         sources = [item["source"] for item in plan]
         for item in plan:
             case_dir = out / item["case"]
@@ -542,8 +556,10 @@ class InferenceRun:
             for stale in remove_stale_staging(out):
                 logger.info(f"removed {stale}, the staging folder of an interrupted run")
             self.check()
+            self._plan = self.plan()
             self.started_at = _now()
-            self.run_id = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}-{secrets.token_hex(3)}"
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            self.run_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
             self._staging = make_staging_dir(out, "sadaan-run")
         except BaseException:
             self._release(remove_created=True)
@@ -558,6 +574,9 @@ class InferenceRun:
             raise OutputFolderError(
                 f"expected each case once in a run, case {case!r} came twice (inputs {self._staged[case]} and {source})"
             )
+        found = case_folder_problems(self.output_dir / case, case, source)  # changed since the start? fail early
+        if found:
+            raise OutputFolderError("; ".join(found))
         folder = self._staging / case
         folder.mkdir()
         self._staged[case] = os.path.abspath(os.fspath(source)) if source is not None else None
@@ -605,6 +624,8 @@ class InferenceRun:
                     os.replace(out / case, staging / case)
                 for case in moved:
                     os.replace(holder / case, out / case)  # type: ignore[operator]
+                if holder is not None:
+                    shutil.rmtree(holder, ignore_errors=True)
                 raise
             if holder is not None:
                 shutil.rmtree(holder, ignore_errors=True)
@@ -647,15 +668,22 @@ class InferenceRun:
         for d in sorted(p for p in self.output_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             marker = read_case_marker(d)
             if marker is not None:
-                results.append({"case": marker.get("case"), "run_id": marker.get("run_id"),
-                                "source": marker.get("source"), "this_run": marker.get("run_id") == self.run_id})  # fmt: skip
+                results.append(
+                    {
+                        "case": marker.get("case"),
+                        "run_id": marker.get("run_id"),
+                        "source": marker.get("source"),
+                        "this_run": marker.get("run_id") == self.run_id,
+                    }
+                )
         err = None
         if error is not None:
             os_error = next((e for e in _chain(error) if isinstance(e, OSError) and e.errno), None)
             err = {
                 "type": type(error).__name__,
                 "errno": errno.errorcode.get(os_error.errno) if os_error is not None else None,
-                "message": describe_failure(error, self._writing, self.output_dir) or " ".join(str(error).split())[:2000],
+                "message": describe_failure(error, self._writing, self.output_dir)
+                or " ".join(str(error).split())[:2000],
             }
         doc = {
             "format": RUN_FORMAT,

@@ -141,7 +141,9 @@ def make_staging_dir(parent: str | os.PathLike, name: str, kind: str = "partial"
     if kind not in ("partial", "old"):
         raise ValueError(f"expected staging kind 'partial' or 'old', got {kind!r}")
     folder = Path(tempfile.mkdtemp(prefix=f".{name}.{kind}-{_host()}.{os.getpid()}.", dir=parent))
-    marker = {"format": STAGING_FORMAT, "kind": kind, "name": name, "pid": os.getpid(), "host": _host(), "started": _now()}
+    marker = {
+        "format": STAGING_FORMAT, "kind": kind, "name": name, "pid": os.getpid(), "host": _host(), "started": _now(),
+    }  # fmt: skip
     (folder / STAGING_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     return folder
 
@@ -321,7 +323,8 @@ def _directory_problem(final: Path) -> str | None:
     if not os.path.lexists(final):
         return None
     if final.is_symlink() or not final.is_dir():
-        return f"expected a new folder or one written by this tool at {final}, found a {'link' if final.is_symlink() else 'file'}"
+        kind = "link" if final.is_symlink() else "file"
+        return f"expected a new folder or one written by this tool at {final}, found a {kind}"
     entries = list_entries(final)
     if not entries:
         return None

@@ -76,7 +76,8 @@ def test_run_into_the_parent_of_a_dicom_series_is_refused_before_anything_is_wri
         run.check()
     message = str(info.value)
     assert "case folder" in message and "is its own input" in message
-    assert "holds 24 entries this tool did not write: IM0001.dcm, IM0002.dcm, IM0003.dcm, IM0004.dcm, IM0005.dcm, ... (19 more)" in message
+    listed = "IM0001.dcm, IM0002.dcm, IM0003.dcm, IM0004.dcm, IM0005.dcm, ... (19 more)"
+    assert f"holds 24 entries this tool did not write: {listed}" in message
     with pytest.raises(OutputFolderError):
         _run_cases(run)
     assert _snapshot(tmp_path) == before  # nothing deleted, nothing added
@@ -90,7 +91,7 @@ def test_an_input_named_like_a_bundle_folder_does_not_replace_it(tmp_path):
     (bundle / "models" / "model.pt").write_bytes(b"weights")
     datalist = _inputs(tmp_path / "in", ["models"])
     run = InferenceRun(bundle, dataset_dir=tmp_path / "in", datalist=datalist)
-    with pytest.raises(OutputFolderError, match=r"bundle/models exists and holds 1 entry this tool did not write: model.pt"):
+    with pytest.raises(OutputFolderError, match=r"models exists and holds 1 entry this tool did not write: model\.pt"):
         _run_cases(run)
     assert (bundle / "models" / "model.pt").read_bytes() == b"weights"
     assert sorted(p.name for p in bundle.iterdir()) == ["models"]
@@ -120,7 +121,8 @@ def test_inputs_turns_a_refusal_into_one_line_and_writes_nothing(tmp_path):
     run = InferenceRun(out, dataset_dir=tmp_path / "in")
     with pytest.raises(InferenceRunFailed) as info:
         run.inputs(lambda folder: datalist, tmp_path / "in")
-    assert str(info.value).startswith("error: refused to write into") and str(info.value).endswith("nothing was written")
+    assert str(info.value).startswith("error: refused to write into")
+    assert str(info.value).endswith("nothing was written")
     assert isinstance(info.value, SystemExit) and isinstance(info.value.cause, OutputFolderError)
     assert sorted(p.name for p in out.rglob("*")) == ["a", "mine.txt"]
 
@@ -280,3 +282,34 @@ def test_an_unknown_error_keeps_its_traceback(tmp_path):
     with pytest.raises(ZeroDivisionError, match="a bug"):
         run.run(Broken())
     assert run.state == "failed"
+
+
+def test_a_commit_that_fails_half_way_is_rolled_back(tmp_path, monkeypatch):
+    """The commit renames case by case; if one rename fails, the cases already put in place go back to staging and
+    the earlier results they replaced come back: all or nothing at the very end too."""
+    import monai_sadaan.io.run_outputs as run_outputs
+
+    out = tmp_path / "out"
+    datalist = _inputs(tmp_path / "in", ["a", "b", "c"])
+    _run_cases(InferenceRun(out, tmp_path / "in", datalist))
+    before = _snapshot(out)
+
+    class _OS:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src, dst):
+            if str(dst) == str(out / "b") and ".sadaan-run.partial-" in str(src):
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+            os.replace(src, dst)
+
+    monkeypatch.setattr(run_outputs, "os", _OS())
+    run = InferenceRun(out, tmp_path / "in", datalist)
+    with pytest.raises(OSError, match="Input/output error"):
+        _run_cases(run)
+    after = _snapshot(out)
+    manifest = json.loads(after.pop(RUN_MANIFEST))
+    before.pop(RUN_MANIFEST)
+    assert after == before and manifest["status"] == "failed"
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", RUN_MANIFEST]
