@@ -25,6 +25,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -243,6 +244,7 @@ def swap_in(new: str | os.PathLike, final: str | os.PathLike) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- locking
+_HELD: dict[str, int] = {}  # folder -> the thread of this process that holds its lock
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, blocking: bool = True, timeout: float | None = None) -> Iterator[bool]:
     """Hold an exclusive advisory lock (``flock``) on ``folder`` for the block.
@@ -257,10 +259,23 @@ def folder_lock(folder: str | os.PathLike, blocking: bool = True, timeout: float
 
     Yields:
         ``True`` when the lock is held, ``False`` when it could not be taken (non-blocking) or locks are unsupported.
+
+    Raises:
+        RuntimeError: a blocking request for a folder the calling thread already holds (it would wait for itself;
+            a started :class:`~monai_sadaan.io.InferenceRun` holds its output folder: write through the run).
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
+        yield False
+        return
+    key = os.path.realpath(folder)
+    if _HELD.get(key) == threading.get_ident():
+        if blocking:
+            raise RuntimeError(
+                f"expected {folder} to be free, this thread already holds its lock (a started InferenceRun writes "
+                "there: write through the run, or after it ends)"
+            )
         yield False
         return
     fd = os.open(str(folder), os.O_RDONLY)
@@ -280,8 +295,12 @@ def folder_lock(folder: str | os.PathLike, blocking: bool = True, timeout: float
                     if time.monotonic() >= deadline:
                         break
                     time.sleep(0.05)
+        if held:
+            _HELD[key] = threading.get_ident()
         yield held
     finally:
+        if held:
+            _HELD.pop(key, None)
         os.close(fd)  # releases the lock
 
 

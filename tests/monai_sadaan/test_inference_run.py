@@ -313,3 +313,14 @@ def test_a_commit_that_fails_half_way_is_rolled_back(tmp_path, monkeypatch):
     before.pop(RUN_MANIFEST)
     assert after == before and manifest["status"] == "failed"
     assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", RUN_MANIFEST]
+
+
+def test_the_plain_writer_refuses_a_folder_its_own_thread_holds_instead_of_waiting_forever(tmp_path):
+    out = tmp_path / "out"
+    run = InferenceRun(out, tmp_path / "in", _inputs(tmp_path / "in", ["a"]))
+    with run:
+        with pytest.raises(RuntimeError, match="this thread already holds its lock .* write through the run"):
+            SADAAnCaseWriter(out)("b", _lm(), AFFINE, VECTORS)
+        SADAAnCaseWriter(out, inference_run=run)("a", _lm(), AFFINE, VECTORS)
+    SADAAnCaseWriter(out)("b", _lm(), AFFINE, VECTORS)  # after the run: free again
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", RUN_MANIFEST]
