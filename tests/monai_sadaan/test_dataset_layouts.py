@@ -359,6 +359,32 @@ def test_folders_layout_with_a_label_table_trains(tmp_path):
     assert [h["epoch"] for h in history] == [1]
 
 
+def test_adding_a_structure(tmp_path):
+    """docs/fine_tuning.md's recipe: convert with a sixth structure (the gallbladder, matched by name), then
+    fine_tune.json from a five-structure checkpoint: the encoder carries over, the heads get six structures."""
+    six = {**DEFAULT_STRUCTURES, "gallbladder": 6}
+    phantoms = [generate_phantom(SCENARIOS[i], seed=i, structures=six, shape=20, orientation="RAS") for i in range(6)]
+    root = tmp_path / "ts"
+    _write_totalsegmentator(root, phantoms)  # the five structures, an empty gallbladder file ...
+    for i, p in enumerate(phantoms):  # ... which now holds the gallbladder
+        _save((p.label == 6).astype(np.uint8), p.affine, root / f"s{i:04d}" / "segmentations" / "gallbladder.nii.gz")
+    path = convert_dataset("totalsegmentator", tmp_path / "out6", root=root, structures=six)
+    data = json.loads(path.read_text())
+    assert data["structure_mapping"]["gallbladder"] == {"labels": ["gallbladder"]} and data["unmapped_labels"] == []
+    entries = {e["subject"]: e for split in ("training", "validation", "test") for e in data[split]}
+    assert [entries[f"s{i:04d}"]["voxels"]["gallbladder"] for i in range(6)] == [int(p.voxel_counts["gallbladder"]) for p in phantoms]  # fmt: skip
+    # a five-structure checkpoint (the shipped model's place), then the fine-tuning on six
+    five = convert_dataset("totalsegmentator", tmp_path / "out5", root=root)
+    bundle = tmp_path / "bundle"
+    _train_one_epoch(bundle, five)
+    parser = _parser(bundle, path, ("fine_tune.json",), structures=six)
+    parser.get_parsed_content("train#trainer").run()
+    tuned = torch.load(bundle / "models" / "fine_tuned" / "training_state.pt", weights_only=True)["model"]
+    base = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    assert tuned["attention_module.position_embeddings"].shape[1] == 6
+    assert base["attention_module.position_embeddings"].shape[1] == 5
+
+
 def test_persistent_cache_resamples_each_subject_once(tmp_path, monkeypatch):
     """real_data.json: the load / orient / window / resize part runs once per subject, the augmentation every
     epoch; a cache made at another grid size is not reused."""
