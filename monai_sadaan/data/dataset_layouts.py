@@ -109,7 +109,8 @@ def _build_totalsegmentator_v2() -> dict[int, str]:
         "inferior_vena_cava", "portal_vein_and_splenic_vein", "iliac_artery_left", "iliac_artery_right",
         "iliac_vena_left", "iliac_vena_right",
     ]  # fmt: skip  # 51..68
-    names += [f"{part}_{side}" for part in ("humerus", "scapula", "clavicula", "femur", "hip") for side in ("left", "right")]
+    bones = ("humerus", "scapula", "clavicula", "femur", "hip")
+    names += [f"{part}_{side}" for part in bones for side in ("left", "right")]  # 69..78
     names += ["spinal_cord"]  # 79
     names += [
         f"{part}_{side}"
@@ -197,7 +198,9 @@ def _table_from_mapping(mapping: Mapping, origin: str) -> dict[int, str]:
             raise DatasetLayoutError(f"expected integer label values in {origin}, got {value!r} for {name!r}")
         text = str(value).strip()
         if not re.fullmatch(r"\d+", text):
-            raise DatasetLayoutError(f"expected non-negative integer label values in {origin}, got {value!r} for {name!r}")
+            raise DatasetLayoutError(
+                f"expected non-negative integer label values in {origin}, got {value!r} for {name!r}"
+            )
         v = int(text)
         name = str(name).strip()
         if not name:
@@ -253,7 +256,9 @@ def read_label_table(source: str | os.PathLike | Mapping) -> dict[int, str]:
             raise DatasetLayoutError(f"expected a JSON object as the label table, got a parse error: {e}") from e
     path = Path(text)
     if not path.is_file():
-        raise DatasetLayoutError(f"expected a label table file (.json or .csv) or a JSON mapping, got a missing path: {path}")
+        raise DatasetLayoutError(
+            f"expected a label table file (.json or .csv) or a JSON mapping, got a missing path: {path}"
+        )
     content = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".json":
         try:
@@ -317,6 +322,8 @@ class DatasetSource:
         label_table: ``{value: name}`` of the multi-label maps (None when every subject has binary masks).
         label_names: every label name the data set declares (table names and mask file names).
         info: what the datalist records about the source (name, reference, licence... when the data set says).
+        problems: ``(subject, message)`` of subjects found without an image or a label file; reading them is
+            refused by :func:`read_dataset_layout` unless they are excluded.
     """
 
     layout: str
@@ -325,6 +332,7 @@ class DatasetSource:
     label_table: dict[int, str] | None
     label_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _nifti_stem(name: str) -> str | None:
@@ -358,8 +366,7 @@ def _read_totalsegmentator(
     root: Path, label_table: Mapping | str | os.PathLike | None, image_name: str, multilabel_name: str
 ) -> DatasetSource:
     subjects: list[SubjectSource] = []
-    problems: list[str] = []
-    names: set[str] = set()
+    problems: list[tuple[str, str]] = []
     any_multilabel = False
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         image = d / image_name
@@ -367,33 +374,41 @@ def _read_totalsegmentator(
         multilabel = d / multilabel_name
         if not image.is_file():
             if seg_dir.is_dir() or multilabel.is_file():
-                problems.append(f"subject {d.name!r}: labels but no image: expected {image}, found none")
+                problems.append((d.name, f"subject {d.name!r}: labels but no image: expected {image}, found none"))
             continue
         if seg_dir.is_dir():
             files = _nifti_files(seg_dir)
             if not files:
-                problems.append(f"subject {d.name!r}: no label file: {seg_dir} holds no .nii.gz / .nii masks")
+                problems.append((d.name, f"subject {d.name!r}: no label file: {seg_dir} holds no .nii.gz / .nii masks"))
                 continue
-            names.update(files)
             subjects.append(SubjectSource(d.name, image, label_files=files))
         elif multilabel.is_file():
             any_multilabel = True
             subjects.append(SubjectSource(d.name, image, label=multilabel))
         else:
-            problems.append(
-                f"subject {d.name!r}: no label file: expected {seg_dir}/<structure>.nii.gz masks or {multilabel}"
-            )
-    _raise_problems(problems, "subjects")
-    if not subjects:
+            expected = f"{seg_dir}/<structure>.nii.gz masks or {multilabel}"
+            problems.append((d.name, f"subject {d.name!r}: no label file: expected {expected}"))
+    if not subjects and not problems:
         raise DatasetLayoutError(
             f"expected subject folders holding {image_name} in {root} (TotalSegmentator layout), found none"
         )
     table = None
     if any_multilabel:
         table = read_label_table(label_table) if label_table is not None else dict(TOTALSEGMENTATOR_V2_CLASSES)
+    table_source = ("given" if label_table is not None else "TotalSegmentator v2") if any_multilabel else None
+    info = {"label_table_source": table_source}
+    return DatasetSource("totalsegmentator", root, subjects, table, _label_names(subjects, table), info, problems)
+
+
+def _label_names(subjects: Sequence[SubjectSource], table: Mapping[int, str] | None) -> list[str]:
+    """The label names a data set's subjects declare: their mask file names, and the table's names when one of
+    them has a multi-label map."""
+    names: set[str] = set()
+    for s in subjects:
+        names.update(s.label_files or {})
+    if table is not None and any(s.label is not None for s in subjects):
         names.update(table.values())
-    info = {"label_table_source": "given" if label_table is not None else ("TotalSegmentator v2" if any_multilabel else None)}
-    return DatasetSource("totalsegmentator", root, subjects, table, sorted(names), info)
+    return sorted(names)
 
 
 def _case_of_nnunet_image(stem: str) -> tuple[str, str] | None:
@@ -435,7 +450,7 @@ def _read_decathlon(root: Path, label_table: Mapping | str | os.PathLike | None)
     for folder in (images_dir, labels_dir):
         if not folder.is_dir():
             raise DatasetLayoutError(f"expected the folder {folder} (Decathlon / nnU-Net layout), found none")
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     subjects: list[SubjectSource] = []
     listed = meta.get("training")
     if isinstance(listed, list) and listed and all(isinstance(e, Mapping) and "image" in e for e in listed):
@@ -443,14 +458,16 @@ def _read_decathlon(root: Path, label_table: Mapping | str | os.PathLike | None)
             image = (root / str(entry["image"])).resolve()
             stem = _nifti_stem(image.name) or image.name
             if not image.is_file():
-                problems.append(f"subject {stem!r}: the image {image} listed in {meta_path.name} does not exist")
+                message = f"subject {stem!r}: the image {image} listed in {meta_path.name} does not exist"
+                problems.append((stem, message))
                 continue
             if "label" not in entry:
-                problems.append(f"subject {stem!r}: no label file: training entry {i} of {meta_path.name} has no 'label'")
+                message = f"subject {stem!r}: no label file: training entry {i} of {meta_path.name} has no 'label'"
+                problems.append((stem, message))
                 continue
             label = (root / str(entry["label"])).resolve()
             if not label.is_file():
-                problems.append(f"subject {stem!r}: no label file: expected {label}, found none")
+                problems.append((stem, f"subject {stem!r}: no label file: expected {label}, found none"))
                 continue
             subjects.append(SubjectSource(stem, image, label=label))
     else:
@@ -462,26 +479,25 @@ def _read_decathlon(root: Path, label_table: Mapping | str | os.PathLike | None)
             if split is not None and stem not in labels:
                 case, channel = split
                 if channel != "0000":
-                    problems.append(
-                        f"subject {case!r}: expected one CT channel (_0000), got the extra channel file {path.name}"
-                    )
+                    message = f"subject {case!r}: expected one CT channel (_0000), got the extra channel file {path.name}"
+                    problems.append((case, message))
                     continue
             else:
                 case = stem
             cases[case] = path
         for case, path in sorted(cases.items()):
             if case not in labels:
-                problems.append(f"subject {case!r}: no label file: expected {labels_dir / (case + ending)}, found none")
+                message = f"subject {case!r}: no label file: expected {labels_dir / (case + ending)}, found none"
+                problems.append((case, message))
                 continue
             subjects.append(SubjectSource(case, path, label=labels[case]))
         for stem in sorted(set(labels) - set(cases)):
-            problems.append(f"subject {stem!r}: a label file {labels[stem]} but no image in {images_dir}")
-    _raise_problems(problems, "subjects")
-    if not subjects:
+            problems.append((stem, f"subject {stem!r}: a label file {labels[stem]} but no image in {images_dir}"))
+    if not subjects and not problems:
         raise DatasetLayoutError(f"expected training cases in {images_dir}, found none")
     subjects.sort(key=lambda s: s.subject)
     info = {k: meta[k] for k in ("name", "description", "reference", "licence", "release") if k in meta}
-    return DatasetSource("decathlon", root, subjects, table, sorted(set(table.values())), info)
+    return DatasetSource("decathlon", root, subjects, table, sorted(set(table.values())), info, problems)
 
 
 _PAIR_PREFIXES = ("segmentation", "image", "label", "mask", "img", "seg", "ct", "gt")
@@ -539,23 +555,23 @@ def _read_folders(images_dir: Path, labels_dir: Path, label_table: Mapping | str
             if files is labels:
                 by_key = seen
         pairs = {stem: by_key.get(_pair_key(stem)) for stem in images}
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     subjects: list[SubjectSource] = []
     for stem, path in images.items():
         subject = _strip_channel(stem)
         label_stem = pairs[stem]
         if label_stem is None:
-            problems.append(f"subject {subject!r}: no label file for {path.name} in {labels_dir}")
+            problems.append((subject, f"subject {subject!r}: no label file for {path.name} in {labels_dir}"))
             continue
         subjects.append(SubjectSource(subject, path, label=labels[label_stem]))
     used = {p for p in pairs.values() if p is not None}
     for stem in sorted(set(labels) - used):
-        problems.append(f"subject {_pair_key(stem)!r}: a label file {labels[stem].name} but no image in {images_dir}")
-    _raise_problems(problems, "subjects")
-    if not subjects:
+        key = _pair_key(stem)
+        problems.append((key, f"subject {key!r}: a label file {labels[stem].name} but no image in {images_dir}"))
+    if not subjects and not problems:
         raise DatasetLayoutError(f"expected NIfTI images in {images_dir}, found none")
     subjects.sort(key=lambda s: s.subject)
-    return DatasetSource("folders", images_dir.parent, subjects, table, sorted(set(table.values())), {})
+    return DatasetSource("folders", images_dir.parent, subjects, table, sorted(set(table.values())), {}, problems)
 
 
 def read_dataset_layout(
@@ -566,6 +582,8 @@ def read_dataset_layout(
     label_table: Mapping | str | os.PathLike | None = None,
     image_name: str = "ct.nii.gz",
     multilabel_name: str = "segmentations.nii.gz",
+    exclude: Sequence[str] = (),
+    limit: int | None = None,
 ) -> DatasetSource:
     """Find a data set's subjects, image and label files, and its label names, without reading any voxel.
 
@@ -579,14 +597,41 @@ def read_dataset_layout(
             replaces the v2 class map of multi-label files.
         image_name: ``totalsegmentator``: the image file of each subject folder.
         multilabel_name: ``totalsegmentator``: the multi-label file used when a subject has no ``segmentations/``.
+        exclude: ``fnmatch`` patterns of subject names to leave out (their problems too).
+        limit: keep only the first ``limit`` subjects, sorted by name (the problems of the others are ignored).
 
     Returns:
-        A :class:`DatasetSource`.
+        A :class:`DatasetSource` with the kept subjects.
 
     Raises:
-        DatasetLayoutError: an unknown layout, a missing folder or ``dataset.json``, or subjects without an image
-            or a label file (every such subject is named).
+        DatasetLayoutError: an unknown layout, a missing folder or ``dataset.json``, subjects without an image
+            or a label file (every such subject is named), or no subject left.
     """
+    source = _read_layout(layout, root, images_dir, labels_dir, label_table, image_name, multilabel_name)
+    names = sorted({s.subject for s in source.subjects} | {name for name, _ in source.problems})
+    names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
+    if limit is not None:
+        names = names[: int(limit)]
+    kept = set(names)
+    _raise_problems([message for name, message in source.problems if name in kept], "subjects")
+    source.problems = []
+    source.subjects = [s for s in source.subjects if s.subject in kept]
+    if not source.subjects:
+        raise DatasetLayoutError(f"expected subjects in {source.root}, got none left after exclude={list(exclude)}")
+    if source.layout == "totalsegmentator":
+        source.label_names = _label_names(source.subjects, source.label_table)
+    return source
+
+
+def _read_layout(
+    layout: str,
+    root: str | os.PathLike | None,
+    images_dir: str | os.PathLike | None,
+    labels_dir: str | os.PathLike | None,
+    label_table: Mapping | str | os.PathLike | None,
+    image_name: str,
+    multilabel_name: str,
+) -> DatasetSource:
     if layout not in LAYOUTS:
         raise DatasetLayoutError(f"expected a layout from {', '.join(LAYOUTS)}, got {layout!r}")
     if layout == "folders":
@@ -653,7 +698,9 @@ def resolve_structure_mapping(
     mapping = dict(mapping or {})
     unknown = [s for s in mapping if s not in structures]
     if unknown:
-        raise DatasetLayoutError(f"the mapping names structures the bundle does not have: {unknown}; expected {list(structures)}")
+        raise DatasetLayoutError(
+            f"the mapping names structures the bundle does not have: {unknown}; expected {list(structures)}"
+        )
     out: dict[str, list[str]] = {}
     missing: list[str] = []
     for structure in structures:
@@ -698,7 +745,9 @@ def resolve_structure_mapping(
     for structure, labels in out.items():
         for label in labels:
             if label in owner:
-                raise DatasetLayoutError(f"the label {label!r} is mapped to two structures: {owner[label]!r} and {structure!r}")
+                raise DatasetLayoutError(
+                    f"the label {label!r} is mapped to two structures: {owner[label]!r} and {structure!r}"
+                )
             owner[label] = structure
     return out
 
@@ -762,8 +811,11 @@ def split_by_presence_pattern(
     return out
 
 
-_SPLIT_ALIASES = {"train": "training", "training": "training", "tr": "training", "val": "validation",
-                  "valid": "validation", "validation": "validation", "test": "test", "testing": "test", "ts": "test"}  # fmt: skip
+_SPLIT_ALIASES = {
+    **dict.fromkeys(("train", "training", "tr"), "training"),
+    **dict.fromkeys(("val", "valid", "validation"), "validation"),
+    **dict.fromkeys(("test", "testing", "ts"), "test"),
+}
 
 
 def _read_split_file(path: str | os.PathLike) -> dict[str, str]:
@@ -856,7 +908,9 @@ def _integer_volume(img: Any, subject: str, path: Path, what: str) -> np.ndarray
     if data.dtype.kind != "f":
         raise DatasetLayoutError(f"subject {subject!r}: expected a numeric {what} in {path}, got dtype {data.dtype}")
     if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
-        raise DatasetLayoutError(f"subject {subject!r}: expected integer label values in {path}, got non-integer values")
+        raise DatasetLayoutError(
+            f"subject {subject!r}: expected integer label values in {path}, got non-integer values"
+        )
     lo, hi = float(data.min(initial=0)), float(data.max(initial=0))
     if lo < -(2**31) or hi >= 2**31:
         raise DatasetLayoutError(f"subject {subject!r}: label values out of range in {path}: {lo:g}..{hi:g}")
@@ -1023,7 +1077,8 @@ def _is_converter_output(folder: Path, datalist_name: str) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
-    return isinstance(data, dict) and isinstance(data.get("generator"), dict) and data["generator"].get("converter") == CONVERTER_NAME
+    generator = data.get("generator") if isinstance(data, dict) else None
+    return isinstance(generator, dict) and generator.get("converter") == CONVERTER_NAME
 
 
 def _prepare_output_dir(folder: Path, datalist_name: str, sources: Iterable[Path]) -> None:
@@ -1033,7 +1088,9 @@ def _prepare_output_dir(folder: Path, datalist_name: str, sources: Iterable[Path
     for src in sources:
         src = src.resolve()
         if resolved == src:
-            raise DatasetLayoutError(f"expected an output folder apart from the data set, got the data set's own folder {src}")
+            raise DatasetLayoutError(
+                f"expected an output folder apart from the data set, got the data set's own folder {src}"
+            )
     if folder.is_dir() and any(folder.iterdir()) and not _is_converter_output(folder, datalist_name):
         raise DatasetLayoutError(
             f"refusing to write into {folder}: the folder is not empty and is not an output of this converter "
@@ -1103,8 +1160,10 @@ def convert_dataset(
         seed: seed of the split.
         split_file: subject -> split (JSON, or CSV with ``subject``/``image_id`` and ``split`` columns, such as
             TotalSegmentator's ``meta.csv``) used instead of drawing one; it must list every converted subject.
-        exclude: ``fnmatch`` patterns of subject names to leave out (MRI cases of a mixed data set, ...).
-        limit: convert only the first ``limit`` subjects (sorted by name), for a quick first run.
+        exclude: ``fnmatch`` patterns of subject names to leave out (MRI cases of a mixed data set, a broken
+            subject...); they are not checked.
+        limit: convert only the first ``limit`` subjects (sorted by name), for a quick first run; the others are
+            not checked.
         affine_tolerance: largest difference (mm) between an image's and its label's affine entries.
         check_laterality: refuse subjects whose left-sided structure (left kidney, spleen) lies right of a
             right-sided one (right kidney, liver): a swapped numbering or a flipped header.
@@ -1137,12 +1196,10 @@ def convert_dataset(
         allocate_counts(1, splits)
     except ValueError as e:
         raise DatasetLayoutError(str(e)) from e
-    source = read_dataset_layout(layout, root, images_dir, labels_dir, label_table, image_name, multilabel_name)
-    subjects = [s for s in source.subjects if not any(fnmatch.fnmatchcase(s.subject, p) for p in exclude)]
-    if limit is not None:
-        subjects = subjects[: int(limit)]
-    if not subjects:
-        raise DatasetLayoutError(f"expected subjects to convert in {source.root}, got none left after exclude={list(exclude)}")
+    source = read_dataset_layout(
+        layout, root, images_dir, labels_dir, label_table, image_name, multilabel_name, exclude=exclude, limit=limit
+    )
+    subjects = source.subjects
     chosen = resolve_structure_mapping(structures, source.label_names, mapping, source.label_table)
     values: dict[str, list[int]] = {}
     if source.label_table is not None:
@@ -1162,7 +1219,9 @@ def convert_dataset(
     for s in subjects:
         stem = _safe_file_stem(s.subject)
         if stem in stems:
-            raise DatasetLayoutError(f"subjects {stems[stem]!r} and {s.subject!r} would write the same file {stem}.nii.gz")
+            raise DatasetLayoutError(
+                f"subjects {stems[stem]!r} and {s.subject!r} would write the same file {stem}.nii.gz"
+            )
         stems[stem] = s.subject
 
     out_dir = Path(output_dir)
@@ -1233,10 +1292,10 @@ def convert_dataset(
     lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for subject in sorted(entries):
         lists[split_of[subject]].append(entries[subject])
-    presence_counts = {
-        s: {"present": sum(e["present"][s] for e in entries.values()), "absent": sum(not e["present"][s] for e in entries.values())}
-        for s in structures
-    }
+    presence_counts = {}
+    for s in structures:
+        n_present = sum(e["present"][s] for e in entries.values())
+        presence_counts[s] = {"present": n_present, "absent": len(entries) - n_present}
     mapped = {n for names in chosen.values() for n in names}
     datalist = {
         "name": f"SADAAn datalist from {source.info.get('name', source.root.name)} ({source.layout} layout)",

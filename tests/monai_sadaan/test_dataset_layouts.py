@@ -486,6 +486,10 @@ def test_refusals_name_the_subject(tmp_path):
     shutil.rmtree(ts / "s0002" / "segmentations")
     with pytest.raises(DatasetLayoutError, match=r"subject 's0002': no label file: expected .*s0002/segmentations/<structure>.nii.gz masks"):  # fmt: skip
         convert_dataset("totalsegmentator", tmp_path / "o5", root=ts)
+    # subjects left out (by name or by --limit) are not checked
+    kept = convert_dataset("totalsegmentator", tmp_path / "o6", root=ts, exclude=["s000[1-3]"])
+    assert [e["subject"] for split in ("training", "validation", "test") for e in json.loads(kept.read_text())[split]] == ["s0000"]  # fmt: skip
+    assert convert_dataset("totalsegmentator", tmp_path / "o7", root=ts, limit=1).is_file()
 
 
 def test_output_folder_and_command_errors(tmp_path, capsys):
