@@ -13,10 +13,12 @@ JSON's folder, the form ``monai.data.load_decathlon_datalist`` reads. Splits are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +35,7 @@ __all__ = [
     "stratified_split_counts",
     "write_phantom_dataset",
     "load_datalist",
+    "map_jobs",
 ]
 
 SPLITS: tuple[str, ...] = ("training", "validation", "test")
@@ -71,6 +74,50 @@ def stratified_split_counts(count: int, splits: Sequence[float]) -> list[int]:
                 counts[donor] -= 1
                 counts[i] += 1
     return counts
+
+
+@contextlib.contextmanager
+def map_jobs(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    num_workers: int = 0,
+    progress: bool | Callable = False,
+    desc: str = "jobs",
+    unit: str = "job",
+) -> Iterator[Iterable[Any]]:
+    """``fn`` over ``jobs`` in order, in this process or in ``num_workers`` spawned processes, with an optional
+    progress bar; the worker pool is shut down when the block exits (pending jobs cancelled on an error).
+
+    Args:
+        fn: a module-level function (worker processes import it by name).
+        jobs: its arguments, one per call.
+        num_workers: processes; 0 runs every call in this process, lazily.
+        progress: ``True`` for a tqdm bar, or a callable wrapping the result iterator.
+        desc, unit: the tqdm bar's label and unit.
+
+    Yields:
+        The results, in the order of ``jobs``.
+    """
+    executor = None
+    if num_workers > 0:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(int(num_workers), mp_context=multiprocessing.get_context("spawn"))
+        results: Iterable[Any] = executor.map(fn, jobs)
+    else:
+        results = map(fn, jobs)
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(jobs), desc=desc, unit=unit)
+    elif callable(progress):
+        results = progress(results)
+    try:
+        yield results
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
 
 
 def _case_seed(seed: int, index: int) -> int:
@@ -184,29 +231,10 @@ def write_phantom_dataset(
         for index, (scenario, _) in enumerate(plan)
     ]
 
-    executor = None
-    if num_workers > 0:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        executor = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
-        entries = executor.map(_write_case, jobs)
-    else:
-        entries = map(_write_case, jobs)
-    if progress is True:
-        from tqdm.auto import tqdm
-
-        entries = tqdm(entries, total=len(jobs), desc="phantoms", unit="case")
-    elif callable(progress):
-        entries = progress(entries)
-
     lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    try:
+    with map_jobs(_write_case, jobs, num_workers, progress, desc="phantoms", unit="case") as entries:
         for (_, split), entry in zip(plan, entries):
             lists[split].append(entry)
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
 
     datalist = {
         "name": "SADAAn synthetic abdominal phantoms",

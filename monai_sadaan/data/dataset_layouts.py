@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import atomic_open, atomic_write_with
-from .datalist import SPLITS, allocate_counts, stratified_split_counts
+from .datalist import SPLITS, allocate_counts, map_jobs, stratified_split_counts
 from .phantoms import DEFAULT_STRUCTURES
 
 __all__ = [
@@ -1249,30 +1249,12 @@ def convert_dataset(
     entries: dict[str, dict] = {}
     problems: list[str] = []
 
-    executor = None
-    if num_workers > 0:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        executor = ProcessPoolExecutor(int(num_workers), mp_context=multiprocessing.get_context("spawn"))
-        results: Iterable = executor.map(_convert_subject_or_problem, jobs)
-    else:
-        results = map(_convert_subject_or_problem, jobs)
-    if progress is True:
-        from tqdm.auto import tqdm
-
-        results = tqdm(results, total=len(jobs), desc="subjects", unit="subject")
-    elif callable(progress):
-        results = progress(results)
-    try:
+    with map_jobs(_convert_subject_or_problem, jobs, int(num_workers), progress, "subjects", "subject") as results:
         for result in results:  # in the order of jobs
             if isinstance(result, str):
                 problems.append(result)
             else:
                 entries[result["subject"]] = result
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
     _raise_problems(problems, "subjects")
 
     never = [s for s in structures if not any(e["present"][s] for e in entries.values())]
