@@ -18,7 +18,18 @@ from pathlib import Path
 
 __all__ = ["DEFAULT_BUNDLE", "DEMO_SCENARIOS", "write_demo_inputs", "run_demo", "main"]
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "sadaan_abdominal_ct_segmentation"
+
+def _default_bundle() -> Path:
+    """The SADAAn bundle of this installation: the wheel's copy, else the checkout's ``bundles/``."""
+    from monai_sadaan.bundles import bundles_dir
+
+    try:
+        return bundles_dir() / "sadaan_abdominal_ct_segmentation"
+    except FileNotFoundError:  # reported by run_demo, which names the missing files
+        return Path(__file__).resolve().parents[1] / "bundles" / "sadaan_abdominal_ct_segmentation"
+
+
+DEFAULT_BUNDLE = _default_bundle()
 DEMO_SCENARIOS = ("normal", "nephrectomy_left", "nephrectomy_bilateral", "splenectomy", "partial_fov")
 
 
