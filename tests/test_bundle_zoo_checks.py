@@ -304,7 +304,8 @@ def test_end_of_file_trailing_whitespace_and_line_endings():
 
 
 def test_formatter_matches_the_hook_on_samples():
-    assert pretty_format_json('{"b": 1, "a": [1, 2]}') == '{\n    "b": 1,\n    "a": [\n        1,\n        2\n    ]\n}\n'
+    expected = '{\n    "b": 1,\n    "a": [\n        1,\n        2\n    ]\n}\n'
+    assert pretty_format_json('{"b": 1, "a": [1, 2]}') == expected
     assert pretty_format_json('{"x": "\u00d7", "e": []}') == '{\n    "x": "\\u00d7",\n    "e": []\n}\n'
 
 

@@ -102,7 +102,9 @@ def _config_files(root: Path, configs: str) -> list[str]:
     for name in (c.strip() for c in configs.split(",") if c.strip()):
         path = root / "configs" / (name if name.endswith((".json", ".yaml", ".yml")) else f"{name}.json")
         if not path.is_file():
-            known = sorted(p.stem for p in (root / "configs").glob("*.json") if p.stem not in ("metadata", "metadata_schema"))
+            known = sorted(
+                p.stem for p in (root / "configs").glob("*.json") if p.stem not in ("metadata", "metadata_schema")
+            )
             raise FileNotFoundError(f"expected a config of {root.name} among {known}, got {name!r}")
         files.append(str(path))
     if not files:
