@@ -42,7 +42,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -572,26 +572,81 @@ def check_volume_header(path: str | os.PathLike, root: str | os.PathLike | None 
 
 
 # ---------------------------------------------------------------------------------------------------- voxel data
-def _read_nifti_voxels(p: Path) -> tuple[object, np.ndarray, tuple[float, float]]:
-    """NIfTI voxels with nibabel, which keeps NaN (ITK reads NaN in NIfTI files as 0).
+NIFTI_CHUNK_BYTES = 1 << 24
+"""Bytes of stored NIfTI voxel data read at a time by :func:`iter_nifti_data` (16 MiB)."""
 
-    Integer data is returned unscaled: it cannot hold NaN/Inf, and scaling it would double or quadruple the memory.
+
+def iter_nifti_data(img: object, chunk_items: int | None = None) -> Iterator[np.ndarray]:
+    """The stored (unscaled) voxels of a NIfTI image file, in file order, one chunk at a time.
+
+    One pass over the file (or its gzip stream) into one reusable buffer: no array, and no buffer, of the volume's
+    size (``np.asanyarray(img.dataobj)`` reads a .nii.gz through a second buffer of the volume's size). Each chunk
+    is a 1-D view of that buffer, valid until the next one is read; its dtype is the file's (byte order included).
+
+    Args:
+        img: a nibabel NIfTI image as ``nibabel.load`` gives it (its data not read yet).
+        chunk_items: voxels per chunk (the last may be shorter); default :data:`NIFTI_CHUNK_BYTES` worth.
+
+    Raises:
+        OSError: the file holds fewer bytes than the header declares (``EOFError`` / ``zlib.error`` / gzip's
+            ``BadGzipFile`` come through from a cut or corrupt gzip stream).
+    """
+    from nibabel.openers import ImageOpener
+
+    proxy = img.dataobj  # type: ignore[attr-defined]
+    dtype = np.dtype(proxy.dtype)
+    total = math.prod(int(s) for s in proxy.shape)
+    step = int(chunk_items) if chunk_items else max(1, NIFTI_CHUNK_BYTES // dtype.itemsize)
+    buffer = np.empty(max(1, min(step, total)), dtype=dtype)
+    with ImageOpener(proxy.file_like, "rb") as f:
+        f.seek(int(proxy.offset))
+        done = 0
+        while done < total:
+            n = min(step, total - done)
+            view = memoryview(buffer[:n]).cast("B")
+            got = 0
+            while got < view.nbytes:
+                k = f.readinto(view[got:])
+                if not k:
+                    raise OSError(
+                        f"Expected {total * dtype.itemsize} bytes, got {done * dtype.itemsize + got} bytes from "
+                        f"{proxy.file_like}\n - could the file be damaged?"
+                    )
+                got += k
+            yield buffer[:n]
+            done += n
+
+
+def _scan_nifti(p: Path) -> tuple[tuple[int, ...], float, float, int, int, tuple[float, float]]:
+    """Read a NIfTI file's voxels once, in chunks (:func:`iter_nifti_data`), without holding the volume.
+
+    Integer data is scanned unscaled (it cannot hold NaN/Inf, and its extremes scale linearly); float data is scaled
+    per chunk as nibabel scales it, and its NaN / Inf voxels are counted.
 
     Returns:
-        ``(None, array, (slope, inter))``: the scaling still to apply to ``array`` (``(1, 0)`` when applied).
+        ``(shape, min, max, n_nan, n_inf, (slope, inter))``: the scaling still to apply to min / max (``(1, 0)``
+        when applied); min / max of the finite values (``inf``, ``-inf`` when there are none).
     """
     import nibabel as nib
+    from nibabel.volumeutils import apply_read_scaling
 
-    img = nib.load(str(p), mmap=False)  # one plain read: faulting in a memory map page by page is ~5x slower
+    img = nib.load(str(p))
     proxy = img.dataobj
-    if np.issubdtype(img.get_data_dtype(), np.integer) and hasattr(proxy, "get_unscaled"):
-        slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
-        if not (np.isfinite(slope) and np.isfinite(inter)):
-            raise InputImageError(
-                f"expected finite intensity scaling, got scl_slope {slope} and scl_inter {inter}: {p}"
-            )
-        return None, np.asarray(proxy.get_unscaled()), (slope, inter)
-    return None, np.asanyarray(proxy), (1.0, 0.0)
+    shape = tuple(int(s) for s in proxy.shape)
+    slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
+    integer = np.issubdtype(np.dtype(proxy.dtype), np.integer)
+    if integer and not (np.isfinite(slope) and np.isfinite(inter)):
+        raise InputImageError(f"expected finite intensity scaling, got scl_slope {slope} and scl_inter {inter}: {p}")
+    lo, hi, n_nan, n_inf = math.inf, -math.inf, 0, 0
+    for chunk in iter_nifti_data(img):
+        if not integer:
+            chunk = apply_read_scaling(chunk, np.asanyarray(proxy.slope), np.asanyarray(proxy.inter))
+            nan, inf = _count_non_finite(chunk)
+            if nan or inf:
+                n_nan, n_inf = n_nan + nan, n_inf + inf
+                continue  # refused anyway
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+    return shape, lo, hi, n_nan, n_inf, ((slope, inter) if integer else (1.0, 0.0))
 
 
 def _read_sitk_voxels(p: Path) -> tuple[object, np.ndarray, tuple[float, float]]:
@@ -636,7 +691,10 @@ def _read_content(p: Path, root: Path | None = None) -> tuple[tuple[int, ...], f
     if stat.S_ISREG(st.st_mode) and not _is_nifti(p):
         _check_data_files(p, root if root is not None else p.parent)  # never hand ITK a FIFO
     try:
-        owner, array, (slope, inter) = _read_nifti_voxels(p) if _is_nifti(p) else _read_sitk_voxels(p)
+        if _is_nifti(p):
+            shape, lo, hi, n_nan, n_inf, (slope, inter) = _scan_nifti(p)
+        else:
+            owner, array, (slope, inter) = _read_sitk_voxels(p)
     except (EOFError, OSError, zlib.error, RuntimeError, ImageFileError, HeaderDataError) as e:
         # EOFError: gzip stream cut short; OSError: bad gzip data or fewer bytes than the header declares;
         # zlib.error: corrupt deflate data; RuntimeError: ITK could not read the data; nibabel's own errors
@@ -644,15 +702,19 @@ def _read_content(p: Path, root: Path | None = None) -> tuple[tuple[int, ...], f
         raise InputImageError(
             f"expected complete voxel data, got a truncated or corrupt file ({type(e).__name__}: {reason}): {p}"
         ) from e
-    if array.size == 0:
-        raise InputImageError(f"expected a non-empty voxel array, got shape {tuple(array.shape)}: {p}")
-    if np.issubdtype(array.dtype, np.inexact):
-        n_nan, n_inf = _count_non_finite(array)
-        if n_nan or n_inf:
-            raise InputImageError(
-                f"expected finite voxel values, got {n_nan} NaN and {n_inf} Inf voxels of {array.size} in {p}"
-            )
-    lo, hi = float(array.min()), float(array.max())
+    if not _is_nifti(p):
+        shape = tuple(int(s) for s in array.shape)
+        n_nan = n_inf = 0
+        if array.size and np.issubdtype(array.dtype, np.inexact):
+            n_nan, n_inf = _count_non_finite(array)
+        lo, hi = (float(array.min()), float(array.max())) if array.size and not (n_nan or n_inf) else (0.0, 0.0)
+        del array, owner  # the view first, then the image that owns its buffer
+    if math.prod(shape) == 0:
+        raise InputImageError(f"expected a non-empty voxel array, got shape {shape}: {p}")
+    if n_nan or n_inf:
+        raise InputImageError(
+            f"expected finite voxel values, got {n_nan} NaN and {n_inf} Inf voxels of {math.prod(shape)} in {p}"
+        )
     lo, hi = sorted((lo * slope + inter, hi * slope + inter))  # scaled in float64: no overflow here
     if not (-_FLOAT32_MAX <= lo and hi <= _FLOAT32_MAX):
         scaled = f" (stored values scaled by scl_slope {slope:g}, scl_inter {inter:g})"
@@ -661,8 +723,6 @@ def _read_content(p: Path, root: Path | None = None) -> tuple[tuple[int, ...], f
             f"expected voxel values within the float32 range (+/-{_FLOAT32_MAX:.4g}) the model reads, got values "
             f"from {lo:.4g} to {hi:.4g}{scaled}: {p}"
         )
-    shape = tuple(int(s) for s in array.shape)
-    del array, owner  # the view first, then the image that owns its buffer
     return shape, lo, hi
 
 

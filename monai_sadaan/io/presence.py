@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_sadaan.io.geometry import labelmap_and_affine, to_numpy, voxel_volume_ml
+from monai_sadaan.io.geometry import label_counts, labelmap_and_affine, to_numpy, voxel_volume_ml
 from monai_sadaan.io.structures import StructuresLike, structure_table
 from monai_sadaan.utils import atomic_open
 
@@ -115,7 +115,7 @@ def presence_rows(
     table = structure_table(structures)
     lm, aff = labelmap_and_affine(labelmap, affine)
     voxel_ml = voxel_volume_ml(aff)
-    counts = np.bincount(lm.ravel(), minlength=max(s.label for s in table) + 1)
+    counts = label_counts(lm, minlength=max(s.label for s in table) + 1)
 
     n = len(table)
     if isinstance(presence, Mapping):

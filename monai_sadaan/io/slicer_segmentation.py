@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_sadaan.io.geometry import labelmap_and_affine, ras_to_lps
+from monai_sadaan.io.geometry import label_counts, labelmap_and_affine, ras_to_lps
 from monai_sadaan.io.presence import StructurePresence, presence_rows
 from monai_sadaan.io.structures import StructuresLike, structure_table, terminology_dict
 from monai_sadaan.utils import atomic_write_with
@@ -73,7 +73,7 @@ def build_slicer_segmentation(
     rows = presence_rows(lm, aff, presence, table)
 
     known = {s.label for s in table}
-    found = {int(v) for v in np.flatnonzero(np.bincount(lm.ravel()))} - {0}  # bincount: no sort of the volume
+    found = {int(v) for v in np.flatnonzero(label_counts(lm))} - {0}  # counts: no sort of the volume
     unknown = sorted(found - known)
     if unknown:
         raise ValueError(
@@ -133,7 +133,7 @@ def write_slicer_segmentation(
     path: str | os.PathLike,
     structures: StructuresLike = None,
     absent: str = "empty",
-    compression_level: int = 6,
+    compression_level: int = 1,
 ) -> str:
     """Write a Slicer ``.seg.nrrd`` through ``slicerio.write_segmentation``, atomically.
 
@@ -145,7 +145,8 @@ def write_slicer_segmentation(
         path: output file, ending in ``.seg.nrrd``.
         structures: the structure set (default: the five SADAAn structures).
         absent: ``"empty"`` or ``"omit"`` (see the module docstring).
-        compression_level: gzip level (1 fastest .. 9 smallest).
+        compression_level: gzip level (1 fastest .. 9 smallest). 1, as the NIfTI outputs: a CT's label map takes
+            about a third of the time of level 6 and compresses a few percent less.
 
     Returns:
         ``str(path)``.

@@ -12,6 +12,15 @@ from .array import (
     presence_from_masks,
     structure_label_values,
 )
+from .network_grid import (
+    CTToNetworkGrid,
+    CTToNetworkGridd,
+    CTToNetworkGridD,
+    CTToNetworkGridDict,
+    NetworkGridRecord,
+    input_grid_labels,
+    input_grid_probabilities,
+)
 from .dictionary import (
     ATTENTION_TARGETS,
     PRESENCE_TARGETS,
@@ -40,6 +49,13 @@ __all__ = [
     "ATTENTION_TARGETS",
     "PRESENCE_TARGETS",
     "SEGMENTATION_TARGETS",
+    "CTToNetworkGrid",
+    "CTToNetworkGridd",
+    "CTToNetworkGridD",
+    "CTToNetworkGridDict",
+    "NetworkGridRecord",
+    "input_grid_labels",
+    "input_grid_probabilities",
     "CTWindow",
     "CTWindowd",
     "CTWindowD",

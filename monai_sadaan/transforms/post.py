@@ -1,9 +1,14 @@
 """Post-processing of SADAAn predictions inside MONAI pipelines (dictionary transforms).
 
 The network returns a dict; MONAI's post-processing works on the keys of each (decollated) sample. These transforms
-lift the voxel-wise prediction to the sample's ``pred`` key (so ``Invertd`` can map it back to the input's
-geometry), keep the per-structure presence outputs beside it, and turn probabilities into a label map in which
-structures judged absent are empty.
+lift the voxel-wise prediction to the sample's ``pred`` key, keep the per-structure presence outputs beside it, and
+turn probabilities into a label map in which structures judged absent are empty:
+
+* :class:`InputGridLabelMapd` (the bundle's): the label map on the input's grid straight from the probabilities on
+  the network's grid, slab by slab, with the record of :class:`~monai_sadaan.transforms.CTToNetworkGridd`; the
+  probability maps on the input grid only when asked for.
+* ``Invertd`` + :class:`PresenceAwareLabelMapd`: the same label map through five float32 probability channels at
+  full resolution (the bundle's path before; kept for other pipelines and as the reference in the tests).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["SADAAnPredictionToItemsd", "PresenceAwareLabelMapd"]
+from .network_grid import find_network_grid_record, input_grid_labels, input_grid_probabilities
+
+__all__ = ["SADAAnPredictionToItemsd", "PresenceAwareLabelMapd", "InputGridLabelMapd"]
 
 
 class SADAAnPredictionToItemsd(MapTransform):
@@ -121,3 +128,74 @@ class PresenceAwareLabelMapd(MapTransform):
                 masks = torch.stack([(labels[0] == v) for v in values]).to(torch.uint8)
                 d[self.mask_key] = MetaTensor(masks, meta=dict(probs.meta)) if isinstance(probs, MetaTensor) else masks
         return d
+
+
+class InputGridLabelMapd(MapTransform):
+    """Probabilities on the network's grid [S, *spatial_dims] + presence calls [S] -> label map [1, X, Y, Z] on the
+    input's grid, equal to ``Invertd`` (trilinear) followed by :class:`PresenceAwareLabelMapd`.
+
+    The probabilities are resized back only inside the box of each present structure that can pass ``threshold``,
+    slab by slab (:func:`~monai_sadaan.transforms.network_grid.input_grid_labels`); nothing of full resolution but
+    the label map itself is held. The label map is a MetaTensor with the input's own affine (as it was read, not
+    recomputed) and the image's other metadata.
+
+    Args:
+        keys: key of the probabilities on the network's grid (a MetaTensor or tensor [S, D, H, W]).
+        image_key: key of the preprocessed image, which carries the record of
+            :class:`~monai_sadaan.transforms.CTToNetworkGridd`.
+        presence_key: key of the [S] presence calls (1 present, 0 absent).
+        label_values: label value of each structure (default 1..S).
+        threshold: probability the best present structure must exceed.
+        output_key: where the label map goes (default: replaces the probabilities).
+        probability_key: when set, also put the probability maps on the input grid ([S, X, Y, Z] float32, every
+            structure, presence not applied: what ``Invertd`` gives) under this key (it may be ``keys`` itself).
+    """
+
+    def __init__(
+        self,
+        keys: str = "pred",
+        image_key: str = "image",
+        presence_key: str = "presence_calls",
+        label_values: Sequence[int] | None = None,
+        threshold: float = 0.5,
+        output_key: str | None = "label_map",
+        probability_key: str | None = None,
+    ) -> None:
+        super().__init__(keys=keys)
+        self.image_key = image_key
+        self.presence_key = presence_key
+        self.label_values = None if label_values is None else [int(v) for v in label_values]
+        self.threshold = float(threshold)
+        self.output_key = output_key
+        self.probability_key = probability_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image = d.get(self.image_key)
+        record = find_network_grid_record(image)
+        meta = {k: v for k, v in image.meta.items() if k != "affine"} if isinstance(image, MetaTensor) else {}
+        for key in self.key_iterator(d):
+            probs = d[key]
+            if not isinstance(probs, torch.Tensor) or probs.ndim != 4:
+                shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+                raise ValueError(f"expected per-structure probabilities of shape (S, D, H, W), got {shape}")
+            s = probs.shape[0]
+            values = self.label_values or list(range(1, s + 1))
+            if len(values) != s:
+                raise ValueError(f"expected {s} label values, got {len(values)}")
+            present = torch.as_tensor(d[self.presence_key]).reshape(-1)
+            if present.numel() != s:
+                raise ValueError(f"expected {s} presence calls, got {present.numel()}")
+            labels = input_grid_labels(probs, record, present, values, self.threshold)
+            d[self.output_key or key] = _on_input_grid(torch.from_numpy(labels)[None], meta, record.input_affine)
+            if self.probability_key is not None:
+                full = input_grid_probabilities(probs, record)
+                d[self.probability_key] = _on_input_grid(torch.from_numpy(full), meta, record.input_affine)
+        return d
+
+
+def _on_input_grid(x: torch.Tensor, meta: Mapping[Hashable, Any], affine: Any) -> MetaTensor:
+    """``x`` as a MetaTensor with the image's metadata and the input's own affine (exactly as it was read)."""
+    out = MetaTensor(x, meta=dict(meta))
+    out.affine = torch.as_tensor(affine, dtype=torch.float64)
+    return out

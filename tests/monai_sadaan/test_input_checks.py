@@ -229,37 +229,44 @@ NIFTI_HEADERS = {
 }
 
 
-def _bundle_preprocessing():
+def _bundle_transforms():
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "inference.json"))
     parser["spatial_dims"] = [16, 16, 16]
-    return parser.get_parsed_content("preprocessing"), parser.get("postprocessing")
+    return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
 
 
 @pytest.mark.parametrize("case", sorted(NIFTI_HEADERS))
 def test_bundle_loader_and_writer_keep_nibabels_affine(tmp_path, case):
-    """The bundle's preprocessing, its Invertd and the label-map writer: the output's affine is nibabel's affine of
-    the input. Before (ITKReader) it was not for sform_only / both_disagreeing (qform used, 1 mm off and flipped),
-    both_zero (LPS identity assumed) and sheared_sform (shear dropped)."""
+    """The bundle's preprocessing, its label map on the input grid and the label-map writer: the output's affine is
+    nibabel's affine of the input, exactly (also through MONAI's Invertd, to rounding). Before (ITKReader) it was
+    not for sform_only / both_disagreeing (qform used, 1 mm off and flipped), both_zero (LPS identity assumed) and
+    sheared_sform (shear dropped)."""
+    import torch
+    from monai.data import MetaTensor
     from monai.transforms import Invertd
 
     from monai_sadaan.io import write_label_map_nifti
+    from monai_sadaan.transforms.post import InputGridLabelMapd
 
     path = _nifti(tmp_path / f"{case}.nii.gz", data=_ct((10, 12, 14)), **NIFTI_HEADERS[case])
     expected = nib.load(str(path)).affine
-    preprocessing, post = _bundle_preprocessing()
-    invert = next(t for t in post["transforms"] if t["_target_"] == "Invertd")
+    preprocessing, post = _bundle_transforms()
+    to_labels = next(t for t in post.transforms if isinstance(t, InputGridLabelMapd))
     d = preprocessing({"image": str(path)})
-    d["pred"] = (d["image"] > 0.5).float()
-    out = Invertd(
-        "pred", transform=preprocessing, orig_keys="image", nearest_interp=invert["nearest_interp"], to_tensor=True
-    )(d)
-    assert tuple(out["pred"].shape[1:]) == (10, 12, 14)
-    np.testing.assert_allclose(out["pred"].affine.numpy(), expected, atol=1e-5)
-    written = write_label_map_nifti((out["pred"] > 0.5).to(dtype=out["pred"].dtype), None, tmp_path / "labels.nii.gz")
-    np.testing.assert_allclose(nib.load(written).affine, expected, atol=1e-5)
+    d["pred"] = MetaTensor((d["image"] > 0.5).float().repeat(5, 1, 1, 1).as_tensor(), meta=dict(d["image"].meta))
+    d["presence_calls"] = torch.ones(5)
+    out = to_labels(dict(d))
+    assert tuple(out["label_map"].shape) == (1, 10, 12, 14)
+    np.testing.assert_array_equal(out["label_map"].affine.numpy(), expected)
+    written = write_label_map_nifti(out["label_map"], None, tmp_path / "labels.nii.gz")
+    # the file keeps it as NIfTI stores it: the sform in float32
+    np.testing.assert_array_equal(nib.load(written).affine, expected.astype(np.float32))
+    inverted = Invertd("pred", transform=preprocessing, orig_keys="image", nearest_interp=False, to_tensor=True)(d)
+    assert tuple(inverted["pred"].shape[1:]) == (10, 12, 14)
+    np.testing.assert_allclose(inverted["pred"].affine.numpy(), expected, atol=1e-5)
 
 
 def test_ambiguous_nifti_orientation_is_reported_naming_the_file(tmp_path, caplog):
@@ -454,7 +461,7 @@ def test_messages_name_what_the_path_is(tmp_path, monkeypatch):
     # a (x, y, z, 1) NIfTI: checked and loaded as 3D
     four = _nifti(tmp_path / "four.nii.gz", data=_ct((6, 7, 8, 1)))
     assert check_volume_header(four) == (6, 7, 8)
-    preprocessing, _ = _bundle_preprocessing()
+    preprocessing, _ = _bundle_transforms()
     image = preprocessing({"image": str(four)})["image"]
     assert tuple(image.shape) == (1, 16, 16, 16)
 

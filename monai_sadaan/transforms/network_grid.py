@@ -1,0 +1,510 @@
+"""From a CT of any size to the network's grid and back, reading and writing only what is needed.
+
+SADAAn sees the whole volume at ``spatial_dims`` (48³ by default), so a 512 x 512 x 300 CT is orientated, windowed
+and resized (trilinear) to the grid, and the network's probabilities are resized back, orientated back and turned
+into a label map. Done with whole-volume transforms (``Orientationd``, ``CTWindowd``, ``FitToSpatialDimsd``, then
+``Invertd`` and :class:`~monai_sadaan.transforms.post.PresenceAwareLabelMapd`) that costs a float32 copy of the
+volume on the way in and five float32 probability channels at full resolution on the way out: several GB for one
+CT. The two transforms here give **the same values** (tested: equal bit for bit on the CPU) in bounded memory:
+
+* :class:`CTToNetworkGrid` / :class:`CTToNetworkGridd`: ``Orientation(axcodes)`` -> ``CTWindow`` ->
+  ``FitToSpatialDims(spatial_dims, "resize", "trilinear")`` in one pass. The input stays in the type it was read in
+  (int16 for most CT); only the voxels that trilinear interpolation reads are taken (about two per output voxel and
+  axis: at most 96³ of them for a 48³ grid), through views for the orientation, windowed in float32 and
+  interpolated one axis at a time with PyTorch's own linear kernel (the 3-D trilinear kernel computes the same
+  nested sums, last axis innermost). Invertible with MONAI's ``Invertd``; its record also serves the label map.
+* :func:`input_grid_labels` (used by :class:`~monai_sadaan.transforms.post.InputGridLabelMapd`): the label map on
+  the input's grid, slab by slab, computed only inside the bounding box (on the coarse grid) of each present
+  structure's probabilities above ``threshold - 1e-3``: outside it every interpolated probability stays below the
+  threshold (the weights are non-negative and sum to one), so the voxel is background either way.
+  :func:`input_grid_probabilities` gives the probability maps on the input grid when they are to be written.
+
+Interpolation is ``torch.nn.functional.interpolate(mode="linear", align_corners=False)`` along each axis in turn,
+the last (innermost) axis first, which is how the trilinear kernel nests its sums; which input voxels it reads
+(and with a non-zero weight) is found by interpolating one-hot probes (:func:`linear_support`), not re-derived.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.data.meta_obj import get_track_meta
+from monai.transforms import InvertibleTransform, MapTransform
+from monai.transforms.utils import scale_affine
+from monai.utils import SpaceKeys, TraceKeys
+
+from .array import CTWindow, check_volume
+
+__all__ = [
+    "CTToNetworkGrid",
+    "CTToNetworkGridd",
+    "CTToNetworkGridD",
+    "CTToNetworkGridDict",
+    "NetworkGridRecord",
+    "find_network_grid_record",
+    "input_grid_labels",
+    "input_grid_probabilities",
+    "linear_support",
+]
+
+ACTIVE_MARGIN = 1e-3
+"""A structure's probability is computed on the input grid only where a coarse probability exceeds
+``threshold - ACTIVE_MARGIN``; trilinear interpolation (non-negative weights summing to one, three roundings of
+float32) cannot lift values below that over the threshold."""
+
+_SLAB_BYTES = 32 << 20  # float32 working set of one slab of the label map (per structure)
+
+
+# ---------------------------------------------------------------------------------------------------- 1-D helpers
+@functools.lru_cache(maxsize=64)
+def linear_support(n_in: int, n_out: int) -> np.ndarray:
+    """``[n_in, n_out]`` bool: input index ``i`` enters output index ``o`` with a non-zero weight under
+    ``F.interpolate(mode="linear", align_corners=False, size=n_out)``.
+
+    Found by interpolating one-hot probes with PyTorch itself (blocks of 256), so it is the kernel's own choice of
+    neighbours and weights, rounding included. The result is read-only and cached.
+    """
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"expected positive sizes, got n_in={n_in}, n_out={n_out}")
+    out = np.zeros((n_in, n_out), dtype=bool)
+    for start in range(0, n_in, 256):
+        stop = min(start + 256, n_in)
+        probe = torch.zeros(stop - start, 1, n_in)
+        probe[torch.arange(stop - start), 0, torch.arange(start, stop)] = 1.0
+        w = F.interpolate(probe, size=n_out, mode="linear", align_corners=False)[:, 0]
+        out[start:stop] = (w != 0).numpy()
+    out.flags.writeable = False
+    return out
+
+
+def _interp_axis(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+    """Linear interpolation (``align_corners=False``) of ``x`` along ``axis`` to ``size``, with PyTorch's kernel."""
+    moved = x.movedim(axis, -1)
+    lead = moved.shape[:-1]
+    flat = moved.reshape(-1, 1, moved.shape[-1])
+    out = F.interpolate(flat, size=size, mode="linear", align_corners=False)
+    return out.reshape(*lead, size).movedim(-1, axis)
+
+
+def _rows(mask: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(mask)
+
+
+# ---------------------------------------------------------------------------------------------------- the record
+@dataclass(frozen=True)
+class NetworkGridRecord:
+    """How a volume was put on the network's grid (stored in the applied-operations record of
+    :class:`CTToNetworkGrid`).
+
+    Attributes:
+        input_shape: spatial shape of the input (array order, e.g. nibabel's ``(i, j, k)``).
+        flip_axes: input axes flipped for the orientation (flipped first, as MONAI's ``Orientation`` does).
+        transpose: ``transpose[k]`` is the input axis that becomes axis ``k`` of the orientated volume.
+        spatial_dims: the network's grid.
+        input_affine: the input's voxel-to-world affine (4x4, float64), as it came.
+    """
+
+    input_shape: tuple[int, int, int]
+    flip_axes: tuple[int, ...]
+    transpose: tuple[int, int, int]
+    spatial_dims: tuple[int, int, int]
+    input_affine: np.ndarray
+
+    @property
+    def oriented_shape(self) -> tuple[int, int, int]:
+        return tuple(self.input_shape[a] for a in self.transpose)  # type: ignore[return-value]
+
+    def oriented_view(self, array: np.ndarray, channel_first: bool = False) -> np.ndarray:
+        """A view of ``array`` (input grid, ``[X, Y, Z]`` or ``[C, X, Y, Z]``) in the orientated order; writing
+        into the view writes into ``array``."""
+        lead = 1 if channel_first else 0
+        view = np.flip(array, axis=[lead + a for a in self.flip_axes]) if self.flip_axes else array
+        return view.transpose(*range(lead), *(lead + a for a in self.transpose))
+
+    def as_extra_info(self) -> dict[str, Any]:
+        return {
+            "input_shape": list(self.input_shape),
+            "flip_axes": list(self.flip_axes),
+            "transpose": list(self.transpose),
+            "spatial_dims": list(self.spatial_dims),
+            "input_affine": np.asarray(self.input_affine, dtype=np.float64).tolist(),
+        }
+
+    @classmethod
+    def from_extra_info(cls, info: Mapping[str, Any]) -> NetworkGridRecord:
+        def ints(v: Any) -> tuple[int, ...]:
+            return tuple(int(x) for x in (v.tolist() if hasattr(v, "tolist") else v))
+
+        return cls(
+            input_shape=ints(info["input_shape"]),  # type: ignore[arg-type]
+            flip_axes=ints(info["flip_axes"]),
+            transpose=ints(info["transpose"]),  # type: ignore[arg-type]
+            spatial_dims=ints(info["spatial_dims"]),  # type: ignore[arg-type]
+            input_affine=np.asarray(
+                info["input_affine"].tolist() if hasattr(info["input_affine"], "tolist") else info["input_affine"],
+                dtype=np.float64,
+            ),
+        )
+
+
+def find_network_grid_record(image: Any) -> NetworkGridRecord:
+    """The record :class:`CTToNetworkGrid` left on ``image`` (a MetaTensor from the preprocessing).
+
+    Raises:
+        ValueError: ``image`` carries no such record (it was not prepared with :class:`CTToNetworkGridd`).
+    """
+    ops = getattr(image, "applied_operations", None) or []
+    for op in reversed(ops):
+        if isinstance(op, Mapping) and op.get(TraceKeys.CLASS_NAME) == CTToNetworkGrid.__name__:
+            return NetworkGridRecord.from_extra_info(op[TraceKeys.EXTRA_INFO])
+    names = [op.get(TraceKeys.CLASS_NAME) for op in ops if isinstance(op, Mapping)]
+    raise ValueError(
+        "expected the image to carry the record of CTToNetworkGridd (the bundle's preprocessing), got applied "
+        f"operations {names}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- orientation
+def _orientation(affine: np.ndarray, shape: Sequence[int], axcodes: str, labels: Any) -> tuple[list[int], list[int], np.ndarray]:
+    """``(flip_axes, transpose, xform)`` of MONAI's ``Orientation(axcodes, labels)`` for a 3-D volume: flip the
+    input axes ``flip_axes``, then ``transpose``; the new affine is ``affine @ xform``."""
+    src = nib.io_orientation(affine)
+    dst = nib.orientations.axcodes2ornt(axcodes[:3], labels=labels)
+    if len(dst) < 3:
+        raise ValueError(f"expected axcodes for 3 spatial axes, got {axcodes!r}")
+    ornt = nib.orientations.ornt_transform(src, dst)
+    xform = nib.orientations.inv_ornt_aff(ornt, tuple(int(s) for s in shape))
+    flip_axes = [int(ax) for ax, flip in enumerate(ornt[:, 1]) if flip == -1]
+    transpose = [int(a) for a in np.argsort(ornt[:, 0])]
+    return flip_axes, transpose, xform
+
+
+def _as_numpy_view(img: NdarrayOrTensor) -> np.ndarray:
+    if isinstance(img, torch.Tensor):
+        t = img.as_tensor() if isinstance(img, MetaTensor) else img
+        return t.detach().cpu().numpy()
+    return np.asarray(img)
+
+
+# ---------------------------------------------------------------------------------------------------- forward
+class CTToNetworkGrid(InvertibleTransform):
+    """Orientate, window and resize a CT ``[C, X, Y, Z]`` to the network's grid, reading only what is needed.
+
+    Equal, value for value, to ``Orientation(axcodes)`` -> ``CTWindow(a_min, a_max, b_min, b_max, clip)`` on the
+    float32 volume -> ``FitToSpatialDims(spatial_dims, mode="resize", interp_mode="trilinear")``, without a float32
+    copy of the volume (see the module docstring). The input may be any real type (int16 as read is best); a
+    MetaTensor gives the orientation through its affine (a plain array: taken as already orientated) and gets a
+    record that :meth:`inverse` (MONAI's ``Invertd``) and :func:`input_grid_labels` use.
+
+    Args:
+        spatial_dims: the network's grid ``(D, H, W)``.
+        axcodes: orientation of the network's grid (``"RAS"``).
+        labels: MONAI ``Orientation``'s ``labels`` (``None``: nibabel's, or LPS ones for a MetaTensor in LPS space).
+        a_min, a_max, b_min, b_max, clip: the CT window (see :class:`~monai_sadaan.transforms.CTWindow`).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: Sequence[int],
+        axcodes: str = "RAS",
+        labels: Any = None,
+        a_min: float = -175.0,
+        a_max: float = 250.0,
+        b_min: float = 0.0,
+        b_max: float = 1.0,
+        clip: bool = True,
+    ) -> None:
+        dims = tuple(spatial_dims) if isinstance(spatial_dims, Sequence) else ()
+        if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
+            raise ValueError(f"expected spatial_dims as three positive integers (D, H, W), got {spatial_dims!r}")
+        if not isinstance(axcodes, str) or len(axcodes) != 3:
+            raise ValueError(f"expected axcodes of three letters (e.g. 'RAS'), got {axcodes!r}")
+        self.spatial_dims = tuple(int(s) for s in dims)
+        self.axcodes = axcodes
+        self.labels = labels
+        self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=np.float32)
+
+    def record_for(self, img: NdarrayOrTensor) -> tuple[NetworkGridRecord, np.ndarray]:
+        """``(record, xform)`` for ``img``: how it is orientated, and the orientation's affine update."""
+        shape = tuple(int(s) for s in img.shape[1:])
+        if isinstance(img, MetaTensor):
+            affine = img.peek_pending_affine().detach().cpu().numpy().astype(np.float64)
+            labels = self.labels
+            if labels is None and "space" in img.meta and SpaceKeys(img.meta["space"]) == SpaceKeys.LPS:
+                labels = (("R", "L"), ("A", "P"), ("I", "S"))  # as MONAI's Orientation for LPS tensors
+            flip_axes, transpose, xform = _orientation(affine, shape, self.axcodes, labels)
+        else:
+            affine = np.eye(4)
+            flip_axes, transpose, xform = [], [0, 1, 2], np.eye(4)
+        record = NetworkGridRecord(shape, tuple(flip_axes), tuple(transpose), self.spatial_dims, affine)  # type: ignore[arg-type]
+        return record, xform
+
+    def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
+        """
+        Args:
+            img: channel-first volume ``[C, X, Y, Z]`` (MetaTensor for the orientation and the record).
+
+        Returns:
+            ``[C, *spatial_dims]`` float32 (a MetaTensor with the grid's affine and the record when meta is tracked).
+        """
+        check_volume(img, "volume")
+        if any(int(s) < 1 for s in img.shape):
+            raise ValueError(f"expected a non-empty volume, got shape {tuple(img.shape)}")
+        record, xform = self.record_for(img)
+        oriented = record.oriented_view(_as_numpy_view(img), channel_first=True)  # views only
+        grid = self._fit(oriented)
+        if not (get_track_meta() and isinstance(img, MetaTensor)):
+            return grid
+        out = MetaTensor(grid, meta=dict(img.meta), applied_operations=list(img.applied_operations))
+        out.affine = img.peek_pending_affine()
+        grid_affine = xform @ scale_affine(record.oriented_shape, self.spatial_dims, align_corners=False)
+        self.push_transform(
+            out, sp_size=self.spatial_dims, affine=grid_affine, orig_size=record.input_shape,
+            extra_info=record.as_extra_info(),
+        )  # fmt: skip
+        return out
+
+    def _fit(self, oriented: np.ndarray) -> torch.Tensor:
+        """Window and resize the orientated view ``[C, D, H, W]``, reading only the voxels the kernel uses."""
+        channels, *shape = oriented.shape
+        supports = [linear_support(n, m) for n, m in zip(shape, self.spatial_dims)]
+        needed = [_rows(s.any(axis=1)) for s in supports]
+        picked = oriented[np.ix_(range(channels), *needed)]  # [C, nd, nh, nw], a copy of at most (2 * grid)^3
+        values = self.window(torch.from_numpy(np.asarray(picked, dtype=np.float32)))  # as LoadImaged(float32)
+        values = torch.as_tensor(values, dtype=torch.float32)
+        (depth, height, width), (gd, gh, gw) = shape, self.spatial_dims
+        nd, nh, nw = needed
+        # the trilinear kernel's nesting: last axis innermost; unread positions stay 0 (never weighted)
+        buf = torch.zeros(channels, len(nd), len(nh), width)
+        buf[..., torch.from_numpy(nw)] = values
+        step = _interp_axis(buf, 3, gw)  # [C, nd, nh, gw]
+        buf = torch.zeros(channels, len(nd), height, gw)
+        buf[:, :, torch.from_numpy(nh)] = step
+        step = _interp_axis(buf, 2, gh)  # [C, nd, gh, gw]
+        buf = torch.zeros(channels, depth, gh, gw)
+        buf[:, torch.from_numpy(nd)] = step
+        return _interp_axis(buf, 1, gd).contiguous()  # [C, gd, gh, gw]
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Map ``data`` ``[C, *spatial_dims]`` back to the input grid: trilinear resize to the orientated shape,
+        orientation undone, the input's affine restored (what MONAI's ``Invertd`` calls)."""
+        if not isinstance(data, MetaTensor) or not data.applied_operations:
+            raise ValueError(
+                "expected a MetaTensor that carries the record of CTToNetworkGrid, "
+                f"got {type(data).__name__} without applied operations"
+            )
+        transform = self.pop_transform(data)
+        record = NetworkGridRecord.from_extra_info(transform[TraceKeys.EXTRA_INFO])
+        x = data.as_tensor().float()
+        size = record.oriented_shape
+        if tuple(x.shape[1:]) != size:
+            x = F.interpolate(x[None], size=size, mode="trilinear", align_corners=False)[0]
+        x = x.permute(0, *(1 + int(a) for a in np.argsort(record.transpose)))
+        if record.flip_axes:
+            x = torch.flip(x, dims=[1 + a for a in record.flip_axes])
+        out = MetaTensor(x, meta=dict(data.meta), applied_operations=list(data.applied_operations))
+        out.affine = torch.as_tensor(record.input_affine, dtype=torch.float64)
+        return out
+
+
+class CTToNetworkGridd(MapTransform, InvertibleTransform):
+    """Dictionary version of :class:`CTToNetworkGrid`, invertible with MONAI's ``Invertd``.
+
+    Args:
+        keys: keys of the CT volumes.
+        spatial_dims, axcodes, labels, a_min, a_max, b_min, b_max, clip: see :class:`CTToNetworkGrid`.
+        allow_missing_keys: skip missing keys.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        spatial_dims: Sequence[int],
+        axcodes: str = "RAS",
+        labels: Any = None,
+        a_min: float = -175.0,
+        a_max: float = 250.0,
+        b_min: float = 0.0,
+        b_max: float = 1.0,
+        clip: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.fitter = CTToNetworkGrid(spatial_dims, axcodes, labels, a_min, a_max, b_min, b_max, clip)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.fitter(d[key])
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.fitter.inverse(d[key])
+        return d
+
+
+CTToNetworkGridD = CTToNetworkGridDict = CTToNetworkGridd
+
+
+# ---------------------------------------------------------------------------------------------------- backward
+def _coarse_probabilities(probs: Any, record: NetworkGridRecord) -> torch.Tensor:
+    p = probs.as_tensor() if isinstance(probs, MetaTensor) else torch.as_tensor(probs)
+    p = p.detach().to("cpu", torch.float32)
+    if p.ndim != 4 or tuple(p.shape[1:]) != record.spatial_dims:
+        raise ValueError(
+            f"expected probabilities of shape (S, {', '.join(map(str, record.spatial_dims))}) on the network's grid, "
+            f"got {tuple(p.shape)}"
+        )
+    return p
+
+
+def _slab_width(shape: Sequence[int], slab_bytes: int) -> int:
+    depth, height, _ = shape
+    return max(1, int(slab_bytes) // max(1, depth * height * 4))
+
+
+class _Upsampler:
+    """The probabilities of one structure on a box of the orientated input grid, as the trilinear kernel gives them.
+
+    ``box``: output ranges ``[(lo, hi), ...]`` (half-open) per orientated axis ``(d, h, w)``. The last axis is
+    interpolated once for the whole box (for the coarse rows the box reads); :meth:`slab` does the other two for a
+    range of the last axis. Every stage interpolates along the last axis of a contiguous array, and the result comes
+    in ``(h, w, d)`` order, so that nothing of the slab's size is transposed.
+    """
+
+    def __init__(self, coarse: torch.Tensor, shape: Sequence[int], box: Sequence[tuple[int, int]]) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.grid = tuple(int(s) for s in coarse.shape)
+        supports = [linear_support(g, n) for g, n in zip(self.grid, self.shape)]
+        self.box = [(int(lo), int(hi)) for lo, hi in box]
+        # coarse rows read by the outputs in the box, per axis
+        self.rows = [torch.from_numpy(_rows(s[:, lo:hi].any(axis=1))) for s, (lo, hi) in zip(supports, self.box)]
+        rd, rh, _ = self.rows
+        wlo, whi = self.box[2]
+        step = _interp_axis(coarse[rd][:, rh], 2, self.shape[2])  # [rd, rh, W]
+        self.first = step[:, :, wlo:whi].permute(0, 2, 1).contiguous()  # [rd, box w, rh]
+
+    def slab(self, w0: int, w1: int) -> np.ndarray:
+        """``[hhi - hlo, w1 - w0, dhi - dlo]`` probabilities on the box, last-axis outputs ``[w0, w1)`` of it."""
+        (dlo, dhi), (hlo, hhi), (wlo, _) = self.box
+        rd, rh, _ = self.rows
+        part = self.first[:, w0 - wlo : w1 - wlo]  # [rd, w, rh]
+        buf = torch.zeros(len(rd), w1 - w0, self.grid[1])
+        buf[:, :, rh] = part
+        step = F.interpolate(buf.reshape(-1, 1, self.grid[1]), size=self.shape[1], mode="linear", align_corners=False)
+        step = step.reshape(len(rd), w1 - w0, self.shape[1])[:, :, hlo:hhi]  # [rd, w, h]
+        buf = torch.zeros(hhi - hlo, w1 - w0, self.grid[0])
+        buf[:, :, rd] = step.permute(2, 1, 0)
+        out = F.interpolate(buf.reshape(-1, 1, self.grid[0]), size=self.shape[0], mode="linear", align_corners=False)
+        return out.reshape(hhi - hlo, w1 - w0, self.shape[0])[:, :, dlo:dhi].numpy()  # [h, w, d]
+
+
+def _output_box(active: np.ndarray, shape: Sequence[int]) -> list[tuple[int, int]] | None:
+    """Half-open output ranges per orientated axis whose interpolation reads an ``active`` coarse voxel."""
+    if not active.any():
+        return None
+    box = []
+    for axis, n in enumerate(shape):
+        other = tuple(a for a in range(3) if a != axis)
+        coarse = active.any(axis=other)
+        reached = np.flatnonzero(linear_support(active.shape[axis], int(n))[coarse].any(axis=0))
+        box.append((int(reached[0]), int(reached[-1]) + 1))
+    return box
+
+
+def input_grid_labels(
+    probs: Any,
+    record: NetworkGridRecord,
+    present: Any,
+    label_values: Sequence[int],
+    threshold: float = 0.5,
+    slab_bytes: int = _SLAB_BYTES,
+) -> np.ndarray:
+    """The label map on the input grid from probabilities on the network's grid.
+
+    Equal to resizing ``probs`` back (MONAI ``Invertd`` of the preprocessing, trilinear) and taking, per voxel, the
+    label of the most probable structure called present when its probability exceeds ``threshold`` (ties: the first
+    structure), as :class:`~monai_sadaan.transforms.post.PresenceAwareLabelMapd` does; computed slab by slab
+    (``slab_bytes`` of float32 per structure) inside each present structure's active box only.
+
+    Args:
+        probs: ``[S, *spatial_dims]`` probabilities on the network's grid.
+        record: how the input was put on the grid (:func:`find_network_grid_record`).
+        present: ``[S]`` presence calls (> 0.5: present).
+        label_values: label value of each structure.
+        threshold: probability a voxel's best present structure must exceed.
+
+    Returns:
+        ``[X, Y, Z]`` label map on the input grid (uint8, uint16 for values past 255), Fortran-ordered (the NIfTI
+        and NRRD order, so the writers need no copy).
+    """
+    coarse = _coarse_probabilities(probs, record)
+    values = [int(v) for v in label_values]
+    calls = torch.as_tensor(present).reshape(-1).detach().cpu().float() > 0.5
+    if len(values) != coarse.shape[0] or calls.numel() != coarse.shape[0]:
+        raise ValueError(
+            f"expected one label value and one presence call per structure ({coarse.shape[0]}), got "
+            f"{len(values)} and {calls.numel()}"
+        )
+    if any(v < 0 or v > np.iinfo(np.uint16).max for v in values):
+        raise ValueError(f"expected label values in 0..65535, got {values}")
+    dtype = np.uint8 if max(values, default=0) <= 255 else np.uint16
+    labels = np.zeros(record.input_shape, dtype=dtype, order="F")
+    view = record.oriented_view(labels)
+    shape = record.oriented_shape
+    upsamplers: list[tuple[int, _Upsampler]] = []
+    for s, value in enumerate(values):
+        if not bool(calls[s]):
+            continue
+        box = _output_box((coarse[s] > threshold - ACTIVE_MARGIN).numpy(), shape)
+        if box is not None:
+            upsamplers.append((value, _Upsampler(coarse[s], shape, box)))
+    width = _slab_width(shape, slab_bytes)
+    for w0 in range(0, shape[2], width):
+        w1 = min(w0 + width, shape[2])
+        inside = [(v, u) for v, u in upsamplers if u.box[2][0] < w1 and u.box[2][1] > w0]
+        if not inside:
+            continue
+        best = np.full((shape[1], w1 - w0, shape[0]), threshold, dtype=np.float32)  # (h, w, d)
+        slab = np.zeros(best.shape, dtype=dtype)
+        for value, up in inside:  # structure order: a tie keeps the first structure, as argmax does
+            (dlo, dhi), (hlo, hhi), (wlo, whi) = up.box
+            a, b = max(w0, wlo), min(w1, whi)
+            p = up.slab(a, b)
+            region = best[hlo:hhi, a - w0 : b - w0, dlo:dhi]
+            better = p > region
+            np.copyto(region, p, where=better)
+            np.copyto(slab[hlo:hhi, a - w0 : b - w0, dlo:dhi], value, where=better)
+        view[:, :, w0:w1] = slab.transpose(2, 0, 1)
+    return labels
+
+
+def input_grid_probabilities(probs: Any, record: NetworkGridRecord, slab_bytes: int = _SLAB_BYTES) -> np.ndarray:
+    """Probabilities on the input grid, ``[S, X, Y, Z]`` float32, equal to MONAI ``Invertd`` of the preprocessing.
+
+    Computed slab by slab into one ``[X, Y, Z, S]`` Fortran-ordered array (the NIfTI order of the probability
+    file); the result is a view of it with the structure axis first.
+    """
+    coarse = _coarse_probabilities(probs, record)
+    shape = record.oriented_shape
+    full = np.empty((*record.input_shape, coarse.shape[0]), dtype=np.float32, order="F")
+    width = _slab_width(shape, slab_bytes)
+    box = [(0, n) for n in shape]
+    for s in range(coarse.shape[0]):
+        view = record.oriented_view(full[..., s])
+        up = _Upsampler(coarse[s], shape, box)
+        for w0 in range(0, shape[2], width):
+            w1 = min(w0 + width, shape[2])
+            view[:, :, w0:w1] = up.slab(w0, w1).transpose(2, 0, 1)
+    return np.moveaxis(full, -1, 0)
