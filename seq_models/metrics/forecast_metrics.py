@@ -19,11 +19,16 @@ __all__ = ["ForecastMetric", "forecast_metrics", "per_sample_forecast_metrics", 
 _EPS = 1e-8
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Normalised 2D Gaussian ``(size, size)``."""
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
+    """Normalised 1D Gaussian ``(size,)``, float64."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
+    return g / g.sum()
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Normalised 2D Gaussian ``(size, size)`` (the outer product of the 1D window the SSIM applies separably)."""
+    g = _gaussian_1d(size, sigma)
     return (g[:, None] * g[None, :]).float()
 
 
@@ -42,14 +47,19 @@ def _valid_mask(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
 
 
 def _ssim_map(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """SSIM map of ``(N, 1, H, W)`` images over valid pixels (normalised convolution)."""
+    """SSIM map of ``(N, 1, H, W)`` images over valid pixels (normalised convolution).
+
+    ``window`` is the 1D Gaussian: the 2D window is its outer product, applied as a row pass then a column pass
+    (zero padding, the same result as the 2D convolution at a fifth of the cost for 11 taps).
+    """
     v = valid.to(x.dtype)
     x, y = torch.nan_to_num(x) * v, torch.nan_to_num(y) * v
-    w = window.to(x)[None, None]
+    g = window.to(x)
+    wx, wy = g[None, None, None, :], g[None, None, :, None]
     pad = window.shape[-1] // 2
 
     def conv(a: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(a, w, padding=pad)
+        return F.conv2d(F.conv2d(a, wx, padding=(0, pad)), wy, padding=(pad, 0))
 
     weight = conv(v).clamp_min(_EPS)
     mu_x, mu_y = conv(x) / weight, conv(y) / weight
@@ -77,7 +87,7 @@ def per_sample_forecast_metrics(
     mae = err.abs().sum(dim=(-2, -1)) / denom
     mse = (err**2).sum(dim=(-2, -1)) / denom
     b, k, c, h, w = pred.shape
-    smap = _ssim_map(p.reshape(-1, 1, h, w), t.reshape(-1, 1, h, w), valid.reshape(-1, 1, h, w), gaussian_window(window_size, sigma).double())
+    smap = _ssim_map(p.reshape(-1, 1, h, w), t.reshape(-1, 1, h, w), valid.reshape(-1, 1, h, w), _gaussian_1d(window_size, sigma))
     ssim = (smap.reshape(b, k, c, h, w) * valid).sum(dim=(-2, -1)) / denom
     empty = count == 0
     nan = torch.tensor(math.nan, dtype=torch.float64, device=pred.device)
