@@ -9,6 +9,7 @@ nothing had happened. Here it is raised in the consumer, with its own traceback.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -16,9 +17,25 @@ from typing import Any
 
 from monai.data import DataLoader
 
-__all__ = ["PrefetchDataLoader"]
+__all__ = ["PrefetchDataLoader", "threads_beside_prefetch"]
 
 _POLL = 0.05
+
+
+def threads_beside_prefetch() -> int:
+    """Intra-op threads for the model when a loader thread reads the next case beside it: the cores this process
+    may use less one (at least one), so that the two do not take cores from each other (a thread team that waits
+    for a core stalls: on a busy 2-core machine the 48³ forward took 1.9 s on two threads, 0.43 s on one).
+    ``OMP_NUM_THREADS``, when set, is kept."""
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class PrefetchDataLoader(DataLoader):

@@ -30,7 +30,16 @@ writing any case leaves the output folder as it was; one that stops later writes
      "versions": {"monai_sadaan": ..., "monai": ..., "torch": ..., "python": ...},
      "inputs": [{"case", "source", "input_flags"}, ...],
      "error": null | {"type", "errno", "message"},
-     "results": [{"case", "run_id", "source", "this_run"}, ...]}   # every marked case folder now in output_dir
+     "results": [{"case", "run_id", "source", "this_run"}, ...],  # every marked case folder now in output_dir
+     "timing": {"preflight_seconds", "inference_seconds", "commit_seconds",
+                "cases": [{"case", "seconds"}, ...]}}   # the cases written, in the order they were written
+
+**Progress and timing.** The inputs' pre-flight (:meth:`InferenceRun.inputs`) is timed as a whole; each case is
+timed from the end of the case before it (or from the start of the run) to the end of its own writing, so the case
+seconds add up to the run: the first case's include the model's start (checkpoint loading), and a case read while
+the one before it was inferred (the bundle's loader reads one case ahead) does not count its reading twice. While
+the run goes, a progress bar on a terminal (``tqdm``, on stderr), or one log line per case otherwise, says which
+case was written, in how many seconds; at the end one log line names every case's seconds (also in the manifest).
 
 **Concurrency.** The run holds an advisory lock (``flock``) on the output folder from its start to its end; a
 second run into the same folder is refused, naming the process that holds it. The plain writer takes the same
@@ -55,6 +64,8 @@ import os
 import platform
 import secrets
 import shutil
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -355,6 +366,13 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
 def _raise_directly(engine: Any) -> None:
     """Let an Ignite engine raise its exceptions straight to the caller (no handler logging a traceback first)."""
     try:
@@ -399,6 +417,8 @@ class InferenceRun:
         datalist: the inputs, ``[{"image": path, "case": name, "source": path, "input_flags": str}, ...]``
             (``case``, ``source`` and ``input_flags`` optional); or set later by :meth:`inputs`.
         lock_timeout: seconds to wait for the output folder's lock before refusing (another run holds it).
+        progress: show a progress bar (``True``), log one line per case (``False``), or a bar when stderr is a
+            terminal and log lines otherwise (``None``, default).
     """
 
     def __init__(
@@ -407,6 +427,7 @@ class InferenceRun:
         dataset_dir: str | os.PathLike | None = None,
         datalist: Sequence[Mapping[str, Any]] | None = None,
         lock_timeout: float = 5.0,
+        progress: bool | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.dataset_dir = Path(dataset_dir) if dataset_dir is not None else None
@@ -421,6 +442,14 @@ class InferenceRun:
         self._stack: contextlib.ExitStack | None = None
         self._created: Path | None = None
         self._plan: list[dict[str, Any]] | None = None  # the plan as checked at the start
+        self.progress = progress
+        self.preflight_seconds: float | None = None
+        self.case_seconds: dict[str, float] = {}
+        self._clock: float | None = None  # perf_counter at the start, then at the end of the last case written
+        self._started_clock: float | None = None
+        self._finished_clock: float | None = None
+        self._commit_seconds: float | None = None
+        self._bar: Any = None
 
     # ------------------------------------------------------------------ planning and checks
     def inputs(
@@ -435,8 +464,10 @@ class InferenceRun:
         Returns:
             the datalist.
         """
+        clock = time.perf_counter()
         try:
             items = list(list_inputs(*args, **kwargs) if callable(list_inputs) else list_inputs)
+            self.preflight_seconds = time.perf_counter() - clock
             self.datalist = items
             self.check()
         except Exception as e:
@@ -565,6 +596,9 @@ class InferenceRun:
             self._release(remove_created=True)
             raise
         self.state = "started"
+        self.case_seconds = {}
+        self._started_clock = self._clock = time.perf_counter()
+        self._open_progress()
 
     def stage_case(self, case: str, source: str | os.PathLike | None = None) -> Path:
         """A new, empty folder in the run's staging for ``case`` (called by the writer)."""
@@ -584,9 +618,63 @@ class InferenceRun:
         return folder
 
     def case_staged(self, case: str) -> None:
-        """Mark ``case`` as completely written into the staging (called by the writer)."""
+        """Mark ``case`` as completely written into the staging (called by the writer); time it and report it."""
         if self._writing == case:
             self._writing = None
+        now = time.perf_counter()
+        seconds = now - (self._clock if self._clock is not None else now)
+        self._clock = now
+        self.case_seconds[case] = seconds
+        total = len(self._plan or [])
+        done = len(self.case_seconds)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{case} {seconds:.1f} s", refresh=False)
+            self._bar.update(1)
+        else:
+            logger.info(f"case {done}/{total} {case}: written in {seconds:.2f} s")
+
+    # ------------------------------------------------------------------ progress and timing
+    def _open_progress(self) -> None:
+        show = self.progress if self.progress is not None else _stderr_is_terminal()
+        if not show:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:  # pragma: no cover
+            return
+        self._bar = tqdm(total=len(self._plan or []), desc="SADAAn", unit="case", file=sys.stderr, leave=True)
+
+    def _close_progress(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def timing(self) -> dict[str, Any]:
+        """The run's seconds: pre-flight, inference (start to the last case written), commit, and each case's."""
+
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, 3)
+
+        end = self._finished_clock if self._finished_clock is not None else self._clock
+        inference = None if self._started_clock is None or end is None else end - self._started_clock
+        return {
+            "preflight_seconds": r(self.preflight_seconds),
+            "inference_seconds": r(inference),
+            "commit_seconds": r(self._commit_seconds),
+            "cases": [{"case": c, "seconds": r(t)} for c, t in self.case_seconds.items()],
+        }
+
+    def summary(self) -> str:
+        """One line: how many cases in how many seconds, and each case's seconds."""
+        t = self.timing()
+        cases = ", ".join(f"{c['case']} {c['seconds']:.2f} s" for c in t["cases"])
+        pre = "" if t["preflight_seconds"] is None else f" (input checks {t['preflight_seconds']:.2f} s before)"
+        n = len(t["cases"])
+        inference = t["inference_seconds"] or 0.0
+        return (
+            f"SADAAn run {self.run_id}: {n} case{'s' if n != 1 else ''} in {inference:.2f} s{pre}"
+            + (f": {cases}" if cases else "")
+        )
 
     def commit(self) -> list[Path]:
         """Put every staged case in place (renames only), write the manifest, release the folder.
@@ -601,6 +689,9 @@ class InferenceRun:
         if self.state != "started" or self._staging is None:
             raise RuntimeError(f"expected a started InferenceRun, this one is {self.state}")
         out, staging = self.output_dir, self._staging
+        self._finished_clock = self._clock
+        self._close_progress()
+        committing = time.perf_counter()
         try:
             found = []
             for case, source in self._staged.items():
@@ -634,8 +725,10 @@ class InferenceRun:
             raise
         self.state = "complete"
         shutil.rmtree(staging, ignore_errors=True)
+        self._commit_seconds = time.perf_counter() - committing
         self._write_manifest(None)
         self._release(remove_created=False)
+        logger.info(self.summary())
         return [out / case for case in self._staged]
 
     def abort(self, error: BaseException | None = None) -> None:
@@ -643,6 +736,9 @@ class InferenceRun:
         if self.state != "started":
             return
         self.state = "failed"
+        self._close_progress()
+        if self._finished_clock is None:
+            self._finished_clock = self._clock
         wrote = bool(self._staged)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
@@ -699,6 +795,7 @@ class InferenceRun:
             "inputs": [{k: item[k] for k in ("case", "source", "input_flags")} for item in self.plan()],
             "error": err,
             "results": results,
+            "timing": self.timing(),
         }
         path = self.output_dir / RUN_MANIFEST
         try:

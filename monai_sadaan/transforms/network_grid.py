@@ -26,8 +26,9 @@ the last (innermost) axis first, which is how the trilinear kernel nests its sum
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ __all__ = [
     "input_grid_labels",
     "input_grid_probabilities",
     "linear_support",
+    "one_thread",
 ]
 
 ACTIVE_MARGIN = 1e-3
@@ -62,6 +64,27 @@ ACTIVE_MARGIN = 1e-3
 float32) cannot lift values below that over the threshold."""
 
 _SLAB_BYTES = 32 << 20  # float32 working set of one slab of the label map (per structure)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch on one intra-op thread in the calling thread, for the many small and medium operations here.
+
+    Their work is small next to the cost of waking and joining a thread team, and a team stalls whenever one of its
+    threads waits for a core (other processes, or the loader's thread beside the model): measured on a busy 2-core
+    machine, the label map of a 512 x 512 x 768 CT took 0.95 s on one thread and 5.3 s on two. The bundle runs
+    reading and inference side by side instead (:class:`~monai_sadaan.inferers.PrefetchDataLoader`). The setting
+    is per thread (OpenMP), so other threads keep theirs.
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------------- 1-D helpers
@@ -261,7 +284,8 @@ class CTToNetworkGrid(InvertibleTransform):
             raise ValueError(f"expected a non-empty volume, got shape {tuple(img.shape)}")
         record, xform = self.record_for(img)
         oriented = record.oriented_view(_as_numpy_view(img), channel_first=True)  # views only
-        grid = self._fit(oriented)
+        with one_thread():
+            grid = self._fit(oriented)
         if not (get_track_meta() and isinstance(img, MetaTensor)):
             return grid
         out = MetaTensor(grid, meta=dict(img.meta), applied_operations=list(img.applied_operations))
@@ -375,52 +399,47 @@ def _slab_width(shape: Sequence[int], slab_bytes: int) -> int:
 
 
 class _Upsampler:
-    """The probabilities of one structure on a box of the orientated input grid, as the trilinear kernel gives them.
+    """The probabilities of one structure on boxes of the orientated input grid, as the trilinear kernel gives them.
 
-    ``box``: output ranges ``[(lo, hi), ...]`` (half-open) per orientated axis ``(d, h, w)``. The last axis is
-    interpolated once for the whole box (for the coarse rows the box reads); :meth:`slab` does the other two for a
-    range of the last axis. Every stage interpolates along the last axis of a contiguous array, and the result comes
-    in ``(h, w, d)`` order, so that nothing of the slab's size is transposed.
+    The last axis is interpolated once, for every coarse row (``[d, W, h]``: a few MB); :meth:`slab` does the other
+    two for a range ``[w0, w1)`` of the last axis, inside the box of the outputs there that read a coarse voxel in
+    ``active``. Every stage interpolates along the last axis of a contiguous array, and the result comes in
+    ``(h, w, d)`` order, so that nothing of the slab's size is transposed.
     """
 
-    def __init__(self, coarse: torch.Tensor, shape: Sequence[int], box: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, coarse: torch.Tensor, shape: Sequence[int], active: np.ndarray) -> None:
         self.shape = tuple(int(s) for s in shape)
         self.grid = tuple(int(s) for s in coarse.shape)
-        supports = [linear_support(g, n) for g, n in zip(self.grid, self.shape)]
-        self.box = [(int(lo), int(hi)) for lo, hi in box]
-        # coarse rows read by the outputs in the box, per axis
-        self.rows = [torch.from_numpy(_rows(s[:, lo:hi].any(axis=1))) for s, (lo, hi) in zip(supports, self.box)]
-        rd, rh, _ = self.rows
-        wlo, whi = self.box[2]
-        step = _interp_axis(coarse[rd][:, rh], 2, self.shape[2])  # [rd, rh, W]
-        self.first = step[:, :, wlo:whi].permute(0, 2, 1).contiguous()  # [rd, box w, rh]
+        self.supports = [linear_support(g, n) for g, n in zip(self.grid, self.shape)]
+        self.active = active
+        self.first = _interp_axis(coarse, 2, self.shape[2]).permute(0, 2, 1).contiguous()  # [gd, W, gh]
 
-    def slab(self, w0: int, w1: int) -> np.ndarray:
-        """``[hhi - hlo, w1 - w0, dhi - dlo]`` probabilities on the box, last-axis outputs ``[w0, w1)`` of it."""
-        (dlo, dhi), (hlo, hhi), (wlo, _) = self.box
-        rd, rh, _ = self.rows
-        part = self.first[:, w0 - wlo : w1 - wlo]  # [rd, w, rh]
+    def box(self, w0: int, w1: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """``((dlo, dhi), (hlo, hhi))``: the outputs with last-axis index in ``[w0, w1)`` that read an active coarse
+        voxel lie in this box (``None``: there are none)."""
+        read_w = self.supports[2][:, w0:w1].any(axis=1)
+        plane = self.active[:, :, read_w].any(axis=2)  # [gd, gh]
+        if not plane.any():
+            return None
+        out = []
+        for axis, coarse_rows in ((0, plane.any(axis=1)), (1, plane.any(axis=0))):
+            reached = np.flatnonzero(self.supports[axis][coarse_rows].any(axis=0))
+            out.append((int(reached[0]), int(reached[-1]) + 1))
+        return out[0], out[1]
+
+    def slab(self, w0: int, w1: int, box: tuple[tuple[int, int], tuple[int, int]]) -> torch.Tensor:
+        """``[hhi - hlo, w1 - w0, dhi - dlo]`` probabilities on ``box`` (from :meth:`box`) for ``[w0, w1)``."""
+        (dlo, dhi), (hlo, hhi) = box
+        rd = torch.from_numpy(_rows(self.supports[0][:, dlo:dhi].any(axis=1)))
+        rh = torch.from_numpy(_rows(self.supports[1][:, hlo:hhi].any(axis=1)))
         buf = torch.zeros(len(rd), w1 - w0, self.grid[1])
-        buf[:, :, rh] = part
+        buf[:, :, rh] = self.first[rd, w0:w1][:, :, rh]
         step = F.interpolate(buf.reshape(-1, 1, self.grid[1]), size=self.shape[1], mode="linear", align_corners=False)
         step = step.reshape(len(rd), w1 - w0, self.shape[1])[:, :, hlo:hhi]  # [rd, w, h]
         buf = torch.zeros(hhi - hlo, w1 - w0, self.grid[0])
         buf[:, :, rd] = step.permute(2, 1, 0)
         out = F.interpolate(buf.reshape(-1, 1, self.grid[0]), size=self.shape[0], mode="linear", align_corners=False)
-        return out.reshape(hhi - hlo, w1 - w0, self.shape[0])[:, :, dlo:dhi].numpy()  # [h, w, d]
-
-
-def _output_box(active: np.ndarray, shape: Sequence[int]) -> list[tuple[int, int]] | None:
-    """Half-open output ranges per orientated axis whose interpolation reads an ``active`` coarse voxel."""
-    if not active.any():
-        return None
-    box = []
-    for axis, n in enumerate(shape):
-        other = tuple(a for a in range(3) if a != axis)
-        coarse = active.any(axis=other)
-        reached = np.flatnonzero(linear_support(active.shape[axis], int(n))[coarse].any(axis=0))
-        box.append((int(reached[0]), int(reached[-1]) + 1))
-    return box
+        return out.reshape(hhi - hlo, w1 - w0, self.shape[0])[:, :, dlo:dhi]  # [h, w, d]
 
 
 def input_grid_labels(
@@ -449,7 +468,18 @@ def input_grid_labels(
         ``[X, Y, Z]`` label map on the input grid (uint8, uint16 for values past 255), Fortran-ordered (the NIfTI
         and NRRD order, so the writers need no copy).
     """
-    coarse = _coarse_probabilities(probs, record)
+    with one_thread():
+        return _input_grid_labels(_coarse_probabilities(probs, record), record, present, label_values, threshold, slab_bytes)
+
+
+def _input_grid_labels(
+    coarse: torch.Tensor,
+    record: NetworkGridRecord,
+    present: Any,
+    label_values: Sequence[int],
+    threshold: float,
+    slab_bytes: int,
+) -> np.ndarray:
     values = [int(v) for v in label_values]
     calls = torch.as_tensor(present).reshape(-1).detach().cpu().float() > 0.5
     if len(values) != coarse.shape[0] or calls.numel() != coarse.shape[0]:
@@ -465,28 +495,33 @@ def input_grid_labels(
     shape = record.oriented_shape
     upsamplers: list[tuple[int, _Upsampler]] = []
     for s, value in enumerate(values):
-        if not bool(calls[s]):
-            continue
-        box = _output_box((coarse[s] > threshold - ACTIVE_MARGIN).numpy(), shape)
-        if box is not None:
-            upsamplers.append((value, _Upsampler(coarse[s], shape, box)))
+        active = (coarse[s] > threshold - ACTIVE_MARGIN).numpy()
+        if bool(calls[s]) and active.any():
+            upsamplers.append((value, _Upsampler(coarse[s], shape, active)))
+    if not upsamplers:
+        return labels
     width = _slab_width(shape, slab_bytes)
+    best_buf = torch.empty(shape[1], width, shape[0])  # (h, w, d), reused by every slab
+    slab_buf = torch.empty(best_buf.shape, dtype=torch.uint8 if dtype == np.uint8 else torch.int32)
     for w0 in range(0, shape[2], width):
         w1 = min(w0 + width, shape[2])
-        inside = [(v, u) for v, u in upsamplers if u.box[2][0] < w1 and u.box[2][1] > w0]
-        if not inside:
+        boxes = [(value, up, up.box(w0, w1)) for value, up in upsamplers]
+        boxes = [(value, up, box) for value, up, box in boxes if box is not None]
+        if not boxes:
             continue
-        best = np.full((shape[1], w1 - w0, shape[0]), threshold, dtype=np.float32)  # (h, w, d)
-        slab = np.zeros(best.shape, dtype=dtype)
-        for value, up in inside:  # structure order: a tie keeps the first structure, as argmax does
-            (dlo, dhi), (hlo, hhi), (wlo, whi) = up.box
-            a, b = max(w0, wlo), min(w1, whi)
-            p = up.slab(a, b)
-            region = best[hlo:hhi, a - w0 : b - w0, dlo:dhi]
+        dlo, dhi = min(b[0][0] for _, _, b in boxes), max(b[0][1] for _, _, b in boxes)
+        hlo, hhi = min(b[1][0] for _, _, b in boxes), max(b[1][1] for _, _, b in boxes)
+        best = best_buf[hlo:hhi, : w1 - w0, dlo:dhi]
+        slab = slab_buf[hlo:hhi, : w1 - w0, dlo:dhi]
+        best.fill_(threshold)
+        slab.zero_()
+        for value, up, ((d0, d1), (h0, h1)) in boxes:  # structure order: a tie keeps the first, as argmax does
+            p = up.slab(w0, w1, ((d0, d1), (h0, h1)))
+            region = best[h0 - hlo : h1 - hlo, :, d0 - dlo : d1 - dlo]
             better = p > region
-            np.copyto(region, p, where=better)
-            np.copyto(slab[hlo:hhi, a - w0 : b - w0, dlo:dhi], value, where=better)
-        view[:, :, w0:w1] = slab.transpose(2, 0, 1)
+            torch.maximum(region, p, out=region)
+            slab[h0 - hlo : h1 - hlo, :, d0 - dlo : d1 - dlo].masked_fill_(better, value)
+        view[dlo:dhi, hlo:hhi, w0:w1] = slab.numpy().transpose(2, 0, 1)
     return labels
 
 
@@ -496,15 +531,19 @@ def input_grid_probabilities(probs: Any, record: NetworkGridRecord, slab_bytes: 
     Computed slab by slab into one ``[X, Y, Z, S]`` Fortran-ordered array (the NIfTI order of the probability
     file); the result is a view of it with the structure axis first.
     """
-    coarse = _coarse_probabilities(probs, record)
+    with one_thread():
+        return _input_grid_probabilities(_coarse_probabilities(probs, record), record, slab_bytes)
+
+
+def _input_grid_probabilities(coarse: torch.Tensor, record: NetworkGridRecord, slab_bytes: int) -> np.ndarray:
     shape = record.oriented_shape
     full = np.empty((*record.input_shape, coarse.shape[0]), dtype=np.float32, order="F")
     width = _slab_width(shape, slab_bytes)
-    box = [(0, n) for n in shape]
+    everywhere = ((0, shape[0]), (0, shape[1]))
     for s in range(coarse.shape[0]):
         view = record.oriented_view(full[..., s])
-        up = _Upsampler(coarse[s], shape, box)
+        up = _Upsampler(coarse[s], shape, np.ones(coarse.shape[1:], dtype=bool))
         for w0 in range(0, shape[2], width):
             w1 = min(w0 + width, shape[2])
-            view[:, :, w0:w1] = up.slab(w0, w1).transpose(2, 0, 1)
+            view[:, :, w0:w1] = up.slab(w0, w1, everywhere).numpy().transpose(2, 0, 1)
     return np.moveaxis(full, -1, 0)
