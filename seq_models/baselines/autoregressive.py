@@ -29,7 +29,10 @@ class LinearARForecaster:
     """Direct linear AR: ``y_{t+h} = c + sum_k a_k y_{t-k}``, fitted by least squares on the training head.
 
     The order is chosen by AIC on the training head with statsmodels' ``ar_select_order`` (up to ``max_order``)
-    unless ``order`` is given.
+    unless ``order`` is given. With exogenous series (``exog`` in :meth:`fit` and :meth:`predict_tail`) the model
+    is the target's equation of a VAR: ``y_{t+h} = c + sum_k a_k y_{t-k} + sum_k b_k . x_{t-k}``, its order chosen
+    by AIC over the joint series with statsmodels' ``VAR.select_order`` (at most ``12 (N / 100)^(1/4)`` lags,
+    statsmodels' default for VARs).
 
     Args:
         order: fixed number of lags, or ``None`` to select it.
@@ -42,36 +45,62 @@ class LinearARForecaster:
             raise ValueError(f"expected horizon >= 1, got {horizon}")
         self.order, self.max_order, self.horizon = order, max_order, horizon
         self.coef: np.ndarray | None = None
+        self.num_exog = 0
+
+    @staticmethod
+    def _joint(y: np.ndarray, exog: np.ndarray | None) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if exog is None:
+            return y[:, None]
+        x = np.asarray(exog, dtype=np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        if x.shape[0] != len(y):
+            raise ValueError(f"expected exog with one row per value ({len(y)}), got shape {x.shape}")
+        return np.column_stack([y, x])
 
     def _design(self, y: np.ndarray, p: int) -> np.ndarray:
-        n = len(y)
-        cols = [y[p - 1 - k : n - k] for k in range(p)]  # row i: y_{t}, ..., y_{t-p+1} with t = p - 1 + i
+        z = y[:, None] if y.ndim == 1 else y
+        n = len(z)
+        cols = [z[p - 1 - k : n - k] for k in range(p)]  # row i: z_{t}, ..., z_{t-p+1} with t = p - 1 + i
         return np.column_stack([np.ones(n - p + 1), *cols])
 
-    def fit(self, train: np.ndarray) -> LinearARForecaster:
-        """Fit on the training head [N_train] (raw values)."""
-        y = np.asarray(train, dtype=np.float64)
+    def fit(self, train: np.ndarray, exog: np.ndarray | None = None) -> LinearARForecaster:
+        """Fit on the training head [N_train] (raw values), with exogenous series [N_train, E] if given."""
+        z = self._joint(train, exog)
+        y = z[:, 0]
+        self.num_exog = z.shape[1] - 1
         if self.order is None:
-            from statsmodels.tsa.ar_model import ar_select_order
+            maxlag = min(self.max_order, len(y) // 4)
+            if self.num_exog:
+                from statsmodels.tsa.api import VAR
 
-            sel = ar_select_order(y, maxlag=min(self.max_order, len(y) // 4), ic="aic", trend="c")
-            self.order = int(max(sel.ar_lags)) if sel.ar_lags else 1
+                # joint AIC degenerates near lags ~ N / (4 d): cap at Schwert's rule, statsmodels' VAR default
+                maxlag = min(maxlag, int(12 * (len(y) / 100.0) ** 0.25))
+                self.order = max(1, int(VAR(z).select_order(maxlags=maxlag, trend="c").selected_orders["aic"]))
+            else:
+                from statsmodels.tsa.ar_model import ar_select_order
+
+                sel = ar_select_order(y, maxlag=maxlag, ic="aic", trend="c")
+                self.order = int(max(sel.ar_lags)) if sel.ar_lags else 1
         p, h = int(self.order), self.horizon
         if len(y) < p + h + 2:
             raise ValueError(f"expected at least {p + h + 2} training values for order {p}, got {len(y)}")
-        x = self._design(y, p)[: len(y) - p + 1 - h]
+        x = self._design(z, p)[: len(y) - p + 1 - h]
         target = y[p - 1 + h :]
         self.coef, *_ = np.linalg.lstsq(x, target, rcond=None)
         return self
 
-    def predict_tail(self, series: np.ndarray, test_size: int) -> np.ndarray:
-        """Predictions of ``series[-test_size:]`` from the true values ``horizon`` steps earlier and before."""
+    def predict_tail(self, series: np.ndarray, test_size: int, exog: np.ndarray | None = None) -> np.ndarray:
+        """Predictions of ``series[-test_size:]`` from the true values ``horizon`` steps earlier and before
+        (and the exogenous series up to then, when the model was fitted with them)."""
         if self.coef is None:
             raise RuntimeError("call fit() before predict_tail()")
-        y = np.asarray(series, dtype=np.float64)
-        p, h, n = int(self.order), self.horizon, len(y)
+        if (exog is None) != (self.num_exog == 0):
+            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {'none' if exog is None else 'some'}")
+        z = self._joint(series, exog)
+        p, h, n = int(self.order), self.horizon, len(z)
         if n - test_size - h < p - 1:
             raise ValueError(f"expected at least {p} values before the scored tail, got {n - test_size - h + 1}")
-        x = self._design(y, p)  # row for origin t is t - (p - 1)
+        x = self._design(z, p)  # row for origin t is t - (p - 1)
         origins = np.arange(n - test_size - h, n - h)
         return x[origins - (p - 1)] @ self.coef

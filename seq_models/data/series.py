@@ -1,6 +1,7 @@
-"""Real univariate series shipped with statsmodels (no network), turned into GRU regression inputs.
+"""Real series shipped with statsmodels (no network), turned into GRU regression inputs.
 
-:func:`load_statsmodels_series` reads one of the datasets statsmodels bundles with the package;
+:func:`load_statsmodels_series` reads one of the datasets statsmodels bundles with the package (and
+:func:`load_statsmodels_exog` the other series of a multivariate one, macrodata);
 :class:`SeriesRegressionData` standardises it with training-part statistics and builds per-step features and a
 ``horizon``-ahead target, split into a training head and a held-out tail.
 """
@@ -13,10 +14,13 @@ import numpy as np
 
 from seq_models.data.windows import SlidingWindowDataset
 
-__all__ = ["STATSMODELS_SERIES", "load_statsmodels_series", "SeriesRegressionData"]
+__all__ = ["MULTIVARIATE_SERIES", "STATSMODELS_SERIES", "load_statsmodels_exog", "load_statsmodels_series", "SeriesRegressionData"]
 
-#: name → (loader description, seasonal period or None)
-STATSMODELS_SERIES: dict[str, int | None] = {"sunspots": None, "elnino": 12, "nile": None, "co2": 52}
+#: name → seasonal period or None
+STATSMODELS_SERIES: dict[str, int | None] = {"sunspots": None, "elnino": 12, "nile": None, "co2": 52, "macrodata": None}
+
+#: multivariate datasets: name → (target column, exogenous columns)
+MULTIVARIATE_SERIES: dict[str, tuple[str, tuple[str, ...]]] = {"macrodata": ("infl", ("unemp", "tbilrate"))}
 
 
 def load_statsmodels_series(name: str) -> np.ndarray:
@@ -25,7 +29,9 @@ def load_statsmodels_series(name: str) -> np.ndarray:
     Args:
         name: ``"sunspots"`` (yearly sunspot activity 1700-2008, 309 values), ``"elnino"`` (monthly sea surface
             temperature 1950-2010, 732 values), ``"nile"`` (yearly Nile flow 1871-1970, 100 values) or ``"co2"``
-            (weekly Mauna Loa CO2 1958-2001, 2284 values; its missing weeks linearly interpolated).
+            (weekly Mauna Loa CO2 1958-2001, 2284 values; its missing weeks linearly interpolated) or
+            ``"macrodata"`` (quarterly US inflation, ``infl``, 1959Q1-2009Q3, 203 values; its other series come from
+            :func:`load_statsmodels_exog`).
 
     Raises:
         ValueError: an unknown name.
@@ -40,9 +46,24 @@ def load_statsmodels_series(name: str) -> np.ndarray:
         y = sm.datasets.nile.load_pandas().data["volume"].to_numpy()
     elif name == "co2":
         y = sm.datasets.co2.load_pandas().data["co2"].interpolate().bfill().to_numpy()
+    elif name in MULTIVARIATE_SERIES:
+        y = sm.datasets.macrodata.load_pandas().data[MULTIVARIATE_SERIES[name][0]].to_numpy()
     else:
         raise ValueError(f"expected one of {sorted(STATSMODELS_SERIES)}, got {name!r}")
     return np.asarray(y, dtype=np.float64)
+
+
+def load_statsmodels_exog(name: str) -> np.ndarray | None:
+    """The other series of a multivariate dataset, float64 ``[N, E]`` (macrodata: unemployment rate and 3-month
+    treasury bill rate, the Phillips-curve companions of inflation), or ``None`` for a univariate one."""
+    if name not in MULTIVARIATE_SERIES:
+        if name not in STATSMODELS_SERIES:
+            raise ValueError(f"expected one of {sorted(STATSMODELS_SERIES)}, got {name!r}")
+        return None
+    import statsmodels.api as sm
+
+    frame = sm.datasets.macrodata.load_pandas().data
+    return frame[list(MULTIVARIATE_SERIES[name][1])].to_numpy(dtype=np.float64)
 
 
 @dataclass
@@ -50,20 +71,29 @@ class SeriesRegressionData:
     """Features, targets and a train / held-out split for one-series regression.
 
     Features at step t (all standardised with the training part's mean and std):
-    ``[z_t, z_t - z_{t-1}]`` plus ``[sin, cos](2 pi t / period)`` when ``period`` is set.
-    Target at step t: ``z_{t + horizon}``. The last ``horizon`` steps have no target and are never used.
+    ``[z_t, z_t - z_{t-1}]`` plus ``[sin, cos](2 pi t / period)`` when ``period`` is set, plus the exogenous
+    series at step t (each standardised with its own training-part mean and std) when ``exog`` is given.
+    Target at step t: ``z_{t + horizon}`` (``target="level"``) or the change ``z_{t + horizon} - z_t``
+    (``target="change"``, for trending series whose tail leaves the training range, such as co2). The last
+    ``horizon`` steps have no target and are never used. :meth:`to_values` turns per-step predictions of either
+    kind into raw values.
 
     Args:
         series: [N] raw values.
         test_size: length of the held-out tail (targets ``N - test_size .. N - 1`` are scored).
         horizon: steps ahead (>= 1).
         period: seasonal period for the calendar features, or ``None``.
+        exog: ``[N, E]`` other series observed at the same steps (known at step t when predicting t + horizon),
+            or ``None``.
+        target: ``"level"`` or ``"change"``.
     """
 
     series: np.ndarray
     test_size: int
     horizon: int = 1
     period: int | None = None
+    exog: np.ndarray | None = None
+    target: str = "level"
     mean: float = field(init=False)
     std: float = field(init=False)
     features: np.ndarray = field(init=False)
@@ -75,6 +105,8 @@ class SeriesRegressionData:
             raise ValueError(f"expected a 1-D series, got shape {y.shape}")
         if not np.isfinite(y).all():
             raise ValueError(f"expected a finite series, got {int((~np.isfinite(y)).sum())} non-finite value(s)")
+        if self.target not in ("level", "change"):
+            raise ValueError(f"expected target 'level' or 'change', got {self.target!r}")
         if self.horizon < 1:
             raise ValueError(f"expected horizon >= 1, got {self.horizon}")
         if not 1 <= self.test_size < len(y) - self.horizon - 2:
@@ -87,8 +119,20 @@ class SeriesRegressionData:
         if self.period:
             t = np.arange(len(y))
             feats += [np.sin(2 * np.pi * t / self.period), np.cos(2 * np.pi * t / self.period)]
+        if self.exog is not None:
+            x = np.asarray(self.exog, dtype=np.float64)
+            x = x[:, None] if x.ndim == 1 else x
+            if x.ndim != 2 or x.shape[0] != len(y) or not np.isfinite(x).all():
+                raise ValueError(f"expected finite exog of shape ({len(y)}, E), got shape {x.shape}")
+            head = x[: len(y) - self.test_size]
+            std = head.std(axis=0)
+            self.exog = x
+            feats += list(((x - head.mean(axis=0)) / np.where(std > 0, std, 1.0)).T)
         self.features = np.stack(feats, axis=1).astype(np.float32)
-        self.targets = np.r_[z[self.horizon :], np.zeros(self.horizon)].astype(np.float32)
+        ahead = np.r_[z[self.horizon :], np.zeros(self.horizon)]
+        if self.target == "change":
+            ahead = np.r_[z[self.horizon :] - z[: len(z) - self.horizon], np.zeros(self.horizon)]
+        self.targets = ahead.astype(np.float32)
 
     @property
     def train_end(self) -> int:
@@ -111,19 +155,32 @@ class SeriesRegressionData:
         """Raw values of the held-out tail [test_size]."""
         return self.series[-self.test_size :]
 
-    def test_predictions(self, per_step_prediction: np.ndarray) -> np.ndarray:
-        """Pick, from predictions made at every step [N] (standardised), those whose target is the tail; raw units."""
-        p = np.asarray(per_step_prediction)
+    def to_values(self, per_step_prediction: np.ndarray) -> np.ndarray:
+        """Raw values of ``series[t + horizon]`` from the network's per-step outputs [N] (standardised levels, or
+        changes added to ``z_t`` for ``target="change"``)."""
+        p = np.asarray(per_step_prediction, dtype=np.float64)
         if p.shape != (len(self.series),):
             raise ValueError(f"expected one prediction per step, shape ({len(self.series)},), got {p.shape}")
-        return self.unscale(p[self.train_end : self.train_end + self.test_size])
+        if self.target == "change":
+            p = p + self.scale(self.series)
+        return self.unscale(p)
+
+    def test_predictions(self, per_step_prediction: np.ndarray) -> np.ndarray:
+        """Pick, from predictions made at every step [N] (standardised), those whose target is the tail; raw units."""
+        return self.to_values(per_step_prediction)[self.train_end : self.train_end + self.test_size]
 
     @classmethod
-    def from_statsmodels(cls, name: str, test_size: int, horizon: int = 1, period: int | None = -1) -> SeriesRegressionData:
-        """Load ``name`` with :func:`load_statsmodels_series`; ``period=-1`` takes the dataset's own period."""
+    def from_statsmodels(
+        cls, name: str, test_size: int, horizon: int = 1, period: int | None = -1, target: str = "level"
+    ) -> SeriesRegressionData:
+        """Load ``name`` with :func:`load_statsmodels_series` (and its exogenous series, for macrodata);
+        ``period=-1`` takes the dataset's own period."""
         if period == -1:
             period = STATSMODELS_SERIES.get(name)
-        return cls(load_statsmodels_series(name), test_size=test_size, horizon=horizon, period=period)
+        return cls(
+            load_statsmodels_series(name), test_size=test_size, horizon=horizon, period=period,
+            exog=load_statsmodels_exog(name), target=target,
+        )
 
     def train_windows(self, window: int, stride: int, val_size: int = 0) -> SlidingWindowDataset:
         """Training windows (dict items) over steps ``[0, train_end - val_size)``; a short tail window is padded."""
