@@ -126,6 +126,21 @@ def build_slicer_segmentation(
     }
 
 
+class _BufferVoxels(np.ndarray):
+    """A label map whose ``tobytes`` in its own memory order is a view of its buffer, not a copy.
+
+    pynrrd (under ``slicerio.write_segmentation``) writes ``data.tobytes(order)`` in 1 MB slices through gzip; for a
+    label map already in that order (the pipeline makes it Fortran-ordered, NRRD's order) a memoryview serves the
+    same bytes without a second label map in memory. Any other call behaves as ``np.ndarray``'s.
+    """
+
+    def tobytes(self, order: str = "C") -> Any:  # type: ignore[override]
+        plain = self.view(np.ndarray)
+        if (order == "F" and plain.flags.f_contiguous) or (order == "C" and plain.flags.c_contiguous):
+            return memoryview(plain.reshape(-1, order=order)).cast("B")
+        return plain.tobytes(order=order)
+
+
 def write_slicer_segmentation(
     labelmap: Any,
     affine: Any | None,
@@ -156,6 +171,7 @@ def write_slicer_segmentation(
     if not str(path).endswith(".seg.nrrd"):
         raise ValueError(f"expected a path ending in '.seg.nrrd' (Slicer loads those as segmentations), got {path}")
     seg = build_slicer_segmentation(labelmap, affine, presence, structures, absent)
+    seg["voxels"] = seg["voxels"].view(_BufferVoxels)
     with atomic_write_with(path) as tmp:
         slicerio.write_segmentation(tmp, seg, compression_level=compression_level)
     return str(path)

@@ -249,3 +249,27 @@ def test_grid_transforms_run_on_one_thread_and_restore_the_setting():
     with network_grid.one_thread():
         seen.append(torch.get_num_threads())
     assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_seg_nrrd_is_written_from_the_label_maps_own_buffer(tmp_path):
+    """A Fortran-ordered label map (the pipeline's) goes to the .seg.nrrd without a copy of its size; the file is
+    byte for byte the one a C-ordered (copied) map gives."""
+    import tracemalloc
+
+    import slicerio
+
+    from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation
+
+    lm = np.zeros((300, 200, 100), np.uint8, order="F")  # 6 MB
+    lm[50:150, 20:120, 10:60] = 3
+    lm[200:250, :, 70:] = 1
+    tracemalloc.start()
+    try:
+        write_slicer_segmentation(lm, np.eye(4), PRESENCE, tmp_path / "f.seg.nrrd")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < lm.nbytes / 2
+    write_slicer_segmentation(np.ascontiguousarray(lm), np.eye(4), PRESENCE, tmp_path / "c.seg.nrrd")
+    assert (tmp_path / "f.seg.nrrd").read_bytes() == (tmp_path / "c.seg.nrrd").read_bytes()
+    np.testing.assert_array_equal(slicerio.read_segmentation(str(tmp_path / "f.seg.nrrd"))["voxels"], lm)
