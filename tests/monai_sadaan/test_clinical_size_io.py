@@ -260,7 +260,7 @@ def test_seg_nrrd_is_written_from_the_label_maps_own_buffer(tmp_path):
 
     from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation
 
-    lm = np.zeros((300, 200, 100), np.uint8, order="F")  # 6 MB
+    lm = np.zeros((400, 300, 100), np.uint8, order="F")  # 12 MB; counting works in 4 M-voxel chunks
     lm[50:150, 20:120, 10:60] = 3
     lm[200:250, :, 70:] = 1
     tracemalloc.start()
