@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.conftest import free_port
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
 TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
@@ -289,7 +290,7 @@ def test_multi_gpu_config_trains_with_two_cpu_processes(tmp_path):
     """torchrun with 2 processes on CPU: gloo backend, DistributedDataParallel, DistributedSampler."""
     root = tmp_path / "ddp"
     r = _run(
-        ["--nproc_per_node=2", "--master_port", "29541", "-m", "monai.bundle", "run", "--config_file",
+        ["--nproc_per_node=2", "--master_port", str(free_port()), "-m", "monai.bundle", "run", "--config_file",
          "['configs/train.json','configs/multi_gpu_train.json']", "--bundle_root", str(root),
          "--data_dir", str(tmp_path / "data"), "--num_cases", "28", "--epochs", "1", "--val_interval", "1",
          "--batch_size", "2", *TINY],

@@ -32,6 +32,7 @@ from monai_sadaan.data import (
     split_by_presence_pattern,
 )
 from monai_sadaan.data.cli import main as cli_main
+from tests.conftest import free_port
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
 REAL_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_ct" / "totalsegmentator_example"
@@ -295,7 +296,7 @@ def test_multi_gpu_config_trains_and_resumes_on_a_converted_datalist(tmp_path):
     path = convert_dataset("totalsegmentator", tmp_path / "out", root=tmp_path / "ts", splits=(0.5, 0.5, 0))
     assert json.loads(path.read_text())["numValidation"] == 4  # two per rank
     root = tmp_path / "ddp"
-    args = ["--nproc_per_node=2", "--master_port", "29547", "-m", "monai.bundle", "run", "--config_file",
+    args = ["--nproc_per_node=2", "--master_port", str(free_port()), "-m", "monai.bundle", "run", "--config_file",
             "['configs/train.json','configs/multi_gpu_train.json','configs/real_data.json']", "--bundle_root",
             str(root), "--datalist", str(path), "--val_interval", "1", "--batch_size", "2", *TINY_ARGS]  # fmt: skip
     r = _run([*args, "--epochs", "1"], module=("torch.distributed.run",))
