@@ -1,7 +1,7 @@
 """SADAAn bundle inference at clinical size: wall time and peak memory against a floor (issue 26).
 
     flock /tmp/heavy.lock python benchmarks/sadaan_clinical_ct.py [--slices 300] [--size 512] [--folder 10]
-        [--repeat 1] [--source CT.nii.gz] [--work_dir DIR] [--bundle_args "..."] [--json OUT.json]
+        [--repeat 1] [--source CT.nii.gz] [--work_dir DIR] [--bundle_args "..."] [--code_root DIR] [--json OUT.json]
 
 For each ``--slices`` value it makes a ``size x size x slices`` int16 CT by resampling the real CT ``--source``
 (default ``../shared/data/real_ct/totalsegmentator_example/example_ct.nii.gz``, trilinear, same field of view) into
@@ -19,6 +19,10 @@ lines give both, and the bundle / floor ratios. With ``--folder N`` it also runs
 of the first volume and compares its time per case with the single-case time, both without start-up: start-up is
 the bundle's wall time minus what its run manifest (``sadaan_run.json``) times as input checks, inference and commit
 (imports, config parsing).
+
+``--code_root DIR`` runs the bundle and ``monai_sadaan`` of another checkout of this project (``PYTHONPATH=DIR``,
+the bundle folder under DIR), e.g. ``git archive <commit> monai_sadaan bundles | tar -x -C DIR`` for a
+before / after comparison on the same machine; a run manifest without timing gives no start-up figure.
 """
 
 from __future__ import annotations
@@ -103,11 +107,11 @@ def make_volume(source: Path, shape: tuple[int, int, int], path: Path) -> Path:
     return path
 
 
-def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
+def run_measured(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float, str]:
     """Run ``cmd``; ``(wall seconds, peak RSS in MB, output)``. Raises SystemExit when it fails."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -125,28 +129,41 @@ def floor(ct: Path, work: Path, slices: int) -> Measurement:
     return Measurement("floor", slices, 1, wall, rss)
 
 
-def startup_seconds(wall: float, manifest: dict) -> float:
-    """The bundle's wall time not timed by its run manifest (imports, config parsing, process start and end)."""
-    t = manifest["timing"]
+def startup_seconds(wall: float, manifest: dict) -> float | None:
+    """The bundle's wall time not timed by its run manifest (imports, config parsing, process start and end);
+    ``None`` for a manifest without timing (a version before issue 26)."""
+    t = manifest.get("timing")
+    if not t:
+        return None
     return wall - sum(float(t[k] or 0.0) for k in ("preflight_seconds", "inference_seconds", "commit_seconds"))
 
 
-def bundle(images: Path, work: Path, slices: int, cases: int, extra: list[str]) -> Measurement:
+def bundle(
+    images: Path, work: Path, slices: int, cases: int, extra: list[str], code_root: Path | None = None
+) -> Measurement:
     out = work / f"out_{slices}_{cases}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
            "--dataset_dir", str(images), "--output_dir", str(out), *extra]  # fmt: skip
-    wall, rss, _ = run_measured(cmd, cwd=BUNDLE)
+    env = None
+    cwd = BUNDLE
+    if code_root is not None:
+        paths = [str(code_root), os.environ.get("PYTHONPATH")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+        cwd = Path(code_root) / BUNDLE.relative_to(ROOT)
+    wall, rss, _ = run_measured(cmd, cwd=cwd, env=env)
     manifest = json.loads((out / "sadaan_run.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
-    seconds = [float(c["seconds"]) for c in manifest["timing"]["cases"]]
+    timing = manifest.get("timing") or {}
+    seconds = [float(c["seconds"]) for c in timing.get("cases", [])] or None
     return Measurement("bundle", slices, cases, wall, rss, startup_seconds(wall, manifest), seconds)
 
 
 def line(b: Measurement, f: Measurement) -> str:
+    startup = "-" if b.startup_s is None else f"{b.startup_s:.1f}"
     return (
         f"| {b.slices} | {b.cases} | {f.wall_s:.1f} | {f.peak_rss_mb:.0f} | {b.wall_s:.1f} | {b.peak_rss_mb:.0f} | "
-        f"{b.wall_s / f.wall_s:.2f} | {b.peak_rss_mb / f.peak_rss_mb:.2f} | {b.startup_s:.1f} |"
+        f"{b.wall_s / f.wall_s:.2f} | {b.peak_rss_mb / f.peak_rss_mb:.2f} | {startup} |"
     )
 
 
@@ -164,6 +181,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     p.add_argument("--work_dir", type=Path, default=None)
     p.add_argument("--bundle_args", default="", help="extra arguments of the bundle command")
+    p.add_argument("--code_root", type=Path, default=None, help="run the bundle and monai_sadaan of this checkout")
     p.add_argument("--json", type=Path, default=None, help="write every measurement here")
     args = p.parse_args(argv)
     if args.repeat < 1 or args.folder < 0 or args.size < 1 or min(args.slices) < 1:
@@ -186,7 +204,7 @@ def main(argv: list[str] | None = None) -> list[Measurement]:
             ct = make_volume(args.source, (args.size, args.size, slices), images / f"ct{args.size}_{slices}.nii.gz")
             for _ in range(args.repeat):
                 f = floor(ct, work, slices)
-                b = bundle(images, work, slices, 1, extra)
+                b = bundle(images, work, slices, 1, extra, args.code_root)
                 results += [f, b]
                 singles.setdefault(slices, b)
                 print(line(b, f), flush=True)
@@ -199,12 +217,15 @@ def main(argv: list[str] | None = None) -> list[Measurement]:
                 shutil.copyfile(first, folder / f"case_{i:02d}.nii.gz")
             for _ in range(args.repeat):
                 f = floor(first, work, slices)
-                many = bundle(folder, work, slices, args.folder, extra)
+                many = bundle(folder, work, slices, args.folder, extra, args.code_root)
                 results += [f, many]
                 print(line(many, f), flush=True)
+                if many.startup_s is None or singles[slices].startup_s is None:
+                    continue
                 ratio = folder_ratio(singles[slices], many)
                 print(
-                    f"\nfolder of {args.folder}: {many.wall_s:.1f} s, {(many.wall_s - many.startup_s) / args.folder:.2f} s "
+                    f"\nfolder of {args.folder}: {many.wall_s:.1f} s, "
+                    f"{(many.wall_s - many.startup_s) / args.folder:.2f} s "
                     f"per case without start-up, {ratio:.2f}x the single case's "
                     f"{singles[slices].wall_s - singles[slices].startup_s:.2f} s (target <= 1.3); cases: "
                     + ", ".join(f"{s:.2f}" for s in many.case_seconds or []),

@@ -197,7 +197,9 @@ def find_network_grid_record(image: Any) -> NetworkGridRecord:
 
 
 # ---------------------------------------------------------------------------------------------------- orientation
-def _orientation(affine: np.ndarray, shape: Sequence[int], axcodes: str, labels: Any) -> tuple[list[int], list[int], np.ndarray]:
+def _orientation(
+    affine: np.ndarray, shape: Sequence[int], axcodes: str, labels: Any
+) -> tuple[list[int], list[int], np.ndarray]:
     """``(flip_axes, transpose, xform)`` of MONAI's ``Orientation(axcodes, labels)`` for a 3-D volume: flip the
     input axes ``flip_axes``, then ``transpose``; the new affine is ``affine @ xform``."""
     src = nib.io_orientation(affine)
@@ -268,7 +270,9 @@ class CTToNetworkGrid(InvertibleTransform):
         else:
             affine = np.eye(4)
             flip_axes, transpose, xform = [], [0, 1, 2], np.eye(4)
-        record = NetworkGridRecord(shape, tuple(flip_axes), tuple(transpose), self.spatial_dims, affine)  # type: ignore[arg-type]
+        record = NetworkGridRecord(
+            shape, tuple(flip_axes), tuple(transpose), self.spatial_dims, affine  # type: ignore[arg-type]
+        )
         return record, xform
 
     def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
@@ -469,7 +473,8 @@ def input_grid_labels(
         and NRRD order, so the writers need no copy).
     """
     with one_thread():
-        return _input_grid_labels(_coarse_probabilities(probs, record), record, present, label_values, threshold, slab_bytes)
+        coarse = _coarse_probabilities(probs, record)
+        return _input_grid_labels(coarse, record, present, label_values, threshold, slab_bytes)
 
 
 def _input_grid_labels(

@@ -66,3 +66,11 @@ def test_arguments():
     assert args.source.name == "example_ct.nii.gz"
     with pytest.raises(SystemExit):
         bench.parse_args(["--repeat", "0"])
+
+
+def test_a_manifest_without_timing_gives_no_startup():
+    bench = _bench()
+    assert bench.startup_seconds(20.0, {"status": "complete"}) is None
+    old = bench.Measurement("bundle", 300, 1, 28.0, 5300.0)
+    assert bench.line(old, bench.Measurement("floor", 300, 1, 7.0, 850.0)).endswith("| 4.00 | 6.24 | - |")
+    assert bench.parse_args(["--code_root", "/tmp/x"]).code_root.name == "x"

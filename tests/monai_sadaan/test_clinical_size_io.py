@@ -68,7 +68,8 @@ def test_bundle_reader_loads_into_c_order_without_a_copy(tmp_path):
 
 
 def test_a_cut_gzip_stream_is_refused_by_the_scan_and_the_reader(tmp_path):
-    path = _nifti(tmp_path / "cut.nii.gz", np.random.default_rng(0).integers(-1000, 1000, (40, 40, 40)).astype(np.int16))
+    noise = np.random.default_rng(0).integers(-1000, 1000, (40, 40, 40)).astype(np.int16)
+    path = _nifti(tmp_path / "cut.nii.gz", noise)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(InputImageError, match="truncated or corrupt"):
