@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .satellite import check_frames, select_channels
+from .satellite import check_frames, data_variable, select_channels
 
 __all__ = [
     "RADAR_CHANNEL",
@@ -196,14 +196,7 @@ def open_seviri_frames(
     if not p.exists():
         raise FileNotFoundError(f"expected a SEVIRI Zarr store, got a missing path: {p}")
     ds = xr.open_zarr(p, consolidated=False)
-    if variable is None:
-        names = list(ds.data_vars)
-        variable = "data" if "data" in names else (names[0] if len(names) == 1 else None)
-        if variable is None:
-            raise ValueError(f"expected one data variable in {p} (or pass variable=), got {names}")
-    if variable not in ds:
-        raise KeyError(f"expected variable {variable!r} in {p}, got {list(ds.data_vars)}")
-    raw = ds[variable]
+    raw = data_variable(ds, variable, p)
     dims = list(raw.dims)
     if "time" not in dims:
         raise ValueError(f"expected a time dim in {p}, got dims {dims}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ __all__ = [
     "SatelliteWindowDataset",
     "channel_names_of",
     "check_frames",
+    "data_variable",
     "open_satellite_frames",
     "select_channels",
     "write_frames",
@@ -104,6 +106,28 @@ def select_channels(frames: xr.DataArray, channels: Sequence[str], source: str =
     return frames.isel(channel=index)
 
 
+
+def data_variable(ds: Any, variable: str | None, source: str | os.PathLike) -> Any:
+    """The frames' variable of a dataset: ``variable`` when given, else ``"data"`` or the only data variable.
+
+    Args:
+        ds: an ``xarray.Dataset``.
+        variable: the variable's name, or ``None`` to pick it as above.
+        source: the store's path, for error messages.
+
+    Raises:
+        ValueError: no name given and no single data variable (nor one named ``"data"``).
+        KeyError: ``variable`` is not in the dataset.
+    """
+    names = list(ds.data_vars)
+    if variable is None:
+        variable = "data" if "data" in names else (names[0] if len(names) == 1 else None)
+        if variable is None:
+            raise ValueError(f"expected one data variable in {source} (or pass variable=), got {names}")
+    if variable not in ds:
+        raise KeyError(f"expected variable {variable!r} in {source}, got {names}")
+    return ds[variable]
+
 def open_satellite_frames(
     path: str | os.PathLike, variable: str | None = None, channels: Sequence[str] | None = None, num_channels: int | None = None
 ) -> xr.DataArray:
@@ -134,14 +158,7 @@ def open_satellite_frames(
         ds = xr.open_dataset(p, engine="h5netcdf")
     else:
         raise ValueError(f"expected a Zarr store (folder, .zarr) or NetCDF file (.nc), got {p.name}")
-    if variable is None:
-        names = list(ds.data_vars)
-        variable = "data" if "data" in names else (names[0] if len(names) == 1 else None)
-        if variable is None:
-            raise ValueError(f"expected one data variable in {p} (or pass variable=), got {names}")
-    if variable not in ds:
-        raise KeyError(f"expected variable {variable!r} in {p}, got {list(ds.data_vars)}")
-    frames = ds[variable]
+    frames = data_variable(ds, variable, p)
     if channels is not None:
         frames = select_channels(frames, channels, source=str(p))
     return check_frames(frames, num_channels, source=str(p))
