@@ -1,7 +1,7 @@
 """Build step that puts the repository's top-level ``bundles/`` into the wheel (metadata lives in setup.cfg).
 
 A wheel (``pip install .``, ``pip wheel .``, ``python -m build``) carries each bundle under
-``monai_sadaan/bundles/<name>/``, where :func:`monai_sadaan.bundles.bundle_root` finds it. Only what a bundle
+``monai_glue/bundles/<name>/``, where :func:`monai_glue.bundles.bundle_root` finds it. Only what a bundle
 ships is copied: ``LICENSE``, ``configs/``, ``docs/`` and ``models/model.pt`` (with ``models/README.md``); local
 data, outputs, checkpoints and training states are left out. An editable install copies nothing: the package
 then finds the checkout's ``bundles/``. The sdist carries the same files through MANIFEST.in.
@@ -40,7 +40,7 @@ class build_py_with_bundles(build_py):
         super().run()
         if getattr(self, "editable_mode", False) or not os.path.isdir(BUNDLES):
             return
-        target = os.path.join(self.build_lib, "monai_sadaan", "bundles")
+        target = os.path.join(self.build_lib, "monai_glue", "bundles")
         for name in sorted(os.listdir(BUNDLES)):
             src = os.path.join(BUNDLES, name)
             if not os.path.isfile(os.path.join(src, "configs", "metadata.json")):

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.json or args.markdown:
-        from monai_sadaan.utils import atomic_open
+        from monai_glue import atomic_open
 
         if args.json:
             with atomic_open(args.json) as f:

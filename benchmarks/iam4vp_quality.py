@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from monai_sadaan.utils import atomic_open, atomic_torch_save
+from monai_glue import atomic_open, atomic_torch_save
 from seq_models.baselines import optical_flow_forecast, persistence_forecast
 from seq_models.data.cloud_generator import generate_cloud_frames
 from seq_models.data.satellite import SatelliteWindowDataset
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True)
     model = IAM4VP((args.history, 11, args.size, args.size), args.latent, 4, args.blocks)
     if args.init_checkpoint:
-        from monai_sadaan.utils import load_checkpoint, load_state_dict_checked
+        from monai_glue import load_checkpoint, load_state_dict_checked
 
         load_state_dict_checked(model, load_checkpoint(args.init_checkpoint), source=str(args.init_checkpoint))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_sadaan.utils import atomic_open
+from monai_glue import atomic_open
 from seq_models.baselines import (
     lk_motion,
     optical_flow_forecast,
@@ -133,7 +133,7 @@ def radar_case(args: argparse.Namespace) -> Case:
 
 def iam4vp_from_checkpoint(path: Path, tile: tuple[int, int] | None = None) -> torch.nn.Module:
     """An ``IAM4VP`` built from what its state dict says (history, channels, latent, N_S, N_T, time dim, tile)."""
-    from monai_sadaan.utils import load_checkpoint, load_state_dict_checked
+    from monai_glue import load_checkpoint, load_state_dict_checked
     from seq_models.networks.iam4vp import IAM4VP
 
     state = load_checkpoint(path)

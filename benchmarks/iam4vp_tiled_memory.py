@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.markdown:
-        from monai_sadaan.utils import atomic_open
+        from monai_glue import atomic_open
 
         with atomic_open(args.markdown) as f:
             f.write(

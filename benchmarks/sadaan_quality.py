@@ -78,7 +78,7 @@ def train_unet(p, epochs: int, lr: float, out: Path) -> torch.nn.Module:
     from monai.engines import SupervisedTrainer
     from monai.losses import DiceCELoss
 
-    from monai_sadaan.engines import DictTargetPrepareBatch
+    from monai_glue import DictTargetPrepareBatch
 
     names = p.get_parsed_content("structure_names")
     unet = _unet(len(names))
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         p_eval = _parser(work, heldout_dir, args.heldout_cases, extra)
     names = p.get_parsed_content("structure_names")
 
-    from monai_sadaan.utils import load_checkpoint, load_state_dict_checked
+    from monai_glue import load_checkpoint, load_state_dict_checked
 
     sadaan = p.get_parsed_content("network_def")
     load_state_dict_checked(sadaan, load_checkpoint(args.sadaan_ckpt, key="model"), source=args.sadaan_ckpt)

@@ -23,10 +23,6 @@ _LAZY: dict[str, str] = {
     "WholeVolumeInferer": "monai_sadaan.inferers",
     # losses
     "SpatialAttentionLoss": "monai_sadaan.losses",
-    # engines glue shared with seq_models
-    "DictTargetPrepareBatch": "monai_sadaan.engines",
-    "ComponentLoss": "monai_sadaan.engines",
-    "LossComponentsHandler": "monai_sadaan.engines",
 }
 
 __all__ = sorted(_LAZY)

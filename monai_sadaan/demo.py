@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_BUNDLE", "DEMO_SCENARIOS", "write_demo_inputs", "run_demo", 
 
 def _default_bundle() -> Path:
     """The SADAAn bundle of this installation: the wheel's copy, else the checkout's ``bundles/``."""
-    from monai_sadaan.bundles import bundles_dir
+    from monai_glue.bundles import bundles_dir
 
     try:
         return bundles_dir() / "sadaan_abdominal_ct_segmentation"

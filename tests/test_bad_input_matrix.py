@@ -324,7 +324,7 @@ def test_datalist(tmp_path, entries, split, message):
 
 # ---------------------------------------------------------------- checkpoints
 def test_sadaan_checkpoint_for_another_structure_set(tmp_path):
-    from monai_sadaan.utils import CheckpointError, load_checkpoint, load_state_dict_checked
+    from monai_glue import CheckpointError, load_checkpoint, load_state_dict_checked
 
     torch.save(_tiny_net(num_structures=3).state_dict(), tmp_path / "other.pt")
     net = _tiny_net()
@@ -335,7 +335,7 @@ def test_sadaan_checkpoint_for_another_structure_set(tmp_path):
 
 
 def test_truncated_sadaan_checkpoint(tmp_path):
-    from monai_sadaan.utils import CheckpointError, load_checkpoint
+    from monai_glue import CheckpointError, load_checkpoint
 
     torch.save(_tiny_net().state_dict(), tmp_path / "m.pt")
     data = (tmp_path / "m.pt").read_bytes()

@@ -85,13 +85,13 @@ def _run(installed, *args, check=True):
 @pytest.mark.slow
 def test_wheel_carries_each_bundle_and_nothing_else(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
-    bundle_files = [n for n in names if n.startswith("monai_sadaan/bundles/") and n.count("/") > 2]
+    bundle_files = [n for n in names if n.startswith("monai_glue/bundles/") and n.count("/") > 2]
     for bundle in ("sadaan_abdominal_ct_segmentation", "gru_timeseries_regression", "iam4vp_cloudcasting"):
         for rel in ("LICENSE", "configs/metadata.json", "configs/inference.json", "configs/logging.conf",
                     "docs/README.md"):
-            assert f"monai_sadaan/bundles/{bundle}/{rel}" in names
+            assert f"monai_glue/bundles/{bundle}/{rel}" in names
     for bundle in ("sadaan_abdominal_ct_segmentation", "gru_timeseries_regression"):
-        assert f"monai_sadaan/bundles/{bundle}/models/model.pt" in names
+        assert f"monai_glue/bundles/{bundle}/models/model.pt" in names
     assert all(n.endswith(SHIPPED_SUFFIXES) for n in bundle_files), bundle_files
     assert not [n for n in bundle_files if "/data/" in n or "/eval/" in n or "training_state" in n]
 
@@ -99,7 +99,7 @@ def test_wheel_carries_each_bundle_and_nothing_else(installed):
 @pytest.mark.slow
 def test_installed_package_is_the_wheel_not_the_checkout(installed):
     out = _run(installed, installed["python"], "-c",
-               "import monai_sadaan, monai_sadaan.bundles as b, monai_sadaan.demo as d; "
+               "import monai_sadaan, monai_glue.bundles as b, monai_sadaan.demo as d; "
                "print(monai_sadaan.__file__); print(b.bundle_root('sadaan_abdominal_ct_segmentation')); "
                "print(d.DEFAULT_BUNDLE)").stdout.split()
     venv = str(installed["venv"].resolve())

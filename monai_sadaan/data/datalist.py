@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils import atomic_open
+from monai_glue import atomic_open
 from .geometry import parse_orientation
 from .phantoms import DEFAULT_STRUCTURES, _triple, check_structures, generate_phantom
 from .scenarios import SCENARIOS, check_scenarios

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ..utils import atomic_open, atomic_write_with
+from monai_glue import atomic_open, atomic_write_with
 from .datalist import SPLITS, allocate_counts, map_jobs, stratified_split_counts
 from .phantoms import DEFAULT_STRUCTURES
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_write_with
+from monai_glue import atomic_write_with
 from .phantoms import Phantom
 
 __all__ = ["to_ras", "plot_phantom_overview", "main"]

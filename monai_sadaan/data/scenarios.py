@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "SCENARIOS",
+    "TRUNK_SCENARIOS",
     "REMOVED_BY_SCENARIO",
     "REMOVABLE_ORGANS",
     "FieldOfViewCut",
@@ -35,6 +36,11 @@ SCENARIOS: tuple[str, ...] = (
     "partial_fov",
     "multi_organ_absence",
 )
+"""The scenarios of the abdominal phantoms (:func:`~monai_sadaan.data.generate_phantom`) and the bundle."""
+
+TRUNK_SCENARIOS: tuple[str, ...] = SCENARIOS + ("pancreatectomy",)
+"""The scenarios of the whole-trunk phantoms (:func:`~monai_sadaan.data.trunk.generate_trunk_phantom`): the
+abdominal ones plus ``pancreatectomy``, which the abdominal generator does not draw."""
 
 REMOVED_BY_SCENARIO: dict[str, tuple[str, ...]] = {
     "normal": (),
@@ -43,6 +49,7 @@ REMOVED_BY_SCENARIO: dict[str, tuple[str, ...]] = {
     "nephrectomy_bilateral": ("left_kidney", "right_kidney"),
     "splenectomy": ("spleen",),
     "partial_fov": (),
+    "pancreatectomy": ("pancreas",),
 }
 """Organs each fixed scenario removes (``multi_organ_absence`` draws its own set)."""
 
@@ -87,28 +94,31 @@ class ScenarioPlan:
     fov_cut: FieldOfViewCut | None = None
 
 
-def check_scenarios(scenarios: str | Sequence[str]) -> tuple[str, ...]:
+def check_scenarios(scenarios: str | Sequence[str], allowed: Sequence[str] = SCENARIOS) -> tuple[str, ...]:
     """Validate scenario names.
 
     Args:
         scenarios: one name or a sequence of names.
+        allowed: the valid names (default :data:`SCENARIOS`; the trunk generator passes :data:`TRUNK_SCENARIOS`).
 
     Returns:
         The names as a tuple.
 
     Raises:
-        ValueError: an empty list, or a name that is not in :data:`SCENARIOS`.
+        ValueError: an empty list, or a name that is not in ``allowed``.
     """
     names = (scenarios,) if isinstance(scenarios, str) else tuple(scenarios)
     if not names:
-        raise ValueError(f"expected at least one scenario from {', '.join(SCENARIOS)}, got none")
-    unknown = [n for n in names if n not in SCENARIOS]
+        raise ValueError(f"expected at least one scenario from {', '.join(allowed)}, got none")
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ValueError(f"expected scenarios from {', '.join(SCENARIOS)}, got unknown {', '.join(map(repr, unknown))}")
+        raise ValueError(f"expected scenarios from {', '.join(allowed)}, got unknown {', '.join(map(repr, unknown))}")
     return names
 
 
-def plan_scenario(scenario: str, rng: np.random.Generator, structures: Mapping[str, int]) -> ScenarioPlan:
+def plan_scenario(
+    scenario: str, rng: np.random.Generator, structures: Mapping[str, int], allowed: Sequence[str] = SCENARIOS
+) -> ScenarioPlan:
     """Draw the organ removals of one case (the field-of-view cut is planned later by :func:`plan_fov_cut`, once
     the anatomy is known).
 
@@ -120,11 +130,12 @@ def plan_scenario(scenario: str, rng: np.random.Generator, structures: Mapping[s
         scenario: a name from :data:`SCENARIOS`.
         rng: the case's random generator.
         structures: the labelled structures (name -> label value).
+        allowed: the valid scenario names (default :data:`SCENARIOS`).
 
     Returns:
         The plan (``fov_cut`` left ``None``).
     """
-    check_scenarios(scenario)
+    check_scenarios(scenario, allowed)
     if scenario != "multi_organ_absence":
         return ScenarioPlan(scenario, REMOVED_BY_SCENARIO[scenario])
     pool = [name for name in REMOVABLE_ORGANS if name in structures]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_directory, atomic_write_with
+from monai_glue import atomic_directory, atomic_write_with
 from .geometry import affine_to_itk_geometry
 from .phantoms import Phantom
 

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from .loss_adapter import ComponentLoss, LossComponentsHandler
-from .output_transforms import PickFromDictOutput
 from .parameter_groups import presence_head_parameter_groups
-from .prepare_batch import DictTargetPrepareBatch
 from .presence_fusion_fitting import (
     collect_presence_evidence,
     fit_presence_fusion,
@@ -13,10 +10,6 @@ from .presence_fusion_fitting import (
 )
 
 __all__ = [
-    "ComponentLoss",
-    "DictTargetPrepareBatch",
-    "LossComponentsHandler",
-    "PickFromDictOutput",
     "collect_presence_evidence",
     "fit_presence_fusion",
     "fit_presence_regression",

@@ -23,7 +23,7 @@ from monai_sadaan.networks.blocks.presence_fusion import (
     PresenceEvidenceFusion,
     presence_rule,
 )
-from monai_sadaan.utils.atomic import atomic_open, atomic_torch_save
+from monai_glue.atomic import atomic_open, atomic_torch_save
 
 __all__ = [
     "collect_presence_evidence",

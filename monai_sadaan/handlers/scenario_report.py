@@ -22,7 +22,7 @@ from monai_sadaan.metrics import (
     compute_presence_auroc,
     compute_present_dice,
 )
-from monai_sadaan.utils import atomic_open, atomic_write_with
+from monai_glue import atomic_open, atomic_write_with
 
 __all__ = ["ScenarioMetricsReport", "summarise_case_rows"]
 

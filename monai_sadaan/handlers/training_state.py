@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_sadaan.utils import atomic_open, atomic_torch_save, load_checkpoint
+from monai_glue import atomic_open, atomic_torch_save, load_checkpoint
 
 __all__ = ["TrainingStateCheckpoint"]
 

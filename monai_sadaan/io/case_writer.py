@@ -41,8 +41,8 @@ from monai_sadaan.io.nifti import write_label_map_nifti, write_probability_maps
 from monai_sadaan.io.presence import StructurePresence, presence_rows, write_presence_report
 from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation
 from monai_sadaan.io.structures import StructuresLike, structure_table
-from monai_sadaan.utils.atomic import OutputFolderError, folder_lock, make_staging_dir, remove_stale_staging, swap_in
-from monai_sadaan.utils.config_values import parse_bool
+from monai_glue.atomic import OutputFolderError, folder_lock, make_staging_dir, remove_stale_staging, swap_in
+from monai_glue.config_values import parse_bool
 
 if TYPE_CHECKING:
     from monai_sadaan.io.run_outputs import InferenceRun
@@ -89,7 +89,7 @@ class SADAAnCaseWriter:
         absent: how absent structures appear in the ``.seg.nrrd``: ``"empty"`` (default; an empty segment
             flagged absent) or ``"omit"``.
         write_segmentation: also write the Slicer ``.seg.nrrd`` (default ``True``); a bool or a strict boolean
-            string (``"false"``, ``"no"``, ``"0"``...: see :func:`monai_sadaan.utils.parse_bool`).
+            string (``"false"``, ``"no"``, ``"0"``...: see :func:`monai_glue.parse_bool`).
         write_probabilities: also write the probability maps when given (default ``True``; parsed the same way).
         probability_dtype: ``"float32"`` or ``"uint8"`` for the probability maps.
         threshold: presence probability at or above which a structure is called present, used only when the

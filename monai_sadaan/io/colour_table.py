@@ -12,7 +12,7 @@ import csv
 import os
 
 from monai_sadaan.io.structures import StructuresLike, structure_table
-from monai_sadaan.utils import atomic_open
+from monai_glue import atomic_open
 
 __all__ = ["COLOUR_TABLE_COLUMNS", "write_colour_table", "read_colour_table"]
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from monai_sadaan.io.colour_table import read_colour_table
 from monai_sadaan.io.presence import read_presence_report
-from monai_sadaan.utils import atomic_write_with
+from monai_glue import atomic_write_with
 
 __all__ = ["render_case_overview", "main"]
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from monai_sadaan.io.geometry import label_counts, labelmap_and_affine, to_numpy, voxel_volume_ml
 from monai_sadaan.io.structures import StructuresLike, structure_table
-from monai_sadaan.utils import atomic_open
+from monai_glue import atomic_open
 
 __all__ = [
     "PRESENCE_COLUMNS",

@@ -11,7 +11,7 @@ replaced only when (:func:`case_folder_problems`)
   :func:`register_case_files`).
 
 Anything else (a folder of the user's own files, an input, a folder from a version before the marker) is refused
-with :class:`~monai_sadaan.utils.atomic.OutputFolderError`, naming the folder and what it holds; nothing is deleted.
+with :class:`~monai_glue.atomic.OutputFolderError`, naming the folder and what it holds; nothing is deleted.
 
 **A run is all or nothing.** :class:`InferenceRun` (created by the bundle's ``inference.json``) checks, before the
 model runs and before anything is written, that the output folder is not the input folder, that no case folder is,
@@ -70,7 +70,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_sadaan.utils.atomic import (
+from monai_glue.atomic import (
     OutputFolderError,
     atomic_open,
     describe_entries,
@@ -315,7 +315,7 @@ def _refusal_types() -> tuple[type[BaseException], ...]:
 
         types.append(DatalistError)
     with contextlib.suppress(ImportError):
-        from monai_sadaan.utils.checkpoint import CheckpointError
+        from monai_glue.checkpoint import CheckpointError
 
         types.append(CheckpointError)
     return tuple(types)

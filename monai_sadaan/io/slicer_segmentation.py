@@ -31,7 +31,7 @@ import numpy as np
 from monai_sadaan.io.geometry import label_counts, labelmap_and_affine, ras_to_lps
 from monai_sadaan.io.presence import StructurePresence, presence_rows
 from monai_sadaan.io.structures import StructuresLike, structure_table, terminology_dict
-from monai_sadaan.utils import atomic_write_with
+from monai_glue import atomic_write_with
 
 __all__ = ["ABSENT_MODES", "STATUS_PRESENT", "STATUS_ABSENT", "build_slicer_segmentation", "write_slicer_segmentation"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from monai_sadaan.utils.config_values import parse_bool
+from monai_glue.config_values import parse_bool
 
 __all__ = ["PresenceHeadTuning"]
 

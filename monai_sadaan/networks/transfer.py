@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from monai_sadaan.utils import CheckpointError, load_checkpoint, load_state_dict_checked, parse_bool
+from monai_glue import CheckpointError, load_checkpoint, load_state_dict_checked, parse_bool
 
 __all__ = ["load_pretrained_encoder", "load_pretrained_network"]
 

@@ -22,7 +22,7 @@ import re
 import torch
 import torch.nn as nn
 
-from monai_sadaan.utils import CheckpointError, load_checkpoint
+from monai_glue import CheckpointError, load_checkpoint
 
 __all__ = ["load_widened_network", "widen_state_dict"]
 

@@ -102,7 +102,7 @@ def export_volume(
     import nibabel as nib
     import numpy as np
 
-    from monai_sadaan.utils import atomic_write_with
+    from monai_glue import atomic_write_with
 
     if array_order not in ("kji", "ijk"):
         raise ValueError(f"expected array_order 'kji' (Slicer) or 'ijk' (nibabel/MONAI), got {array_order!r}")
@@ -195,8 +195,8 @@ _RELATIVE_ID = re.compile(r"[@%](?:#|::)")
 
 
 def _config_values() -> Any:
-    """``monai_sadaan/utils/config_values.py`` (stdlib only), loaded without importing the package (and torch)."""
-    module = sys.modules.get("monai_sadaan.utils.config_values")
+    """``monai_glue/config_values.py`` (stdlib only), loaded without importing the package (and torch)."""
+    module = sys.modules.get("monai_glue.config_values")
     if module is not None:
         return module
     name = "_monai_sadaan_slicer_config_values"
@@ -288,7 +288,7 @@ def build_inference_command(
     [--logging_file ...] --bundle_root <bundle> --dataset_dir <input_dir> --output_dir <output_dir> ...``
 
     Nothing the caller passes is pasted into a config expression: the device is checked against
-    ``cpu | mps | cuda | cuda:N`` (:func:`monai_sadaan.utils.parse_device`) and the ``$torch.device(...)`` expression
+    ``cpu | mps | cuda | cuda:N`` (:func:`monai_glue.parse_device`) and the ``$torch.device(...)`` expression
     is built from the checked value; a path or override value that MONAI's config parser would not keep as the
     plain value it is (a string starting with ``$`` (code), ``@`` (reference) or ``%`` (macro), a string holding
     ``#``, a mapping with ``_target_``) is refused.

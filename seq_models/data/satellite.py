@@ -15,7 +15,7 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
-from monai_sadaan.utils import atomic_directory, atomic_write_with
+from monai_glue import atomic_directory, atomic_write_with
 
 __all__ = [
     "FRAME_DIMS",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from monai.engines import Workflow
 
-from monai_sadaan.utils import atomic_open, atomic_write_with, parse_bool
+from monai_glue import atomic_open, atomic_write_with, parse_bool
 from seq_models.baselines import optical_flow_forecast, persistence_forecast
 from seq_models.metrics.forecast_metrics import per_sample_forecast_metrics
 from seq_models.writers.forecast_writer import ForecastRun, forecast_dataset, plot_forecast_strips, write_forecast

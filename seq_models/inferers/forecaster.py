@@ -8,7 +8,7 @@ import torch
 from monai.inferers import Inferer
 from torch import nn
 
-from monai_sadaan.utils.config_values import parse_bool
+from monai_glue.config_values import parse_bool
 
 __all__ = ["AutoregressiveForecaster", "check_history", "model_geometry"]
 

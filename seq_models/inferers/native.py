@@ -44,7 +44,7 @@ class _Ctx(ctypes.Structure):
 
 
 def _compile(out: Path, flags: list[str]) -> bool:
-    from monai_sadaan.utils import atomic_write_with
+    from monai_glue import atomic_write_with
 
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:

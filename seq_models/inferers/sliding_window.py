@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from monai.inferers import Inferer, sliding_window_inference
 
-from monai_sadaan.utils.config_values import parse_bool
+from monai_glue.config_values import parse_bool
 
 __all__ = ["TimeSlidingWindowInferer"]
 

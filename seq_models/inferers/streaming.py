@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from monai_sadaan.utils.config_values import parse_bool
+from monai_glue.config_values import parse_bool
 from seq_models.networks.gru_regression import FoldedGRUStep, PaddedGRURegressor, SingleStepGRURegressor
 
 __all__ = ["GRUStreamingInferer", "run_single_step"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
-from monai_sadaan.utils.config_values import parse_bool
+from monai_glue.config_values import parse_bool
 
 from .forecaster import check_history
 

@@ -47,7 +47,7 @@ def nan_gradient_difference(pred: torch.Tensor, target: torch.Tensor, alpha: flo
 class NaNAwareForecastLoss(nn.Module):
     """``mae + gdl_weight * gdl`` over forecasts ``(B, K, C, H, W)``, ignoring NaN targets.
 
-    Returns a dict ``{"total", "mae", "gdl"}`` for :class:`monai_sadaan.engines.ComponentLoss`.
+    Returns a dict ``{"total", "mae", "gdl"}`` for :class:`monai_glue.ComponentLoss`.
 
     Args:
         gdl_weight: weight of the gradient-difference term; 0 turns it off (the term is still reported).

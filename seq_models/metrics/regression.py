@@ -58,7 +58,7 @@ def masked_mse(
 class MaskedMSELoss(nn.Module):
     """:func:`masked_mse` as a loss for MONAI engines.
 
-    ``target`` is a tensor [B, T] or, from :class:`monai_sadaan.engines.DictTargetPrepareBatch`, a dict with
+    ``target`` is a tensor [B, T] or, from :class:`monai_glue.DictTargetPrepareBatch`, a dict with
     ``target_key`` ([B, T]) and ``lengths_key`` ([B]).
 
     Args:

@@ -1,4 +1,4 @@
-"""MONAI engines for the GRU regressor, assembled from the shared glue in :mod:`monai_sadaan.engines`.
+"""MONAI engines for the GRU regressor, assembled from the shared glue in :mod:`monai_glue`.
 
 Batches are dicts from :class:`seq_models.data.windows.SlidingWindowDataset` (``as_dict=True``):
 ``{"image": [B, W, F], "target": [B, W], "lengths": [B]}``. :func:`gru_prepare_batch` hands ``lengths`` to the
@@ -16,7 +16,7 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import CheckpointSaver, EarlyStopHandler, StatsHandler, ValidationHandler
 from torch import nn
 
-from monai_sadaan.engines import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
+from monai_glue import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
 from seq_models.metrics.regression import MaskedMSELoss, MaskedRMSE
 
 __all__ = [
@@ -158,7 +158,7 @@ def load_gru_weights(network: nn.Module, checkpoint: str | os.PathLike) -> nn.Mo
     Uses ``load_checkpoint`` (``weights_only=True``) and ``load_state_dict_checked`` (errors name what differs).
     The batch model's checkpoint loads into the single-step model too (same submodule names).
     """
-    from monai_sadaan.utils import load_checkpoint, load_state_dict_checked
+    from monai_glue import load_checkpoint, load_state_dict_checked
 
     state = load_checkpoint(checkpoint, key="model")
     load_state_dict_checked(network, state, source=str(checkpoint))
@@ -223,7 +223,7 @@ def fit_gru_to_series(
     (``best_val_rmse``, ``best_epoch``, ``epochs_run``, ``checkpoint``; the first two are ``None`` without
     validation).
     """
-    from monai_sadaan.utils import atomic_torch_save
+    from monai_glue import atomic_torch_save
     import tempfile
 
     from torch.utils.data import DataLoader
@@ -293,7 +293,7 @@ def run_gru_series_inference(
     Returns:
         [T] predictions in raw units.
     """
-    from monai_sadaan.utils import atomic_open
+    from monai_glue import atomic_open
 
     load_gru_weights(network, checkpoint)
     z = predict_series(network, data.features, mode=mode, window=window, burn_in=burn_in)
@@ -323,7 +323,7 @@ def evaluate_gru_on_series(
 
     import numpy as np
 
-    from monai_sadaan.utils import atomic_open, atomic_write_with
+    from monai_glue import atomic_open, atomic_write_with
     from seq_models.baselines.autoregressive import LinearARForecaster, persistence_forecast
 
     load_gru_weights(network, checkpoint)

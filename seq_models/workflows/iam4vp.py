@@ -16,7 +16,7 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import IgniteMetricHandler, from_engine
 from torch import nn
 
-from monai_sadaan.engines import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
+from monai_glue import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
 from seq_models.inferers.forecaster import AutoregressiveForecaster
 from seq_models.losses.forecast_loss import NaNAwareForecastLoss
 from seq_models.metrics.forecast_metrics import ForecastMetric
@@ -49,7 +49,7 @@ def create_iam4vp_trainer(
     """``SupervisedTrainer`` for IAM4VP: per-step forward passes, NaN-aware MAE (+ ``gdl_weight`` · GDL).
 
     The loss components (``loss_total``, ``loss_mae``, ``loss_gdl``) are put into ``engine.state.output`` and
-    their epoch means into ``engine.state.metrics`` by :class:`monai_sadaan.engines.LossComponentsHandler`.
+    their epoch means into ``engine.state.metrics`` by :class:`monai_glue.LossComponentsHandler`.
 
     Args:
         network: an :class:`~seq_models.networks.iam4vp.IAM4VP`.

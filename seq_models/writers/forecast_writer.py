@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from monai_sadaan.utils import atomic_open, atomic_write_with
+from monai_glue import atomic_open, atomic_write_with
 from seq_models.data.cloud_generator import SEVIRI_CHANNELS
 from seq_models.data.satellite import write_frames
 

@@ -22,7 +22,7 @@ from monai_sadaan.io import (
     SADAAnCaseWriter,
     read_case_marker,
 )
-from monai_sadaan.utils.atomic import make_staging_dir
+from monai_glue.atomic import make_staging_dir
 
 AFFINE = np.diag([0.7, 0.7, 3.0, 1.0])
 VECTORS = {"presence_probability": [0.9, 0.2, 0.95, 0.8, 0.7], "confidence": [0.8, 0.6, 0.9, 0.7, 0.5]}

@@ -397,7 +397,7 @@ def test_a_result_moved_aside_by_a_writer_killed_mid_swap_is_put_back(tmp_path):
     code = textwrap.dedent(
         f"""
         import os, signal, numpy as np
-        import monai_sadaan.utils.atomic as atomic
+        import monai_glue.atomic as atomic
         real = os.replace
         calls = []
         class _OS:

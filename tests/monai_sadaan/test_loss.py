@@ -378,7 +378,7 @@ def test_supervised_trainer_with_component_loss_and_transforms():
     from monai.engines import SupervisedTrainer
     from monai.transforms import Compose, EnsureTyped
 
-    from monai_sadaan.engines import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
+    from monai_glue import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
     from monai_sadaan.transforms import CTWindowd, LabelMapToStructuresd
 
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ from monai_sadaan.engines import (
 )
 from monai_sadaan.networks import PresenceEvidenceFusion, SpatialAttentionMedicalSegmenter
 from monai_sadaan.networks.blocks.presence_fusion import PRESENCE_EVIDENCE_NAMES, presence_evidence
-from monai_sadaan.utils.checkpoint import CheckpointError, load_state_dict_checked
+from monai_glue.checkpoint import CheckpointError, load_state_dict_checked
 
 TINY = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4}
 K = len(PRESENCE_EVIDENCE_NAMES)

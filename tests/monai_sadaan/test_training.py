@@ -8,7 +8,8 @@ from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.transforms import Compose, EnsureChannelFirstd, EnsureTyped
 
-from monai_sadaan import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler, SpatialAttentionLoss
+from monai_sadaan import SpatialAttentionLoss
+from monai_glue import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler
 from monai_sadaan.losses import LOSS_COMPONENTS
 from monai_sadaan import SpatialAttentionMedicalSegmenter
 from monai_sadaan.data import DEFAULT_STRUCTURES, generate_phantom

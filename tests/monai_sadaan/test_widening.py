@@ -5,7 +5,7 @@ import torch
 
 from monai_sadaan import SpatialAttentionMedicalSegmenter
 from monai_sadaan.networks.widening import load_widened_network, widen_state_dict
-from monai_sadaan.utils import CheckpointError
+from monai_glue import CheckpointError
 
 NARROW = dict(features=(2, 4, 4, 4, 4), feature_channels=4)
 # every level wider, and feature_channels (hence the hidden layers, feature_channels // 2) too

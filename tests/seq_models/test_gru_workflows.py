@@ -159,7 +159,7 @@ def test_early_stopping_stops_a_flat_run():
 
 
 def test_checkpoint_for_another_configuration_is_refused(tmp_path):
-    from monai_sadaan.utils import CheckpointError
+    from monai_glue import CheckpointError
 
     torch.save(PaddedGRURegressor(3, 8, 1).state_dict(), tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="shape mismatches"):

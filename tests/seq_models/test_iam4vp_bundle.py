@@ -91,7 +91,7 @@ def test_bundle_refuses_a_checkpoint_of_another_configuration(tmp_path):
 
     (bundle / "models").mkdir()
     torch.save(IAM4VP((2, 11, 16, 16), latent_channels=8, num_convolutions_time=1).state_dict(), bundle / "models" / "model.pt")
-    from monai_sadaan.utils import CheckpointError
+    from monai_glue import CheckpointError
 
     with pytest.raises(RuntimeError) as info:  # MONAI wraps the handler's error in "Failed to evaluate ..."
         run(bundle, "inference.json")

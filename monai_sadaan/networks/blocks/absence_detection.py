@@ -77,7 +77,20 @@ class AbsenceDetectionHead(nn.Module):
             ``(presence_probs, absence_logits, confidence_scores)``: ``[B, S]`` = softmax(logits)[..., 1],
             ``[B, S, 2]`` (index 0 absent, 1 present) and ``[B, S]`` in [0, 1].
         """
-        pooled = self.global_pool(features).flatten(1)
+        return self.classify(self.global_pool(features).flatten(1), alignment_scores)
+
+    def classify(
+        self, pooled: torch.Tensor, alignment_scores: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` on features already pooled.
+
+        Args:
+            pooled: ``[B, F]`` spatial mean of the features.
+            alignment_scores: ``[B, S]``.
+
+        Returns:
+            as :meth:`forward`.
+        """
         absence_logits = torch.stack(
             [
                 classifier(torch.cat([pooled, alignment_scores[:, s : s + 1]], dim=1))

@@ -7,16 +7,31 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from monai_sadaan.networks.blocks.inference_fusion import conv3d_same
-from monai_sadaan.networks.blocks.projected_features import (
-    ProjectedFeatures,
-    conv_bn_relu_channels,
-    count_batch,
-    run_in_channel_groups,
-)
-from monai_sadaan.networks.utils import checkpoint_call
+__all__ = ["AnatomicalAttentionModule", "apply_position_prior"]
 
-__all__ = ["AnatomicalAttentionModule"]
+
+def apply_position_prior(
+    spatial_attention: torch.Tensor, feature_responses: torch.Tensor, prior: torch.Tensor, eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weight the attention by the position prior and score how well the features agree with it.
+
+    Args:
+        spatial_attention: ``attention_conv`` output ``[B, S, D, H, W]`` in [0, 1].
+        feature_responses: ``feature_matcher`` output ``[B, S, D, H, W]`` (logits).
+        prior: the position prior ``[1, S, D, H, W]`` in [0, 1].
+        eps: added to the attention mass in the alignment denominator.
+
+    Returns:
+        ``(attention_maps, feature_responses, alignment_scores, position_priors)``: ``[B, S, D, H, W]`` in [0, 1],
+        the responses unchanged, ``[B, S]`` in [0, 1] and ``[B, S, D, H, W]`` (the prior expanded over the batch,
+        a view without a copy).
+    """
+    attention_maps = spatial_attention * prior
+    mass = attention_maps.sum(dim=(2, 3, 4))
+    agreement = (attention_maps * torch.sigmoid(feature_responses)).sum(dim=(2, 3, 4))
+    alignment_scores = agreement / (mass + eps)
+    position_priors = prior.expand(spatial_attention.shape[0], -1, -1, -1, -1)
+    return attention_maps, feature_responses, alignment_scores, position_priors
 
 
 class AnatomicalAttentionModule(nn.Module):
@@ -41,8 +56,6 @@ class AnatomicalAttentionModule(nn.Module):
         spatial_dims: ``(D, H, W)`` of the features; the prior is tied to this field of view.
         hidden_channels: width of the hidden layer of ``attention_conv`` (64 in the seed model).
         eps: added to the attention mass in the alignment denominator.
-        gradient_checkpointing: recompute ``attention_conv`` and ``feature_matcher`` in backward instead of
-            storing their full-resolution activations.
 
     Raises:
         ValueError: for non-positive channel counts or a ``spatial_dims`` that is not three positive sizes.
@@ -55,7 +68,6 @@ class AnatomicalAttentionModule(nn.Module):
         spatial_dims: Sequence[int] = (64, 64, 64),
         hidden_channels: int = 64,
         eps: float = 1e-6,
-        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         spatial_dims = tuple(int(s) for s in spatial_dims)
@@ -70,7 +82,6 @@ class AnatomicalAttentionModule(nn.Module):
         self.num_structures = num_structures
         self.spatial_dims = spatial_dims
         self.eps = eps
-        self.gradient_checkpointing = gradient_checkpointing
 
         # zeros: a neutral prior of 0.5 everywhere until training says where each structure lives
         self.position_embeddings = nn.Parameter(torch.zeros(1, num_structures, *spatial_dims))
@@ -92,26 +103,6 @@ class AnatomicalAttentionModule(nn.Module):
         """The learned prior ``sigmoid(position_embeddings)``, shape ``[1, S, D, H, W]``."""
         return torch.sigmoid(self.position_embeddings)
 
-    def combine(
-        self, spatial_attention: torch.Tensor, feature_responses: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Apply the position prior and compute alignment scores from the two convolution branches.
-
-        Args:
-            spatial_attention: ``attention_conv`` output ``[B, S, D, H, W]`` in [0, 1].
-            feature_responses: ``feature_matcher`` output ``[B, S, D, H, W]`` (logits).
-
-        Returns:
-            ``(attention_maps, feature_responses, alignment_scores, position_priors)`` as :meth:`forward`.
-        """
-        prior = self.position_prior()
-        attention_maps = spatial_attention * prior
-        mass = attention_maps.sum(dim=(2, 3, 4))
-        agreement = (attention_maps * torch.sigmoid(feature_responses)).sum(dim=(2, 3, 4))
-        alignment_scores = agreement / (mass + self.eps)
-        position_priors = prior.expand(spatial_attention.shape[0], -1, -1, -1, -1)
-        return attention_maps, feature_responses, alignment_scores, position_priors
-
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Args:
@@ -122,56 +113,6 @@ class AnatomicalAttentionModule(nn.Module):
             ``[B, S, D, H, W]`` in [0, 1], ``[B, S, D, H, W]`` logits, ``[B, S]`` in [0, 1] and
             ``[B, S, D, H, W]`` (the prior expanded over the batch, a view without a copy).
         """
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            spatial_attention = checkpoint_call(self.attention_conv, features, modules=[self.attention_conv])
-            feature_responses = checkpoint_call(self.feature_matcher, features, modules=[self.feature_matcher])
-        else:
-            spatial_attention = self.attention_conv(features)
-            feature_responses = self.feature_matcher(features)
-        return self.combine(spatial_attention, feature_responses)
-
-    def forward_projected(
-        self, features: ProjectedFeatures, channel_group: int | None = 32
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`forward` for features held as a projection (see :class:`ProjectedFeatures`), never materialised.
-
-        Each branch ``Conv3d(k3) -> BatchNorm -> ReLU -> Conv3d(k1)`` is a sum over the hidden channels of the
-        pointwise convolution, and BatchNorm is per channel, so the hidden layer is computed ``channel_group``
-        channels at a time and the pointwise outputs are summed. In training mode with gradient checkpointing
-        each group is its own checkpointed segment (the backward pass holds one group's hidden channels at a
-        time); in eval mode BatchNorm is folded into the convolutions and the hidden layer is computed at once.
-
-        Args:
-            features: the ``[B, in_channels, D, H, W]`` features in factorised form.
-            channel_group: hidden channels per checkpointed segment (training with checkpointing only).
-
-        Returns:
-            as :meth:`forward`, equal up to float rounding.
-        """
-        attention_logits = self._projected_branch(features, self.attention_conv, channel_group)
-        spatial_attention = self.attention_conv[4](attention_logits)
-        feature_responses = self._projected_branch(features, self.feature_matcher, channel_group)
-        return self.combine(spatial_attention, feature_responses)
-
-    def _projected_branch(
-        self, features: ProjectedFeatures, branch: nn.Sequential, channel_group: int | None
-    ) -> torch.Tensor:
-        """``branch[3](branch[2](branch[1](branch[0](f))))`` (conv, BN, ReLU, pointwise conv): ``[B, S, D, H, W]``."""
-        conv, bn, pointwise = branch[0], branch[1], branch[3]
-        checkpointing = self.training and self.gradient_checkpointing and torch.is_grad_enabled()
-        momentum = count_batch(bn) if self.training else None
-
-        def partial(low_with_ones: torch.Tensor, channels: slice) -> torch.Tensor:
-            hidden = conv_bn_relu_channels(
-                ProjectedFeatures(low_with_ones, features.weight), conv, bn, channels, momentum
-            )
-            return conv3d_same(hidden, pointwise.weight[:, channels], None, (0, 0, 0))
-
-        group = channel_group if checkpointing else None
-        parts = run_in_channel_groups(partial, features.low_with_ones, conv.out_channels, group, [branch])
-        out = parts[0]
-        for part in parts[1:]:
-            out = out + part
-        if pointwise.bias is not None:
-            out = out + pointwise.bias.view(1, -1, 1, 1, 1)
-        return out
+        spatial_attention = self.attention_conv(features)
+        feature_responses = self.feature_matcher(features)
+        return apply_position_prior(spatial_attention, feature_responses, self.position_prior(), self.eps)

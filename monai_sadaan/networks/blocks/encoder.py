@@ -8,9 +8,6 @@ import torch
 import torch.nn as nn
 
 from monai_sadaan.networks.blocks.double_conv import double_conv3d
-from monai_sadaan.networks.blocks.inference_fusion import run_folded_double_conv
-from monai_sadaan.networks.blocks.projected_features import ProjectedFeatures
-from monai_sadaan.networks.utils import checkpoint_call
 
 __all__ = ["Encoder"]
 
@@ -32,22 +29,13 @@ class Encoder(nn.Module):
         in_channels: number of image channels.
         features: channel widths of the five levels, shallow to deep.
         feature_channels: channels of the returned full-resolution feature map.
-        gradient_checkpointing: recompute the full-resolution stages (``enc1``; ``up1``/``dec1``/``final_conv``)
-            in backward instead of storing their activations. Outputs and gradients are unchanged.
-        fuse_batchnorm: in eval mode, fold every BatchNorm into the convolution before it (one pass instead of
-            three per layer; same outputs up to float rounding). Training mode is unaffected.
 
     Raises:
         ValueError: when ``features`` does not hold five positive widths or a channel count is not positive.
     """
 
     def __init__(
-        self,
-        in_channels: int = 1,
-        features: Sequence[int] = (16, 32, 64, 128, 256),
-        feature_channels: int = 128,
-        gradient_checkpointing: bool = False,
-        fuse_batchnorm: bool = False,
+        self, in_channels: int = 1, features: Sequence[int] = (16, 32, 64, 128, 256), feature_channels: int = 128
     ) -> None:
         super().__init__()
         features = tuple(int(f) for f in features)
@@ -61,8 +49,6 @@ class Encoder(nn.Module):
         self.in_channels = in_channels
         self.features = features
         self.feature_channels = feature_channels
-        self.gradient_checkpointing = gradient_checkpointing
-        self.fuse_batchnorm = fuse_batchnorm
 
         self.enc1 = double_conv3d(in_channels, f1)
         self.pool = nn.MaxPool3d(kernel_size=2)
@@ -82,53 +68,6 @@ class Encoder(nn.Module):
 
         self.final_conv = nn.Conv3d(f1, feature_channels, kernel_size=1)
 
-    def _double_conv(self, x: torch.Tensor, block: nn.Sequential) -> torch.Tensor:
-        """Run one double convolution, BatchNorms folded when ``fuse_batchnorm`` applies (eval mode)."""
-        if self.fuse_batchnorm and not self.training:
-            return run_folded_double_conv(x, block)
-        return block(x)
-
-    def _full_resolution_head(self, d2: torch.Tensor, e1: torch.Tensor) -> torch.Tensor:
-        """``up1 -> concat with enc1 -> dec1 -> final_conv``: the last, full-resolution stage."""
-        return self.final_conv(self._last_decoder_level(d2, e1))
-
-    def _last_decoder_level(self, d2: torch.Tensor, e1: torch.Tensor) -> torch.Tensor:
-        """``up1 -> concat with enc1 -> dec1``: the full-resolution decoder level before ``final_conv``."""
-        return self._double_conv(torch.cat([self.up1(d2), e1], dim=1), self.dec1)
-
-    def forward_projected(self, x: torch.Tensor) -> ProjectedFeatures:
-        """:meth:`forward` without applying ``final_conv``: the features as a projection of ``dec1``'s output.
-
-        Args:
-            x: image batch ``[B, in_channels, D, H, W]``, each spatial size divisible by 16.
-
-        Returns:
-            :class:`ProjectedFeatures` whose :meth:`~ProjectedFeatures.materialise` equals :meth:`forward` up to
-            float rounding; the ``[B, feature_channels, D, H, W]`` map itself is never computed.
-        """
-        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
-        d2, e1 = self._down_and_up_to_half_resolution(x, checkpointing)
-        if checkpointing:
-            d1 = checkpoint_call(self._last_decoder_level, d2, e1, modules=[self.up1, self.dec1])
-        else:
-            d1 = self._last_decoder_level(d2, e1)
-        return ProjectedFeatures.from_pointwise_conv(d1, self.final_conv)
-
-    def _down_and_up_to_half_resolution(self, x: torch.Tensor, checkpointing: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(d2, e1)``: the decoder output at half resolution and the full-resolution skip features."""
-        if checkpointing:
-            e1 = checkpoint_call(self._double_conv, x, self.enc1, modules=[self.enc1])
-        else:
-            e1 = self._double_conv(x, self.enc1)
-        e2 = self._double_conv(self.pool(e1), self.enc2)
-        e3 = self._double_conv(self.pool(e2), self.enc3)
-        e4 = self._double_conv(self.pool(e3), self.enc4)
-        e5 = self._double_conv(self.pool(e4), self.enc5)
-
-        d4 = self._double_conv(torch.cat([self.up4(e5), e4], dim=1), self.dec4)
-        d3 = self._double_conv(torch.cat([self.up3(d4), e3], dim=1), self.dec3)
-        return self._double_conv(torch.cat([self.up2(d3), e2], dim=1), self.dec2), e1
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
         Args:
@@ -137,10 +76,13 @@ class Encoder(nn.Module):
         Returns:
             feature maps ``[B, feature_channels, D, H, W]``.
         """
-        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled()
-        d2, e1 = self._down_and_up_to_half_resolution(x, checkpointing)
-        if checkpointing:
-            return checkpoint_call(
-                self._full_resolution_head, d2, e1, modules=[self.up1, self.dec1, self.final_conv]
-            )
-        return self._full_resolution_head(d2, e1)
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        e4 = self.enc4(self.pool(e3))
+        e5 = self.enc5(self.pool(e4))
+        d4 = self.dec4(torch.cat([self.up4(e5), e4], dim=1))
+        d3 = self.dec3(torch.cat([self.up3(d4), e3], dim=1))
+        d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return self.final_conv(d1)

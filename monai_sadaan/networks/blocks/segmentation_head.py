@@ -5,16 +5,26 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from monai_sadaan.networks.blocks.inference_fusion import conv3d_same
-from monai_sadaan.networks.blocks.projected_features import (
-    ProjectedFeatures,
-    conv_bn_relu_channels,
-    count_batch,
-    run_in_channel_groups,
-)
-from monai_sadaan.networks.utils import checkpoint_call
+__all__ = ["SegmentationHead", "modulate_by_attention"]
 
-__all__ = ["SegmentationHead"]
+
+def modulate_by_attention(
+    projected: torch.Tensor, attention_maps: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``a_s * (w_s . r) + b_s`` from the pointwise convolution ``projected = w . r + b`` of the refined features.
+
+    Args:
+        projected: ``[B, S, D, H, W]``, the 1x1x1 segmentation layer applied to the refined features (with bias).
+        attention_maps: ``[B, S, D, H, W]``.
+        bias: ``[S]`` the segmentation layer's bias, or None.
+
+    Returns:
+        ``[B, S, D, H, W]`` logits.
+    """
+    if bias is None:
+        return attention_maps * projected
+    bias = bias.view(1, -1, 1, 1, 1)
+    return torch.addcmul(bias, attention_maps, projected - bias)
 
 
 class SegmentationHead(nn.Module):
@@ -35,19 +45,13 @@ class SegmentationHead(nn.Module):
         num_structures: number of anatomical structures ``S``.
         hidden_channels: width of ``feature_refine`` (64 in the seed model).
         memory_efficient: use the copy-free layout described above.
-        gradient_checkpointing: recompute ``feature_refine`` in backward instead of storing its activations.
 
     Raises:
         ValueError: for non-positive channel counts.
     """
 
     def __init__(
-        self,
-        in_channels: int = 128,
-        num_structures: int = 5,
-        hidden_channels: int = 64,
-        memory_efficient: bool = True,
-        gradient_checkpointing: bool = False,
+        self, in_channels: int = 128, num_structures: int = 5, hidden_channels: int = 64, memory_efficient: bool = True
     ) -> None:
         super().__init__()
         if min(in_channels, num_structures, hidden_channels) < 1:
@@ -58,7 +62,6 @@ class SegmentationHead(nn.Module):
         self.in_channels = in_channels
         self.num_structures = num_structures
         self.memory_efficient = memory_efficient
-        self.gradient_checkpointing = gradient_checkpointing
         self.feature_refine = nn.Sequential(
             nn.Conv3d(in_channels, hidden_channels, kernel_size=3, padding=1),
             nn.BatchNorm3d(hidden_channels),
@@ -80,16 +83,10 @@ class SegmentationHead(nn.Module):
             ``[B, S, D, H, W]`` logits, channel ``s`` equal to channel ``s`` of
             ``segmentation_layer(refined * attention_maps[:, s:s+1])``.
         """
-        num_structures = attention_maps.shape[1]
         if self.memory_efficient:
-            projected = self.segmentation_layer(refined)  # w_s . r + b_s, [B, S, D, H, W]
-            bias = self.segmentation_layer.bias
-            if bias is None:
-                return attention_maps * projected
-            bias = bias.view(1, num_structures, 1, 1, 1)
-            return torch.addcmul(bias, attention_maps, projected - bias)
-        batch = refined.shape[0]
-        spatial = refined.shape[2:]
+            return modulate_by_attention(self.segmentation_layer(refined), attention_maps, self.segmentation_layer.bias)
+        num_structures = attention_maps.shape[1]
+        batch, spatial = refined.shape[0], refined.shape[2:]
         copies = refined.unsqueeze(1) * attention_maps.unsqueeze(2)  # [B, S, hidden, D, H, W]
         stacked = self.segmentation_layer(copies.reshape(batch * num_structures, -1, *spatial))
         stacked = stacked.reshape(batch, num_structures, num_structures, *spatial)
@@ -105,69 +102,5 @@ class SegmentationHead(nn.Module):
         Returns:
             ``(segmentation_logits, segmentation_probs)``, both ``[B, S, D, H, W]``; probs = sigmoid(logits).
         """
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            refined = checkpoint_call(self.feature_refine, features, modules=[self.feature_refine])
-        else:
-            refined = self.feature_refine(features)
-        segmentation_logits = self.modulated_logits(refined, attention_maps)
+        segmentation_logits = self.modulated_logits(self.feature_refine(features), attention_maps)
         return segmentation_logits, torch.sigmoid(segmentation_logits)
-
-    def forward_projected(
-        self, features: ProjectedFeatures, attention_maps: torch.Tensor, channel_group: int | None = 32
-    ) -> torch.Tensor:
-        """Segmentation logits from features held as a projection (see :class:`ProjectedFeatures`).
-
-        The first refinement convolution reads the narrow map through composed weights. In training mode with
-        gradient checkpointing both refinement layers run ``channel_group`` output channels at a time, each
-        group a checkpointed segment: the first layer's groups are concatenated (the only full-width tensor
-        kept, ``[B, hidden, D, H, W]``), the second layer's groups go straight through their columns of
-        ``segmentation_layer`` and are summed, in the copy-free form ``a_s * (w_s . r) + b_s``. Otherwise (eval
-        mode: BatchNorm folded) both layers run at once and :meth:`modulated_logits` applies the head layout.
-
-        Args:
-            features: the ``[B, in_channels, D, H, W]`` features in factorised form.
-            attention_maps: ``[B, S, D, H, W]``.
-            channel_group: channels per checkpointed segment (training with checkpointing only).
-
-        Returns:
-            ``[B, S, D, H, W]`` logits, equal to :meth:`forward`'s up to float rounding.
-        """
-        first, first_bn, second, second_bn = (self.feature_refine[i] for i in (0, 1, 3, 4))
-        checkpointing = self.training and self.gradient_checkpointing and torch.is_grad_enabled()
-        first_momentum = count_batch(first_bn) if self.training else None
-        second_momentum = count_batch(second_bn) if self.training else None
-        group = channel_group if checkpointing else None
-
-        def first_layer(low_with_ones: torch.Tensor, channels: slice) -> torch.Tensor:
-            projected = ProjectedFeatures(low_with_ones, features.weight)
-            return conv_bn_relu_channels(projected, first, first_bn, channels, first_momentum)
-
-        parts = run_in_channel_groups(first_layer, features.low_with_ones, first.out_channels, group, [first_bn])
-        hidden = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        del parts
-        pointwise = self.segmentation_layer
-        if not checkpointing:
-            refined = conv_bn_relu_channels(hidden, second, second_bn, slice(0, second.out_channels), second_momentum)
-            del hidden
-            if not self.memory_efficient:
-                return self.modulated_logits(refined, attention_maps)
-            projected = conv3d_same(refined, pointwise.weight, None, (0, 0, 0))
-            del refined
-            return self._add_bias(projected, attention_maps)
-
-        def second_layer(hidden: torch.Tensor, channels: slice) -> torch.Tensor:
-            refined = conv_bn_relu_channels(hidden, second, second_bn, channels, second_momentum)
-            return conv3d_same(refined, pointwise.weight[:, channels], None, (0, 0, 0))
-
-        parts = run_in_channel_groups(second_layer, hidden, second.out_channels, group, [second_bn])
-        projected = parts[0]
-        for part in parts[1:]:
-            projected = projected + part
-        return self._add_bias(projected, attention_maps)
-
-    def _add_bias(self, projected: torch.Tensor, attention_maps: torch.Tensor) -> torch.Tensor:
-        """``a_s * (w_s . r) + b_s`` from ``projected = w . r`` (no bias) and the attention maps."""
-        bias = self.segmentation_layer.bias
-        if bias is None:
-            return attention_maps * projected
-        return torch.addcmul(bias.view(1, -1, 1, 1, 1), attention_maps, projected)

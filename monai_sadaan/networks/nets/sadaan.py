@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
+from monai_glue.config_values import parse_bool
 from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
 from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
 from monai_sadaan.networks.blocks.encoder import Encoder
-from monai_sadaan.networks.blocks.presence_fusion import PresenceEvidenceFusion, presence_evidence
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
-from monai_sadaan.utils.config_values import parse_bool
+from monai_sadaan.networks.nets.presence_fusion import PresenceEvidenceFusion, presence_evidence
+from monai_sadaan.networks.presence import call_presence, presence_masks
 
-__all__ = ["SpatialAttentionMedicalSegmenter", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS"]
+__all__ = [
+    "SADAAN_OUTPUT_KEYS",
+    "SADAAnInferenceWrapper",
+    "SpatialAttentionMedicalSegmenter",
+    "check_sadaan_input",
+    "sadaan_outputs",
+]
 
 #: keys of the dict returned by :meth:`SpatialAttentionMedicalSegmenter.forward`, in order
 SADAAN_OUTPUT_KEYS: tuple[str, ...] = (
@@ -33,6 +43,106 @@ SADAAN_OUTPUT_KEYS: tuple[str, ...] = (
 )
 
 
+def check_sadaan_input(
+    x: Any, in_channels: int, spatial_dims: tuple[int, int, int], training: bool, presence_threshold: float = 0.5
+) -> None:
+    """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_dims]`` floating point tensor.
+
+    Args:
+        x: the candidate input.
+        in_channels: image channels the network takes.
+        spatial_dims: ``(D, H, W)`` the network takes.
+        training: whether the network is in training mode (BatchNorm then needs two values per channel at the
+            deepest level, four poolings down).
+        presence_threshold: must lie in [0, 1].
+
+    Raises:
+        ValueError: naming the expected and the received shape, the dtype, the number of non-finite values or the
+            threshold.
+    """
+    expected = f"(B, {in_channels}, {', '.join(str(s) for s in spatial_dims)})"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"expected a torch.Tensor of shape {expected}, got {type(x).__name__}")
+    if x.ndim != 5 or x.shape[1] != in_channels or tuple(x.shape[2:]) != tuple(spatial_dims) or x.shape[0] < 1:
+        raise ValueError(f"expected input of shape {expected}, got {tuple(x.shape)}")
+    deepest_voxels = (spatial_dims[0] // 16) * (spatial_dims[1] // 16) * (spatial_dims[2] // 16)
+    if training and x.shape[0] * deepest_voxels < 2:
+        raise ValueError(
+            "expected more than one value per channel at the deepest encoder level in training mode "
+            f"(BatchNorm), got batch size {x.shape[0]} at spatial size {tuple(spatial_dims)}: use a batch of 2+"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating point input, got dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"expected finite input values, got {bad} NaN/Inf values in input of shape {tuple(x.shape)}")
+    if not 0.0 <= float(presence_threshold) <= 1.0:
+        raise ValueError(f"expected presence_threshold in [0, 1], got {presence_threshold}")
+
+
+def sadaan_outputs(
+    x: torch.Tensor,
+    attention_maps: torch.Tensor,
+    feature_responses: torch.Tensor,
+    alignment_scores: torch.Tensor,
+    position_priors: torch.Tensor,
+    absence_logits: torch.Tensor,
+    presence_probs: torch.Tensor,
+    confidence_scores: torch.Tensor,
+    segmentation_logits: torch.Tensor,
+    segmentation_probs: torch.Tensor,
+    presence_fusion: PresenceEvidenceFusion | None = None,
+    presence_threshold: float = 0.5,
+) -> dict[str, torch.Tensor]:
+    """The output dict of :meth:`SpatialAttentionMedicalSegmenter.forward` from its four stages' results.
+
+    With ``presence_fusion`` the absence logits and presence probabilities are the fusion's; the presence calls
+    are ``presence_probs >= presence_threshold`` and the masks are emptied for structures called absent
+    (:func:`~monai_sadaan.networks.presence.presence_masks`). Shapes as in the forward's docstring.
+    """
+    if presence_fusion is not None:
+        evidence = presence_evidence(
+            x, absence_logits, alignment_scores, confidence_scores, segmentation_probs, attention_maps,
+            feature_responses, position_priors,
+        )  # fmt: skip
+        absence_logits = presence_fusion(evidence, absence_logits)
+        presence_probs = torch.softmax(absence_logits, dim=-1)[..., 1]
+    presence_calls = call_presence(presence_probs, presence_threshold).to(segmentation_probs.dtype)
+    return {
+        "attention_maps": attention_maps,
+        "feature_responses": feature_responses,
+        "alignment_scores": alignment_scores,
+        "position_priors": position_priors,
+        "absence_logits": absence_logits,
+        "presence_probs": presence_probs,
+        "confidence_scores": confidence_scores,
+        "segmentation_logits": segmentation_logits,
+        "segmentation_probs": segmentation_probs,
+        "presence_calls": presence_calls,
+        "segmentation_masks": presence_masks(segmentation_probs, presence_calls),
+    }
+
+
+@contextmanager
+def _batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Restore the running statistics of the BatchNorms in ``module`` on exit: a checkpointed stage's second
+    forward (the recomputation in backward) must not update them a second time. The recomputed outputs do not
+    depend on them (training mode normalises with batch statistics)."""
+    saved = [
+        (buffer, buffer.detach().clone())
+        for bn in module.modules()
+        if isinstance(bn, _BatchNorm) and bn.track_running_stats
+        for buffer in (bn.running_mean, bn.running_var, bn.num_batches_tracked)
+        if buffer is not None
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
 class SpatialAttentionMedicalSegmenter(nn.Module):
     """Multi-structure 3D segmentation that also decides, per structure, whether it is present at all.
 
@@ -44,6 +154,8 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
     With the defaults and ``memory_efficient_head=False`` it reproduces the seed 002 torchinfo table exactly
     (8,019,230 parameters). ``memory_efficient_head=True`` (default) gives the same logits without the
     ``S``-fold copy of the refined features (only the ``segmentation_layer`` row of the table changes).
+    A faster eval-only graph with the same outputs is built from a trained model by
+    :func:`~monai_sadaan.networks.fast_inference.build_fast_inference`.
 
     Example::
 
@@ -62,34 +174,22 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         feature_channels: channels of the shared full-resolution feature map; the attention and refinement
             hidden layers use ``feature_channels // 2`` (64 in the seed model).
         dropout: dropout probability in the presence classifiers.
-        gradient_checkpointing: training memory saver. The full-resolution stages are recomputed in backward,
-            the ``[B, feature_channels, D, H, W]`` feature map is never materialised (the head convolutions
-            read ``final_conv``'s input through composed weights, see
-            :class:`~monai_sadaan.networks.blocks.projected_features.ProjectedFeatures`) and the head layers run
-            :attr:`CHANNEL_GROUP` hidden channels per checkpointed segment. Outputs, gradients and BatchNorm
-            statistics equal the plain graph's up to float rounding; BatchNorm statistics are updated once per
-            step. Only used in training mode with gradients enabled.
-        fused_inference: in eval mode run a faster graph with the same outputs (up to float rounding):
-            BatchNorms folded into their convolutions, the features kept factorised as for checkpointing (the
-            three full-resolution head convolutions read ``features[0] + 1`` channels instead of
-            ``feature_channels``), oneDNN kernels at every level (see ``benchmarks/sadaan_forward.py``).
-            Training mode is unaffected. Off by default because the folded layers are then not called as
-            modules (a torchinfo summary in eval mode would no longer list them).
+        use_checkpoint: training memory saver: the encoder, the attention module and the segmentation head each
+            run under ``torch.utils.checkpoint`` (recomputed in backward instead of storing their activations)
+            whenever gradients are enabled. Outputs, gradients and BatchNorm statistics are those of the plain
+            graph; BatchNorm statistics are updated once per step.
         presence_fusion: add a :class:`PresenceEvidenceFusion` that makes the final presence call from the head's
             logit together with evidence read off the segmentation, attention and image (not in the seed; off by
             default). Unfitted, it is the identity on the head's call; fit it on a frozen network with
             :func:`monai_sadaan.engines.fit_presence_fusion`.
         presence_fusion_hidden_channels: width of the fusion's hidden tanh layer (0, the default: a logistic
-            regression; the bundle uses 16 since 0.8.0). Only with ``presence_fusion``.
+            regression). Only with ``presence_fusion``.
 
     Raises:
         ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive; a
-            switch (``memory_efficient_head``, ``gradient_checkpointing``, ``fused_inference``, ``presence_fusion``)
-            that is not true or false (the string ``"false"`` is false, ``"flase"`` is refused).
+            switch (``memory_efficient_head``, ``use_checkpoint``, ``presence_fusion``) that is not true or false
+            (the string ``"false"`` is false, ``"flase"`` is refused).
     """
-
-    #: hidden channels per checkpointed segment of the full-resolution head layers (gradient checkpointing)
-    CHANNEL_GROUP: int = 32
 
     def __init__(
         self,
@@ -100,16 +200,13 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         features: Sequence[int] = (16, 32, 64, 128, 256),
         feature_channels: int = 128,
         dropout: float = 0.1,
-        gradient_checkpointing: bool = False,
-        fused_inference: bool = False,
+        use_checkpoint: bool = False,
         presence_fusion: bool = False,
         presence_fusion_hidden_channels: int = 0,
     ) -> None:
         super().__init__()
         # switches arrive from bundle configs and command lines, where "false" is a (true) string: parse strictly
         memory_efficient_head = parse_bool(memory_efficient_head, "memory_efficient_head")
-        gradient_checkpointing = parse_bool(gradient_checkpointing, "gradient_checkpointing")
-        fused_inference = parse_bool(fused_inference, "fused_inference")
         presence_fusion = parse_bool(presence_fusion, "presence_fusion")
         spatial_dims = tuple(int(s) for s in spatial_dims)
         if len(spatial_dims) != 3 or any(s < 16 or s % 16 for s in spatial_dims):
@@ -125,6 +222,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         self.in_channels = in_channels
         self.num_structures = num_structures
         self.spatial_dims = spatial_dims
+        self.use_checkpoint = parse_bool(use_checkpoint, "use_checkpoint")
         hidden_channels = feature_channels // 2
 
         self.encoder = Encoder(in_channels=in_channels, features=features, feature_channels=feature_channels)
@@ -146,70 +244,23 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         self.presence_fusion = (
             PresenceEvidenceFusion(num_structures, presence_fusion_hidden_channels) if presence_fusion else None
         )
-        self.gradient_checkpointing = gradient_checkpointing
-        self.fused_inference = fused_inference
-
-    @property
-    def fused_inference(self) -> bool:
-        """Whether eval-mode forward passes run the fused graph; settable after construction."""
-        return self.encoder.fuse_batchnorm
-
-    @fused_inference.setter
-    def fused_inference(self, value: bool) -> None:
-        self.encoder.fuse_batchnorm = parse_bool(value, "fused_inference")
-
-    @property
-    def gradient_checkpointing(self) -> bool:
-        """Whether the full-resolution stages are recomputed in backward; settable after construction."""
-        return self.encoder.gradient_checkpointing
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, value: bool) -> None:
-        value = parse_bool(value, "gradient_checkpointing")
-        for stage in (self.encoder, self.attention_module, self.segmentation_head):
-            stage.gradient_checkpointing = value
-
-    @property
-    def memory_efficient_head(self) -> bool:
-        """Whether the segmentation head uses the copy-free layout; settable after construction."""
-        return self.segmentation_head.memory_efficient
-
-    @memory_efficient_head.setter
-    def memory_efficient_head(self, value: bool) -> None:
-        self.segmentation_head.memory_efficient = parse_bool(value, "memory_efficient_head")
 
     def expected_input_shape(self) -> str:
         """The accepted input shape as text, e.g. ``"(B, 1, 64, 64, 64)"``."""
         return f"(B, {self.in_channels}, {', '.join(str(s) for s in self.spatial_dims)})"
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_dims]`` tensor.
+    def check_input(self, x: torch.Tensor, presence_threshold: float = 0.5) -> None:
+        """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_dims]`` tensor (see
+        :func:`check_sadaan_input`)."""
+        check_sadaan_input(x, self.in_channels, self.spatial_dims, self.training, presence_threshold)
 
-        Args:
-            x: the candidate input.
-
-        Raises:
-            ValueError: naming the expected and the received shape, or the number of non-finite values.
-        """
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(
-                f"expected a torch.Tensor of shape {self.expected_input_shape()}, got {type(x).__name__}"
+    def _stage(self, stage: nn.Module, *args: torch.Tensor) -> Any:
+        """``stage(*args)``, under activation checkpointing when ``use_checkpoint`` and gradients are enabled."""
+        if self.use_checkpoint and torch.is_grad_enabled():
+            return checkpoint(
+                stage, *args, use_reentrant=False, context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(stage))
             )
-        if x.ndim != 5 or x.shape[1] != self.in_channels or tuple(x.shape[2:]) != self.spatial_dims or x.shape[0] < 1:
-            raise ValueError(f"expected input of shape {self.expected_input_shape()}, got {tuple(x.shape)}")
-        deepest_voxels = (self.spatial_dims[0] // 16) * (self.spatial_dims[1] // 16) * (self.spatial_dims[2] // 16)
-        if self.training and x.shape[0] * deepest_voxels < 2:
-            raise ValueError(
-                "expected more than one value per channel at the deepest encoder level in training mode "
-                f"(BatchNorm), got batch size {x.shape[0]} at spatial size {self.spatial_dims}: use a batch of 2+"
-            )
-        if not x.is_floating_point():
-            raise ValueError(f"expected a floating point input, got dtype {x.dtype}")
-        if not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(
-                f"expected finite input values, got {bad} NaN/Inf values in input of shape {tuple(x.shape)}"
-            )
+        return stage(*args)
 
     def forward(self, x: torch.Tensor, presence_threshold: float = 0.5) -> dict[str, torch.Tensor]:
         """
@@ -237,63 +288,17 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             ValueError: for an input of the wrong shape, dtype or with NaN/Inf values, or a threshold outside [0, 1].
         """
         if not torch.jit.is_tracing():
-            self.check_input(x)
-            if not 0.0 <= float(presence_threshold) <= 1.0:
-                raise ValueError(f"expected presence_threshold in [0, 1], got {presence_threshold}")
-        if self._runs_projected():
-            features = self.encoder.forward_projected(x)
-            attention_maps, feature_responses, alignment_scores, position_priors = (
-                self.attention_module.forward_projected(features, self.CHANNEL_GROUP)
-            )
-            # pooling [B, F, 1, 1, 1] again is the identity: the head sees exactly the pooled features
-            pooled = features.pooled()[:, :, None, None, None]
-            presence_probs, absence_logits, confidence_scores = self.absence_detector(pooled, alignment_scores)
-            segmentation_logits = self.segmentation_head.forward_projected(
-                features, attention_maps, self.CHANNEL_GROUP
-            ).contiguous()
-            del features
-            segmentation_probs = torch.sigmoid(segmentation_logits)
-        else:
-            features = self.encoder(x)
-            attention_maps, feature_responses, alignment_scores, position_priors = self.attention_module(features)
-            presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
-            segmentation_logits, segmentation_probs = self.segmentation_head(features, attention_maps)
-
-        if self.presence_fusion is not None:
-            evidence = presence_evidence(
-                x, absence_logits, alignment_scores, confidence_scores, segmentation_probs, attention_maps,
-                feature_responses, position_priors,
-            )  # fmt: skip
-            absence_logits = self.presence_fusion(evidence, absence_logits)
-            presence_probs = torch.softmax(absence_logits, dim=-1)[..., 1]
-
-        presence_calls = (presence_probs >= presence_threshold).to(segmentation_probs.dtype)
-        segmentation_masks = (segmentation_probs > 0.5).to(segmentation_probs.dtype) * presence_calls[
-            :, :, None, None, None
-        ]
-        return {
-            "attention_maps": attention_maps,
-            "feature_responses": feature_responses,
-            "alignment_scores": alignment_scores,
-            "position_priors": position_priors,
-            "absence_logits": absence_logits,
-            "presence_probs": presence_probs,
-            "confidence_scores": confidence_scores,
-            "segmentation_logits": segmentation_logits,
-            "segmentation_probs": segmentation_probs,
-            "presence_calls": presence_calls,
-            "segmentation_masks": segmentation_masks,
-        }
-
-    def _runs_projected(self) -> bool:
-        """Whether this forward pass keeps the full-resolution features factorised (see :class:`ProjectedFeatures`).
-
-        True for eval-mode passes with ``fused_inference`` and for training passes with ``gradient_checkpointing``
-        and gradients enabled; the plain graph (every layer called as a module, as in the seed) otherwise.
-        """
-        if self.training:
-            return self.gradient_checkpointing and torch.is_grad_enabled()
-        return self.fused_inference
+            self.check_input(x, presence_threshold)
+        features = self._stage(self.encoder, x)
+        attention_maps, feature_responses, alignment_scores, position_priors = self._stage(
+            self.attention_module, features
+        )
+        presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
+        segmentation_logits, segmentation_probs = self._stage(self.segmentation_head, features, attention_maps)
+        return sadaan_outputs(
+            x, attention_maps, feature_responses, alignment_scores, position_priors, absence_logits, presence_probs,
+            confidence_scores, segmentation_logits, segmentation_probs, self.presence_fusion, presence_threshold,
+        )  # fmt: skip
 
 
 class SADAAnInferenceWrapper(nn.Module):

@@ -5,7 +5,7 @@ import torch
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 
-from monai_sadaan.engines import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler, PickFromDictOutput
+from monai_glue import ComponentLoss, DictTargetPrepareBatch, LossComponentsHandler, PickFromDictOutput
 
 
 def test_prepare_batch_splits_image_targets_and_forward_kwargs():

@@ -262,7 +262,7 @@ def folder_lock(folder: str | os.PathLike, blocking: bool = True, timeout: float
 
     Raises:
         RuntimeError: a blocking request for a folder the calling thread already holds (it would wait for itself;
-            a started :class:`~monai_sadaan.io.InferenceRun` holds its output folder: write through the run).
+            a started inference run holds its output folder: write through the run).
     """
     try:
         import fcntl

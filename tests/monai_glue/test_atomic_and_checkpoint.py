@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from monai_sadaan.utils import CheckpointError, atomic_open, atomic_torch_save, load_checkpoint, load_state_dict_checked
+from monai_glue import CheckpointError, atomic_open, atomic_torch_save, load_checkpoint, load_state_dict_checked
 
 
 class _Evil:
@@ -69,7 +69,7 @@ def test_killed_writer_leaves_no_file_under_final_name(tmp_path):
     code = textwrap.dedent(
         f"""
         import os, signal, torch
-        from monai_sadaan.utils import atomic_torch_save
+        from monai_glue import atomic_torch_save
         def save(obj, path):
             with open(path, "wb") as f:
                 f.write(b"x" * 1000)
@@ -98,7 +98,7 @@ def test_atomic_files_get_default_permissions(tmp_path):
 # ---------------------------------------------------------------- atomic_directory replaces only what it wrote
 def test_atomic_directory_never_replaces_a_folder_it_did_not_write(tmp_path):
     """Before: an existing folder of the name was removed with rmtree, whatever it held."""
-    from monai_sadaan.utils import OutputFolderError, atomic_directory
+    from monai_glue import OutputFolderError, atomic_directory
 
     target = tmp_path / "series"
     target.mkdir()
@@ -111,7 +111,7 @@ def test_atomic_directory_never_replaces_a_folder_it_did_not_write(tmp_path):
 
 
 def test_atomic_directory_replaces_its_own_folder_unless_files_were_added(tmp_path):
-    from monai_sadaan.utils import OutputFolderError, atomic_directory
+    from monai_glue import OutputFolderError, atomic_directory
 
     target = tmp_path / "store.zarr"
     for content in (b"one", b"two"):
@@ -133,7 +133,7 @@ def test_atomic_directory_replaces_its_own_folder_unless_files_were_added(tmp_pa
 
 
 def test_atomic_directory_failure_keeps_the_earlier_folder(tmp_path):
-    from monai_sadaan.utils import atomic_directory
+    from monai_glue import atomic_directory
 
     target = tmp_path / "out"
     with atomic_directory(target) as tmp:
@@ -149,7 +149,7 @@ def test_atomic_directory_failure_keeps_the_earlier_folder(tmp_path):
 def test_stale_staging_of_a_dead_process_is_removed_and_live_staging_kept(tmp_path):
     import json
 
-    from monai_sadaan.utils.atomic import make_staging_dir, remove_stale_staging
+    from monai_glue.atomic import make_staging_dir, remove_stale_staging
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -1,7 +1,7 @@
 """The MONAI bundles that ship with monai-sadaan: where they are, and one command to run them from any folder.
 
 The repository keeps them in ``bundles/`` at its top level. A built wheel carries a copy of each (configs, docs,
-``LICENSE`` and ``models/model.pt``) inside this package, ``monai_sadaan/bundles/<name>/``, copied by
+``LICENSE`` and ``models/model.pt``) inside this package, ``monai_glue/bundles/<name>/``, copied by
 ``setup.py``'s build step; an editable install or a checkout finds the repository's ``bundles/`` instead.
 
     sadaan-bundle list
@@ -10,7 +10,7 @@ The repository keeps them in ``bundles/`` at its top level. A built wheel carrie
     sadaan-bundle run gru_timeseries_regression --configs inference,evaluate --output_dir gru_out
     sadaan-bundle copy iam4vp_cloudcasting ./iam4vp            # a writable copy, to train or fine-tune
 
-``python -m monai_sadaan.bundles`` is the same command. ``run`` is ``python -m monai.bundle run`` with the
+``python -m monai_glue.bundles`` is the same command. ``run`` is ``python -m monai.bundle run`` with the
 bundle's ``--config_file``, ``--meta_file``, ``--logging_file`` and ``--bundle_root`` filled in; every other
 argument (``--key value``) is passed on as a config override, parsed as MONAI's command line parses it.
 Without ``--output_dir`` the outputs go to ``./eval`` in the current folder, never into the installed package.
@@ -89,7 +89,7 @@ def require_weights(path: str | os.PathLike, how_to: str = "") -> str:
     """Return ``path`` if it is a file, else raise :class:`MissingWeights` naming it and ``how_to`` get weights.
 
     Meant for a bundle config's ``initialize`` list, before anything is built:
-    ``"$monai_sadaan.bundles.require_weights(@ckpt_path, 'train them with configs/train.json')"``.
+    ``"$monai_glue.bundles.require_weights(@ckpt_path, 'train them with configs/train.json')"``.
     """
     if not os.path.isfile(path):
         hint = f"; {how_to}" if how_to else ""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_sadaan.utils import parse_bool, parse_device
+from monai_glue import parse_bool, parse_device
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""monai_sadaan.bundles: finding the bundles (checkout here; the wheel's copy in test_installed_bundles.py) and the
+"""monai_glue.bundles: finding the bundles (checkout here; the wheel's copy in test_installed_bundles.py) and the
 sadaan-bundle command's pieces."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from monai_sadaan import bundles
+from monai_glue import bundles
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_checkout_bundles_are_found():
