@@ -526,8 +526,8 @@ def test_slicer_command_refuses_code_in_the_device_or_an_override(tmp_path):
 
 @pytest.mark.parametrize("value", ["flase", "2", "", None])
 def test_a_switch_that_is_neither_true_nor_false(value):
-    with pytest.raises(ValueError, match=rf"expected fused_inference to be true or false .*got {re.escape(repr(value))}"):
-        _tiny_net(fused_inference=value)
+    with pytest.raises(ValueError, match=rf"expected use_checkpoint to be true or false .*got {re.escape(repr(value))}"):
+        _tiny_net(use_checkpoint=value)
 
 
 def test_iam4vp_frames_missing_a_channel_or_without_data_in_one(tmp_path):

@@ -6,6 +6,8 @@ Example::
 
     sadaan-phantoms --output_dir data/phantoms --num_cases 140 --seed 0
     sadaan-phantoms --output_dir data/kidneys --num_cases 20 --scenarios normal nephrectomy_left --weights 1 1
+    sadaan-phantoms --output_dir data/trunk --num_cases 1500 --generator trunk --domain_randomization 0.3 \
+        --fov_weights abdomen=3 chest=1 pelvis=1 whole_trunk=1 --num_workers 2
     python -m monai_sadaan.data convert --layout totalsegmentator --input Totalsegmentator_dataset_v201 \
         --output_dir data/totalseg_sadaan --num_workers 8
     python -m monai_sadaan.data convert --layout folders --images RawData/Training/img \
@@ -19,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from .phantoms import DEFAULT_STRUCTURES, KNOWN_STRUCTURES
-from .scenarios import SCENARIOS
+from .scenarios import SCENARIOS, TRUNK_SCENARIOS
 
 __all__ = ["build_convert_parser", "build_parser", "convert_main", "main"]
 
@@ -56,8 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_cases", required=True, type=_positive_int, help="number of cases to write")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="dataset seed (default 0)")
     parser.add_argument(
-        "--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), metavar="SCENARIO",
-        help=f"scenarios to draw from (default all): {', '.join(SCENARIOS)}",
+        "--generator", choices=("abdomen", "trunk"), default="abdomen",
+        help="abdomen: the abdominal phantoms (default, the shipped weights' world); trunk: whole-trunk phantoms cut "
+        "to clinical fields of view (monai_sadaan.data.trunk)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=TRUNK_SCENARIOS, default=None, metavar="SCENARIO",
+        help=f"scenarios to draw from (default all of the generator's): {', '.join(TRUNK_SCENARIOS)} "
+        "(pancreatectomy: trunk only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fov_weights", nargs="+", default=None, metavar="NAME=WEIGHT",
+        help="trunk: relative frequency per field of view (chest, chest_abdomen, abdomen, abdomen_pelvis, pelvis, "
+        "slab, whole_trunk); default the generator's",
+    )  # fmt: skip
+    parser.add_argument(
+        "--domain_randomization", type=float, default=0.0, metavar="FRACTION",
+        help="trunk: fraction of cases rendered with random tissue intensities (default 0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--phase", default="random", help="trunk: non_contrast, arterial, portal_venous or random (default random)"
     )
     parser.add_argument("--weights", nargs="+", type=float, default=None, help="relative frequency per scenario")
     parser.add_argument(
@@ -229,6 +249,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return convert_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.scenarios is None:
+        args.scenarios = list(TRUNK_SCENARIOS if args.generator == "trunk" else SCENARIOS)
+    if args.generator == "abdomen":
+        extra = [s for s in args.scenarios if s not in SCENARIOS]
+        if extra:
+            parser.error(f"--scenarios: expected names from {', '.join(SCENARIOS)} with --generator abdomen, got {extra}")
+        if args.fov_weights is not None or args.domain_randomization or args.phase != "random":
+            parser.error("--fov_weights, --domain_randomization, --phase: expected only with --generator trunk")
+    fov_weights = None
+    if args.fov_weights is not None:
+        fov_weights = {}
+        for item in args.fov_weights:
+            name, sep, value = item.partition("=")
+            try:
+                fov_weights[name] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                parser.error(f"--fov_weights: expected NAME=WEIGHT items such as abdomen=2, got {item!r}")
     if args.weights is not None and len(args.weights) != len(args.scenarios):
         parser.error(f"--weights: expected one weight per scenario ({len(args.scenarios)}), got {len(args.weights)}")
     unknown = [s for s in args.structures if s not in KNOWN_STRUCTURES]
@@ -240,6 +279,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .datalist import write_phantom_dataset
 
     structures = {name: i + 1 for i, name in enumerate(args.structures)}
+    if args.generator == "trunk":
+        from .trunk.dataset import write_trunk_dataset
+
+        if args.spacing is not None:
+            parser.error("--spacing: expected only with --generator abdomen (the trunk grid follows the field of view)")
+        try:
+            path = write_trunk_dataset(
+                args.output_dir, args.num_cases, seed=args.seed, scenarios=args.scenarios, weights=args.weights,
+                splits=args.splits, structures=structures, min_voxels=args.min_voxels, fov_weights=fov_weights,
+                domain_randomization=args.domain_randomization, phase=args.phase, shape=args.shape,
+                orientation=args.orientation, progress=not args.no_progress, num_workers=args.num_workers,
+                preview=args.preview, image_dtype=args.image_dtype,
+            )  # fmt: skip
+        except ValueError as e:
+            parser.error(str(e))
+        print(f"wrote {args.num_cases} cases and {path}")
+        return 0
     try:
         path = write_phantom_dataset(
             args.output_dir,

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from .parameter_groups import presence_head_parameter_groups
+from .model_setup import (
+    PresenceHeadTuning,
+    init_output_priors,
+    load_pretrained_encoder,
+    load_pretrained_network,
+    load_widened_network,
+    presence_head_parameter_groups,
+)
 from .presence_fusion_fitting import (
     collect_presence_evidence,
     fit_presence_fusion,
@@ -10,10 +17,15 @@ from .presence_fusion_fitting import (
 )
 
 __all__ = [
+    "PresenceHeadTuning",
     "collect_presence_evidence",
     "fit_presence_fusion",
     "fit_presence_regression",
     "fit_presence_rule",
+    "init_output_priors",
+    "load_pretrained_encoder",
+    "load_pretrained_network",
+    "load_widened_network",
     "presence_head_parameter_groups",
     "save_presence_fusion_fit",
 ]

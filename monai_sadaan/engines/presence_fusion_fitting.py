@@ -17,13 +17,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from monai_sadaan.networks.blocks.presence_fusion import (
+from monai_glue.atomic import atomic_open, atomic_torch_save
+from monai_sadaan.networks.nets.presence_fusion import (
     _EDGE_INDEX,
     PRESENCE_EVIDENCE_NAMES,
     PresenceEvidenceFusion,
     presence_rule,
 )
-from monai_glue.atomic import atomic_open, atomic_torch_save
+from monai_sadaan.networks.utils import unwrap_model
 
 __all__ = [
     "collect_presence_evidence",
@@ -35,7 +36,7 @@ __all__ = [
 
 
 def _fusion_of(network: nn.Module) -> PresenceEvidenceFusion:
-    net = network.module if hasattr(network, "module") else network
+    net = unwrap_model(network)
     fusion = getattr(net, "presence_fusion", None)
     if not isinstance(fusion, PresenceEvidenceFusion):
         raise ValueError(
@@ -62,7 +63,7 @@ def collect_presence_evidence(
 
     Returns:
         ``(evidence [N, S, K], targets [N, S], head_logits [N, S])`` on the CPU, ``N`` cases, ``K`` evidence values
-        (:data:`~monai_sadaan.networks.blocks.presence_fusion.PRESENCE_EVIDENCE_NAMES`), ``head_logits`` the
+        (:data:`~monai_sadaan.networks.nets.presence_fusion.PRESENCE_EVIDENCE_NAMES`), ``head_logits`` the
         head's present-minus-absent logits before the fusion.
 
     Raises:
@@ -314,7 +315,7 @@ def fit_presence_fusion(
 def save_presence_fusion_fit(network: nn.Module, report: Mapping[str, Any], ckpt_dir: str | os.PathLike) -> str:
     """Write the network's state dict to ``ckpt_dir/model.pt`` and the report to ``ckpt_dir/presence_fusion.json``
     (both atomically; the directory is made if needed). Returns the checkpoint path."""
-    net = network.module if hasattr(network, "module") else network
+    net = unwrap_model(network)
     os.makedirs(ckpt_dir, exist_ok=True)
     path = os.path.join(os.fspath(ckpt_dir), "model.pt")
     atomic_torch_save(net.state_dict(), path)

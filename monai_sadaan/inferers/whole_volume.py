@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer
 
+from monai_sadaan.networks.presence import call_presence, presence_masks
+
 __all__ = ["WholeVolumeInferer"]
 
 _VOXEL_PROB_KEYS = ("attention_maps", "position_priors", "segmentation_probs")
@@ -79,9 +81,6 @@ class WholeVolumeInferer(Inferer):
             if k in out and isinstance(out[k], torch.Tensor) and out[k].ndim == 5:
                 out[k] = self._resize(out[k], size, self.mode)
         if "segmentation_probs" in out:
-            present = out.get("presence_calls")
-            if present is None:
-                present = (out["presence_probs"] >= self.presence_threshold).float()
-            masks = (out["segmentation_probs"] > self.mask_threshold).float()
-            out["segmentation_masks"] = masks * present[..., None, None, None].to(masks.dtype)
+            calls = call_presence(out["presence_probs"], self.presence_threshold, out.get("presence_calls"))
+            out["segmentation_masks"] = presence_masks(out["segmentation_probs"], calls, self.mask_threshold)
         return out

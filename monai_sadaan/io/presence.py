@@ -24,6 +24,7 @@ import numpy as np
 
 from monai_sadaan.io.geometry import label_counts, labelmap_and_affine, to_numpy, voxel_volume_ml
 from monai_sadaan.io.structures import StructuresLike, structure_table
+from monai_sadaan.networks.presence import call_presence
 from monai_glue import atomic_open
 
 __all__ = [
@@ -122,7 +123,7 @@ def presence_rows(
         probs = _vector(presence["presence_probability"], n, "presence_probability")
         conf = _vector(presence["confidence"], n, "confidence")
         present = presence.get("present")
-        calls = _vector(present, n, "present") > 0.5 if present is not None else probs >= threshold
+        calls = call_presence(probs, threshold, None if present is None else _vector(present, n, "present")).numpy()
         per_structure: list[Mapping[str, Any]] = [
             {"presence_probability": probs[i], "confidence": conf[i], "present": bool(calls[i])} for i in range(n)
         ]

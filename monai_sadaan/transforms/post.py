@@ -20,6 +20,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from monai_sadaan.networks.presence import gate_by_presence
+
 from .network_grid import find_network_grid_record, input_grid_labels, input_grid_probabilities
 
 __all__ = ["SADAAnPredictionToItemsd", "PresenceAwareLabelMapd", "InputGridLabelMapd"]
@@ -117,7 +119,7 @@ class PresenceAwareLabelMapd(MapTransform):
             values = self.label_values or list(range(1, s + 1))
             if len(values) != s:
                 raise ValueError(f"expected {s} label values, got {len(values)}")
-            p = torch.as_tensor(probs).float() * present[:, None, None, None]
+            p = gate_by_presence(torch.as_tensor(probs).float(), present)
             best, idx = p.max(dim=0, keepdim=True)
             lut = torch.tensor(values, dtype=torch.int16, device=p.device)
             labels = torch.where(best > self.threshold, lut[idx], torch.zeros_like(idx, dtype=torch.int16))

@@ -15,8 +15,8 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from monai_sadaan.networks import PresenceHeadTuning, SpatialAttentionMedicalSegmenter
-from monai_sadaan.networks.transfer import load_pretrained_encoder
+from monai_sadaan.engines.model_setup import load_pretrained_encoder
+from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SADAAN = BUNDLES / "sadaan_abdominal_ct_segmentation" / "configs"
@@ -24,45 +24,34 @@ TINY = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_chan
 
 #: component arguments that receive a switch as ``"@switch"`` and parse it themselves (each has a unit test)
 PARSED_ARGUMENTS = {
-    ("SpatialAttentionMedicalSegmenter", "fused_inference"),
     ("SpatialAttentionMedicalSegmenter", "presence_fusion"),
-    ("SpatialAttentionMedicalSegmenter", "gradient_checkpointing"),
+    ("SpatialAttentionMedicalSegmenter", "use_checkpoint"),
     ("SpatialAttentionMedicalSegmenter", "memory_efficient_head"),
     ("SaveSADAAnOutputsd", "write_segmentation"),  # monai_sadaan.io (the case writer parses its own switches)
     ("SaveSADAAnOutputsd", "write_probabilities"),
 }
 #: function keyword arguments in expressions that parse the switch they receive
-PARSED_KEYWORDS = {"freeze_encoder": "load_pretrained_encoder("}
+PARSED_KEYWORDS = {"freeze_encoder": "load_pretrained_encoder(", "fast_inference": "attach_fast_inference("}
 
 
 # ---------------------------------------------------------------- components
 
 
-@pytest.mark.parametrize("switch", ["fused_inference", "presence_fusion", "gradient_checkpointing", "memory_efficient_head"])
+SWITCH_STATE = {
+    "presence_fusion": lambda net: net.presence_fusion is not None,
+    "use_checkpoint": lambda net: net.use_checkpoint,
+    "memory_efficient_head": lambda net: net.segmentation_head.memory_efficient,
+}
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCH_STATE))
 def test_network_switches(switch):
-    attribute = {"presence_fusion": None}.get(switch, switch)
-    off = SpatialAttentionMedicalSegmenter(**TINY, **{switch: "false"})
-    on = SpatialAttentionMedicalSegmenter(**TINY, **{switch: "true"})
-    if attribute is None:  # presence_fusion: a module or None
-        assert off.presence_fusion is None and on.presence_fusion is not None
-    else:
-        assert getattr(off, attribute) is False and getattr(on, attribute) is True
-        setattr(on, attribute, "no")
-        assert getattr(on, attribute) is False
-        with pytest.raises(ValueError, match=rf"expected {switch} to be true or false .*got 'maybe'"):
-            setattr(on, attribute, "maybe")
+    state = SWITCH_STATE[switch]
+    assert state(SpatialAttentionMedicalSegmenter(**TINY, **{switch: "false"})) is False
+    assert state(SpatialAttentionMedicalSegmenter(**TINY, **{switch: "no"})) is False
+    assert state(SpatialAttentionMedicalSegmenter(**TINY, **{switch: "true"})) is True
     with pytest.raises(ValueError, match=rf"expected {switch} to be true or false .*got 'flase'"):
         SpatialAttentionMedicalSegmenter(**TINY, **{switch: "flase"})
-
-
-def test_presence_head_tuning_fused_inference():
-    net = SpatialAttentionMedicalSegmenter(**TINY, fused_inference=False)
-    PresenceHeadTuning(net, fused_inference="false")
-    assert net.fused_inference is False  # "false" used to switch it on
-    PresenceHeadTuning(net, fused_inference="true")
-    assert net.fused_inference is True
-    with pytest.raises(ValueError, match="expected fused_inference to be true or false"):
-        PresenceHeadTuning(net, fused_inference="ja")
 
 
 def test_load_pretrained_encoder_freeze_encoder(tmp_path):
@@ -139,7 +128,7 @@ def test_every_switch_in_the_bundles_is_parsed_strictly():
     uses = _switch_uses()
     found = {use[2] for use in uses}
     assert {"with_truth", "write_segmentation", "write_probabilities", "resume", "freeze_encoder",
-            "fusion_fit_gated_only", "presence_fusion", "fused_inference", "gradient_checkpointing"} <= found  # fmt: skip
+            "fusion_fit_gated_only", "presence_fusion", "fast_inference", "use_checkpoint"} <= found  # fmt: skip
     unparsed = []
     for config, key, switch, value, parent in uses:
         if value == f"@{switch}":

@@ -14,7 +14,7 @@ from monai_sadaan.losses import LOSS_COMPONENTS
 from monai_sadaan import SpatialAttentionMedicalSegmenter
 from monai_sadaan.data import DEFAULT_STRUCTURES, generate_phantom
 from monai_sadaan.metrics import compute_presence_accuracy, compute_presence_auroc
-from monai_sadaan.networks.initialisation import init_output_priors
+from monai_sadaan.engines.model_setup import init_output_priors
 from monai_sadaan.transforms import CTWindowd, FitToSpatialDimsd, LabelMapToStructuresd
 
 SPATIAL = (16, 16, 16)

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
 from .absence_detection import AbsenceDetectionHead
-from .anatomical_attention import AnatomicalAttentionModule
+from .anatomical_attention import AnatomicalAttentionModule, apply_position_prior
 from .double_conv import double_conv3d
 from .encoder import Encoder
-from .presence_fusion import PRESENCE_EVIDENCE_NAMES, PresenceEvidenceFusion, presence_evidence
-from .segmentation_head import SegmentationHead
+from .segmentation_head import SegmentationHead, modulate_by_attention
 
 __all__ = [
-    "PRESENCE_EVIDENCE_NAMES",
     "AbsenceDetectionHead",
     "AnatomicalAttentionModule",
     "Encoder",
-    "PresenceEvidenceFusion",
     "SegmentationHead",
+    "apply_position_prior",
     "double_conv3d",
-    "presence_evidence",
+    "modulate_by_attention",
 ]

@@ -35,7 +35,7 @@ PRESENCE_EVIDENCE_NAMES: tuple[str, ...] = (
     "max_attention",
     "max_feature_response",
     "confidence_score",
-    # since bundle 0.8.0: where and on what the segmentation lies
+    # where and on what the segmentation lies
     "overlap_with_other_structures",
     "position_prior_under_segmentation",
     "attention_under_segmentation",
@@ -48,7 +48,7 @@ PRESENCE_EVIDENCE_NAMES: tuple[str, ...] = (
     "feature_response_under_segmentation",
 )
 
-#: the evidence values of checkpoints made before bundle 0.8.0 (the first twelve names)
+#: the evidence values of the older twelve-value layout (the first twelve names)
 LEGACY_EVIDENCE_COUNT: int = 12
 
 _LOGIT_CLIP = 20.0
@@ -217,7 +217,7 @@ class PresenceEvidenceFusion(nn.Module):
 
     It starts as the identity on the head's call: weight 1 on ``head_logit``, 0 elsewhere, output weights 0, no
     shift or scaling, so a network with an unfitted fusion calls exactly what its head calls. A checkpoint without
-    fusion entries (made before the fusion existed) loads as that identity; one made before bundle 0.8.0 (twelve
+    fusion entries (made before the fusion existed) loads as that identity; one with the older layout (twelve
     evidence values, no hidden layer) loads as the same rule, with weight 0 on the newer evidence. The weights do
     not require gradients: they are set by :func:`monai_sadaan.engines.fit_presence_fusion` (or :meth:`set_fit`).
 
@@ -353,7 +353,7 @@ class PresenceEvidenceFusion(nn.Module):
 
     def upgrade_state_dict(self, state_dict: dict[str, Any], prefix: str) -> None:
         """Bring, in place, this module's entries of an older checkpoint to the current layout: none at all (made
-        before the fusion existed) -> the identity; twelve evidence values (before bundle 0.8.0) -> weight 0, mean 0
+        before the fusion existed) -> the identity; twelve evidence values (the older layout) -> weight 0, mean 0
         and std 1 on the newer evidence; no hidden layer where this fusion has one -> a hidden layer with output
         weight 0. Each gives the same calls as the checkpoint's own rule. Entries of another shape are left for
         the loader to report."""

@@ -341,7 +341,9 @@ class SADAAnInferenceWrapper(nn.Module):
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return self.model.state_dict(*args, **kwargs)
 
-    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+    def load_state_dict(  # type: ignore[override]
+        self, state_dict: Any, strict: bool = True, assign: bool = False
+    ) -> Any:
         return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor) -> Any:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from monai_sadaan import SpatialAttentionMedicalSegmenter
-from monai_sadaan.networks.widening import load_widened_network, widen_state_dict
+from monai_sadaan.engines.model_setup import load_widened_network, widen_state_dict
 from monai_glue import CheckpointError
 
 NARROW = dict(features=(2, 4, 4, 4, 4), feature_channels=4)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn as nn
@@ -114,8 +112,8 @@ def test_semantics_match_hand_computation():
 @pytest.mark.parametrize("seed", [1, 7])
 def test_literal_and_efficient_heads_give_the_same_logits(seed):
     efficient = randomise(tiny_net(memory_efficient_head=True), seed=seed).eval()
-    literal = copy.deepcopy(efficient)
-    literal.memory_efficient_head = False
+    literal = tiny_net(memory_efficient_head=False).eval()
+    literal.load_state_dict(efficient.state_dict())
     assert literal.segmentation_head.memory_efficient is False
     x = tiny_input(seed=seed)
     with torch.no_grad():
@@ -129,8 +127,8 @@ def test_literal_and_efficient_heads_give_the_same_logits(seed):
 
 def test_literal_and_efficient_heads_give_the_same_gradients():
     efficient = randomise(tiny_net(memory_efficient_head=True), seed=3).train()
-    literal = copy.deepcopy(efficient)
-    literal.memory_efficient_head = False
+    literal = tiny_net(memory_efficient_head=False).train()
+    literal.load_state_dict(efficient.state_dict())
     x = tiny_input(seed=3)
     for net in (efficient, literal):
         torch.manual_seed(0)
@@ -251,12 +249,11 @@ def _bn_state(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("memory_efficient_head", [True, False])
-def test_gradient_checkpointing_is_exact(memory_efficient_head):
+def test_use_checkpoint_is_exact(memory_efficient_head):
     plain = randomise(tiny_net(memory_efficient_head=memory_efficient_head), seed=5).train()
-    ckpt = copy.deepcopy(plain)
-    ckpt.gradient_checkpointing = True
-    ckpt.CHANNEL_GROUP = 3  # several uneven channel groups per head layer (hidden 4, matcher 8)
-    assert ckpt.encoder.gradient_checkpointing and ckpt.attention_module.gradient_checkpointing
+    ckpt = tiny_net(memory_efficient_head=memory_efficient_head, use_checkpoint="true").train()
+    ckpt.load_state_dict(plain.state_dict())
+    assert ckpt.use_checkpoint is True and plain.use_checkpoint is False
     x = tiny_input(seed=5)
     results = []
     for net in (plain, ckpt):
@@ -267,8 +264,7 @@ def test_gradient_checkpointing_is_exact(memory_efficient_head):
         loss.backward()
         results.append((out, {n: p.grad.clone() for n, p in net.named_parameters()}, _bn_state(net)))
     (out_a, grad_a, bn_a), (out_b, grad_b, bn_b) = results
-    # the checkpointed graph keeps the full-resolution features factorised and sums the head layers in channel
-    # groups: the same numbers up to float rounding
+    # the same layers on the same inputs, recomputed in backward: the same numbers up to float rounding
     for key in SADAAN_OUTPUT_KEYS[:9]:
         torch.testing.assert_close(out_b[key], out_a[key], atol=2e-5, rtol=1e-4, msg=key)
     assert out_a["feature_responses"].abs().max() > 0.5  # a non-trivial comparison
@@ -286,10 +282,25 @@ def test_gradient_checkpointing_is_exact(memory_efficient_head):
     assert int(bn_b["segmentation_head.feature_refine.4.num_batches_tracked"]) == 1
 
 
+def test_use_checkpoint_saves_only_stage_inputs():
+    """The stages run under checkpointing: backward keeps far fewer tensors than the plain graph."""
+    plain = randomise(tiny_net(), seed=5).train()
+    ckpt = tiny_net(use_checkpoint=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    counts = []
+    for net in (plain, ckpt):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            out = net(tiny_input(seed=5))
+        out["segmentation_logits"].sum().backward()
+        counts.append(sum(saved))
+    assert counts[1] < 0.5 * counts[0], counts
+
+
 def test_checkpointing_is_skipped_without_grad():
-    net = randomise(tiny_net(gradient_checkpointing=True)).eval()
-    ref = copy.deepcopy(net)
-    ref.gradient_checkpointing = False
+    net = randomise(tiny_net(use_checkpoint=True)).eval()
+    ref = tiny_net(use_checkpoint=False).eval()
+    ref.load_state_dict(net.state_dict())
     with torch.no_grad():
         a, b = net(tiny_input()), ref(tiny_input())
     for key in SADAAN_OUTPUT_KEYS:
@@ -313,57 +324,6 @@ def test_inference_wrapper_trace_matches_eager():
         torch.testing.assert_close(tensors[2], ref["confidence_scores"])
     with pytest.raises(ValueError, match="expected input of shape"):
         wrapper(torch.zeros(1, 1, 16, 16, 16))
-
-
-def test_inference_wrapper_trace_of_fused_model_matches_eager():
-    net = randomise(tiny_net(fused_inference=True), seed=6).eval()
-    plain = copy.deepcopy(net)
-    plain.fused_inference = False
-    x = tiny_input(seed=6)
-    with torch.no_grad():
-        traced = torch.jit.trace(SADAAnInferenceWrapper(net).eval(), x, check_trace=False)
-        got, ref = traced(x), plain(x)
-    torch.testing.assert_close(got[0], ref["segmentation_probs"], atol=2e-5, rtol=1e-4)
-    torch.testing.assert_close(got[1], ref["presence_probs"], atol=2e-5, rtol=1e-4)
-    torch.testing.assert_close(got[2], ref["confidence_scores"], atol=2e-5, rtol=1e-4)
-
-
-@pytest.mark.parametrize("memory_efficient_head", [True, False])
-def test_fused_inference_matches_plain_eval(memory_efficient_head):
-    plain = randomise(tiny_net(memory_efficient_head=memory_efficient_head), seed=4).eval()
-    fused = copy.deepcopy(plain)
-    fused.fused_inference = True
-    assert fused.encoder.fuse_batchnorm
-    x = tiny_input(seed=4)
-    with torch.no_grad():
-        a, b = plain(x), fused(x)
-    assert tuple(b) == SADAAN_OUTPUT_KEYS
-    for key in SADAAN_OUTPUT_KEYS:
-        assert b[key].shape == a[key].shape, key
-        torch.testing.assert_close(b[key], a[key], atol=2e-5, rtol=1e-4, msg=key)
-    assert a["feature_responses"].abs().max() > 1.0  # a non-trivial comparison
-    # training mode ignores the flag: batch statistics, running statistics updated, modules called as usual
-    fused.train()
-    plain.train()
-    torch.manual_seed(3)
-    ta = plain(x)
-    torch.manual_seed(3)
-    tb = fused(x)
-    assert torch.equal(ta["segmentation_logits"], tb["segmentation_logits"])
-    assert torch.equal(plain.encoder.enc1[1].running_mean, fused.encoder.enc1[1].running_mean)
-
-
-def test_fold_conv_bn_matches_eval_batchnorm():
-    from monai_sadaan.networks.blocks.inference_fusion import fold_conv_bn
-
-    conv, bn = nn.Conv3d(3, 4, 3, padding=1), nn.BatchNorm3d(4)
-    randomise(nn.Sequential(conv, bn), seed=8).eval()
-    x = torch.randn(2, 3, 5, 6, 7)
-    weight, bias = fold_conv_bn(conv, bn)
-    folded = torch.nn.functional.conv3d(x, weight, bias, padding=1)
-    torch.testing.assert_close(folded, bn(conv(x)), atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="running statistics"):
-        fold_conv_bn(conv, nn.BatchNorm3d(4, track_running_stats=False))
 
 
 def test_inference_wrapper_passes_monai_torchscript_verification(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from monai_sadaan import SpatialAttentionMedicalSegmenter
-from monai_sadaan.networks.initialisation import init_output_priors
+from monai_sadaan.engines.model_setup import init_output_priors
 
 
 def test_prior_sets_initial_foreground_probability():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from monai_sadaan import SpatialAttentionLoss, SpatialAttentionMedicalSegmenter
-from monai_sadaan.networks import PresenceHeadTuning
+from monai_sadaan.engines.model_setup import PresenceHeadTuning
 
 TINY = dict(num_structures=3, spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
 
@@ -48,7 +48,7 @@ def test_training_mode_sees_the_eval_features():
     model.eval()
     with torch.no_grad():
         reference = model(x)
-    wrapper = PresenceHeadTuning(model, fused_inference=True)
+    wrapper = PresenceHeadTuning(model)
     wrapper.train()
     out = wrapper(x)
     for key in ("segmentation_probs", "alignment_scores", "attention_maps"):

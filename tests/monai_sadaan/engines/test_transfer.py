@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from monai_sadaan import SpatialAttentionMedicalSegmenter
-from monai_sadaan.networks.transfer import load_pretrained_encoder, load_pretrained_network
+from monai_sadaan.engines.model_setup import load_pretrained_encoder, load_pretrained_network
 from monai_glue import CheckpointError
 
 TINY = dict(spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)

@@ -1,0 +1,403 @@
+"""``generate_trunk_phantom``: one synthetic CT of a whole adult trunk (neck to pelvic floor), cut to a clinical
+field of view, with its label map and presence truth.
+
+The case is a pure function of ``(scenario, seed)`` and the arguments: the patient, the field of view, the grid and
+the image are drawn from separate random streams, so that ``intensity_mode="random"`` (domain randomisation) gives
+the same anatomy and the same label map as the CT rendering of the seed, and a fixed ``orientation`` or ``shape``
+does not change the patient.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..geometry import all_orientation_codes, orientation_affine, parse_orientation, reorient_from_ras
+from ..phantoms import DEFAULT_STRUCTURES, Phantom, check_structures, structure_presence
+from ..scenarios import TRUNK_SCENARIOS, FieldOfViewCut, check_scenarios, plan_fov_cut, plan_scenario
+from .anatomy import LABELLED_ORGANS, Patient, render_patient, sample_patient
+from .canvas import Canvas
+from .physics import INTENSITY_MODES, PHASES, form_image, sample_imaging
+
+__all__ = [
+    "FIELDS_OF_VIEW",
+    "DEFAULT_FOV_WEIGHTS",
+    "TRUNK_GENERATOR_VERSION",
+    "TrunkPhantom",
+    "generate_trunk_phantom",
+    "check_fov_weights",
+]
+
+TRUNK_GENERATOR_VERSION = 1
+"""Bumped whenever a change alters the cases drawn for a seed (datasets stamped with another version are remade)."""
+
+FIELDS_OF_VIEW: tuple[str, ...] = (
+    "chest",
+    "chest_abdomen",
+    "abdomen",
+    "abdomen_pelvis",
+    "pelvis",
+    "slab",
+    "whole_trunk",
+)
+"""Clinical fields of view: chest only (lung apices to just above the diaphragm domes), chest + upper abdomen (to
+L2-L4), abdomen (domes to the iliac crests), abdomen + pelvis (domes to the pelvic floor), pelvis only (below the
+lowest abdominal organ), a thin slab (2-6 cm anywhere), and the whole trunk (neck to pelvic floor)."""
+
+DEFAULT_FOV_WEIGHTS: dict[str, float] = {
+    "chest": 0.1,
+    "chest_abdomen": 0.15,
+    "abdomen": 0.25,
+    "abdomen_pelvis": 0.2,
+    "pelvis": 0.1,
+    "slab": 0.1,
+    "whole_trunk": 0.1,
+}
+"""Relative frequency of each field of view with ``field_of_view="random"``."""
+
+_PHASE_WEIGHTS = (0.25, 0.25, 0.5)
+_MAX_FOV_MM = 500.0
+_FIVE = ("left_kidney", "right_kidney", "liver", "spleen", "pancreas")
+
+
+@dataclass
+class TrunkPhantom(Phantom):
+    """A :class:`~monai_sadaan.data.phantoms.Phantom` from the trunk generator, with what was drawn for it.
+
+    Attributes:
+        field_of_view: the field of view's name (:data:`FIELDS_OF_VIEW`).
+        phase: the contrast phase (:data:`~monai_sadaan.data.trunk.physics.PHASES`).
+        intensity_mode: ``"ct"`` or ``"random"``.
+        fov_box: (3, 2) world extent (mm, RAS, patient frame) of the field of view.
+        imaging: scanner and injection summary (kernel, slice thickness, noise...).
+        patient_info: body habitus summary (fat, sex-like pelvis, arms, levels in view).
+    """
+
+    field_of_view: str = "abdomen"
+    phase: str = "portal_venous"
+    intensity_mode: str = "ct"
+    fov_box: np.ndarray | None = None
+    imaging: dict = field(default_factory=dict)
+    patient_info: dict = field(default_factory=dict)
+
+    def metadata(self) -> dict:
+        """JSON-ready description: the base phantom's plus field of view, phase, intensity mode, scanner, patient."""
+        out = super().metadata()
+        out.update(
+            generator="trunk",
+            generator_version=TRUNK_GENERATOR_VERSION,
+            field_of_view=self.field_of_view,
+            phase=self.phase,
+            intensity_mode=self.intensity_mode,
+            fov_z_mm=[round(float(v), 2) for v in self.fov_box[2]] if self.fov_box is not None else None,
+            imaging=dict(self.imaging),
+            patient=dict(self.patient_info),
+        )
+        return out
+
+
+def check_fov_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Validate field-of-view weights (``None``: :data:`DEFAULT_FOV_WEIGHTS`).
+
+    Raises:
+        ValueError: not a non-empty mapping, an unknown name, a negative or non-finite weight, or a zero sum.
+    """
+    if weights is None:
+        return dict(DEFAULT_FOV_WEIGHTS)
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError(f"expected field-of-view weights as a non-empty mapping of name -> weight, got {weights!r}")
+    out = {}
+    for name, value in weights.items():
+        if name not in FIELDS_OF_VIEW:
+            raise ValueError(f"expected field-of-view names from {', '.join(FIELDS_OF_VIEW)}, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected a finite non-negative weight for field of view {name!r}, got {value!r}")
+        out[str(name)] = float(value)
+    if sum(out.values()) <= 0:
+        raise ValueError(f"expected field-of-view weights with a positive sum, got {out}")
+    return out
+
+
+def _triple(value, name: str, kind: type) -> tuple | None:
+    if value is None:
+        return None
+    values = tuple(value) if isinstance(value, (Sequence, np.ndarray)) else (value,) * 3
+    if len(values) != 3:
+        raise ValueError(f"expected {name} as one value or three values (one per voxel axis), got {value!r}")
+    if kind is int:
+        if any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 4 for v in values):
+            raise ValueError(f"expected {name} as integers >= 4 voxels, got {value!r}")
+        return tuple(int(v) for v in values)
+    if any(not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not float(v) > 0
+           or not math.isfinite(float(v)) for v in values):
+        raise ValueError(f"expected {name} as positive finite numbers (mm), got {value!r}")
+    return tuple(float(v) for v in values)
+
+
+def _fov_z(name: str, p: Patient, rng: np.random.Generator) -> tuple[float, float]:
+    """The field of view's inferior and superior edges (mm)."""
+    u = rng.uniform
+    L = p.level_z
+    tops = [p.organ_extent(n)[2, 1] for n in _FIVE]
+    bottoms = [p.organ_extent(n)[2, 0] for n in _FIVE]
+    dome = max(p.domes["right"][2], p.domes["left"][2])
+    organ_top, organ_bottom = max(max(tops), dome), min(bottoms)
+    apex_top = p.z_apex + u(10.0, 40.0)
+    floor = p.z_floor - u(0.0, 25.0)
+    if name == "chest":
+        return organ_top + u(5.0, 30.0), apex_top
+    if name == "chest_abdomen":
+        return float(np.interp(u(0, 1), [0, 0.5, 1], [L["L4"], L["L3"], L["L2"]])), apex_top
+    if name == "abdomen":
+        crest = L["L4"] + u(-25.0, 15.0)
+        return min(crest, organ_bottom - u(5.0, 20.0)), dome + u(0.0, 40.0)
+    if name == "abdomen_pelvis":
+        return floor, dome + u(0.0, 40.0)
+    if name == "pelvis":
+        top = min(L["L4"] + u(-10.0, 20.0), organ_bottom - u(5.0, 25.0))
+        return floor, top
+    if name == "slab":
+        thick = u(20.0, 60.0)
+        centre = u(p.z_floor + thick / 2, p.z_apex - thick / 2)
+        return centre - thick / 2, centre + thick / 2
+    if name == "whole_trunk":
+        return floor, p.z_top + u(-20.0, 10.0)
+    raise ValueError(f"expected a field of view from {', '.join(FIELDS_OF_VIEW)} or 'random', got {name!r}")
+
+
+def _case_rngs(scenario: str, seed: int) -> list[np.random.Generator]:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"expected a non-negative integer seed, got {seed!r}")
+    sequence = np.random.SeedSequence([int(seed), zlib.crc32(scenario.encode("utf-8")), zlib.crc32(b"trunk")])
+    return [np.random.default_rng(s) for s in sequence.spawn(6)]
+
+
+def generate_trunk_phantom(
+    scenario: str = "normal",
+    seed: int = 0,
+    structures: Mapping[str, int] = DEFAULT_STRUCTURES,
+    field_of_view: str = "random",
+    fov_weights: Mapping[str, float] | None = None,
+    phase: str = "random",
+    intensity_mode: str = "ct",
+    shape: int | Sequence[int] | None = None,
+    spacing: float | Sequence[float] | None = None,
+    orientation: str | None = None,
+    min_voxels: int = 20,
+) -> TrunkPhantom:
+    """Draw one synthetic CT of a trunk, cut to a field of view.
+
+    Args:
+        scenario: one of :data:`~monai_sadaan.data.scenarios.TRUNK_SCENARIOS` (the abdominal scenarios plus
+            ``"pancreatectomy"``).
+        seed: non-negative integer.
+        structures: labelled structures, name -> label value (names from
+            :data:`~monai_sadaan.data.phantoms.KNOWN_STRUCTURES`).
+        field_of_view: a name from :data:`FIELDS_OF_VIEW`, or ``"random"`` (drawn with ``fov_weights``; with
+            ``"partial_fov"`` only views that hold abdominal organs are drawn).
+        fov_weights: relative frequency per field of view for ``"random"`` (default :data:`DEFAULT_FOV_WEIGHTS`).
+        phase: ``"non_contrast"``, ``"arterial"``, ``"portal_venous"`` or ``"random"`` (25 / 25 / 50%).
+        intensity_mode: ``"ct"`` (textbook HU) or ``"random"`` (a random mean per tissue class: same anatomy and
+            labels, other contrasts).
+        shape: voxels per voxel axis (one int or three); default 64-128 per axis (fewer slices for a thin slab).
+        spacing: voxel size (mm) per voxel axis; default: the field of view divided by ``shape``. With both, the
+            grid is centred on the field of view.
+        orientation: nibabel orientation code of the voxel axes; default random (``RAS`` / ``LPS`` / ``LAS`` half
+            of the time).
+        min_voxels: smallest voxel count of a structure that counts as present.
+
+    Returns:
+        A :class:`TrunkPhantom`: ``image`` float32 HU (I, J, K), ``label`` int16 (I, J, K), RAS ``affine``,
+        presence counted from the label map, and the field of view, phase and intensity mode.
+
+    Raises:
+        ValueError: unknown scenario, structure, field of view, phase or intensity mode; bad weights, shape,
+            spacing, orientation, seed or min_voxels.
+    """
+    check_scenarios(scenario, TRUNK_SCENARIOS)
+    structures = check_structures(structures)
+    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
+        raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
+    if field_of_view != "random" and field_of_view not in FIELDS_OF_VIEW:
+        raise ValueError(f"expected field_of_view 'random' or one of {', '.join(FIELDS_OF_VIEW)}, got {field_of_view!r}")
+    if phase != "random" and phase not in PHASES:
+        raise ValueError(f"expected phase 'random' or one of {', '.join(PHASES)}, got {phase!r}")
+    if intensity_mode not in INTENSITY_MODES:
+        raise ValueError(f"expected intensity_mode one of {', '.join(INTENSITY_MODES)}, got {intensity_mode!r}")
+    weights = check_fov_weights(fov_weights)
+    shape_arg = _triple(shape, "shape", int)
+    spacing_arg = _triple(spacing, "spacing", float)
+    grid_rng, patient_rng, scenario_rng, fov_rng, image_rng, phase_rng = _case_rngs(scenario, seed)
+
+    codes = all_orientation_codes()
+    drawn_code = (("RAS", "LPS", "LAS")[int(grid_rng.integers(3))] if grid_rng.random() < 0.5
+                  else codes[int(grid_rng.integers(len(codes)))])
+    n_xy = int(grid_rng.integers(64, 129))
+    n_z = int(grid_rng.integers(64, 129))
+    square = grid_rng.random() < 0.7
+    margin = grid_rng.uniform(1.03, 1.15)
+    tight = grid_rng.random() < 0.08
+    roll = grid_rng.uniform(-6.0, 6.0) * math.pi / 180.0
+    include_arms = grid_rng.random() < 0.7
+    code = (orientation or drawn_code).upper()
+    parsed = parse_orientation(code)
+    drawn_phase = PHASES[int(phase_rng.choice(3, p=_PHASE_WEIGHTS))]
+    phase_name = drawn_phase if phase == "random" else phase
+
+    plan = plan_scenario(scenario, scenario_rng, structures, TRUNK_SCENARIOS)
+    patient = sample_patient(patient_rng, plan.removed)
+
+    # field of view along z
+    names = list(weights)
+    w = np.array([weights[n] for n in names])
+    if scenario == "partial_fov" and field_of_view == "random":
+        w = np.array([0.0 if n in ("chest", "pelvis", "slab") else v for n, v in zip(names, w)])
+        if w.sum() <= 0:
+            names, w = ["abdomen"], np.array([1.0])
+    fov_draw = str(names[int(fov_rng.choice(len(names), p=w / w.sum()))])
+    fov_name = fov_draw if field_of_view == "random" else field_of_view
+    z_lo, z_hi = _fov_z(fov_name, patient, fov_rng)
+
+    # in-plane: the body (and the arms beside it when they are in the scan), a margin, often a square
+    a_max, y_back, y_front = patient.outer_extent_xy(z_lo, z_hi)
+    half_x = a_max
+    if patient.arms_down and include_arms and z_hi > patient.level_z["L2"]:
+        half_x = a_max + patient.extras["arm_gap"] + 2.0 * patient.extras["arm_r"]
+    half_x *= margin if not tight else 0.93
+    half_x = min(half_x, _MAX_FOV_MM / 2)  # the scanner's field of view: wide patients and arms get cut
+    y_lo = y_back - patient.extras["table_pad"] - 30.0
+    y_hi = y_front + 10.0
+    if y_hi - y_lo > _MAX_FOV_MM:
+        y_lo = y_hi - _MAX_FOV_MM
+    if square:
+        side = min(max(2 * half_x, y_hi - y_lo), _MAX_FOV_MM)
+        yc = 0.5 * (y_lo + y_hi)
+        box = np.array([[-side / 2, side / 2], [yc - side / 2, yc + side / 2], [z_lo, z_hi]])
+    else:
+        box = np.array([[-half_x, half_x], [y_lo, y_hi], [z_lo, z_hi]])
+
+    fov_cut: FieldOfViewCut | None = None
+    drawn_organs = [n for n in LABELLED_ORGANS if n not in plan.removed]
+    if scenario == "partial_fov":
+        extents = {}
+        for n in drawn_organs:
+            e = patient.organ_extent(n)
+            if e[2, 1] > box[2, 0] and e[2, 0] < box[2, 1]:
+                e = e.copy()
+                e[2] = np.clip(e[2], box[2, 0], box[2, 1])
+                extents[n] = e
+        candidates = [n for n in extents if n in structures] or list(extents)
+        if candidates:
+            fov_cut = plan_fov_cut(scenario_rng, extents, candidates)
+            lo, hi = box[fov_cut.axis]
+            length = hi - lo
+            if fov_cut.side > 0:
+                box[fov_cut.axis] = [min(lo, fov_cut.position - 0.45 * length), fov_cut.position]
+            else:
+                box[fov_cut.axis] = [fov_cut.position, max(hi, fov_cut.position + 0.45 * length)]
+
+    # grid: square pixels in-plane, slices 0.6-5.5 mm apart (a thin slab gets fewer slices)
+    ras_shape = [0, 0, 0]
+    ras_spacing: list[float | None] = [None, None, None]
+    for j, (axis, _) in enumerate(parsed):
+        ras_shape[axis] = shape_arg[j] if shape_arg else 0
+        ras_spacing[axis] = spacing_arg[j] if spacing_arg else None
+    extent_mm = box[:, 1] - box[:, 0]
+    if not shape_arg:
+        sp_xy = max(extent_mm[0], extent_mm[1]) / n_xy
+        for axis in (0, 1):
+            ras_shape[axis] = max(8, int(round(extent_mm[axis] / sp_xy)))
+        nz = max(n_z, int(math.ceil(extent_mm[2] / 5.5)))
+        nz = min(nz, 128, max(8, int(extent_mm[2] / 0.6)))
+        ras_shape[2] = nz
+    axes = []
+    final_spacing = np.zeros(3)
+    for axis in range(3):
+        lo, hi = box[axis]
+        n = ras_shape[axis]
+        if ras_spacing[axis] is not None:
+            sp = float(ras_spacing[axis])
+            if not shape_arg:
+                n = max(4, int(round((hi - lo) / sp)))
+                ras_shape[axis] = n
+            cut_here = fov_cut is not None and fov_cut.axis == axis
+            lo = (hi - n * sp if fov_cut.side > 0 else lo) if cut_here else 0.5 * (lo + hi) - 0.5 * n * sp
+        else:
+            sp = (hi - lo) / n
+        final_spacing[axis] = sp
+        axes.append(lo + (np.arange(n) + 0.5) * sp)
+
+    canvas = Canvas(*axes, structures=structures, roll=roll)
+    streaks = render_patient(canvas, patient, plan.removed)
+    imaging = sample_imaging(image_rng, phase_name, intensity_mode, float(final_spacing[2]), 2.0 * a_max)
+    special = {}
+    if intensity_mode == "ct" and phase_name == "arterial":
+        special["spleen"] = _spleen_arterial_pattern(canvas, image_rng)
+    image_ras = form_image(canvas.tissue, tuple(final_spacing), imaging, image_rng, streaks, canvas.axes, special)
+
+    image = reorient_from_ras(image_ras, code)
+    label = reorient_from_ras(canvas.label, code)
+    voxel_spacing = tuple(float(final_spacing[axis]) for axis, _ in parsed)
+    origin = np.zeros(3)
+    for axis, sign in parsed:
+        origin[axis] = axes[axis][0] if sign > 0 else axes[axis][-1]
+    affine = orientation_affine(code, voxel_spacing, origin)
+    present, counts = structure_presence(label, structures, min_voxels)
+    lab = canvas.label
+    faces = [lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]]
+    on_edge = set(np.unique(np.concatenate([f.ravel() for f in faces])).tolist())
+    truncated = tuple(n for n, v in structures.items() if present[n] and v in on_edge)
+    in_view = [v.name for v in patient.vertebrae if box[2, 0] < v.z_mid < box[2, 1]]
+    return TrunkPhantom(
+        image=image,
+        label=label,
+        affine=affine,
+        spacing=voxel_spacing,  # type: ignore[arg-type]
+        scenario=scenario,
+        present=present,
+        structures=dict(structures),
+        orientation=code,
+        seed=int(seed),
+        voxel_counts=counts,
+        removed=tuple(plan.removed),
+        truncated=truncated,
+        fov_cut=fov_cut,
+        min_voxels=int(min_voxels),
+        field_of_view=fov_name,
+        phase=phase_name,
+        intensity_mode=intensity_mode,
+        fov_box=box,
+        imaging=imaging.metadata(),
+        patient_info={
+            "fat": round(float(patient.fat), 3),
+            "pelvis_width": round(float(patient.pelvis_width), 3),
+            "female_like": bool(patient.female),
+            "arms_down": bool(patient.arms_down),
+            "roll_deg": round(roll * 180.0 / math.pi, 2),
+            "vertebrae_in_view": [in_view[0], in_view[-1]] if in_view else [],
+        },
+    )
+
+
+def _spleen_arterial_pattern(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Arciform (zebra) enhancement of the spleen in the arterial phase: +-35 HU bands inside the spleen."""
+    from .physics import TISSUE_INDEX
+
+    mask = canvas.tissue == TISSUE_INDEX["spleen"]
+    out = np.zeros(canvas.shape, dtype=np.float32)
+    if not mask.any():
+        return out
+    idx = np.nonzero(mask)
+    pts = [canvas.axes[a][idx[a]] for a in range(3)]
+    k = rng.normal(size=3)
+    k /= np.linalg.norm(k)
+    wl = rng.uniform(12.0, 25.0)
+    warp = rng.normal(size=3) * 0.08
+    phase = (k[0] * pts[0] + k[1] * pts[1] + k[2] * pts[2]) * 2 * math.pi / wl
+    phase += 2.0 * np.sin(warp[0] * pts[0] + warp[1] * pts[1] + warp[2] * pts[2])
+    out[idx] = (rng.uniform(20.0, 45.0) * np.sin(phase)).astype(np.float32)
+    return out

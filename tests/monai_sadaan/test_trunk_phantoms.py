@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_sadaan.data import DEFAULT_STRUCTURES, load_datalist, structure_presence
+from monai_sadaan.data.default_dataset import ensure_phantom_datalist
+from monai_sadaan.data.scenarios import SCENARIOS, TRUNK_SCENARIOS
+from monai_sadaan.data.trunk import FIELDS_OF_VIEW, TrunkPhantom, generate_trunk_phantom
+from monai_sadaan.data.trunk.physics import TISSUE_INDEX
+
+SMALL = (40, 36, 40)
+FIVE = tuple(DEFAULT_STRUCTURES)
+
+
+def _tissue_case(scenario, seed, **kwargs):
+    """A case and its tissue-class map (RAS), by catching the canvas the generator paints."""
+    import monai_sadaan.data.trunk.generator as gen
+
+    caught = {}
+    original = gen.render_patient
+
+    def spy(canvas, patient, removed):
+        caught["canvas"], caught["patient"] = canvas, patient
+        return original(canvas, patient, removed)
+
+    gen.render_patient = spy
+    try:
+        p = generate_trunk_phantom(scenario, seed, **kwargs)
+    finally:
+        gen.render_patient = original
+    return p, caught["canvas"], caught["patient"]
+
+
+def test_scenarios_and_fields_of_view_constants():
+    assert TRUNK_SCENARIOS == SCENARIOS + ("pancreatectomy",)
+    assert FIELDS_OF_VIEW == ("chest", "chest_abdomen", "abdomen", "abdomen_pelvis", "pelvis", "slab", "whole_trunk")
+
+
+def test_deterministic_for_a_seed():
+    a = generate_trunk_phantom("splenectomy", 3, shape=SMALL)
+    b = generate_trunk_phantom("splenectomy", 3, shape=SMALL)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.label, b.label)
+    np.testing.assert_array_equal(a.affine, b.affine)
+    assert (a.field_of_view, a.phase) == (b.field_of_view, b.phase)
+    c = generate_trunk_phantom("splenectomy", 4, shape=SMALL)
+    assert not np.array_equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_presence_is_the_label_count(seed):
+    p = generate_trunk_phantom("multi_organ_absence", seed, shape=SMALL)
+    present, counts = structure_presence(p.label, p.structures, p.min_voxels)
+    assert present == p.present and counts == p.voxel_counts
+    assert isinstance(p, TrunkPhantom)
+    meta = p.metadata()
+    assert meta["field_of_view"] == p.field_of_view and meta["phase"] == p.phase and meta["intensity_mode"] == "ct"
+    json.dumps(meta)
+
+
+@pytest.mark.parametrize("fov", ["chest", "pelvis"])
+@pytest.mark.parametrize("seed", range(3))
+def test_chest_and_pelvis_views_hold_none_of_the_five(fov, seed):
+    p = generate_trunk_phantom("normal", seed, field_of_view=fov, shape=SMALL)
+    assert p.field_of_view == fov
+    assert not any(p.present.values())
+    assert all(c == 0 for c in p.voxel_counts.values())
+    assert p.image.max() > 300  # bone in view
+    assert (p.image > -500).mean() > 0.2  # a body, not an empty box
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_abdomen_view_holds_all_five_in_the_normal_scenario(seed):
+    p = generate_trunk_phantom("normal", seed, field_of_view="abdomen", shape=(48, 44, 40))
+    assert all(p.present.values()), p.voxel_counts
+
+
+def test_nephrectomy_left_bed_is_fat_or_bowel():
+    p, canvas, patient = _tissue_case("nephrectomy_left", 2, field_of_view="abdomen", shape=(56, 52, 48),
+                                      orientation="RAS")
+    assert p.voxel_counts["left_kidney"] == 0 and not p.present["left_kidney"]
+    assert p.present["right_kidney"]
+    k = patient.organs["left_kidney"]
+    box = canvas.box(k.extent(0.6))
+    r, _ = k.radius(*canvas.grid(box))
+    inside = np.broadcast_to(r < 0.6, canvas.tissue[box].shape)
+    bed = canvas.tissue[box][inside]
+    allowed = [TISSUE_INDEX[t] for t in ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas", "soft_tissue",
+                                         "metal", "muscle", "venous_blood", "arterial_blood", "urine")]
+    assert bed.size > 0 and np.isin(bed, allowed).mean() > 0.95
+    fat_or_bowel = np.isin(bed, [TISSUE_INDEX[t] for t in ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas")])
+    assert fat_or_bowel.mean() > 0.6
+    bed_hu = p.image[box][inside]  # orientation RAS: the image has the canvas' voxel order
+    assert np.median(bed_hu) < 20.0  # fat and bowel, not kidney parenchyma (which enhances to > 100 HU or ~35)
+
+
+def test_kidneys_beside_the_spine_right_lower_than_left():
+    dz = []
+    for seed in range(4):
+        p, canvas, patient = _tissue_case("normal", seed, field_of_view="abdomen", shape=(48, 44, 48))
+        left, right = p.world_centroid("left_kidney"), p.world_centroid("right_kidney")
+        assert left[0] < -25 < 25 < right[0]  # either side of the spine (RAS: +x is the patient's right)
+        assert abs(left[0]) < 110 and abs(right[0]) < 110
+        L = patient.level_z
+        for c in (left, right):
+            assert L["L4"] < c[2] < L["T11"]  # about T12-L3
+            ys = float(patient.spine_xy(np.array([c[2]]))[1][0])
+            assert abs(c[1] - ys) < 40  # beside the vertebral body, not in front of it
+        dz.append(left[2] - right[2])
+    assert np.mean(dz) > 5.0
+
+
+def test_domain_randomisation_changes_intensities_not_labels():
+    ct = generate_trunk_phantom("normal", 5, field_of_view="abdomen", shape=SMALL)
+    rnd = generate_trunk_phantom("normal", 5, field_of_view="abdomen", shape=SMALL, intensity_mode="random")
+    np.testing.assert_array_equal(ct.label, rnd.label)
+    np.testing.assert_array_equal(ct.affine, rnd.affine)
+    assert rnd.intensity_mode == "random" and rnd.metadata()["intensity_mode"] == "random"
+    liver = ct.label == DEFAULT_STRUCTURES["liver"]
+    assert abs(float(np.median(ct.image[liver])) - float(np.median(rnd.image[liver]))) > 1.0 or \
+        abs(float(np.median(ct.image[ct.label == 1])) - float(np.median(rnd.image[ct.label == 1]))) > 1.0
+    assert not np.allclose(ct.image, rnd.image)
+    assert -1024 <= rnd.image.min() and rnd.image.max() <= 3071
+
+
+def test_hu_per_tissue_and_phase():
+    shape = (56, 52, 48)
+    kw = dict(field_of_view="abdomen", shape=shape, orientation="RAS")
+    by_phase = {ph: _tissue_case("normal", 7, phase=ph, **kw) for ph in ("non_contrast", "arterial", "portal_venous")}
+
+    def median(phase, tissue):
+        """Median HU over the tissue's voxels away from its edges (or its upper quartile when it is too thin)."""
+        from scipy import ndimage
+
+        p, canvas, _ = by_phase[phase]
+        mask = canvas.tissue == TISSUE_INDEX[tissue]
+        core = ndimage.binary_erosion(mask, iterations=1)
+        if core.sum() >= 20:
+            return float(np.median(p.image[core]))
+        assert mask.sum() >= 5, tissue
+        return float(np.percentile(p.image[mask], 75))
+
+    assert median("arterial", "arterial_blood") > median("non_contrast", "arterial_blood") + 120
+    assert median("arterial", "kidney_cortex") > median("non_contrast", "kidney_cortex") + 60
+    assert median("portal_venous", "liver") > median("non_contrast", "liver") + 20
+    for phase in by_phase:
+        assert -200 < median(phase, "visceral_fat") < 0
+        assert 20 < median(phase, "muscle") < 110
+        assert median(phase, "cancellous_bone") > 100
+        p = by_phase[phase][0]
+        assert p.image.min() >= -1024 and p.image.max() <= 3071
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "PLI", None])
+def test_grid_affine_and_orientation(orientation):
+    p = generate_trunk_phantom("normal", 9, field_of_view="abdomen", shape=SMALL, orientation=orientation)
+    assert p.image.shape == p.label.shape == SMALL
+    assert p.image.dtype == np.float32 and p.label.dtype == np.int16
+    assert nib.aff2axcodes(p.affine) == tuple(p.orientation)
+    np.testing.assert_allclose(np.linalg.norm(p.affine[:3, :3], axis=0), p.spacing)
+    assert p.world_centroid("left_kidney")[0] < p.world_centroid("right_kidney")[0]
+    assert p.world_centroid("spleen")[0] < p.world_centroid("liver")[0]
+    ras = generate_trunk_phantom("normal", 9, field_of_view="abdomen", shape=tuple(
+        SMALL[j] for j in np.argsort([a for a, _ in __import__("monai_sadaan.data.geometry", fromlist=["x"])
+                                      .parse_orientation(p.orientation)])), orientation="RAS")
+    np.testing.assert_allclose(p.world_centroid("liver"), ras.world_centroid("liver"), atol=1e-4)
+
+
+def test_random_grids_follow_the_field_of_view():
+    shapes, spacings = [], []
+    for seed in range(3):
+        p = generate_trunk_phantom("normal", seed, field_of_view="whole_trunk")
+        shapes.append(p.shape)
+        spacings.append(p.spacing)
+        assert all(8 <= n <= 128 for n in p.shape)
+        z_axis = [j for j, c in enumerate(p.orientation) if c in "SI"][0]
+        assert p.shape[z_axis] * p.spacing[z_axis] > 500  # neck to pelvic floor
+    slab = generate_trunk_phantom("normal", 0, field_of_view="slab")
+    z_axis = [j for j, c in enumerate(slab.orientation) if c in "SI"][0]
+    assert 15 < slab.shape[z_axis] * slab.spacing[z_axis] < 65
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"scenario": "appendectomy"}, "expected scenarios from"),
+        ({"field_of_view": "head"}, "expected field_of_view"),
+        ({"phase": "delayed"}, "expected phase"),
+        ({"intensity_mode": "mri"}, "expected intensity_mode"),
+        ({"fov_weights": {"legs": 1}}, "expected field-of-view names"),
+        ({"fov_weights": {"chest": -1}}, "non-negative weight"),
+        ({"shape": (2, 32, 32)}, "integers >= 4"),
+        ({"orientation": "RLS"}, "one letter per patient axis"),
+        ({"seed": -1}, "non-negative integer seed"),
+        ({"min_voxels": 0}, "min_voxels"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_trunk_phantom(**kwargs)
+
+
+def test_pancreatectomy_removes_the_pancreas_only_in_the_trunk_generator():
+    p = generate_trunk_phantom("pancreatectomy", 1, field_of_view="abdomen", shape=SMALL)
+    assert p.removed == ("pancreas",) and not p.present["pancreas"] and p.voxel_counts["pancreas"] == 0
+    assert p.present["liver"]
+    from monai_sadaan.data import generate_phantom
+
+    with pytest.raises(ValueError, match="expected scenarios from"):
+        generate_phantom("pancreatectomy", 0)
+
+
+def test_dataset_builder_trunk_writes_a_loadable_datalist(tmp_path):
+    weights = {"abdomen": 1.0, "pelvis": 1.0}
+    path = ensure_phantom_datalist(tmp_path, num_cases=3, seed=2, structures={"liver": 1, "left_kidney": 2},
+                                   scenario_weights={"normal": 2, "pancreatectomy": 1}, generator="trunk",
+                                   fov_weights=weights, domain_randomization=0.5)
+    data = json.loads(open(path).read())
+    assert data["generator"]["name"] == "trunk" and data["generator"]["fov_weights"] == weights
+    entries = [e for split in ("training", "validation", "test") for e in load_datalist(path, split)]
+    assert len(entries) == 3
+    for e in entries:
+        assert e["field_of_view"] in weights and e["intensity_mode"] in ("ct", "random")
+        label = np.asarray(nib.load(e["label"]).dataobj)
+        present, _ = structure_presence(label, {"liver": 1, "left_kidney": 2}, data["min_voxels"])
+        assert present == e["present"]
+    stamp = json.loads((tmp_path / ".generated_with.json").read_text())
+    assert stamp["generator"] == "trunk" and stamp["domain_randomization"] == 0.5
+    # the generator is part of what decides reuse
+    mtime = (tmp_path / "dataset.json").stat().st_mtime_ns
+    ensure_phantom_datalist(tmp_path, num_cases=3, seed=2, structures={"liver": 1, "left_kidney": 2},
+                            scenario_weights={"normal": 2, "pancreatectomy": 1}, generator="trunk",
+                            fov_weights=weights, domain_randomization=0.5)
+    assert (tmp_path / "dataset.json").stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="expected generator"):
+        ensure_phantom_datalist(tmp_path, num_cases=3, generator="legs")
+    with pytest.raises(ValueError, match="trunk options"):
+        ensure_phantom_datalist(tmp_path, num_cases=3, domain_randomization=0.5)
