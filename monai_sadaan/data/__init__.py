@@ -1,5 +1,6 @@
-"""Synthetic CT-like abdominal phantoms with absence scenarios, their writers, decathlon-style datalists, and the
-converter of public data set layouts (TotalSegmentator, Decathlon / nnU-Net, image and label folders) to them."""
+"""Synthetic CT-like abdominal phantoms with absence scenarios, whole-trunk phantoms cut to clinical fields of view
+(:mod:`monai_sadaan.data.trunk`), their writers, decathlon-style datalists, and the converter of public data set
+layouts (TotalSegmentator, Decathlon / nnU-Net, image and label folders) to them."""
 
 from __future__ import annotations
 
@@ -31,11 +32,14 @@ from .phantoms import (
     structure_presence,
 )
 from .preview import plot_phantom_overview
-from .scenarios import REMOVABLE_ORGANS, SCENARIOS, FieldOfViewCut, check_scenarios
+from .scenarios import REMOVABLE_ORGANS, SCENARIOS, TRUNK_SCENARIOS, FieldOfViewCut, check_scenarios
+from .trunk import FIELDS_OF_VIEW, TrunkPhantom, generate_trunk_phantom
+from .trunk.dataset import write_trunk_dataset
 from .writers import phantom_to_sitk, save_phantom, save_phantom_dicom_series, save_volume
 
 __all__ = [
     "DEFAULT_STRUCTURES",
+    "FIELDS_OF_VIEW",
     "KNOWN_STRUCTURES",
     "LABEL_NAME_SYNONYMS",
     "LAYOUTS",
@@ -44,18 +48,21 @@ __all__ = [
     "SPLITS",
     "TISSUE_HU",
     "TOTALSEGMENTATOR_V2_CLASSES",
+    "TRUNK_SCENARIOS",
     "DatalistError",
     "DatasetLayoutError",
     "DatasetSource",
     "FieldOfViewCut",
     "Phantom",
     "SubjectSource",
+    "TrunkPhantom",
     "affine_to_itk_geometry",
     "check_datalist_structures",
     "check_scenarios",
     "check_structures",
     "convert_dataset",
     "generate_phantom",
+    "generate_trunk_phantom",
     "itk_geometry_to_affine",
     "label_name_key",
     "load_datalist",
@@ -73,4 +80,5 @@ __all__ = [
     "split_by_presence_pattern",
     "structure_presence",
     "write_phantom_dataset",
+    "write_trunk_dataset",
 ]

@@ -113,7 +113,8 @@ def plot_phantom_overview(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m monai_sadaan.data.preview --output overview.png [--seed S] [--scenarios ...]``: one row per
-    scenario."""
+    scenario; with ``--generator trunk``: one whole-trunk case per field of view, the surgical scenarios in an
+    abdominal view and one domain-randomised case (:func:`~monai_sadaan.data.trunk.preview.overview_cases`)."""
     import argparse
 
     from .phantoms import generate_phantom
@@ -123,9 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="PNG file to write")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--generator", choices=("abdomen", "trunk"), default="abdomen",
+                        help="abdomen: one row per scenario (default); trunk: one row per field of view and scenario")
     args = parser.parse_args(argv)
     if args.seed < 0:
         parser.error(f"--seed: expected a non-negative integer, got {args.seed}")
+    if args.generator == "trunk":
+        from .trunk.preview import overview_cases, plot_trunk_overview
+
+        path = plot_trunk_overview(overview_cases(args.seed), args.output)
+        print(f"wrote {path}")
+        return 0
     path = plot_phantom_overview([generate_phantom(s, args.seed) for s in args.scenarios], args.output)
     print(f"wrote {path}")
     return 0

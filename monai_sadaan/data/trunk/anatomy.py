@@ -147,7 +147,7 @@ def _spine(rng: np.random.Generator, s: float) -> tuple[list[Vertebra], dict[str
         else:
             t = (int(name[1:]) - 1) / 4.0
             h, disc, rx, ry = 26.0 + 4.0 * t, 10.0 + 1.5 * t, 22.0 + 3.0 * t, 16.0 + 2.0 * t
-            canal, sp, tp = 9.0, 26.0, 32.0 - 6.0 * abs(t - 0.5)
+            canal, sp, tp = 9.0, 26.0, 24.0 - 5.0 * abs(t - 0.5)
         h, disc = h * s * u(0.95, 1.05), disc * s * u(0.85, 1.15)
         verts.append(Vertebra(name, z, z - h, rx * u(0.93, 1.07), ry * u(0.93, 1.07), canal * u(0.9, 1.1), sp, tp))
         z = z - h - disc
@@ -256,7 +256,7 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
         "left": (-u(50, 75) * w, y_apex, 0.0),
     }
     domes["left"] = (domes["left"][0], y_apex, domes["right"][2] - u(5, 25))
-    dome_curv = (u(90, 130), u(30, 55), u(110, 150))
+    dome_curv = (u(80, 110), u(30, 55), u(60, 90))
     z_dome_r, z_dome_l = domes["right"][2], domes["left"][2]
 
     organs: dict[str, Ellipsoid] = {}
@@ -810,9 +810,12 @@ def _paint_arms(canvas: Canvas, p: Patient, lay: dict, streaks: list) -> None:
         arm = Tube.through(pts, r * np.array([0.75, 0.85, 1.0, 1.0]), 12.0)
         canvas.paint_tube(arm, "fat", where=("air", "fat"))
         canvas.paint_tube(arm, "muscle", where=("fat",), shrink=6.0 + 15.0 * p.fat)
-        bone = Tube.through(pts[1:] + np.array([sigma * 5.0, 0, 0]), [9, 11, 24], 10.0)
+        bone = Tube.through(pts[1:] + np.array([sigma * 5.0, 0, 0]), [9, 11, 12], 10.0)
         canvas.paint_tube(bone, "cortical_bone")
         canvas.paint_tube(bone, "marrow", shrink=4.0)
+        head = Tube(pts[-1:].repeat(2, axis=0) + np.array([[sigma * 5.0, 0, -12], [sigma * 5.0, 0, -11]]), np.array([22.0, 22.0]))
+        canvas.paint_tube(head, "cortical_bone")
+        canvas.paint_tube(head, "cancellous_bone", shrink=2.5)
         fore = Tube.through(np.stack([pts[0], pts[1]]) + np.array([sigma * 5.0, 0, 0]), [7, 8], 10.0)
         canvas.paint_tube(fore, "cortical_bone")
         wx, wy = canvas.world_xy(float(pts[-1, 0]), float(pts[-1, 1]))
@@ -859,7 +862,8 @@ def _paint_thorax(canvas: Canvas, p: Patient, lay: dict) -> None:
     med_w = _interp(canvas.axes[2][sl], [(p.z_apex, 12.0), (L["T2"], 20.0), (L["T5"], 24.0), (L["T9"], 18.0),
                                          (L["T12"], 18.0)])[None, None, :]
     mediastinum = (np.abs(X - xs * np.float32(0.5)) < med_w) & (Y > ys - np.float32(8.0))
-    canvas.paint(box, cav & (Z > dome) & ~mediastinum, "lung", where=("visceral_fat",))
+    paravertebral = (np.abs(X - xs) < np.float32(26.0)) & (Y < ys + np.float32(10.0))
+    canvas.paint(box, cav & (Z > dome) & ~mediastinum & ~paravertebral, "lung", where=("visceral_fat",))
     for seg in p.extras["lung_tree"]:
         canvas.paint_tube(seg, "arterial_blood" if seg.radii[0] > 3 else "venous_blood", where=("lung",))
     # trachea and main bronchi, oesophagus
@@ -973,10 +977,10 @@ def _paint_spine(canvas: Canvas, p: Patient, lay: dict) -> None:
     lam = f(4.5)
     ring = (dcan < canal + lam) & (dcan >= canal) & (Y < ys - ry * 0.5) & (kind != 2) & (kind != 0)
     spin = c3(sa["spin"])
-    spinous = (np.abs(dx) < 3.5) & (Y < canal_y - canal) & (Y > canal_y - canal - spin) & (kind == 1)
+    spinous = (np.abs(dx) < 2.5) & (Y < canal_y - canal) & (Y > canal_y - canal - spin) & (kind == 1)
     mid = c3(sa["mid"])
     trans = c3(sa["trans"])
-    tp = (np.abs(Y - canal_y - f(3.0)) < f(4.5)) & (np.abs(dx) > rx * 0.5) & (np.abs(dx) < rx + trans) & (mid > 0.35) & (
+    tp = (np.abs(Y - canal_y - f(3.0)) < f(3.0)) & (np.abs(dx) > rx * 0.5) & (np.abs(dx) < rx + trans) & (mid > 0.35) & (
         kind == 1)
     ala = c3(sa["ala"])
     alae = (np.abs(dx) < ala) & (np.abs(dy + f(4.0)) < ry * 1.1) & (kind == 3)
@@ -1059,11 +1063,13 @@ def _paint_pelvis(canvas: Canvas, p: Patient, streaks: list) -> None:
             X, Y, Z = canvas.grid(box)
             r, q = wing.radius(X, Y, Z)
             part = (q[0] * sigma > -0.12) & (q[1] < 0.2) & (Z < np.float32(z_crest)) & (q[2] < 0.0)
-            thick = 7.0 / 88.0
-            canvas.paint(box, part & (r < 1.0) & (r > 1.0 - thick * 2.2), "cancellous_bone", where=over)
-            canvas.paint(box, part & (r < 1.0) & ((r > 1.0 - thick * 0.6) | (r < 1.0 - thick * 1.6)) & (r > 1.0 - thick * 2.2),
-                         "cortical_bone", where=("cancellous_bone",))
-            canvas.paint(box, part & (r < 1.0 - thick * 2.2) & (r > 0.78), "muscle", where=("visceral_fat",))  # iliacus
+            thick = max(8.0, 1.2 * max(canvas.spacing[:2])) / 88.0
+            crest = np.float32(z_crest) - Z < np.float32(10.0)
+            wall = (r < 1.0) & ((r > 1.0 - thick) | (crest & (r > 1.0 - 2.0 * thick)))
+            canvas.paint(box, part & wall, "cancellous_bone", where=over)
+            canvas.paint(box, part & wall & ((r > 1.0 - thick * 0.3) | (r < 1.0 - thick * 0.7)), "cortical_bone",
+                         where=("cancellous_bone",))
+            canvas.paint(box, part & (r < 1.0 - thick) & (r > 0.8), "muscle", where=("visceral_fat",))  # iliacus
         head = np.array([sigma * fh_x, y_fh, z_fh])
         rh = 23.0 * (0.95 + 0.1 * (pw - 0.9))
         # body of the ilium down to the acetabulum, acetabular roof, femoral head, neck, shaft
@@ -1232,7 +1238,11 @@ def _paint_liver(canvas: Canvas, p: Patient) -> None:
     y_front = np.float32(ext[1, 1] - 40.0)
     ant = np.clip((Yd - y_post) / (y_front - y_post), 0.0, 1.0)
     z_inf = np.float32(lv["z_low"]) + (np.float32(lv["z_left"]) - np.float32(lv["z_low"])) * uu + np.float32(30.0) * ant
-    x_lim = np.float32(25.0) - (np.float32(25.0) - x_left) * ant ** np.float32(0.6)
+    # left boundary: near the IVC posteriorly, sweeping out to the left lobe's tip anteriorly along a curve; the
+    # left lobe is also thinner: it leaves the lower part of the liver's height to the stomach
+    sweep = np.sin(np.float32(math.pi / 2) * ant) ** np.float32(1.5)
+    x_lim = np.float32(25.0) - (np.float32(25.0) - x_left) * sweep
+    x_lim = x_lim + np.float32(0.35) * np.maximum(np.float32(0.0), np.float32(lv["z_left"]) + np.float32(15.0) - Zd)
     mask = (Z < dome - np.float32(4.0)) & (Zd > z_inf) & (Xd > x_lim)
     canvas.paint(box, mask, "liver", "liver", where=("visceral_fat",))
     for key in sorted(p.tubes):

@@ -161,8 +161,8 @@ def sample_imaging(
     thickness = float(u(t_lo, max(t_lo, min(5.0, 1.6 * z_spacing)) + 1e-6))
     kernel = "sharp" if rng.random() < 0.3 else "smooth"
     psf = float(u(0.5, 0.9) if kernel == "sharp" else u(0.9, 1.6))
-    size_factor = float(np.clip(body_width_mm / 330.0, 0.8, 1.5))
-    noise = float(np.clip(u(9.0, 32.0) * size_factor * (1.25 if kernel == "sharp" else 1.0), 8.0, 45.0))
+    size_factor = float(np.clip(body_width_mm / 340.0, 0.85, 1.3))
+    noise = float(np.clip(u(8.0, 28.0) * size_factor * (1.25 if kernel == "sharp" else 1.0), 8.0, 40.0))
     streaks = float(u(0.0, 40.0))
     texture_mm = float(u(1.5, 4.0))
     if intensity_mode == "random":

@@ -67,7 +67,8 @@ def plot_trunk_overview(
         labelled = label > 0
         xi = image.shape[0] // 2
         yi = _centre(labelled, 1, int(image.shape[1] * 0.45))
-        zi = _centre(labelled, 2, image.shape[2] // 2)
+        kidneys = np.isin(label, [v for n, v in p.structures.items() if n in ("left_kidney", "right_kidney")])
+        zi = _centre(kidneys if kidneys.any() else labelled, 2, image.shape[2] // 2)
         views = [
             (image[:, yi, :].T[::-1, ::-1], label[:, yi, :].T[::-1, ::-1], sz / sx, f"coronal y={yi}"),
             (image[xi, :, :].T[::-1, :], label[xi, :, :].T[::-1, :], sz / sy, f"sagittal x={xi} (anterior right)"),
