@@ -189,7 +189,7 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
             (sacrum_top, u(-10, 0))]
     sac_len = 105.0 * s
     for f_, dy in ((0.35, -22.0), (0.7, -45.0), (1.0, -52.0), (1.3, -42.0)):
-        sp_y.append((sacrum_top - f_ * sac_len, sp_y[-1][1] * 0 + dy + u(-5, 5) + sp_y[6][1]))
+        sp_y.append((sacrum_top - f_ * sac_len, sp_y[6][1] + dy + u(-5, 5)))  # the sacrum curves backwards
     z_fh = sacrum_top - u(85, 100) * s
     z_floor = z_fh - u(45, 60) * s
     z_split = z_floor - u(5, 20)
@@ -357,7 +357,7 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     # pancreas: head in the C-loop, neck before the portal confluence, body over the aorta, tail to the splenic hilum
     ysL1 = spine_y(L["L1"])
     ry1 = V["L1"].ry
-    tail = hilum + np.array([0, 0, -5.0]) + n_in.tolist() + [0] if False else hilum + np.concatenate([n_in * 8, [-4]])
+    tail = hilum + np.concatenate([n_in * 8, [-4]])  # just short of the splenic hilum
     pan = np.array([
         [duo[3, 0] - u(18, 24), duo[3, 1] + u(5, 12), L["L2"] - u(10, 20)],
         [duo[2, 0] - u(20, 26), duo[2, 1] + u(10, 18), L["L2"] + u(0, 10)],
@@ -397,9 +397,6 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     organs["heart"] = Ellipsoid(hc, np.array([62, 48, 42]) * hs, rot_h, dfm(3.0, (60, 120)))
 
     # great vessels and the vertebral-column-following ones (aorta, IVC) as centreline tubes
-    def vx(z: float) -> float:
-        return 0.0
-
     zs_T4, zs_T12, zs_L4 = L["T4"], L["T12"], L["L4"]
     r_ao = u(0.85, 1.15)
     asc_top = np.array([u(0, 12), hc[1] + u(5, 15), V["T4"].z_mid])
@@ -407,8 +404,8 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
           [-15, spine_y(zs_T4) + 35, V["T3"].z_mid + 10], [-22, spine_y(zs_T4) + V["T4"].ry + 8, zs_T4 - 5]]
     for lv in ("T6", "T8", "T10", "T12", "L1", "L2", "L3"):
         v = V[lv]
-        ao.append([-min(20.0, v.rx * 0.9) if lv in ("T6", "T8") else -10.0 + (lv >= "L") * 0, spine_y(v.z_mid) + v.ry + 12,
-                   v.z_mid])
+        x_ao = -min(20.0, v.rx * 0.9) if lv in ("T6", "T8") else -10.0  # left of the spine, then in front of it
+        ao.append([x_ao, spine_y(v.z_mid) + v.ry + 12, v.z_mid])
     ao.append([-6, spine_y(zs_L4) + V["L4"].ry + 10, zs_L4])
     ao_r = [15, 16, 15, 13, 12.5, 12, 11.5, 11, 10.5, 10, 9.5, 9, 8.5]
     tubes["aorta"] = Tube.through(np.array(ao, dtype=float), np.array(ao_r[: len(ao)]) * r_ao, 8.0)
@@ -449,7 +446,6 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     tubes["sma"] = Tube.through(np.array([sma0, sma0 + [-3, 18, -20], sma0 + [-8, 25, -90]]), [4, 3.5, 3], 8.0)
     for name, sigma in (("left_kidney", -1.0), ("right_kidney", 1.0)):
         k = organs[name]
-        hil = k.centre + k.rot[:, 0] * (-sigma) * k.semi[0] * -0.2
         hil = k.centre + np.array([-sigma * k.semi[0] * 0.6, 8.0, 0.0])
         src_v = ivc[2] if sigma > 0 else np.array([-10.0, spine_y(hil[2]) + V["L1"].ry + 22, hil[2] + 5])
         tubes[f"renal_vein_{name}"] = Tube.through(np.array([hil, 0.5 * (hil + src_v) + [0, 6, 0],
@@ -710,7 +706,7 @@ def render_patient(canvas: Canvas, p: Patient, removed: Sequence[str]) -> list[t
     if float(zs_all.min()) < p.z_split + 30:
         for sigma in (-1.0, 1.0):
             cxl = sigma * (p.extras["fh_x"] + 5.0)
-            cyl = float(_interp(np.array([p.z_split]), p.body["front"])[0]) * 0.0 + p.extras["y_fh"] - 5.0
+            cyl = p.extras["y_fh"] - 5.0
             r_out = 78.0 + 35.0 * p.fat
             zc = Z < np.float32(p.z_split + 25)
             d2 = (X - np.float32(cxl)) ** 2 + (Y - np.float32(cyl)) ** 2
@@ -889,8 +885,9 @@ def _paint_thorax(canvas: Canvas, p: Patient, lay: dict) -> None:
         neck = Tube.through(np.array([[sigma * 26.0, ysp(L["C5"]) + 35, p.z_top + 60], [sigma * 24.0, ysp(L["T2"]) + 45,
                                       L["T2"]]]), 4.5, 10.0)
         canvas.paint_tube(neck, "arterial_blood", where=("muscle", "visceral_fat", "lung", "fat"))
-        canvas.paint_tube(neck.shifted([sigma * 12.0, 2.0, 0]).__class__(neck.points + [sigma * 12, 2, 0], neck.radii * 1.3),
-                          "svc_blood" if sigma > 0 else "venous_blood", where=("muscle", "visceral_fat", "lung", "fat"))
+        jugular = Tube(neck.points + np.array([sigma * 12.0, 2.0, 0.0]), neck.radii * 1.3)
+        canvas.paint_tube(jugular, "svc_blood" if sigma > 0 else "venous_blood",
+                          where=("muscle", "visceral_fat", "lung", "fat"))
     # heart: pericardial fat, myocardium, chambers
     h = p.organs["heart"]
     canvas.paint_ellipsoid(h, "visceral_fat", where=("lung", "visceral_fat", "diaphragm"), scale=1.12)
@@ -1200,7 +1197,7 @@ def _paint_stomach(canvas: Canvas, p: Patient) -> None:
     if box is None:
         return
     X, Y, Z = canvas.grid(box)
-    level = np.float32(np.percentile(st.points[:, 1], 55) + p.extras["cortex_ratio"] * 0.0)
+    level = np.float32(np.percentile(st.points[:, 1], 55))  # supine: gas rises anteriorly above this level
     sub = canvas.tissue[box]
     gas = (sub == np.uint8(canvas.where_lut(("gut_fluid",)).argmax())) & (Y > level)
     canvas.paint(box, gas, "gas", "stomach")
