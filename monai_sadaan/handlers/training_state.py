@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from monai_glue import atomic_open, atomic_torch_save, load_checkpoint
+from monai_sadaan.networks.utils import unwrap_model
 
 __all__ = ["TrainingStateCheckpoint"]
 
@@ -103,7 +104,7 @@ class TrainingStateCheckpoint:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
 
     def _net(self) -> torch.nn.Module:
-        return self.network.module if hasattr(self.network, "module") else self.network
+        return unwrap_model(self.network)
 
     def save(self, engine: Any) -> None:
         metrics = {k: v for k, v in engine.state.metrics.items() if self.metric_names is None or k in self.metric_names}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+
+from monai_sadaan.io.geometry import to_numpy, voxel_volume_ml
 
 __all__ = ["VoxelVolumed"]
 
@@ -29,6 +30,5 @@ class VoxelVolumed(MapTransform):
             img = d[key]
             if not isinstance(img, MetaTensor):
                 raise ValueError(f"expected a MetaTensor with an affine under {key!r}, got {type(img).__name__}")
-            affine = torch.as_tensor(img.affine, dtype=torch.float64)[:3, :3]
-            d[self.output_key] = float(abs(torch.linalg.det(affine))) / 1000.0
+            d[self.output_key] = voxel_volume_ml(to_numpy(img.affine))
         return d
