@@ -275,3 +275,12 @@ def test_cli_trunk_generator(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--output_dir", str(tmp_path / "y"), "--num_cases", "1", "--generator", "trunk", "--fov_weights", "abdomen"])
     assert "NAME=WEIGHT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partial_fov_cuts_an_organ_in_view(seed):
+    p = generate_trunk_phantom("partial_fov", seed, shape=(40, 36, 40))
+    assert p.field_of_view not in ("chest", "pelvis", "slab")
+    assert p.fov_cut is not None and p.removed == ()
+    target = p.fov_cut.target
+    assert target not in p.structures or not p.present[target] or target in p.truncated
