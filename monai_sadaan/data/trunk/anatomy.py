@@ -508,20 +508,22 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     bowel: list[Tube] = []
     lo = np.array([-aL3 + 30, spine_y(L["L3"]) + 20, z_fh + 10])
     hi = np.array([aL3 - 30, frL3 - 10, L["L2"] + 10])
+    centre_sb = 0.5 * (lo + hi)
     for _ in range(int(rng.integers(5, 8))):
         p = lo + (hi - lo) * rng.random(3)
         direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
         pts = []
-        for _ in range(int(rng.integers(14, 26))):
+        for _ in range(int(rng.integers(16, 28))):
             pts.append(p.copy())
-            direction = direction / np.linalg.norm(direction) + rng.normal(scale=0.6, size=3)
+            # a persistent random turn; outside the region the loop bends back towards its middle
+            direction = direction + rng.normal(scale=0.55, size=3)
+            if np.any(p < lo) or np.any(p > hi):
+                back = centre_sb - p
+                direction = direction + 1.5 * back / np.linalg.norm(back)
             direction /= np.linalg.norm(direction)
-            p = p + direction * 14.0
-            for j in range(3):
-                if p[j] < lo[j] or p[j] > hi[j]:
-                    direction[j] *= -1
-                    p[j] = np.clip(p[j], lo[j], hi[j])
-        bowel.append(Tube.through(np.array(pts), u(9, 14), 5.0))
+            p = p + direction * 11.0
+        bowel.append(Tube.through(np.array(pts), u(9, 14), 4.0))
 
     # beds of removed organs: loops, clips
     bed_loops: list[Tube] = []
@@ -980,7 +982,8 @@ def _paint_spine(canvas: Canvas, p: Patient, lay: dict) -> None:
     tp = (np.abs(Y - canal_y - f(3.0)) < f(3.0)) & (np.abs(dx) > rx * 0.5) & (np.abs(dx) < rx + trans) & (mid > 0.35) & (
         kind == 1)
     ala = c3(sa["ala"])
-    alae = (np.abs(dx) < ala) & (np.abs(dy + f(4.0)) < ry * 1.1) & (kind == 3)
+    ala_safe = np.maximum(ala, f(1.0))
+    alae = ((dx / ala_safe) ** 2 + ((dy + f(4.0)) / (ry * f(1.15))) ** 2 < 1.0) & (ala > 0) & (kind == 3)
     sacral = kind == 3
     soft_over = ("visceral_fat", "fat", "muscle", "lung", "diaphragm")
     label_ok = is_body & ~sacral

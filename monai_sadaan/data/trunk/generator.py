@@ -32,7 +32,7 @@ __all__ = [
     "check_fov_weights",
 ]
 
-TRUNK_GENERATOR_VERSION = 2
+TRUNK_GENERATOR_VERSION = 3
 """Bumped whenever a change alters the cases drawn for a seed (datasets stamped with another version are remade)."""
 
 FIELDS_OF_VIEW: tuple[str, ...] = (
