@@ -45,14 +45,17 @@ def main(argv=None) -> int:
     seeds = range(100, 100 + args.repeats)
     old = [t for s in SCENARIOS for t in _times(lambda i, s=s: generate_phantom(s, i), seeds)]
     new = {s: _times(lambda i, s=s: generate_trunk_phantom(s, i), seeds) for s in TRUNK_SCENARIOS}
-    per_fov = {f: _times(lambda i, f=f: generate_trunk_phantom("normal", i, field_of_view=f), seeds) for f in FIELDS_OF_VIEW}
+    per_fov = {
+        f: _times(lambda i, f=f: generate_trunk_phantom("normal", i, field_of_view=f), seeds) for f in FIELDS_OF_VIEW
+    }
     voxels = [generate_trunk_phantom("normal", i).image.size for i in seeds]
 
     base = statistics.median(old)
     overall = statistics.median([t for ts in new.values() for t in ts])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load:.2f}")
-    print(f"median of {args.repeats} seeds per row; default trunk grids hold {statistics.median(voxels) / 1e6:.2f} M voxels")
+    mvox = statistics.median(voxels) / 1e6
+    print(f"median of {args.repeats} seeds per row; default trunk grids hold {mvox:.2f} M voxels")
     print(f"{'case':<46}{'seconds':>9}{'x abdomen':>11}")
     print(f"{'baseline: generate_phantom (all scenarios)':<46}{base:>9.3f}{1.0:>11.2f}")
     for scenario, ts in new.items():

@@ -92,7 +92,8 @@ def test_nephrectomy_left_bed_is_fat_or_bowel():
     allowed = [TISSUE_INDEX[t] for t in ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas", "soft_tissue",
                                          "metal", "muscle", "venous_blood", "arterial_blood", "urine")]
     assert bed.size > 0 and np.isin(bed, allowed).mean() > 0.95
-    fat_or_bowel = np.isin(bed, [TISSUE_INDEX[t] for t in ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas")])
+    fat_or_bowel_tissues = ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas")
+    fat_or_bowel = np.isin(bed, [TISSUE_INDEX[t] for t in fat_or_bowel_tissues])
     assert fat_or_bowel.mean() > 0.6
     bed_hu = p.image[box][inside]  # orientation RAS: the image has the canvas' voxel order
     assert np.median(bed_hu) < 20.0  # fat and bowel, not kidney parenchyma (which enhances to > 100 HU or ~35)
@@ -273,7 +274,8 @@ def test_cli_trunk_generator(tmp_path, capsys):
         main(["--output_dir", str(tmp_path / "x"), "--num_cases", "1", "--scenarios", "pancreatectomy"])
     assert "with --generator abdomen" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--output_dir", str(tmp_path / "y"), "--num_cases", "1", "--generator", "trunk", "--fov_weights", "abdomen"])
+        main(["--output_dir", str(tmp_path / "y"), "--num_cases", "1", "--generator", "trunk", "--fov_weights",
+              "abdomen"])
     assert "NAME=WEIGHT" in capsys.readouterr().err
 
 

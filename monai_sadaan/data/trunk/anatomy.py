@@ -429,18 +429,22 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     tubes["inferior_vena_cava"] = Tube.through(np.array(ivc, dtype=float), [13, 12, 11.5, 11, 11, 10.5, 10], 8.0)
     tubes["svc"] = Tube.through(np.array([[u(15, 25), asc_top[1] - 5, V["T1"].z_top + 10], [u(18, 28), asc_top[1] - 10,
                                 hc[2] + 35]]), [9, 10], 8.0)
-    tubes["pulmonary_trunk"] = Tube.through(np.array([hc + rot_h[:, 0] * 20 + [0, 25, 20], [-18, hc[1] + 5, V["T5"].z_mid],
-                                            [-40, spine_y(L["T5"]) + 35, V["T5"].z_mid - 5]]), [13, 12, 9], 8.0)
-    tubes["pulmonary_right"] = Tube.through(np.array([[-18, hc[1] + 5, V["T5"].z_mid], [10, hc[1] - 15, V["T5"].z_mid - 5],
-                                            [45, spine_y(L["T6"]) + 30, V["T6"].z_mid]]), [10, 10, 8], 8.0)
+    pt = [hc + rot_h[:, 0] * 20 + [0, 25, 20], [-18, hc[1] + 5, V["T5"].z_mid],
+          [-40, spine_y(L["T5"]) + 35, V["T5"].z_mid - 5]]
+    tubes["pulmonary_trunk"] = Tube.through(np.array(pt), [13, 12, 9], 8.0)
+    pr = [[-18, hc[1] + 5, V["T5"].z_mid], [10, hc[1] - 15, V["T5"].z_mid - 5],
+          [45, spine_y(L["T6"]) + 30, V["T6"].z_mid]]
+    tubes["pulmonary_right"] = Tube.through(np.array(pr), [10, 10, 8], 8.0)
     # portal vein: confluence behind the pancreatic neck to the porta hepatis, branches into the liver
     conf = pan[2] + np.array([u(0, 6), -u(10, 15), 0])
     porta = np.array([u(35, 50) * w, conf[1] + u(-10, 5), L["T12"] + u(-5, 10)])
     tubes["portal_vein"] = Tube.through(np.array([conf, 0.5 * (conf + porta) + [0, 0, -3], porta]), [7, 7, 7.5], 6.0)
-    tubes["portal_right"] = Tube.through(np.array([porta, porta + [30, -10, 12], porta + [60, -25, 25]]), [6, 4.5, 3], 6.0)
-    tubes["portal_left"] = Tube.through(np.array([porta, porta + [-30, 15, 8], porta + [-60, 30, 10]]), [5, 4, 2.5], 6.0)
-    tubes["splenic_vein"] = Tube.through(np.array([conf, pan[3] + [0, -12, 0], pan[4] + [0, -11, 0], hilum]), [5, 5, 4.5, 4],
+    tubes["portal_right"] = Tube.through(np.array([porta, porta + [30, -10, 12], porta + [60, -25, 25]]), [6, 4.5, 3],
                                          6.0)
+    tubes["portal_left"] = Tube.through(np.array([porta, porta + [-30, 15, 8], porta + [-60, 30, 10]]), [5, 4, 2.5],
+                                        6.0)
+    sv = [conf, pan[3] + [0, -12, 0], pan[4] + [0, -11, 0], hilum]
+    tubes["splenic_vein"] = Tube.through(np.array(sv), [5, 5, 4.5, 4], 6.0)
     tubes["smv"] = Tube.through(np.array([conf, conf + [2, 5, -40], conf + [5, 15, -90]]), [6, 5, 4], 8.0)
     sma0 = np.array([-4, spine_y(L["L1"]) + V["L1"].ry + 20, L["L1"] + 5])
     tubes["sma"] = Tube.through(np.array([sma0, sma0 + [-3, 18, -20], sma0 + [-8, 25, -90]]), [4, 3.5, 3], 8.0)
@@ -453,9 +457,9 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
         tubes[f"renal_artery_{name}"] = Tube.through(np.array([hil + [0, -5, 3], [-8, spine_y(hil[2]) + V["L1"].ry + 8,
                                                      L["L1"] - 8]]), [3, 3.5], 6.0)
         # ureter: from the renal pelvis along the psoas down to the bladder
-        tubes[f"ureter_{name}"] = Tube.through(np.array([hil, [sigma * (V["L3"].rx + 25), spine_y(L["L3"]) + 25, L["L3"]],
-                                               [sigma * 45, spine_y(sacrum_top) + 40, sacrum_top - 20],
-                                               [sigma * 30, y_fh + 25, z_fh + 15]]), [4, 2.5, 2.5, 2.5], 8.0)
+        ureter = [hil, [sigma * (V["L3"].rx + 25), spine_y(L["L3"]) + 25, L["L3"]],
+                  [sigma * 45, spine_y(sacrum_top) + 40, sacrum_top - 20], [sigma * 30, y_fh + 25, z_fh + 15]]
+        tubes[f"ureter_{name}"] = Tube.through(np.array(ureter), [4, 2.5, 2.5, 2.5], 8.0)
     hv_top = np.array(ivc[0], dtype=float) + [0, 0, -10]
     for dx, dy in ((55, -10), (15, 30), (-30, 35)):
         tubes[f"hepatic_vein_{dx}"] = Tube.through(np.array([hv_top, hv_top + [dx * 0.5, dy * 0.5, -15],
@@ -536,7 +540,8 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
             hil = k.centre + np.array([-np.sign(k.centre[0]) * k.semi[0] * 0.7, 5.0, 0.0])
             clips += [hil + rng.uniform(-7, 7, 3) for _ in range(int(rng.integers(2, 6)))]
         elif organ == "spleen":
-            bed_loops.append(Tube.through(np.array([sc + [10, 10, -25], sc + [5, 0, 0], sc + [15, 5, 25]]), u(10, 14), 5.0))
+            bed_loops.append(Tube.through(np.array([sc + [10, 10, -25], sc + [5, 0, 0], sc + [15, 5, 25]]), u(10, 14),
+                                          5.0))
             clips += [hilum + rng.uniform(-8, 8, 3) for _ in range(int(rng.integers(2, 6)))]
         elif organ == "pancreas":
             mid = pan[2:5]
@@ -552,7 +557,8 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     ribs: list[tuple[int, Tube, Tube | None]] = []
     drops = [25, 40, 55, 65, 75, 85, 90, 95, 95, 90, 60, 35]
     ends = [62, 68, 70, 72, 72, 72, 70, 58, 50, 42, 12, -18]
-    sternum_z = {1: V["T3"].z_top, **{k: V["T4"].z_bot - (k - 2) * (V["T4"].z_bot - V["T9"].z_mid) / 5 for k in range(2, 8)}}
+    sternum_z = {1: V["T3"].z_top,
+                 **{k: V["T4"].z_bot - (k - 2) * (V["T4"].z_bot - V["T9"].z_mid) / 5 for k in range(2, 8)}}
     for k in range(1, 13):
         v = V[f"T{k}"]
         drop = drops[k - 1] * s * u(0.85, 1.15)
@@ -607,8 +613,8 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
             _, frb, _ = cav(zb)
             proj = extras["breast_proj"]
             c = np.array([sigma * u(55, 85) * w, frb + at("m_ant", zb) + proj * 0.3, zb])
-            extras["breast"].append(Ellipsoid(c, np.array([u(50, 70), proj, u(45, 65)]), rotation(0, 0, sigma * 15 * _DEG),
-                                              dfm(4.0, (40, 90))))
+            semi_b = np.array([u(50, 70), proj, u(45, 65)])
+            extras["breast"].append(Ellipsoid(c, semi_b, rotation(0, 0, sigma * 15 * _DEG), dfm(4.0, (40, 90))))
     bw = u(0.6, 1.3)
     extras["bladder"] = Ellipsoid(np.array([u(-5, 5), y_fh + u(45, 60), z_fh + u(-5, 15)]),
                                   np.array([u(30, 45) * bw, u(25, 38) * bw, u(25, 42) * bw]),
@@ -784,7 +790,8 @@ def render_patient(canvas: Canvas, p: Patient, removed: Sequence[str]) -> list[t
         box = canvas.box(np.stack([b[:3] - b[3], b[:3] + b[3]], axis=1))
         if box is not None:
             Xb, Yb, Zb = canvas.grid(box)
-            canvas.paint(box, (Xb - b[0]) ** 2 + (Yb - b[1]) ** 2 + (Zb - b[2]) ** 2 < b[3] ** 2, "gas", where=("feces",))
+            canvas.paint(box, (Xb - b[0]) ** 2 + (Yb - b[1]) ** 2 + (Zb - b[2]) ** 2 < b[3] ** 2, "gas",
+                         where=("feces",))
     for loop in p.bed_loops + p.bowel:
         canvas.paint_tube(loop, "gut_wall", where=("visceral_fat",))
         canvas.paint_tube(loop, "gut_fluid", where=("gut_wall",), shrink=2.5)
@@ -811,7 +818,8 @@ def _paint_arms(canvas: Canvas, p: Patient, lay: dict, streaks: list) -> None:
         bone = Tube.through(pts[1:] + np.array([sigma * 5.0, 0, 0]), [9, 11, 12], 10.0)
         canvas.paint_tube(bone, "cortical_bone")
         canvas.paint_tube(bone, "marrow", shrink=4.0)
-        head = Tube(pts[-1:].repeat(2, axis=0) + np.array([[sigma * 5.0, 0, -12], [sigma * 5.0, 0, -11]]), np.array([22.0, 22.0]))
+        head = Tube(pts[-1:].repeat(2, axis=0) + np.array([[sigma * 5.0, 0, -12], [sigma * 5.0, 0, -11]]),
+                    np.array([22.0, 22.0]))
         canvas.paint_tube(head, "cortical_bone")
         canvas.paint_tube(head, "cancellous_bone", shrink=2.5)
         fore = Tube.through(np.stack([pts[0], pts[1]]) + np.array([sigma * 5.0, 0, 0]), [7, 8], 10.0)
@@ -837,7 +845,8 @@ def _paint_table(canvas: Canvas, p: Patient) -> None:
     t = np.float32(max(4.0, 1.05 * canvas.spacing[1]))
     tx = np.float32(max(3.0, 0.55 * canvas.spacing[0]))
     canvas.paint(full, inside & (ys < top) & (ys > top - t), "table", where=("air",))
-    canvas.paint(full, inside & (ys < top - np.float32(30.0)) & (ys > top - np.float32(30.0) - t), "table", where=("air",))
+    canvas.paint(full, inside & (ys < top - np.float32(30.0)) & (ys > top - np.float32(30.0) - t), "table",
+                 where=("air",))
     canvas.paint(full, (np.abs(np.abs(xs) - np.float32(200.0)) < tx) & (ys < top) & (ys > top - np.float32(34.0)),
                  "table", where=("air",))
 
@@ -868,22 +877,25 @@ def _paint_thorax(canvas: Canvas, p: Patient, lay: dict) -> None:
     V = {v.name: v for v in p.vertebrae}
     ysp = lambda z: float(p.spine_xy(np.array([z]))[1][0])  # noqa: E731
     carina = np.array([0.0, ysp(L["T5"]) + 38.0, V["T5"].z_top])
-    trachea = Tube.through(np.array([[0.0, ysp(p.z_top) + 40.0, p.z_top + 60], [0.0, ysp(L["T2"]) + 42, L["T2"]], carina]),
-                           [9.0, 9.0, 8.5], 10.0)
+    tr_pts = [[0.0, ysp(p.z_top) + 40.0, p.z_top + 60], [0.0, ysp(L["T2"]) + 42, L["T2"]], carina]
+    trachea = Tube.through(np.array(tr_pts), [9.0, 9.0, 8.5], 10.0)
     canvas.paint_tube(trachea, "soft_tissue", where=("muscle", "visceral_fat", "lung", "fat"))
     canvas.paint_tube(trachea, "gas", shrink=2.0, where=("soft_tissue",))
     for sigma in (-1.0, 1.0):
-        br = Tube.through(np.array([carina, carina + [sigma * 25, -8, -18], carina + [sigma * 45, -10, -30]]), [6, 5, 4], 6.0)
+        br_pts = np.array([carina, carina + [sigma * 25, -8, -18], carina + [sigma * 45, -10, -30]])
+        br = Tube.through(br_pts, [6, 5, 4], 6.0)
         canvas.paint_tube(br, "soft_tissue", where=("visceral_fat", "lung"))
         canvas.paint_tube(br, "gas", shrink=1.5, where=("soft_tissue",))
     st0 = p.tubes["stomach"].points[0]
-    eso = Tube.through(np.array([[0.0, ysp(p.z_top) + 22, p.z_top + 60], [-4.0, ysp(L["T4"]) + V["T4"].ry + 10, L["T4"]],
-                                 [-8.0, ysp(L["T8"]) + V["T8"].ry + 14, L["T8"]], st0]), 7.0, 10.0)
+    eso_pts = [[0.0, ysp(p.z_top) + 22, p.z_top + 60], [-4.0, ysp(L["T4"]) + V["T4"].ry + 10, L["T4"]],
+               [-8.0, ysp(L["T8"]) + V["T8"].ry + 14, L["T8"]], st0]
+    eso = Tube.through(np.array(eso_pts), 7.0, 10.0)
     canvas.paint_tube(eso, "gut_wall", where=("muscle", "visceral_fat", "lung", "diaphragm"))
     # thyroid lobes beside the trachea
     for sigma in (-1.0, 1.0):
-        canvas.paint_ellipsoid(Ellipsoid(np.array([sigma * 16.0, ysp(L["C7"]) + 40, L["C7"] + 5]), np.array([8.0, 9.0, 20.0]),
-                                         np.eye(3), Deform.none()), "soft_tissue", where=("muscle",))
+        lobe = Ellipsoid(np.array([sigma * 16.0, ysp(L["C7"]) + 40, L["C7"] + 5]), np.array([8.0, 9.0, 20.0]),
+                         np.eye(3), Deform.none())
+        canvas.paint_ellipsoid(lobe, "soft_tissue", where=("muscle",))
         neck = Tube.through(np.array([[sigma * 26.0, ysp(L["C5"]) + 35, p.z_top + 60], [sigma * 24.0, ysp(L["T2"]) + 45,
                                       L["T2"]]]), 4.5, 10.0)
         canvas.paint_tube(neck, "arterial_blood", where=("muscle", "visceral_fat", "lung", "fat"))
@@ -979,8 +991,8 @@ def _paint_spine(canvas: Canvas, p: Patient, lay: dict) -> None:
     spinous = (np.abs(dx) < 2.5) & (Y < canal_y - canal) & (Y > canal_y - canal - spin) & (kind == 1)
     mid = c3(sa["mid"])
     trans = c3(sa["trans"])
-    tp = (np.abs(Y - canal_y - f(3.0)) < f(3.0)) & (np.abs(dx) > rx * 0.5) & (np.abs(dx) < rx + trans) & (mid > 0.35) & (
-        kind == 1)
+    tp = (np.abs(Y - canal_y - f(3.0)) < f(3.0)) & (np.abs(dx) > rx * 0.5) & (np.abs(dx) < rx + trans)
+    tp &= (mid > 0.35) & (kind == 1)
     ala = c3(sa["ala"])
     ala_safe = np.maximum(ala, f(1.0))
     alae = ((dx / ala_safe) ** 2 + ((dy + f(4.0)) / (ry * f(1.15))) ** 2 < 1.0) & (ala > 0) & (kind == 3)
@@ -1039,7 +1051,8 @@ def _paint_ribs(canvas: Canvas, p: Patient, lay: dict) -> None:
         p0 = np.array([sigma * 55.0, ys7 - 62.0])
         direction = np.array([sigma * 0.82, 0.57])
         ucoord = (X - np.float32(p0[0])) * np.float32(direction[0]) + (Y - np.float32(p0[1])) * np.float32(direction[1])
-        vcoord = -(X - np.float32(p0[0])) * np.float32(direction[1]) + (Y - np.float32(p0[1])) * np.float32(direction[0])
+        dxp, dyp = X - np.float32(p0[0]), Y - np.float32(p0[1])
+        vcoord = -dxp * np.float32(direction[1]) + dyp * np.float32(direction[0])
         width = np.float32(15.0) + np.float32(75.0) * (Z - np.float32(zs_bot)) / np.float32(zs_top - zs_bot)
         plate = (ucoord > 0) & (ucoord < width) & (np.abs(vcoord * sigma + 0.0) < 3.5)
         canvas.paint(box, plate, "cortical_bone", where=("muscle", "fat", "visceral_fat"))
@@ -1073,8 +1086,8 @@ def _paint_pelvis(canvas: Canvas, p: Patient, streaks: list) -> None:
         head = np.array([sigma * fh_x, y_fh, z_fh])
         rh = 23.0 * (0.95 + 0.1 * (pw - 0.9))
         # body of the ilium down to the acetabulum, acetabular roof, femoral head, neck, shaft
-        body = Tube.through(np.array([[sigma * (fh_x - 30), ys1 + 20, z_fh + 70], [sigma * (fh_x - 8), y_fh - 8, z_fh + 28]]),
-                            [14.0, 18.0], 6.0)
+        body_pts = np.array([[sigma * (fh_x - 30), ys1 + 20, z_fh + 70], [sigma * (fh_x - 8), y_fh - 8, z_fh + 28]])
+        body = Tube.through(body_pts, [14.0, 18.0], 6.0)
         canvas.paint_tube(body, "cancellous_bone", where=over)
         box = canvas.box(np.stack([head - rh - 10, head + rh + 10], axis=1))
         if box is not None:
@@ -1091,11 +1104,12 @@ def _paint_pelvis(canvas: Canvas, p: Patient, streaks: list) -> None:
         canvas.paint_tube(shaft, "cortical_bone", where=over)
         canvas.paint_tube(shaft, "marrow", where=("cortical_bone",), shrink=5.0)
         # pubis, ischium
-        sup = Tube.through(np.array([head + [-sigma * 15, 22, 5], [sigma * 30, y_sym - 5, z_fh - 5], [sigma * 6, y_sym, z_fh - 15]]),
-                           [10.0, 9.0, 10.0], 6.0)
-        inf = Tube.through(np.array([[sigma * 8, y_sym, z_fh - 20], [sigma * 18, y_sym - 8, z_fh - 45],
-                                     [sigma * 52 * pw, y_fh - 25, z_fh - 50], [sigma * (fh_x - 12), y_fh - 28, z_fh - 5]]),
-                           [10.0, 9.0, 13.0, 14.0], 6.0)
+        sup_pts = np.array([head + [-sigma * 15, 22, 5], [sigma * 30, y_sym - 5, z_fh - 5],
+                            [sigma * 6, y_sym, z_fh - 15]])
+        sup = Tube.through(sup_pts, [10.0, 9.0, 10.0], 6.0)
+        inf_pts = [[sigma * 8, y_sym, z_fh - 20], [sigma * 18, y_sym - 8, z_fh - 45],
+                   [sigma * 52 * pw, y_fh - 25, z_fh - 50], [sigma * (fh_x - 12), y_fh - 28, z_fh - 5]]
+        inf = Tube.through(np.array(inf_pts), [10.0, 9.0, 13.0, 14.0], 6.0)
         for tube in (sup, inf):
             canvas.paint_tube(tube, "cortical_bone", where=over)
             canvas.paint_tube(tube, "cancellous_bone", where=("cortical_bone",), shrink=3.0)
@@ -1116,7 +1130,8 @@ def _paint_muscles(canvas: Canvas, p: Patient, lay: dict) -> None:
               (p.sacrum_top - 40, 12.0), (p.sacrum_top - 60, 0.0), (p.z_bottom, 0.0)]
         w_ = _interp(z, zk)
         h_ = w_ * np.float32(0.95)
-        box = canvas.box(np.array([[-110.0, 110.0], [float(ys_all.min()) - 130, float(ys_all.max())], [z.min(), z.max()]]))
+        y_range = [float(ys_all.min()) - 130, float(ys_all.max())]
+        box = canvas.box(np.array([[-110.0, 110.0], y_range, [z.min(), z.max()]]))
         if box is not None:
             X, Y, Z = canvas.grid(box)
             sl = box[2]

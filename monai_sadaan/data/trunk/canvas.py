@@ -56,7 +56,8 @@ def smooth_path(points: np.ndarray, radii: np.ndarray, step: float) -> tuple[np.
         p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
         n = max(1, int(math.ceil(np.linalg.norm(p2 - p1) / step)))
         t = (np.arange(n) / n)[:, None]
-        seg = 0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+        c2, c3 = 2 * p0 - 5 * p1 + 4 * p2 - p3, -p0 + 3 * p1 - 3 * p2 + p3
+        seg = 0.5 * ((2 * p1) + (-p0 + p2) * t + c2 * t**2 + c3 * t**3)
         out_p.append(seg)
         out_r.append(rad[i] + (rad[i + 1] - rad[i]) * t[:, 0])
     out_p.append(pts[-1:])
@@ -79,13 +80,15 @@ class Deform:
     amplitudes: np.ndarray
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, amplitude_mm: float, wavelength_mm: tuple[float, float], count: int = 3) -> Deform:
+    def sample(cls, rng: np.random.Generator, amplitude_mm: float, wavelength_mm: tuple[float, float],
+               count: int = 3) -> Deform:
         """Draw ``count`` waves with wavelengths in ``wavelength_mm`` and amplitudes up to ``amplitude_mm``."""
         directions = rng.normal(size=(count, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         k = 2 * math.pi / rng.uniform(*wavelength_mm, size=(count, 1))
         amps = rng.normal(size=(count, 3))
-        amps *= amplitude_mm / max(1e-6, float(np.sqrt((amps**2).sum(axis=1)).max())) * rng.uniform(0.5, 1.0, (count, 1))
+        largest = max(1e-6, float(np.sqrt((amps**2).sum(axis=1)).max()))
+        amps *= amplitude_mm / largest * rng.uniform(0.5, 1.0, (count, 1))
         return cls(directions * k, rng.uniform(0, 2 * math.pi, size=count), amps)
 
     @classmethod
@@ -140,7 +143,8 @@ class Ellipsoid:
         d = (x - np.float32(self.centre[0]), y - np.float32(self.centre[1]), z - np.float32(self.centre[2]))
         r = self.rot
         return tuple(
-            (d[0] * np.float32(r[0, j]) + d[1] * np.float32(r[1, j]) + d[2] * np.float32(r[2, j])) / np.float32(self.semi[j])
+            (d[0] * np.float32(r[0, j]) + d[1] * np.float32(r[1, j]) + d[2] * np.float32(r[2, j]))
+            / np.float32(self.semi[j])
             for j in range(3)
         )
 
@@ -193,7 +197,8 @@ class Canvas:
             world coordinates rotated by ``-roll``.
     """
 
-    def __init__(self, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, structures: Mapping[str, int], roll: float = 0.0):
+    def __init__(self, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, structures: Mapping[str, int],
+                 roll: float = 0.0):
         self.axes = (np.asarray(xs, float), np.asarray(ys, float), np.asarray(zs, float))
         self.shape = (len(xs), len(ys), len(zs))
         self.tissue = np.zeros(self.shape, dtype=np.uint8)

@@ -23,7 +23,8 @@ __all__ = ["write_trunk_dataset", "check_domain_randomization"]
 
 def check_domain_randomization(fraction: float) -> float:
     """Validate the fraction of domain-randomised cases (a number in [0, 1])."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)) or not 0.0 <= float(fraction) <= 1.0:
+    number = isinstance(fraction, (int, float, np.number)) and not isinstance(fraction, bool)
+    if not number or not 0.0 <= float(fraction) <= 1.0:
         raise ValueError(f"expected domain_randomization as a fraction in [0, 1], got {fraction!r}")
     return float(fraction)
 

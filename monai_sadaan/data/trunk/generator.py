@@ -114,7 +114,8 @@ def check_fov_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     for name, value in weights.items():
         if name not in FIELDS_OF_VIEW:
             raise ValueError(f"expected field-of-view names from {', '.join(FIELDS_OF_VIEW)}, got {name!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0:
             raise ValueError(f"expected a finite non-negative weight for field of view {name!r}, got {value!r}")
         out[str(name)] = float(value)
     if sum(out.values()) <= 0:
@@ -223,7 +224,9 @@ def generate_trunk_phantom(
     if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
         raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
     if field_of_view != "random" and field_of_view not in FIELDS_OF_VIEW:
-        raise ValueError(f"expected field_of_view 'random' or one of {', '.join(FIELDS_OF_VIEW)}, got {field_of_view!r}")
+        raise ValueError(
+            f"expected field_of_view 'random' or one of {', '.join(FIELDS_OF_VIEW)}, got {field_of_view!r}"
+        )
     if phase != "random" and phase not in PHASES:
         raise ValueError(f"expected phase 'random' or one of {', '.join(PHASES)}, got {phase!r}")
     if intensity_mode not in INTENSITY_MODES:

@@ -12,7 +12,8 @@ from ..phantoms import Phantom
 
 __all__ = ["plot_trunk_overview", "overview_cases"]
 
-_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990")
+_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
+            "#469990")
 
 
 def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -117,5 +118,6 @@ def overview_cases(seed: int = 1) -> list[Phantom]:
     for scenario, phase in (("nephrectomy_left", "portal_venous"), ("splenectomy", "arterial"),
                             ("pancreatectomy", "non_contrast")):
         cases.append(generate_trunk_phantom(scenario, seed, field_of_view="abdomen", phase=phase, orientation="LPS"))
-    cases.append(generate_trunk_phantom("normal", seed, field_of_view="abdomen", intensity_mode="random", orientation="LPS"))
+    cases.append(generate_trunk_phantom("normal", seed, field_of_view="abdomen", intensity_mode="random",
+                                        orientation="LPS"))
     return cases
