@@ -624,6 +624,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cases = derive_cases(load_sources(args.data_dir), settings["spatial_dims"], settings["min_voxels"],
                          args.thin_slices, args.bed_dilation, args.seed)  # fmt: skip
     images, _ = write_cases(cases, work)
+    for case in cases:
+        print(f"# {case.name}: {case.note}")
     rows: dict[str, list[Row]] = {}
     predictions: dict[str, dict[str, np.ndarray]] = {c.name: {} for c in cases}
     seconds: dict[str, float] = {}
