@@ -46,6 +46,7 @@ class LinearARForecaster:
         self.order, self.max_order, self.horizon = order, max_order, horizon
         self.coef: np.ndarray | None = None
         self.num_exog = 0
+        self.train_mean: np.ndarray | None = None
 
     @staticmethod
     def _joint(y: np.ndarray, exog: np.ndarray | None) -> np.ndarray:
@@ -69,6 +70,7 @@ class LinearARForecaster:
         z = self._joint(train, exog)
         y = z[:, 0]
         self.num_exog = z.shape[1] - 1
+        self.train_mean = z.mean(axis=0)
         if self.order is None:
             maxlag = min(self.max_order, len(y) // 4)
             if self.num_exog:
@@ -104,3 +106,21 @@ class LinearARForecaster:
         x = self._design(z, p)  # row for origin t is t - (p - 1)
         origins = np.arange(n - test_size - h, n - h)
         return x[origins - (p - 1)] @ self.coef
+
+    def forecast_each_step(self, series: np.ndarray, exog: np.ndarray | None = None) -> np.ndarray:
+        """The fitted model's forecast of ``series[t + horizon]`` made at every origin ``t`` (one per value, [N]).
+
+        Uses the true values up to ``t`` (the same forecasts :meth:`predict_tail` makes for the tail); for the
+        first ``order - 1`` origins the lags before the series' start are filled with the training head's mean.
+        The last ``horizon`` entries forecast values past the series' end. This is the linear part of an
+        "AR + network residual" hybrid (:class:`~seq_models.data.series.SeriesRegressionData`,
+        ``target="ar_residual"``).
+        """
+        if self.coef is None or self.train_mean is None:
+            raise RuntimeError("call fit() before forecast_each_step()")
+        if (exog is None) != (self.num_exog == 0):
+            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {'none' if exog is None else 'some'}")
+        z = self._joint(series, exog)
+        p = int(self.order)
+        padded = np.vstack([np.tile(self.train_mean, (p - 1, 1)), z])
+        return self._design(padded, p) @ self.coef

@@ -14,10 +14,16 @@ import numpy as np
 
 from seq_models.data.windows import SlidingWindowDataset
 
-__all__ = ["MULTIVARIATE_SERIES", "STATSMODELS_SERIES", "load_statsmodels_exog", "load_statsmodels_series", "SeriesRegressionData"]
+__all__ = [
+    "MULTIVARIATE_SERIES", "STATSMODELS_SERIES", "TARGETS", "load_statsmodels_exog", "load_statsmodels_series",
+    "SeriesRegressionData",
+]
 
 #: name → seasonal period or None
 STATSMODELS_SERIES: dict[str, int | None] = {"sunspots": None, "elnino": 12, "nile": None, "co2": 52, "macrodata": None}
+
+#: what the network predicts (see :class:`SeriesRegressionData`)
+TARGETS: tuple[str, ...] = ("level", "change", "ar_residual")
 
 #: multivariate datasets: name → (target column, exogenous columns)
 MULTIVARIATE_SERIES: dict[str, tuple[str, tuple[str, ...]]] = {"macrodata": ("infl", ("unemp", "tbilrate"))}
@@ -73,10 +79,15 @@ class SeriesRegressionData:
     Features at step t (all standardised with the training part's mean and std):
     ``[z_t, z_t - z_{t-1}]`` plus ``[sin, cos](2 pi t / period)`` when ``period`` is set, plus the exogenous
     series at step t (each standardised with its own training-part mean and std) when ``exog`` is given.
-    Target at step t: ``z_{t + horizon}`` (``target="level"``) or the change ``z_{t + horizon} - z_t``
-    (``target="change"``, for trending series whose tail leaves the training range, such as co2). The last
-    ``horizon`` steps have no target and are never used. :meth:`to_values` turns per-step predictions of either
-    kind into raw values.
+    Target at step t: ``z_{t + horizon}`` (``target="level"``), the change ``z_{t + horizon} - z_t``
+    (``target="change"``, for trending series whose tail leaves the training range, such as co2), or the
+    residual of a linear AR model's forecast (``target="ar_residual"``, the "AR + network" hybrid):
+    ``(y_{t + horizon} - a_t) / std`` where ``a_t`` is the forecast of ``y_{t + horizon}`` made at ``t`` by a
+    :class:`~seq_models.baselines.autoregressive.LinearARForecaster` fitted on the training part only (order by
+    AIC, up to ``ar_max_order``, as the benchmark's AR baseline; the target alone, exogenous series are GRU inputs
+    only); the standardised forecast ``(a_t - mean) / std`` is then one more feature (after the calendar features,
+    before the exogenous series). The last ``horizon`` steps have no target and are never used. :meth:`to_values`
+    turns per-step predictions of any kind into raw values.
 
     Args:
         series: [N] raw values.
@@ -85,7 +96,8 @@ class SeriesRegressionData:
         period: seasonal period for the calendar features, or ``None``.
         exog: ``[N, E]`` other series observed at the same steps (known at step t when predicting t + horizon),
             or ``None``.
-        target: ``"level"`` or ``"change"``.
+        target: ``"level"``, ``"change"`` or ``"ar_residual"``.
+        ar_max_order: largest AR order the AIC selection tries (``target="ar_residual"`` only).
     """
 
     series: np.ndarray
@@ -94,10 +106,13 @@ class SeriesRegressionData:
     period: int | None = None
     exog: np.ndarray | None = None
     target: str = "level"
+    ar_max_order: int = 30
     mean: float = field(init=False)
     std: float = field(init=False)
     features: np.ndarray = field(init=False)
     targets: np.ndarray = field(init=False)
+    ar_forecast: np.ndarray | None = field(init=False, default=None)
+    ar_order: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         y = np.asarray(self.series, dtype=np.float64)
@@ -105,8 +120,8 @@ class SeriesRegressionData:
             raise ValueError(f"expected a 1-D series, got shape {y.shape}")
         if not np.isfinite(y).all():
             raise ValueError(f"expected a finite series, got {int((~np.isfinite(y)).sum())} non-finite value(s)")
-        if self.target not in ("level", "change"):
-            raise ValueError(f"expected target 'level' or 'change', got {self.target!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"expected target 'level', 'change' or 'ar_residual', got {self.target!r}")
         if self.horizon < 1:
             raise ValueError(f"expected horizon >= 1, got {self.horizon}")
         if not 1 <= self.test_size < len(y) - self.horizon - 2:
@@ -119,6 +134,12 @@ class SeriesRegressionData:
         if self.period:
             t = np.arange(len(y))
             feats += [np.sin(2 * np.pi * t / self.period), np.cos(2 * np.pi * t / self.period)]
+        if self.target == "ar_residual":
+            from seq_models.baselines.autoregressive import LinearARForecaster
+
+            ar = LinearARForecaster(max_order=self.ar_max_order, horizon=self.horizon).fit(train)
+            self.ar_order, self.ar_forecast = int(ar.order), ar.forecast_each_step(y)
+            feats.append(self.scale(self.ar_forecast))
         if self.exog is not None:
             x = np.asarray(self.exog, dtype=np.float64)
             x = x[:, None] if x.ndim == 1 else x
@@ -132,6 +153,9 @@ class SeriesRegressionData:
         ahead = np.r_[z[self.horizon :], np.zeros(self.horizon)]
         if self.target == "change":
             ahead = np.r_[z[self.horizon :] - z[: len(z) - self.horizon], np.zeros(self.horizon)]
+        elif self.target == "ar_residual":
+            base = self.scale(self.ar_forecast)[: len(z) - self.horizon]
+            ahead = np.r_[z[self.horizon :] - base, np.zeros(self.horizon)]
         self.targets = ahead.astype(np.float32)
 
     @property
@@ -156,22 +180,26 @@ class SeriesRegressionData:
         return self.series[-self.test_size :]
 
     def to_values(self, per_step_prediction: np.ndarray) -> np.ndarray:
-        """Raw values of ``series[t + horizon]`` from the network's per-step outputs [N] (standardised levels, or
-        changes added to ``z_t`` for ``target="change"``)."""
+        """Raw values of ``series[t + horizon]`` from the network's per-step outputs [N] (standardised levels;
+        changes added to ``z_t`` for ``target="change"``; residuals, in units of the training std, added to the AR
+        forecast for ``target="ar_residual"``)."""
         p = np.asarray(per_step_prediction, dtype=np.float64)
         if p.shape != (len(self.series),):
             raise ValueError(f"expected one prediction per step, shape ({len(self.series)},), got {p.shape}")
         if self.target == "change":
             p = p + self.scale(self.series)
+        elif self.target == "ar_residual":
+            return self.ar_forecast + p * self.std
         return self.unscale(p)
 
     def test_predictions(self, per_step_prediction: np.ndarray) -> np.ndarray:
-        """Pick, from predictions made at every step [N] (standardised), those whose target is the tail; raw units."""
+        """Pick, from per-step network outputs [N] (see :meth:`to_values`), those whose target is the tail; raw units."""
         return self.to_values(per_step_prediction)[self.train_end : self.train_end + self.test_size]
 
     @classmethod
     def from_statsmodels(
-        cls, name: str, test_size: int, horizon: int = 1, period: int | None = -1, target: str = "level"
+        cls, name: str, test_size: int, horizon: int = 1, period: int | None = -1, target: str = "level",
+        ar_max_order: int = 30,
     ) -> SeriesRegressionData:
         """Load ``name`` with :func:`load_statsmodels_series` (and its exogenous series, for macrodata);
         ``period=-1`` takes the dataset's own period."""
@@ -179,7 +207,7 @@ class SeriesRegressionData:
             period = STATSMODELS_SERIES.get(name)
         return cls(
             load_statsmodels_series(name), test_size=test_size, horizon=horizon, period=period,
-            exog=load_statsmodels_exog(name), target=target,
+            exog=load_statsmodels_exog(name), target=target, ar_max_order=ar_max_order,
         )
 
     def train_windows(self, window: int, stride: int, val_size: int = 0) -> SlidingWindowDataset:

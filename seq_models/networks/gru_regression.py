@@ -119,11 +119,20 @@ class PaddedGRURegressor(nn.Module):
         hidden_size: GRU hidden size. Default 64.
         num_layers: stacked GRU layers. Default 2.
         dropout: dropout between GRU layers (0 in the seed).
+        zero_head: start the linear head at zero weight and bias, so the untrained model predicts 0 everywhere
+            (for residual targets: the "AR + GRU" hybrid then starts exactly at the AR forecast). Initialisation
+            only; the state dict is unchanged.
     """
 
-    def __init__(self, input_size: int = 10, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0) -> None:
+    def __init__(
+        self, input_size: int = 10, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0,
+        zero_head: bool = False,
+    ) -> None:
         super().__init__()
         _build_regressor_layers(self, input_size, hidden_size, num_layers, dropout)
+        if zero_head:
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """

@@ -212,13 +212,17 @@ def fit_gru_to_series(
     seed: int = 0,
     device: str | torch.device = "cpu",
     loss_skip_first: int = 8,
+    weight_decay: float = 0.0,
+    zero_head: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train a :class:`PaddedGRURegressor` on a :class:`~seq_models.data.series.SeriesRegressionData` head.
 
     Windows of the training head feed MONAI's ``SupervisedTrainer``; a ``SupervisedEvaluator`` on the last
     ``val_size`` training steps keeps the best weights (``CheckpointSaver``) and stops early. With
     ``val_size=0`` the whole head is trained on for ``max_epochs`` and the final weights are kept. The first
-    ``loss_skip_first`` steps of every window (cold hidden state) are left out of the loss. The held-out tail is
+    ``loss_skip_first`` steps of every window (cold hidden state) are left out of the loss. The optimiser is AdamW
+    (``weight_decay``, decoupled; 0 is plain Adam) with a cosine learning-rate schedule over ``max_epochs``;
+    ``zero_head`` starts the network's output at 0 (see :class:`PaddedGRURegressor`). The held-out tail is
     never seen. Returns the network with the kept weights loaded and a summary dict
     (``best_val_rmse``, ``best_epoch``, ``epochs_run``, ``checkpoint``; the first two are ``None`` without
     validation).
@@ -231,7 +235,7 @@ def fit_gru_to_series(
     from seq_models.networks.gru_regression import PaddedGRURegressor
 
     torch.manual_seed(seed)
-    network = PaddedGRURegressor(data.num_features, hidden_size, num_layers).to(device)
+    network = PaddedGRURegressor(data.num_features, hidden_size, num_layers, zero_head=zero_head).to(device)
     train_loader = DataLoader(
         data.train_windows(window, stride, val_size), batch_size=batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed),
@@ -247,7 +251,7 @@ def fit_gru_to_series(
             if val_loader is not None
             else None
         )
-        optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        optimizer = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
         trainer = create_gru_trainer(
             network, train_loader, optimizer, max_epochs, device=device, evaluator=evaluator,
@@ -286,8 +290,9 @@ def run_gru_series_inference(
         network: :class:`~seq_models.networks.gru_regression.PaddedGRURegressor` of the checkpoint's configuration.
         checkpoint: weights file (see :func:`load_gru_weights`).
         data: :class:`~seq_models.data.series.SeriesRegressionData`.
-        output_file: CSV with columns ``step, value, target_step, prediction`` (raw units; the prediction made at
-            ``step`` is for ``target_step = step + horizon``).
+        output_file: CSV with columns ``step, value, target_step, prediction`` (raw units, through
+            ``data.to_values`` whatever the target kind; the prediction made at ``step`` is for
+            ``target_step = step + horizon``).
         mode: ``"full"``, ``"sliding_window"`` or ``"streaming"`` (see :func:`predict_series`).
 
     Returns:
@@ -297,7 +302,7 @@ def run_gru_series_inference(
 
     load_gru_weights(network, checkpoint)
     z = predict_series(network, data.features, mode=mode, window=window, burn_in=burn_in)
-    pred = data.unscale(z.numpy())
+    pred = data.to_values(z.numpy())
     with atomic_open(output_file, newline="") as f:
         f.write("step,value,target_step,prediction\n")
         for t, (v, p) in enumerate(zip(data.series, pred)):

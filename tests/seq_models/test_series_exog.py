@@ -50,5 +50,5 @@ def test_change_target_round_trips_to_values():
     np.testing.assert_allclose(level.test_predictions(level.targets), y[-10:], rtol=1e-5)
     np.testing.assert_allclose(change.test_predictions(change.targets), y[-10:], rtol=1e-5)
     np.testing.assert_allclose(change.to_values(np.zeros(50))[:-1], y[:-1])  # no change: persistence
-    with pytest.raises(ValueError, match="target 'level' or 'change'"):
+    with pytest.raises(ValueError, match="target 'level', 'change' or 'ar_residual'"):
         SeriesRegressionData(y, test_size=10, target="delta")
