@@ -98,7 +98,8 @@ class LinearARForecaster:
         if self.coef is None:
             raise RuntimeError("call fit() before predict_tail()")
         if (exog is None) != (self.num_exog == 0):
-            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {'none' if exog is None else 'some'}")
+            got = "none" if exog is None else "some"
+            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {got}")
         z = self._joint(series, exog)
         p, h, n = int(self.order), self.horizon, len(z)
         if n - test_size - h < p - 1:
@@ -119,7 +120,8 @@ class LinearARForecaster:
         if self.coef is None or self.train_mean is None:
             raise RuntimeError("call fit() before forecast_each_step()")
         if (exog is None) != (self.num_exog == 0):
-            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {'none' if exog is None else 'some'}")
+            got = "none" if exog is None else "some"
+            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {got}")
         z = self._joint(series, exog)
         p = int(self.order)
         padded = np.vstack([np.tile(self.train_mean, (p - 1, 1)), z])

@@ -125,7 +125,9 @@ class SeriesRegressionData:
         if self.horizon < 1:
             raise ValueError(f"expected horizon >= 1, got {self.horizon}")
         if not 1 <= self.test_size < len(y) - self.horizon - 2:
-            raise ValueError(f"expected test_size in [1, {len(y) - self.horizon - 3}] for {len(y)} values, got {self.test_size}")
+            raise ValueError(
+                f"expected test_size in [1, {len(y) - self.horizon - 3}] for {len(y)} values, got {self.test_size}"
+            )
         self.series = y
         train = y[: len(y) - self.test_size]
         self.mean, self.std = float(train.mean()), float(train.std()) or 1.0
@@ -193,7 +195,7 @@ class SeriesRegressionData:
         return self.unscale(p)
 
     def test_predictions(self, per_step_prediction: np.ndarray) -> np.ndarray:
-        """Pick, from per-step network outputs [N] (see :meth:`to_values`), those whose target is the tail; raw units."""
+        """From per-step network outputs [N] (see :meth:`to_values`), those whose target is the tail; raw units."""
         return self.to_values(per_step_prediction)[self.train_end : self.train_end + self.test_size]
 
     @classmethod

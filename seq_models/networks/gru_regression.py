@@ -94,7 +94,9 @@ def _check_finite(values: torch.Tensor, what: str) -> None:
 
 
 
-def _build_regressor_layers(module: nn.Module, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+def _build_regressor_layers(
+    module: nn.Module, input_size: int, hidden_size: int, num_layers: int, dropout: float
+) -> None:
     """The layers both GRU regressors share, under the same names, so one state dict serves both:
     ``batch_norm`` (BatchNorm1d(F)), ``gru`` (GRU(F, H, L, batch_first)), ``linear`` (Linear(H, 1))."""
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
@@ -315,7 +317,8 @@ class FoldedGRUStep(nn.Module):
         if self.check_inputs:
             if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
                 raise ValueError(f"expected one step of shape [B, {self.input_size}], got {list(x_t.shape)}")
-            if h.dim() != 3 or h.shape[0] != self.num_layers or h.shape[1] != x_t.shape[0] or h.shape[2] != self.hidden_size:
+            b = x_t.shape[0]
+            if h.dim() != 3 or h.shape[0] != self.num_layers or h.shape[1] != b or h.shape[2] != self.hidden_size:
                 raise ValueError(
                     f"expected a hidden state of shape [{self.num_layers}, {x_t.shape[0]}, {self.hidden_size}], "
                     f"got {list(h.shape)}"

@@ -126,7 +126,9 @@ def create_gru_trainer(
     loss = ComponentLoss(MaskedMSELoss(skip_first=loss_skip_first))
     handlers: list[Any] = [
         LossComponentsHandler(loss),
-        StatsHandler(tag_name="train_loss", output_transform=lambda o: o["loss"].item() if isinstance(o, dict) else None),
+        StatsHandler(
+            tag_name="train_loss", output_transform=lambda o: o["loss"].item() if isinstance(o, dict) else None
+        ),
     ]
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
@@ -167,7 +169,12 @@ def load_gru_weights(network: nn.Module, checkpoint: str | os.PathLike) -> nn.Mo
 
 @torch.no_grad()
 def predict_series(
-    network: nn.Module, features: Any, mode: str = "full", window: int = 512, burn_in: int = 128, sw_batch_size: int = 16
+    network: nn.Module,
+    features: Any,
+    mode: str = "full",
+    window: int = 512,
+    burn_in: int = 128,
+    sw_batch_size: int = 16,
 ) -> torch.Tensor:
     """Per-step predictions over a whole series with a trained batch model (eval mode).
 
@@ -337,7 +344,8 @@ def evaluate_gru_on_series(
     gru = data.test_predictions(predict_series(network, data.features, mode="full").numpy())
     gru_stream = data.test_predictions(predict_series(network, data.features, mode="streaming").numpy())
     pers = persistence_forecast(data.series, n_test, data.horizon)
-    ar = LinearARForecaster(max_order=ar_max_order, horizon=data.horizon).fit(data.series[: data.train_end + data.horizon])
+    head = data.series[: data.train_end + data.horizon]
+    ar = LinearARForecaster(max_order=ar_max_order, horizon=data.horizon).fit(head)
     ar_pred = ar.predict_tail(data.series, n_test)
 
     def rmse(p: np.ndarray) -> float:
