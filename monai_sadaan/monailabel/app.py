@@ -84,15 +84,18 @@ class SADAAnInferTask(InferTask):
             raise HTTPException(
                 status_code=422, detail=f"SADAAn expected the path of an image file, got {type(image).__name__}"
             )
+        path = None
         try:
             result = self.inference(image)
             fd, path = tempfile.mkstemp(prefix=f"sadaan_{result.case}_", suffix=".nii.gz")
             os.close(fd)
-            result.write_nifti(path)
-        except InputImageError as e:
-            raise HTTPException(status_code=422, detail=f"SADAAn could not use the image: {e}") from e
-        except Exception as e:  # noqa: BLE001 - any failure goes back to the client with its reason
-            logger.exception("SADAAn inference failed for %s", image)
+            result.write_nifti(path)  # the server deletes it once sent
+        except Exception as e:
+            if path is not None and os.path.exists(path):
+                os.remove(path)
+            if isinstance(e, InputImageError):
+                raise HTTPException(status_code=422, detail=f"SADAAn could not use the image: {e}") from e
+            logger.exception("SADAAn inference failed for %s", image)  # any other failure: 500 with its reason
             raise HTTPException(status_code=500, detail=f"SADAAn inference failed: {type(e).__name__}: {e}") from e
         params = result.params()
         logger.info(params["summary"])

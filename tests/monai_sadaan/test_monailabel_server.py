@@ -2,7 +2,10 @@
 way 3D Slicer's MONAI Label module calls it: ``GET /info/``, ``POST /activelearning/random`` (Next Sample),
 ``GET /datastore/image``, ``POST /infer/<model>?image=<id>`` with a multipart ``params`` field, and the multipart
 answer (``params`` JSON + the label file). The label map and presence report are compared with a plain run of the
-bundle (``sadaan-bundle run``) on the same phantom in the project's own environment.
+bundle (``python -m monai.bundle run``) on the same phantom in the project's own environment.
+
+The server is a module fixture: under pytest-xdist (``make test``: ``-n 2``) each worker that runs tests of this module
+starts its own, on its own free port (about 15 s each, in parallel).
 
 The server needs its own environment (``make monailabel``; ``make test`` builds it). Without it the test is skipped,
 unless ``SADAAN_REQUIRE_MONAILABEL`` is set (``make test`` and CI set it), which makes it fail instead.
@@ -36,6 +39,7 @@ from tests.conftest import free_port
 REPO = Path(__file__).resolve().parents[2]
 ML_PYTHON = REPO / ".venv-monailabel" / "bin" / "python"
 MODEL = "sadaan_abdominal_ct_segmentation"
+BUNDLE = REPO / "bundles" / MODEL
 STRUCTURES = {"left_kidney": 1, "right_kidney": 2, "liver": 3, "spleen": 4, "pancreas": 5}
 CASE = "case31"
 START_TIMEOUT_S = 120.0
@@ -143,9 +147,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         # the bundle's own run on the same image while the server starts (project environment)
+        configs = BUNDLE / "configs"
         ref = subprocess.run(
-            [sys.executable, "-m", "monai_glue.bundles", "run", MODEL, "--dataset_dir", str(ref_in),
-             "--output_dir", str(ref_out)],  # fmt: skip
+            [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs / "inference.json"),
+             "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"),
+             "--bundle_root", str(BUNDLE), "--dataset_dir", str(ref_in), "--output_dir", str(ref_out)],  # fmt: skip
             cwd=root, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300,
         )
         assert ref.returncode == 0, f"the bundle run failed:\n{ref.stdout[-2000:]}\n{ref.stderr[-3000:]}"
@@ -303,3 +309,24 @@ def test_unreadable_image_is_a_client_error_with_its_reason(served: dict[str, An
     assert "SADAAn could not use the image" in detail and "broken.nii.gz" in detail, detail
     status, _, _ = _request(served["base"], "GET", "/info/")
     assert status == 200, "the server should keep serving after a bad request"
+
+
+def test_app_folder_is_written_and_another_app_is_never_overwritten(tmp_path: Path) -> None:
+    """``python -m monai_sadaan.monailabel app DEST`` (no monailabel needed): main.py that imports the app class."""
+    from monai_sadaan.monailabel.__main__ import APP_MAIN, main, server_command, write_app
+
+    dest = tmp_path / "app"
+    assert main(["app", str(dest)]) == 0
+    assert (dest / "main.py").read_text(encoding="utf-8") == APP_MAIN
+    assert "from monai_sadaan.monailabel.app import SADAAnApp" in APP_MAIN
+    assert write_app(dest) == dest.resolve()  # the same app again: fine
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "main.py").write_text("# another MONAI Label app\n", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="another main.py"):
+        write_app(other)
+    assert (other / "main.py").read_text(encoding="utf-8") == "# another MONAI Label app\n"
+    cmd = server_command(dest, "/data/cts", port=8123, device="cpu", python="py")
+    assert cmd[:4] == ["py", "-m", "monailabel.main", "start_server"]
+    assert cmd[cmd.index("--app") + 1] == str(dest) and cmd[cmd.index("--port") + 1] == "8123"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[-3:] == ["--conf", "device", "cpu"]
