@@ -97,6 +97,10 @@ class MaskedRMSE:
         output_transform: engine output → ``(pred, targets)``; default reads MONAI's ``pred`` / ``label`` keys.
         target_key: key of the targets.
         lengths_key: key of the lengths.
+        skip_first: leave the first steps of every sequence out (lead-in steps that only warm the hidden state up,
+            such as the training steps before each validation window of
+            :meth:`~seq_models.data.series.SeriesRegressionData.val_windows`); unlike the loss, a sequence no longer
+            than ``skip_first`` counts nothing.
     """
 
     def __new__(
@@ -104,14 +108,22 @@ class MaskedRMSE:
         output_transform: Callable[[Any], Any] | None = None,
         target_key: str = "target",
         lengths_key: str = "lengths",
+        skip_first: int = 0,
     ) -> Any:
         from ignite.metrics import Metric
         from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
         from monai.utils import CommonKeys
 
+        if skip_first < 0:
+            raise ValueError(f"expected skip_first >= 0, got {skip_first}")
+
         def default_transform(output: Any) -> Any:
-            if isinstance(output, list):  # decollated batch
-                output = output[0]
+            if isinstance(output, list):  # decollated batch (MONAI engines): stack the items back, all of them
+                pred = torch.stack([torch.as_tensor(o[CommonKeys.PRED]) for o in output])
+                labels = [o[CommonKeys.LABEL] for o in output]
+                if isinstance(labels[0], Mapping):
+                    return pred, {k: torch.stack([torch.as_tensor(lb[k]) for lb in labels]) for k in labels[0]}
+                return pred, torch.stack([torch.as_tensor(lb) for lb in labels])
             return output[CommonKeys.PRED], output[CommonKeys.LABEL]
 
         class _MaskedRMSE(Metric):
@@ -128,6 +140,9 @@ class MaskedRMSE:
                     target, lengths = targets, None
                 pred = pred.detach()
                 mask = _mask(pred, lengths) if pred.dim() == 2 else None
+                if skip_first and pred.dim() == 2:
+                    keep = torch.arange(pred.shape[1], device=pred.device)[None, :] >= skip_first
+                    mask = keep.expand_as(pred) if mask is None else mask & keep
                 err = (pred - target.to(pred)) ** 2
                 if mask is not None:
                     err = err[mask]

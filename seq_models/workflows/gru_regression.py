@@ -52,6 +52,7 @@ def create_gru_evaluator(
     device: str | torch.device = "cpu",
     checkpoint_dir: str | os.PathLike | None = None,
     extra_handlers: list[Any] | None = None,
+    skip_first: int = 0,
 ) -> SupervisedEvaluator:
     """A ``SupervisedEvaluator`` scoring the masked RMSE; keeps the best network in ``checkpoint_dir``.
 
@@ -62,6 +63,8 @@ def create_gru_evaluator(
         checkpoint_dir: where ``CheckpointSaver`` writes the best model (``{"model": state_dict}``); ``None``: no
             checkpoint.
         extra_handlers: more handlers to attach.
+        skip_first: lead-in steps of every validation window left out of the RMSE (``window // 2`` leaves exactly
+            the validation part of :meth:`~seq_models.data.series.SeriesRegressionData.val_windows` scored).
 
     Returns:
         the evaluator; ``evaluator.state.best_metric`` is the lowest validation RMSE seen.
@@ -83,7 +86,7 @@ def create_gru_evaluator(
         val_data_loader=val_loader,
         network=network,
         prepare_batch=gru_prepare_batch(),
-        key_val_metric={GRU_METRIC: MaskedRMSE()},
+        key_val_metric={GRU_METRIC: MaskedRMSE(skip_first=skip_first)},
         metric_cmp_fn=lambda current, best: current < best,
         val_handlers=handlers,
         amp=False,
@@ -221,6 +224,7 @@ def fit_gru_to_series(
     loss_skip_first: int = 8,
     weight_decay: float = 0.0,
     zero_head: bool = False,
+    val_skip_lead_in: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train a :class:`PaddedGRURegressor` on a :class:`~seq_models.data.series.SeriesRegressionData` head.
 
@@ -229,10 +233,11 @@ def fit_gru_to_series(
     ``val_size=0`` the whole head is trained on for ``max_epochs`` and the final weights are kept. The first
     ``loss_skip_first`` steps of every window (cold hidden state) are left out of the loss. The optimiser is AdamW
     (``weight_decay``, decoupled; 0 is plain Adam) with a cosine learning-rate schedule over ``max_epochs``;
-    ``zero_head`` starts the network's output at 0 (see :class:`PaddedGRURegressor`). The held-out tail is
-    never seen. Returns the network with the kept weights loaded and a summary dict
-    (``best_val_rmse``, ``best_epoch``, ``epochs_run``, ``checkpoint``; the first two are ``None`` without
-    validation).
+    ``zero_head`` starts the network's output at 0 (see :class:`PaddedGRURegressor`). With ``val_skip_lead_in``
+    the validation RMSE counts the last ``val_size`` head steps only (not the ``window // 2`` training steps of
+    lead-in before each validation window). The held-out tail is never seen. Returns the network with the kept
+    weights loaded and a summary dict (``best_val_rmse``, ``best_epoch``, ``epochs_run``, ``checkpoint``; the
+    first two are ``None`` without validation).
     """
     from monai_glue import atomic_torch_save
     import tempfile
@@ -254,7 +259,10 @@ def fit_gru_to_series(
         checkpoint_dir = tmp.name
     try:
         evaluator = (
-            create_gru_evaluator(network, val_loader, device=device, checkpoint_dir=checkpoint_dir)
+            create_gru_evaluator(
+                network, val_loader, device=device, checkpoint_dir=checkpoint_dir,
+                skip_first=window // 2 if val_skip_lead_in else 0,
+            )
             if val_loader is not None
             else None
         )

@@ -120,3 +120,56 @@ def test_hybrid_fit_starts_at_the_ar_forecast():
     pred = data.test_predictions(predict_series(net, data.features).numpy())
     ar = LinearARForecaster().fit(y[:80])
     np.testing.assert_allclose(pred, ar.predict_tail(y, 10), atol=1e-6 * y.std())
+
+
+def test_validation_rmse_without_lead_in_scores_the_validation_steps_once():
+    from seq_models.metrics.regression import MaskedRMSE
+
+    data = SeriesRegressionData(_ar1(100), test_size=10)
+    window, val_size = 8, 10
+    items = list(data.val_windows(window, val_size))
+    target = torch.stack([torch.as_tensor(i["target"]) for i in items])
+    lengths = torch.as_tensor([int(i["lengths"]) for i in items])
+    # the steps kept after each window's lead-in are the validation part, each once
+    start, stride = data.train_end - val_size - window // 2, window // 2
+    scored = [start + b * stride + t for b in range(len(items)) for t in range(window // 2, int(lengths[b]))]
+    assert sorted(scored) == list(range(data.train_end - val_size, data.train_end))
+    second = slice(start + stride + window // 2, start + stride + window)
+    np.testing.assert_allclose(target[1, window // 2 :].numpy(), data.targets[second])
+    # errors only in the lead-in: zero RMSE when it is skipped, not otherwise
+    pred = target.clone()
+    pred[:, : window // 2] += 5.0
+    out = {"target": target, "lengths": lengths}
+    skipping, counting = MaskedRMSE(skip_first=window // 2), MaskedRMSE()
+    for m in (skipping, counting):
+        m.update((pred, out))
+    assert skipping.compute() == pytest.approx(0.0, abs=1e-6) and counting.compute() > 1.0
+    with pytest.raises(ValueError, match="skip_first >= 0"):
+        MaskedRMSE(skip_first=-1)
+
+
+def test_evaluator_rmse_scores_every_validation_window():
+    """MONAI decollates the evaluator's output; the metric must score all items of a batch, not the first."""
+    from torch.utils.data import DataLoader
+
+    from seq_models.metrics.regression import masked_mse
+    from seq_models.workflows.gru_regression import GRU_METRIC, create_gru_evaluator
+
+    data = SeriesRegressionData(_ar1(200), test_size=20)
+    torch.manual_seed(0)
+    net = PaddedGRURegressor(data.num_features, 4, 1).eval()
+    ds = data.val_windows(24, 50)
+    assert len(ds) >= 3
+    for skip in (0, 12):
+        evaluator = create_gru_evaluator(net, DataLoader(ds, batch_size=64), skip_first=skip)
+        evaluator.run()
+        batch = next(iter(DataLoader(ds, batch_size=64)))
+        with torch.no_grad():
+            pred = net(batch["image"], batch["lengths"])
+        if skip:
+            pred, target = pred[:, skip:], batch["target"][:, skip:]
+            lengths = (batch["lengths"] - skip).clamp_min(0)
+        else:
+            target, lengths = batch["target"], batch["lengths"]
+        expected = float(masked_mse(pred, target, lengths).sqrt())
+        assert evaluator.state.metrics[GRU_METRIC] == pytest.approx(expected, rel=1e-5)
