@@ -12,6 +12,7 @@ module                      what it holds
 :mod:`.checkpoint`          ``torch.load(..., weights_only=True)`` with clear errors, :class:`SafeCheckpointLoader`
 :mod:`.config_values`       :func:`parse_bool`, :func:`parse_device` for values from configs and command lines
 :mod:`.bundles`             where the bundles are (checkout or wheel) and the ``sadaan-bundle`` command
+:mod:`.lazy_names`          :func:`lazy_names`: package attributes imported on first use
 =========================== ===========================================================================
 
 Names are imported lazily, so ``from monai_glue import parse_bool`` does not import MONAI's engines.
@@ -19,8 +20,7 @@ Names are imported lazily, so ``from monai_glue import parse_bool`` does not imp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .lazy_names import lazy_names
 
 _LAZY: dict[str, str] = {
     "DictTargetPrepareBatch": "monai_glue.prepare_batch",
@@ -43,14 +43,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'monai_glue' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

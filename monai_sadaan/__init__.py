@@ -6,8 +6,7 @@ needs, say, the phantom generator does not pay for the network code.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from monai_glue.lazy_names import lazy_names
 
 __version__ = "0.1.0"
 
@@ -28,14 +27,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'monai_sadaan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -5,8 +5,7 @@ Public names are imported lazily (``from seq_models import IAM4VP`` only loads t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from monai_glue.lazy_names import lazy_names
 
 _LAZY: dict[str, str] = {
     # GRU regression (seed 000)
@@ -35,14 +34,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'seq_models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -30,7 +30,7 @@ import torch.nn as nn
 from monai.networks.utils import freeze_layers
 
 from monai_glue import CheckpointError, load_checkpoint, load_state_dict_checked, parse_bool
-from monai_sadaan.networks.utils import unwrap_model
+from monai_sadaan.networks.utils import StateOfWrappedModel, unwrap_model
 
 __all__ = [
     "PresenceHeadTuning",
@@ -306,7 +306,7 @@ def load_widened_network(
     return model
 
 
-class PresenceHeadTuning(nn.Module):
+class PresenceHeadTuning(StateOfWrappedModel):
     """Wrap a :class:`~monai_sadaan.networks.SpatialAttentionMedicalSegmenter` so that a trainer updates only the
     named submodules (by default the whole ``absence_detector``: presence classifiers and confidence head).
 
@@ -356,14 +356,6 @@ class PresenceHeadTuning(nn.Module):
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters the trainer should update (those of the tuned submodules)."""
         return (p for p in self.model.parameters() if p.requires_grad)
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return self.model.state_dict(*args, **kwargs)
-
-    def load_state_dict(  # type: ignore[override]
-        self, state_dict: Any, strict: bool = True, assign: bool = False
-    ) -> Any:
-        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.model(x)

@@ -18,6 +18,7 @@ from monai_sadaan.networks.blocks.encoder import Encoder
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
 from monai_sadaan.networks.nets.presence_fusion import PresenceEvidenceFusion, presence_evidence
 from monai_sadaan.networks.presence import call_presence, presence_masks
+from monai_sadaan.networks.utils import StateOfWrappedModel
 
 __all__ = [
     "SADAAN_OUTPUT_KEYS",
@@ -301,7 +302,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         )  # fmt: skip
 
 
-class SADAAnInferenceWrapper(nn.Module):
+class SADAAnInferenceWrapper(StateOfWrappedModel):
     """Tensor-only view of :class:`SpatialAttentionMedicalSegmenter` for TorchScript, ONNX-style export and
     MONAI's ``verify_net_in_out`` / ``ckpt_export``.
 
@@ -337,14 +338,6 @@ class SADAAnInferenceWrapper(nn.Module):
             raise ValueError(f"expected output keys from {list(SADAAN_OUTPUT_KEYS)}, got {list(outputs)}")
         self.model = model
         self.outputs = tuple(outputs)
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return self.model.state_dict(*args, **kwargs)
-
-    def load_state_dict(  # type: ignore[override]
-        self, state_dict: Any, strict: bool = True, assign: bool = False
-    ) -> Any:
-        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor) -> Any:
         """
