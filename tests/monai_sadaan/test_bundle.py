@@ -227,3 +227,29 @@ def test_multi_gpu_config_trains_with_two_cpu_processes(tmp_path):
     assert [h["epoch"] for h in history] == [1]
     state = torch.load(root / "models" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # saved without the DDP wrapper
+
+
+@pytest.mark.parametrize("overlay", ["warm_start.json", "fine_tune.json"])
+@pytest.mark.parametrize("multi_gpu_first", [False, True])
+def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order(tmp_path, overlay, multi_gpu_first):
+    """Overlays define ``prepared_network`` (the network with its starting weights), multi_gpu_train.json wraps it:
+    stacked either way round, the network DDP receives holds the checkpoint's weights."""
+    from monai.bundle import ConfigParser
+
+    from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
+
+    tiny = {"spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
+    source = SpatialAttentionMedicalSegmenter(num_structures=5, **tiny)
+    for p in source.parameters():
+        torch.nn.init.normal_(p)
+    ckpt = tmp_path / "start.pt"
+    torch.save(source.state_dict(), ckpt)
+    configs = [str(BUNDLE / "configs" / name) for name in ("train.json", overlay, "multi_gpu_train.json")]
+    if multi_gpu_first:
+        configs[1], configs[2] = configs[2], configs[1]
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser.update({"bundle_root": str(tmp_path), "pretrained_ckpt": str(ckpt), "device": "$torch.device('cpu')", **tiny})
+    assert parser.get("network#module") == "$@prepared_network.to(@device)"
+    started = parser.get_parsed_content("prepared_network").state_dict()
+    assert torch.equal(started["encoder.enc1.0.weight"], source.state_dict()["encoder.enc1.0.weight"])
