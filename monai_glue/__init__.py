@@ -43,4 +43,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -10,20 +10,24 @@ from typing import Any
 __all__ = ["lazy_names"]
 
 
-def lazy_names(package: str, table: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """Module-level ``__getattr__`` and ``__dir__`` for ``package`` that import each name of ``table`` from its
-    module on first access and keep it in the package's namespace.
+def lazy_names(package: str, table: Mapping[str, str]) -> Callable[[str], Any]:
+    """Module-level ``__getattr__`` for ``package`` that imports each name of ``table`` from its module on first
+    access and keeps it in the package's namespace.
+
+    No ``__dir__`` lists the names before they are imported: MONAI's bundle parser scans the members of every loaded
+    ``monai*`` module to resolve short ``_target_`` names, and a ``dir()`` listing them would import them all (the
+    whole package for one inference). ``__all__`` still names them.
 
     Args:
         package: the package's ``__name__``.
         table: public name -> dotted module that defines it.
 
     Returns:
-        ``(__getattr__, __dir__)`` to assign at the package's top level.
+        ``__getattr__`` to assign at the package's top level.
 
     Example::
 
-        __getattr__, __dir__ = lazy_names(__name__, {"parse_bool": "monai_glue.config_values"})
+        __getattr__ = lazy_names(__name__, {"parse_bool": "monai_glue.config_values"})
     """
 
     def __getattr__(name: str) -> Any:
@@ -34,7 +38,4 @@ def lazy_names(package: str, table: Mapping[str, str]) -> tuple[Callable[[str], 
         vars(sys.modules[package])[name] = value
         return value
 
-    def __dir__() -> list[str]:
-        return sorted(set(vars(sys.modules[package])) | set(table))
-
-    return __getattr__, __dir__
+    return __getattr__
