@@ -688,7 +688,14 @@ def _image_formation(canvas: _Canvas, p: _Patient, rng: np.random.Generator) -> 
 # --------------------------------------------------------------------------------------------------------------------
 # the public generator
 # --------------------------------------------------------------------------------------------------------------------
-def _triple(value, name: str, kind: type) -> tuple | None:
+def _triple(value: object, name: str, kind: type) -> tuple | None:
+    """A grid argument as one value per voxel axis: ``None`` stays ``None``, one value is repeated three times.
+
+    ``kind=int``: integers >= 4 (voxels); ``kind=float``: positive finite numbers (mm). Booleans are refused.
+
+    Raises:
+        ValueError: not one or three values of the kind.
+    """
     if value is None:
         return None
     values = tuple(value) if isinstance(value, (Sequence, np.ndarray)) else (value,) * 3
@@ -698,16 +705,146 @@ def _triple(value, name: str, kind: type) -> tuple | None:
         if any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 4 for v in values):
             raise ValueError(f"expected {name} as integers >= 4 voxels, got {value!r}")
         return tuple(int(v) for v in values)
-    if any(not isinstance(v, (int, float, np.number)) or not float(v) > 0 or not math.isfinite(float(v)) for v in values):
+    if any(not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not float(v) > 0
+           or not math.isfinite(float(v)) for v in values):
         raise ValueError(f"expected {name} as positive finite numbers (mm), got {value!r}")
     return tuple(float(v) for v in values)
 
 
-def _case_rngs(scenario: str, seed: int) -> list[np.random.Generator]:
+def _case_rngs(scenario: str, seed: int, streams: int = 4, salt: Sequence[int] = ()) -> list[np.random.Generator]:
+    """``streams`` independent generators for one case, from ``(seed, crc32(scenario), *salt)``.
+
+    Raises:
+        ValueError: ``seed`` is not a non-negative integer.
+    """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"expected a non-negative integer seed, got {seed!r}")
-    sequence = np.random.SeedSequence([int(seed), zlib.crc32(scenario.encode("utf-8"))])
-    return [np.random.default_rng(s) for s in sequence.spawn(4)]
+    sequence = np.random.SeedSequence([int(seed), zlib.crc32(scenario.encode("utf-8")), *salt])
+    return [np.random.default_rng(s) for s in sequence.spawn(streams)]
+
+
+def _draw_orientation(rng: np.random.Generator) -> str:
+    """A random orientation code: the common ``RAS`` / ``LPS`` / ``LAS`` half of the time, any code otherwise."""
+    codes = all_orientation_codes()
+    common = ("RAS", "LPS", "LAS")
+    return common[int(rng.integers(3))] if rng.random() < 0.5 else codes[int(rng.integers(len(codes)))]
+
+
+def _ras_grid(
+    parsed: Sequence[tuple[int, int]],
+    shape_arg: tuple[int, ...] | None,
+    spacing_arg: tuple[float, ...] | None,
+    default_shape: Sequence[int],
+) -> tuple[list[int], list[float | None]]:
+    """Voxel counts and spacings given per voxel axis, laid out per RAS axis (``default_shape`` without a shape)."""
+    ras_shape = [0, 0, 0]
+    ras_spacing: list[float | None] = [None, None, None]
+    for j, (axis, _) in enumerate(parsed):
+        ras_shape[axis] = shape_arg[j] if shape_arg else default_shape[j]
+        ras_spacing[axis] = spacing_arg[j] if spacing_arg else None
+    return ras_shape, ras_spacing
+
+
+def _apply_fov_cut(box: np.ndarray, fov_cut: FieldOfViewCut) -> None:
+    """Move one edge of the (3, 2) field-of-view ``box`` (in place) to the cut, keeping at least 45% of its length
+    on the kept side."""
+    lo, hi = box[fov_cut.axis]
+    length = hi - lo
+    if fov_cut.side > 0:
+        box[fov_cut.axis] = [min(lo, fov_cut.position - 0.45 * length), fov_cut.position]
+    else:
+        box[fov_cut.axis] = [fov_cut.position, max(hi, fov_cut.position + 0.45 * length)]
+
+
+def _grid_axes(
+    box: np.ndarray,
+    ras_shape: Sequence[int],
+    ras_spacing: Sequence[float | None],
+    fixed_shape: bool,
+    fov_cut: FieldOfViewCut | None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Voxel centres (mm) per RAS axis over the field of view ``box``, and the spacing per RAS axis.
+
+    An axis without a spacing divides the box into ``ras_shape`` voxels. An axis with one gets as many voxels as fit
+    the box (unless ``fixed_shape``), centred on the box, or kept against the cut edge of a ``fov_cut`` on that axis.
+    """
+    axes = []
+    final_spacing = np.zeros(3)
+    for axis in range(3):
+        lo, hi = box[axis]
+        n = ras_shape[axis]
+        if ras_spacing[axis] is not None:
+            sp = float(ras_spacing[axis])  # type: ignore[arg-type]
+            if not fixed_shape:
+                n = max(4, int(round((hi - lo) / sp)))
+            length = n * sp
+            if fov_cut is not None and fov_cut.axis == axis:
+                lo = hi - length if fov_cut.side > 0 else lo
+            else:
+                lo = 0.5 * (lo + hi) - 0.5 * length
+        else:
+            sp = (hi - lo) / n
+        final_spacing[axis] = sp
+        axes.append(lo + (np.arange(n) + 0.5) * sp)
+    return axes, final_spacing
+
+
+def _case_fields(
+    image_ras: np.ndarray,
+    label_ras: np.ndarray,
+    axes: Sequence[np.ndarray],
+    final_spacing: np.ndarray,
+    code: str,
+    structures: Mapping[str, int],
+    min_voxels: int,
+    scenario: str,
+    seed: int,
+    removed: Sequence[str],
+    fov_cut: FieldOfViewCut | None,
+) -> dict:
+    """The :class:`Phantom` fields of a rendered case: the arrays re-laid from RAS to ``code``, their affine and
+    spacing, presence counted from the label map, and the present structures touching a face of the volume.
+
+    Args:
+        image_ras, label_ras: the image and the label map in RAS voxel order.
+        axes: voxel centres (mm) per RAS axis.
+        final_spacing: voxel size (mm) per RAS axis.
+        code: orientation code of the voxel axes.
+        structures, min_voxels: labelled structures and the presence threshold.
+        scenario, seed, removed, fov_cut: stored as given.
+
+    Returns:
+        Keyword arguments for :class:`Phantom` (or a subclass, with its own fields added).
+    """
+    parsed = parse_orientation(code)
+    image = reorient_from_ras(image_ras, code)
+    label = reorient_from_ras(label_ras, code)
+    voxel_spacing = tuple(float(final_spacing[axis]) for axis, _ in parsed)
+    origin = np.zeros(3)
+    for axis, sign in parsed:
+        origin[axis] = axes[axis][0] if sign > 0 else axes[axis][-1]
+    affine = orientation_affine(code, voxel_spacing, origin)
+
+    present, counts = structure_presence(label, structures, min_voxels)
+    faces = [label_ras[0], label_ras[-1], label_ras[:, 0], label_ras[:, -1], label_ras[:, :, 0], label_ras[:, :, -1]]
+    on_edge = set(np.unique(np.concatenate([f.ravel() for f in faces])).tolist())
+    truncated = tuple(n for n, v in structures.items() if present[n] and v in on_edge)
+    return {
+        "image": image,
+        "label": label,
+        "affine": affine,
+        "spacing": voxel_spacing,
+        "scenario": scenario,
+        "present": present,
+        "structures": dict(structures),
+        "orientation": code,
+        "seed": int(seed),
+        "voxel_counts": counts,
+        "removed": tuple(removed),
+        "truncated": truncated,
+        "fov_cut": fov_cut,
+        "min_voxels": int(min_voxels),
+    }
 
 
 def generate_phantom(
@@ -750,9 +887,7 @@ def generate_phantom(
     grid_rng, patient_rng, scenario_rng, image_rng = _case_rngs(scenario, seed)
 
     # grid draws happen whether or not the caller fixes them, so the patient never depends on the grid arguments
-    codes = all_orientation_codes()
-    common = ("RAS", "LPS", "LAS")
-    drawn_code = common[int(grid_rng.integers(3))] if grid_rng.random() < 0.5 else codes[int(grid_rng.integers(len(codes)))]
+    drawn_code = _draw_orientation(grid_rng)
     drawn_shape = tuple(int(v) for v in grid_rng.integers(_SHAPE_RANGE[0], _SHAPE_RANGE[1] + 1, size=3))
     k_drawn = grid_rng.uniform(0.85, 1.15)
     margins_lr = grid_rng.uniform(1.08, 1.22)
@@ -775,11 +910,7 @@ def generate_phantom(
             [z_lo, z_hi],
         ]
     )
-    ras_shape = [0, 0, 0]
-    ras_spacing = [None, None, None]
-    for j, (axis, _) in enumerate(parsed):
-        ras_shape[axis] = shape_arg[j] if shape_arg else drawn_shape[j]
-        ras_spacing[axis] = spacing_arg[j] if spacing_arg else None
+    ras_shape, ras_spacing = _ras_grid(parsed, shape_arg, spacing_arg, drawn_shape)
     if shape_arg is not None and spacing_arg is not None:
         fixed = np.array([ras_shape[a] * ras_spacing[a] for a in range(3)])
         k = float(np.min(fixed / (box1[:, 1] - box1[:, 0])))
@@ -795,64 +926,17 @@ def generate_phantom(
         candidates = [n for n in drawn if n in structures] or drawn
         extents = {n: patient.organ_extent(n) for n in candidates}
         fov_cut = plan_fov_cut(scenario_rng, extents, candidates)
-        lo, hi = box[fov_cut.axis]
-        length = hi - lo
-        if fov_cut.side > 0:
-            box[fov_cut.axis] = [min(lo, fov_cut.position - 0.45 * length), fov_cut.position]
-        else:
-            box[fov_cut.axis] = [fov_cut.position, max(hi, fov_cut.position + 0.45 * length)]
+        _apply_fov_cut(box, fov_cut)
 
     # final grid per RAS axis; a fixed field of view keeps the body / organs centred, or the cut edge in place
-    axes = []
-    final_spacing = np.zeros(3)
-    for axis in range(3):
-        lo, hi = box[axis]
-        n = ras_shape[axis]
-        if ras_spacing[axis] is not None:
-            sp = ras_spacing[axis]
-            if shape_arg is None:
-                n = max(4, int(round((hi - lo) / sp)))
-                ras_shape[axis] = n
-            length = n * sp
-            if fov_cut is not None and fov_cut.axis == axis:
-                lo = hi - length if fov_cut.side > 0 else lo
-            else:
-                lo = 0.5 * (lo + hi) - 0.5 * length
-        else:
-            sp = (hi - lo) / n
-        final_spacing[axis] = sp
-        axes.append(lo + (np.arange(n) + 0.5) * sp)
+    axes, final_spacing = _grid_axes(box, ras_shape, ras_spacing, shape_arg is not None, fov_cut)
 
     canvas = _Canvas(*axes, structures=structures)
     _render(canvas, patient, plan.removed)
     image_ras = _image_formation(canvas, patient, image_rng)
 
-    image = reorient_from_ras(image_ras, code)
-    label = reorient_from_ras(canvas.label, code)
-    voxel_spacing = tuple(float(final_spacing[axis]) for axis, _ in parsed)
-    first = [axes[axis][0] if sign > 0 else axes[axis][-1] for axis, sign in parsed]
-    origin = np.zeros(3)
-    for (axis, _), value in zip(parsed, first):
-        origin[axis] = value
-    affine = orientation_affine(code, voxel_spacing, origin)
-
-    present, counts = structure_presence(label, structures, min_voxels)
-    faces = [canvas.label[0], canvas.label[-1], canvas.label[:, 0], canvas.label[:, -1], canvas.label[:, :, 0], canvas.label[:, :, -1]]
-    on_edge = set(np.unique(np.concatenate([f.ravel() for f in faces])).tolist())
-    truncated = tuple(n for n, v in structures.items() if present[n] and v in on_edge)
-    return Phantom(
-        image=image,
-        label=label,
-        affine=affine,
-        spacing=voxel_spacing,  # type: ignore[arg-type]
-        scenario=scenario,
-        present=present,
-        structures=dict(structures),
-        orientation=code,
-        seed=int(seed),
-        voxel_counts=counts,
-        removed=tuple(plan.removed),
-        truncated=truncated,
-        fov_cut=fov_cut,
-        min_voxels=int(min_voxels),
+    fields = _case_fields(
+        image_ras, canvas.label, axes, final_spacing, code, structures, min_voxels, scenario, seed, plan.removed,
+        fov_cut,
     )
+    return Phantom(**fields)

@@ -16,8 +16,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import all_orientation_codes, orientation_affine, parse_orientation, reorient_from_ras
-from ..phantoms import DEFAULT_STRUCTURES, Phantom, check_structures, structure_presence
+from ..geometry import parse_orientation
+from ..phantoms import (
+    DEFAULT_STRUCTURES,
+    Phantom,
+    _apply_fov_cut,
+    _case_fields,
+    _case_rngs,
+    _draw_orientation,
+    _grid_axes,
+    _ras_grid,
+    _triple,
+    check_structures,
+)
 from ..scenarios import TRUNK_SCENARIOS, FieldOfViewCut, check_scenarios, plan_fov_cut, plan_scenario
 from .anatomy import LABELLED_ORGANS, Patient, render_patient, sample_patient
 from .canvas import Canvas
@@ -123,22 +134,6 @@ def check_fov_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     return out
 
 
-def _triple(value, name: str, kind: type) -> tuple | None:
-    if value is None:
-        return None
-    values = tuple(value) if isinstance(value, (Sequence, np.ndarray)) else (value,) * 3
-    if len(values) != 3:
-        raise ValueError(f"expected {name} as one value or three values (one per voxel axis), got {value!r}")
-    if kind is int:
-        if any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 4 for v in values):
-            raise ValueError(f"expected {name} as integers >= 4 voxels, got {value!r}")
-        return tuple(int(v) for v in values)
-    if any(not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not float(v) > 0
-           or not math.isfinite(float(v)) for v in values):
-        raise ValueError(f"expected {name} as positive finite numbers (mm), got {value!r}")
-    return tuple(float(v) for v in values)
-
-
 def _fov_z(name: str, p: Patient, rng: np.random.Generator) -> tuple[float, float]:
     """The field of view's inferior and superior edges (mm)."""
     u = rng.uniform
@@ -168,13 +163,6 @@ def _fov_z(name: str, p: Patient, rng: np.random.Generator) -> tuple[float, floa
     if name == "whole_trunk":
         return floor, p.z_top + u(-20.0, 10.0)
     raise ValueError(f"expected a field of view from {', '.join(FIELDS_OF_VIEW)} or 'random', got {name!r}")
-
-
-def _case_rngs(scenario: str, seed: int) -> list[np.random.Generator]:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"expected a non-negative integer seed, got {seed!r}")
-    sequence = np.random.SeedSequence([int(seed), zlib.crc32(scenario.encode("utf-8")), zlib.crc32(b"trunk")])
-    return [np.random.default_rng(s) for s in sequence.spawn(6)]
 
 
 def generate_trunk_phantom(
@@ -234,11 +222,10 @@ def generate_trunk_phantom(
     weights = check_fov_weights(fov_weights)
     shape_arg = _triple(shape, "shape", int)
     spacing_arg = _triple(spacing, "spacing", float)
-    grid_rng, patient_rng, scenario_rng, fov_rng, image_rng, phase_rng = _case_rngs(scenario, seed)
+    rngs = _case_rngs(scenario, seed, streams=6, salt=(zlib.crc32(b"trunk"),))
+    grid_rng, patient_rng, scenario_rng, fov_rng, image_rng, phase_rng = rngs
 
-    codes = all_orientation_codes()
-    drawn_code = (("RAS", "LPS", "LAS")[int(grid_rng.integers(3))] if grid_rng.random() < 0.5
-                  else codes[int(grid_rng.integers(len(codes)))])
+    drawn_code = _draw_orientation(grid_rng)
     n_xy = int(grid_rng.integers(64, 129))
     n_z = int(grid_rng.integers(64, 129))
     square = grid_rng.random() < 0.7
@@ -296,19 +283,10 @@ def generate_trunk_phantom(
         candidates = [n for n in extents if n in structures] or list(extents)
         if candidates:
             fov_cut = plan_fov_cut(scenario_rng, extents, candidates)
-            lo, hi = box[fov_cut.axis]
-            length = hi - lo
-            if fov_cut.side > 0:
-                box[fov_cut.axis] = [min(lo, fov_cut.position - 0.45 * length), fov_cut.position]
-            else:
-                box[fov_cut.axis] = [fov_cut.position, max(hi, fov_cut.position + 0.45 * length)]
+            _apply_fov_cut(box, fov_cut)
 
     # grid: square pixels in-plane, slices 0.6-5.5 mm apart (a thin slab gets fewer slices)
-    ras_shape = [0, 0, 0]
-    ras_spacing: list[float | None] = [None, None, None]
-    for j, (axis, _) in enumerate(parsed):
-        ras_shape[axis] = shape_arg[j] if shape_arg else 0
-        ras_spacing[axis] = spacing_arg[j] if spacing_arg else None
+    ras_shape, ras_spacing = _ras_grid(parsed, shape_arg, spacing_arg, (0, 0, 0))
     extent_mm = box[:, 1] - box[:, 0]
     if not shape_arg:
         sp_xy = max(extent_mm[0], extent_mm[1]) / n_xy
@@ -317,22 +295,7 @@ def generate_trunk_phantom(
         nz = max(n_z, int(math.ceil(extent_mm[2] / 5.5)))
         nz = min(nz, 128, max(8, int(extent_mm[2] / 0.6)))
         ras_shape[2] = nz
-    axes = []
-    final_spacing = np.zeros(3)
-    for axis in range(3):
-        lo, hi = box[axis]
-        n = ras_shape[axis]
-        if ras_spacing[axis] is not None:
-            sp = float(ras_spacing[axis])
-            if not shape_arg:
-                n = max(4, int(round((hi - lo) / sp)))
-                ras_shape[axis] = n
-            cut_here = fov_cut is not None and fov_cut.axis == axis
-            lo = (hi - n * sp if fov_cut.side > 0 else lo) if cut_here else 0.5 * (lo + hi) - 0.5 * n * sp
-        else:
-            sp = (hi - lo) / n
-        final_spacing[axis] = sp
-        axes.append(lo + (np.arange(n) + 0.5) * sp)
+    axes, final_spacing = _grid_axes(box, ras_shape, ras_spacing, shape_arg is not None, fov_cut)
 
     canvas = Canvas(*axes, structures=structures, roll=roll)
     streaks = render_patient(canvas, patient, plan.removed)
@@ -342,34 +305,13 @@ def generate_trunk_phantom(
         special["spleen"] = _spleen_arterial_pattern(canvas, image_rng)
     image_ras = form_image(canvas.tissue, tuple(final_spacing), imaging, image_rng, streaks, canvas.axes, special)
 
-    image = reorient_from_ras(image_ras, code)
-    label = reorient_from_ras(canvas.label, code)
-    voxel_spacing = tuple(float(final_spacing[axis]) for axis, _ in parsed)
-    origin = np.zeros(3)
-    for axis, sign in parsed:
-        origin[axis] = axes[axis][0] if sign > 0 else axes[axis][-1]
-    affine = orientation_affine(code, voxel_spacing, origin)
-    present, counts = structure_presence(label, structures, min_voxels)
-    lab = canvas.label
-    faces = [lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]]
-    on_edge = set(np.unique(np.concatenate([f.ravel() for f in faces])).tolist())
-    truncated = tuple(n for n, v in structures.items() if present[n] and v in on_edge)
     in_view = [v.name for v in patient.vertebrae if box[2, 0] < v.z_mid < box[2, 1]]
+    fields = _case_fields(
+        image_ras, canvas.label, axes, final_spacing, code, structures, min_voxels, scenario, seed, plan.removed,
+        fov_cut,
+    )
     return TrunkPhantom(
-        image=image,
-        label=label,
-        affine=affine,
-        spacing=voxel_spacing,  # type: ignore[arg-type]
-        scenario=scenario,
-        present=present,
-        structures=dict(structures),
-        orientation=code,
-        seed=int(seed),
-        voxel_counts=counts,
-        removed=tuple(plan.removed),
-        truncated=truncated,
-        fov_cut=fov_cut,
-        min_voxels=int(min_voxels),
+        **fields,
         field_of_view=fov_name,
         phase=phase_name,
         intensity_mode=intensity_mode,
