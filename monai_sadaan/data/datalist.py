@@ -24,7 +24,7 @@ import numpy as np
 
 from monai_glue import atomic_open
 from .geometry import parse_orientation
-from .phantoms import DEFAULT_STRUCTURES, _triple, check_structures, generate_phantom
+from .phantoms import DEFAULT_STRUCTURES, Phantom, _triple, check_structures, generate_phantom
 from .scenarios import SCENARIOS, check_scenarios
 from .writers import save_phantom
 
@@ -124,16 +124,87 @@ def _case_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def _write_case(job: tuple) -> dict:
-    """Generate and write one case; returns its datalist entry (a module-level function so processes can run it)."""
-    index, scenario, case_seed, root, structures, grid, image_dtype = job
-    phantom = generate_phantom(scenario, case_seed, structures, **grid)
-    name = f"sadaan_{index:04d}.nii.gz"
+def _check_dataset_args(
+    num_cases: int,
+    scenarios: Sequence[str],
+    weights: Sequence[float] | None,
+    splits: Sequence[float],
+    shape: int | Sequence[int] | None,
+    spacing: float | Sequence[float] | None,
+    orientation: str | None,
+    image_dtype: str,
+    min_voxels: int,
+    num_workers: int,
+) -> list[float]:
+    """Validate the arguments the dataset writers share, before anything is written.
+
+    Returns:
+        The scenario weights (equal ones when ``weights`` is ``None``).
+
+    Raises:
+        ValueError: a bad case count, weights, split fractions, grid, image dtype, threshold or worker count.
+    """
+    if isinstance(num_cases, bool) or not isinstance(num_cases, (int, np.integer)) or num_cases < 1:
+        raise ValueError(f"expected num_cases as an integer >= 1, got {num_cases!r}")
+    if weights is None:
+        weights = [1.0] * len(scenarios)
+    if len(weights) != len(scenarios):
+        raise ValueError(f"expected one weight per scenario ({len(scenarios)}), got {len(weights)} weights")
+    if len(splits) != 3:
+        raise ValueError(f"expected three split fractions (training, validation, test), got {list(splits)}")
+    allocate_counts(1, weights)  # validates
+    allocate_counts(1, splits)
+    _triple(shape, "shape", int)
+    _triple(spacing, "spacing", float)
+    if orientation is not None:
+        parse_orientation(orientation)
+    if image_dtype not in ("float32", "int16"):
+        raise ValueError(f"expected image_dtype 'float32' or 'int16', got {image_dtype!r}")
+    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
+        raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"expected num_workers as an integer >= 0, got {num_workers!r}")
+    return list(weights)
+
+
+def _plan_cases(
+    num_cases: int, seed: int, scenarios: Sequence[str], weights: Sequence[float], splits: Sequence[float]
+) -> list[tuple[str, str]]:
+    """``(scenario, split)`` of each case: scenario counts by ``weights`` (largest remainder), each scenario's cases
+    stratified over the splits, then shuffled by ``seed`` so that a prefix of the case numbers is already mixed."""
+    per_scenario = allocate_counts(int(num_cases), weights)
+    plan: list[tuple[str, str]] = []
+    for scenario, count in zip(scenarios, per_scenario):
+        for split, n in zip(SPLITS, stratified_split_counts(count, splits)):
+            plan.extend((scenario, split) for _ in range(n))
+    order = np.random.default_rng(int(seed)).permutation(len(plan))
+    return [plan[i] for i in order]
+
+
+def _case_jobs(
+    plan: Sequence[tuple[str, str]],
+    seed: int,
+    root: Path,
+    structures: Mapping[str, int],
+    image_dtype: str,
+    options: Callable[[int], dict],
+) -> list[tuple]:
+    """One job per planned case: ``(index, scenario, case_seed, root, structures, options(case_seed), image_dtype)``,
+    the case seed derived from ``(seed, index)``."""
+    jobs = []
+    for index, (scenario, _) in enumerate(plan):
+        case_seed = _case_seed(seed, index)
+        jobs.append((index, scenario, case_seed, str(root), structures, options(case_seed), image_dtype))
+    return jobs
+
+
+def _save_case(phantom: Phantom, root: str | os.PathLike, name: str, case_seed: int, image_dtype: str) -> dict:
+    """Write a case as ``imagesTr/name`` and ``labelsTr/name`` under ``root``; returns its datalist entry."""
     save_phantom(phantom, Path(root) / "imagesTr" / name, Path(root) / "labelsTr" / name, image_dtype=image_dtype)
     return {
         "image": f"imagesTr/{name}",
         "label": f"labelsTr/{name}",
-        "scenario": scenario,
+        "scenario": phantom.scenario,
         "present": dict(phantom.present),
         "seed": case_seed,
         "shape": list(phantom.shape),
@@ -141,6 +212,89 @@ def _write_case(job: tuple) -> dict:
         "orientation": phantom.orientation,
         "truncated": list(phantom.truncated),
     }
+
+
+def _write_cases(
+    write_case: Callable[[tuple], dict],
+    jobs: Sequence[tuple],
+    plan: Sequence[tuple[str, str]],
+    num_workers: int,
+    progress: bool | Callable,
+    desc: str,
+) -> dict[str, list[dict]]:
+    """Run ``write_case`` over ``jobs`` (see :func:`map_jobs`); returns the entries per split of the ``plan``."""
+    lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    with map_jobs(write_case, jobs, num_workers, progress, desc=desc, unit="case") as entries:
+        for (_, split), entry in zip(plan, entries):
+            lists[split].append(entry)
+    return lists
+
+
+def _generator_stamp(num_cases: int, seed: int, weights: Sequence[float], splits: Sequence[float]) -> dict:
+    """The datalist's ``generator`` keys that every dataset writer records."""
+    return {
+        "seed": int(seed),
+        "num_cases": int(num_cases),
+        "weights": [float(w) for w in weights],
+        "splits": [float(s) for s in splits],
+    }
+
+
+def _datalist(
+    name: str,
+    description: str,
+    structures: Mapping[str, int],
+    min_voxels: int,
+    scenarios: Sequence[str],
+    generator: Mapping[str, Any],
+    lists: Mapping[str, list[dict]],
+) -> dict:
+    """The decathlon-style datalist: name, labels, structures, the generator's stamp, split counts and lists."""
+    return {
+        "name": name,
+        "description": description,
+        "reference": "synthetic",
+        "licence": "CC0",
+        "tensorImageSize": "3D",
+        "modality": {"0": "CT"},
+        "labels": {"0": "background", **{str(v): k for k, v in sorted(structures.items(), key=lambda kv: kv[1])}},
+        "structures": dict(structures),
+        "min_voxels": int(min_voxels),
+        "scenarios": list(scenarios),
+        "generator": dict(generator),
+        "numTraining": len(lists["training"]),
+        "numValidation": len(lists["validation"]),
+        "numTest": len(lists["test"]),
+        **lists,
+    }
+
+
+def _finish_dataset(
+    root: Path,
+    datalist: Mapping[str, Any],
+    datalist_name: str,
+    jobs: Sequence[tuple],
+    preview: int,
+    generate: Callable[..., Phantom],
+    plot: Callable[[list[Phantom], Path], Path],
+) -> Path:
+    """Draw the first ``preview`` cases of ``jobs`` (made anew with ``generate``) into ``root/preview.png`` with
+    ``plot``, then write the datalist JSON atomically (last: a folder without it is incomplete); returns its path."""
+    if preview > 0:
+        shown = [generate(job[1], job[2], job[4], **job[5]) for job in jobs[: int(preview)]]
+        plot(shown, root / "preview.png")
+    path = root / datalist_name
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(datalist, f, indent=2)
+        f.write("\n")
+    return path
+
+
+def _write_case(job: tuple) -> dict:
+    """Generate and write one case; returns its datalist entry (a module-level function so processes can run it)."""
+    index, scenario, case_seed, root, structures, grid, image_dtype = job
+    phantom = generate_phantom(scenario, case_seed, structures, **grid)
+    return _save_case(phantom, root, f"sadaan_{index:04d}.nii.gz", case_seed, image_dtype)
 
 
 def write_phantom_dataset(
@@ -191,83 +345,28 @@ def write_phantom_dataset(
     """
     scenarios = check_scenarios(scenarios)
     structures = check_structures(structures)
-    if isinstance(num_cases, bool) or not isinstance(num_cases, (int, np.integer)) or num_cases < 1:
-        raise ValueError(f"expected num_cases as an integer >= 1, got {num_cases!r}")
-    if weights is None:
-        weights = [1.0] * len(scenarios)
-    if len(weights) != len(scenarios):
-        raise ValueError(f"expected one weight per scenario ({len(scenarios)}), got {len(weights)} weights")
-    if len(splits) != 3:
-        raise ValueError(f"expected three split fractions (training, validation, test), got {list(splits)}")
-    allocate_counts(1, weights)  # validates
-    allocate_counts(1, splits)
-    # validate the fixed grid before anything is written
-    _triple(shape, "shape", int)
-    _triple(spacing, "spacing", float)
-    if orientation is not None:
-        parse_orientation(orientation)
-    if image_dtype not in ("float32", "int16"):
-        raise ValueError(f"expected image_dtype 'float32' or 'int16', got {image_dtype!r}")
-    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
-        raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
+    weights = _check_dataset_args(
+        num_cases, scenarios, weights, splits, shape, spacing, orientation, image_dtype, min_voxels, num_workers
+    )
+    plan = _plan_cases(num_cases, seed, scenarios, weights, splits)
 
-    per_scenario = allocate_counts(int(num_cases), weights)
-    plan: list[tuple[str, str]] = []  # (scenario, split)
-    for scenario, count in zip(scenarios, per_scenario):
-        split_counts = stratified_split_counts(count, splits)
-        for split, n in zip(SPLITS, split_counts):
-            plan.extend((scenario, split) for _ in range(n))
-    # interleave scenarios so that a prefix of the case numbers is already mixed
-    order = np.random.default_rng(int(seed)).permutation(len(plan))
-    plan = [plan[i] for i in order]
-
-    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-        raise ValueError(f"expected num_workers as an integer >= 0, got {num_workers!r}")
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     grid = {"shape": shape, "spacing": spacing, "orientation": orientation, "min_voxels": int(min_voxels)}
-    jobs = [
-        (index, scenario, _case_seed(seed, index), str(root), structures, grid, image_dtype)
-        for index, (scenario, _) in enumerate(plan)
-    ]
+    jobs = _case_jobs(plan, seed, root, structures, image_dtype, lambda _: grid)
+    lists = _write_cases(_write_case, jobs, plan, num_workers, progress, "phantoms")
+    datalist = _datalist(
+        "SADAAn synthetic abdominal phantoms",
+        "CT-like phantoms with absent organs (monai_sadaan.data.write_phantom_dataset)",
+        structures,
+        min_voxels,
+        scenarios,
+        _generator_stamp(num_cases, seed, weights, splits),
+        lists,
+    )
+    from .preview import plot_phantom_overview
 
-    lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    with map_jobs(_write_case, jobs, num_workers, progress, desc="phantoms", unit="case") as entries:
-        for (_, split), entry in zip(plan, entries):
-            lists[split].append(entry)
-
-    datalist = {
-        "name": "SADAAn synthetic abdominal phantoms",
-        "description": "CT-like phantoms with absent organs (monai_sadaan.data.write_phantom_dataset)",
-        "reference": "synthetic",
-        "licence": "CC0",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": {"0": "background", **{str(v): k for k, v in sorted(structures.items(), key=lambda kv: kv[1])}},
-        "structures": dict(structures),
-        "min_voxels": int(min_voxels),
-        "scenarios": list(scenarios),
-        "generator": {
-            "seed": int(seed),
-            "num_cases": int(num_cases),
-            "weights": [float(w) for w in weights],
-            "splits": [float(s) for s in splits],
-        },
-        "numTraining": len(lists["training"]),
-        "numValidation": len(lists["validation"]),
-        "numTest": len(lists["test"]),
-        **lists,
-    }
-    if preview > 0:
-        from .preview import plot_phantom_overview
-
-        shown = [generate_phantom(job[1], job[2], structures, **grid) for job in jobs[: int(preview)]]
-        plot_phantom_overview(shown, root / "preview.png")
-    path = root / datalist_name
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(datalist, f, indent=2)
-        f.write("\n")
-    return path
+    return _finish_dataset(root, datalist, datalist_name, jobs, preview, generate_phantom, plot_phantom_overview)
 
 
 def load_datalist(

@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..datalist import SPLITS, _case_seed, allocate_counts, map_jobs, stratified_split_counts
-from ..geometry import parse_orientation
+from ..datalist import (
+    _case_jobs,
+    _check_dataset_args,
+    _datalist,
+    _finish_dataset,
+    _generator_stamp,
+    _plan_cases,
+    _save_case,
+    _write_cases,
+)
 from ..phantoms import DEFAULT_STRUCTURES, check_structures
 from ..scenarios import TRUNK_SCENARIOS, check_scenarios
-from ..writers import save_phantom
-from .generator import TRUNK_GENERATOR_VERSION, _triple, check_fov_weights, generate_trunk_phantom
+from .generator import TRUNK_GENERATOR_VERSION, check_fov_weights, generate_trunk_phantom
 from .physics import PHASES
 
 __all__ = ["write_trunk_dataset", "check_domain_randomization"]
@@ -39,22 +45,9 @@ def _write_case(job: tuple) -> dict:
     """Generate and write one trunk case; returns its datalist entry (module-level for worker processes)."""
     index, scenario, case_seed, root, structures, options, image_dtype = job
     phantom = generate_trunk_phantom(scenario, case_seed, structures, **options)
-    name = f"sadaan_trunk_{index:04d}.nii.gz"
-    save_phantom(phantom, Path(root) / "imagesTr" / name, Path(root) / "labelsTr" / name, image_dtype=image_dtype)
-    return {
-        "image": f"imagesTr/{name}",
-        "label": f"labelsTr/{name}",
-        "scenario": scenario,
-        "present": dict(phantom.present),
-        "seed": case_seed,
-        "shape": list(phantom.shape),
-        "spacing": [round(s, 6) for s in phantom.spacing],
-        "orientation": phantom.orientation,
-        "truncated": list(phantom.truncated),
-        "field_of_view": phantom.field_of_view,
-        "phase": phantom.phase,
-        "intensity_mode": phantom.intensity_mode,
-    }
+    entry = _save_case(phantom, root, f"sadaan_trunk_{index:04d}.nii.gz", case_seed, image_dtype)
+    entry.update(field_of_view=phantom.field_of_view, phase=phantom.phase, intensity_mode=phantom.intensity_mode)
+    return entry
 
 
 def write_trunk_dataset(
@@ -112,85 +105,40 @@ def write_trunk_dataset(
     structures = check_structures(structures)
     fov = check_fov_weights(fov_weights)
     fraction = check_domain_randomization(domain_randomization)
-    if isinstance(num_cases, bool) or not isinstance(num_cases, (int, np.integer)) or num_cases < 1:
-        raise ValueError(f"expected num_cases as an integer >= 1, got {num_cases!r}")
-    if weights is None:
-        weights = [1.0] * len(scenarios)
-    if len(weights) != len(scenarios):
-        raise ValueError(f"expected one weight per scenario ({len(scenarios)}), got {len(weights)} weights")
-    if len(splits) != 3:
-        raise ValueError(f"expected three split fractions (training, validation, test), got {list(splits)}")
-    allocate_counts(1, weights)
-    allocate_counts(1, splits)
-    _triple(shape, "shape", int)
-    if orientation is not None:
-        parse_orientation(orientation)
-    if image_dtype not in ("float32", "int16"):
-        raise ValueError(f"expected image_dtype 'float32' or 'int16', got {image_dtype!r}")
-    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
-        raise ValueError(f"expected min_voxels as an integer >= 1, got {min_voxels!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-        raise ValueError(f"expected num_workers as an integer >= 0, got {num_workers!r}")
+    weights = _check_dataset_args(
+        num_cases, scenarios, weights, splits, shape, None, orientation, image_dtype, min_voxels, num_workers
+    )
     if phase != "random" and phase not in PHASES:
         raise ValueError(f"expected phase 'random' or one of {', '.join(PHASES)}, got {phase!r}")
 
-    per_scenario = allocate_counts(int(num_cases), weights)
-    plan: list[tuple[str, str]] = []
-    for scenario, count in zip(scenarios, per_scenario):
-        for split, n in zip(SPLITS, stratified_split_counts(count, splits)):
-            plan.extend((scenario, split) for _ in range(n))
-    order = np.random.default_rng(int(seed)).permutation(len(plan))
-    plan = [plan[i] for i in order]
+    plan = _plan_cases(num_cases, seed, scenarios, weights, splits)
 
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for index, (scenario, _) in enumerate(plan):
-        case_seed = _case_seed(seed, index)
-        options = {"fov_weights": fov, "phase": phase, "intensity_mode": _intensity_mode(case_seed, fraction),
-                   "shape": shape, "orientation": orientation, "min_voxels": int(min_voxels)}
-        jobs.append((index, scenario, case_seed, str(root), structures, options, image_dtype))
-    lists: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    with map_jobs(_write_case, jobs, num_workers, progress, desc="trunk phantoms", unit="case") as entries:
-        for (_, split), entry in zip(plan, entries):
-            lists[split].append(entry)
 
-    datalist = {
-        "name": "SADAAn synthetic whole-trunk CT phantoms",
-        "description": "CT-like trunk phantoms cut to clinical fields of view (monai_sadaan.data.trunk)",
-        "reference": "synthetic",
-        "licence": "CC0",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": {"0": "background", **{str(v): k for k, v in sorted(structures.items(), key=lambda kv: kv[1])}},
-        "structures": dict(structures),
-        "min_voxels": int(min_voxels),
-        "scenarios": list(scenarios),
-        "generator": {
-            "name": "trunk",
-            "version": TRUNK_GENERATOR_VERSION,
-            "seed": int(seed),
-            "num_cases": int(num_cases),
-            "weights": [float(w) for w in weights],
-            "splits": [float(s) for s in splits],
-            "fov_weights": fov,
-            "domain_randomization": fraction,
-            "phase": phase,
-        },
-        "numTraining": len(lists["training"]),
-        "numValidation": len(lists["validation"]),
-        "numTest": len(lists["test"]),
-        **lists,
+    def options(case_seed: int) -> dict:
+        return {"fov_weights": fov, "phase": phase, "intensity_mode": _intensity_mode(case_seed, fraction),
+                "shape": shape, "orientation": orientation, "min_voxels": int(min_voxels)}
+
+    jobs = _case_jobs(plan, seed, root, structures, image_dtype, options)
+    lists = _write_cases(_write_case, jobs, plan, num_workers, progress, "trunk phantoms")
+    generator = {
+        "name": "trunk",
+        "version": TRUNK_GENERATOR_VERSION,
+        **_generator_stamp(num_cases, seed, weights, splits),
+        "fov_weights": fov,
+        "domain_randomization": fraction,
+        "phase": phase,
     }
-    if preview > 0:
-        from .preview import plot_trunk_overview
+    datalist = _datalist(
+        "SADAAn synthetic whole-trunk CT phantoms",
+        "CT-like trunk phantoms cut to clinical fields of view (monai_sadaan.data.trunk)",
+        structures,
+        min_voxels,
+        scenarios,
+        generator,
+        lists,
+    )
+    from .preview import plot_trunk_overview
 
-        shown = [generate_trunk_phantom(job[1], job[2], structures, **job[5]) for job in jobs[: int(preview)]]
-        plot_trunk_overview(shown, root / "preview.png")
-    path = root / datalist_name
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(datalist, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return _finish_dataset(root, datalist, datalist_name, jobs, preview, generate_trunk_phantom, plot_trunk_overview)
