@@ -9,30 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..phantoms import Phantom
+from ..preview import RowLayout, View, _centre_index, plot_rows, to_ras
 
 __all__ = ["plot_trunk_overview", "overview_cases"]
 
-_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
-            "#469990")
-
-
-def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
-    import nibabel as nib
-
-    ornt = nib.orientations.io_orientation(affine)
-    transform = nib.orientations.ornt_transform(ornt, nib.orientations.axcodes2ornt("RAS"))
-    spacing = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
-    ras_spacing = [0.0, 0.0, 0.0]
-    for j, (axis, _) in enumerate(ornt):
-        ras_spacing[int(axis)] = float(spacing[j])
-    return nib.orientations.apply_orientation(array, transform), tuple(ras_spacing)  # type: ignore[return-value]
-
-
-def _centre(mask: np.ndarray, axis: int, default: int) -> int:
-    if not mask.any():
-        return default
-    other = tuple(a for a in range(3) if a != axis)
-    return int(round(float(np.average(np.arange(mask.shape[axis]), weights=mask.sum(axis=other)))))
+_TRUNK_LAYOUT = RowLayout(width=10.5, row_height=3.3, font_size=7, line_width=0.7, legend_bottom=0.02, dpi=80)
 
 
 def plot_trunk_overview(
@@ -51,25 +32,15 @@ def plot_trunk_overview(
     Returns:
         The PNG path.
     """
-    import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.lines
-    import matplotlib.pyplot as plt
-
-    items = [phantoms] if isinstance(phantoms, Phantom) else list(phantoms)
-    if not items:
-        raise ValueError("expected at least one phantom to draw, got none")
-    fig, axes = plt.subplots(len(items), 3, figsize=(10.5, 3.3 * len(items)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.0, 1.0, 1.0]})
-    for row, p in zip(axes, items):
-        image, (sx, sy, sz) = _to_ras(p.image, p.affine)
-        label, _ = _to_ras(p.label, p.affine)
+    def row(p: Phantom) -> tuple[list[View], tuple[float, float], str]:
+        image, (sx, sy, sz) = to_ras(p.image, p.affine)
+        label, _ = to_ras(p.label, p.affine)
         labelled = label > 0
         xi = image.shape[0] // 2
-        yi = _centre(labelled, 1, int(image.shape[1] * 0.45))
+        yi = _centre_index(labelled, 1, int(image.shape[1] * 0.45))
         kidneys = np.isin(label, [v for n, v in p.structures.items() if n in ("left_kidney", "right_kidney")])
-        zi = _centre(kidneys if kidneys.any() else labelled, 2, image.shape[2] // 2)
+        zi = _centre_index(kidneys if kidneys.any() else labelled, 2, image.shape[2] // 2)
         views = [
             (image[:, yi, :].T[::-1, ::-1], label[:, yi, :].T[::-1, ::-1], sz / sx, f"coronal y={yi}"),
             (image[xi, :, :].T[::-1, :], label[xi, :, :].T[::-1, :], sz / sy, f"sagittal x={xi} (anterior right)"),
@@ -78,35 +49,15 @@ def plot_trunk_overview(
         lo, hi = window
         if getattr(p, "intensity_mode", "ct") == "random":
             lo, hi = (float(v) for v in np.percentile(p.image, [1, 99]))
-        for ax, (img, lab, aspect, name) in zip(row, views):
-            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
-            for i, (structure, value) in enumerate(sorted(p.structures.items(), key=lambda kv: kv[1])):
-                m = lab == value
-                if m.any():
-                    ax.contour(m.astype(np.float32), levels=[0.5], colors=[_COLOURS[i % len(_COLOURS)]], linewidths=0.7)
-            ax.set_title(name, fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
         absent = [n for n, v in p.present.items() if not v]
         fov = getattr(p, "field_of_view", "abdomen (old generator)")
-        row[0].set_ylabel(
+        ylabel = (
             f"{fov} | {p.scenario} (seed {p.seed})\n{getattr(p, 'phase', '')} {getattr(p, 'intensity_mode', 'ct')} "
-            f"{'x'.join(map(str, p.shape))}\nabsent: {', '.join(absent) or 'none'}",
-            fontsize=7,
+            f"{'x'.join(map(str, p.shape))}\nabsent: {', '.join(absent) or 'none'}"
         )
-    handles = [
-        matplotlib.lines.Line2D([], [], color=_COLOURS[i % len(_COLOURS)], label=n)
-        for i, (n, _) in enumerate(sorted(items[0].structures.items(), key=lambda kv: kv[1]))
-    ]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=80, format="png")
-    os.replace(tmp, path)
-    plt.close(fig)
-    return path
+        return views, (lo, hi), ylabel
+
+    return plot_rows(phantoms, path, row, _TRUNK_LAYOUT)
 
 
 def overview_cases(seed: int = 1) -> list[Phantom]:
