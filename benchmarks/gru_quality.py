@@ -8,12 +8,15 @@ by AIC on the head (``ar_select_order``); for a multivariate series (macrodata: 
 the T-bill rate) also the VAR equation of the target over the same inputs as the GRU, order by AIC
 (``VAR.select_order``).
 
-The training recipe defaults to the GRU bundle's ``configs/train.json`` (hidden size, layers, window, stride,
-batch, learning rate, epochs, patience, validation steps, skipped warm-up steps); command-line options override
-it. On series too short for its window or validation part, the window is cut to half the training steps and the
-validation part to a quarter of the head (said in the table).
+The training recipe defaults to the GRU bundle's ``configs/train.json`` (what the GRU predicts, ``target``:
+the next value, its change, or the residual of the AR(AIC) forecast in the "AR + GRU" hybrid, whose linear part
+is the same AR model as the baseline, fitted on the same head; hidden size, layers, window, stride, batch,
+learning rate, AdamW weight decay, zero-started output layer, epochs, patience, validation steps and whether
+their lead-in is scored, skipped warm-up steps); command-line options override it. On series too short for its
+window or validation part, the window is cut to half the training steps and the validation part to a quarter of
+the head (said in the table).
 
-    flock /tmp/heavy.lock .venv/bin/python benchmarks/gru_quality.py --markdown /tmp/gru_quality.md
+    flock /tmp/heavy.lock .venv/bin/python benchmarks/gru_quality.py --threads 1 --markdown /tmp/gru_quality.md
 
 Target (issue 28): the GRU's mean RMSE below every baseline by more than two standard deviations of the seed
 spread, on every series. Exit status 0 when that holds for all series run.
@@ -31,7 +34,8 @@ import numpy as np
 import torch
 
 from seq_models.baselines.autoregressive import LinearARForecaster, persistence_forecast
-from seq_models.data.series import MULTIVARIATE_SERIES, STATSMODELS_SERIES, SeriesRegressionData
+from monai_glue import parse_bool
+from seq_models.data.series import STATSMODELS_SERIES, TARGETS, SeriesRegressionData
 from seq_models.workflows.gru_regression import fit_gru_to_series, predict_series
 
 BUNDLE_TRAIN = Path(__file__).resolve().parents[1] / "bundles" / "gru_timeseries_regression" / "configs" / "train.json"
@@ -41,28 +45,36 @@ TEST_SIZE = {"sunspots": 60, "elnino": 120, "nile": 20, "co2": 260, "macrodata":
 RECIPE_KEYS = {
     "hidden": "hidden_size", "layers": "num_layers", "window": "window", "stride": "stride", "batch_size": "batch_size",
     "lr": "learning_rate", "epochs": "max_epochs", "patience": "patience", "val_size": "val_size",
-    "loss_skip_first": "loss_skip_first",
+    "loss_skip_first": "loss_skip_first", "target": "target", "weight_decay": "weight_decay", "zero_head": "zero_head",
+    "val_skip_lead_in": "val_skip_lead_in",
 }
 
 
 def bundle_recipe() -> dict:
+    """The training recipe in the bundle's ``configs/train.json``, under this script's option names."""
     cfg = json.loads(BUNDLE_TRAIN.read_text())
+    missing = sorted(key for key in RECIPE_KEYS.values() if key not in cfg)
+    if missing:
+        raise KeyError(f"expected the keys {missing} in {BUNDLE_TRAIN}, got {sorted(cfg)}")
     return {arg: cfg[key] for arg, key in RECIPE_KEYS.items()}
 
 
 def run_series(name: str, args: argparse.Namespace) -> dict:
     test_size = args.test_size or TEST_SIZE[name]
-    data = SeriesRegressionData.from_statsmodels(name, test_size=test_size, target=args.target)
+    data = SeriesRegressionData.from_statsmodels(name, test_size=test_size, target=args.target, ar_max_order=30)
     truth = data.test_truth()
     rmse = lambda p: float(np.sqrt(np.mean((np.asarray(p) - truth) ** 2)))  # noqa: E731
 
     head = slice(0, data.train_end + 1)
     baselines = {"persistence": rmse(persistence_forecast(data.series, test_size))}
     ar = LinearARForecaster(max_order=30).fit(data.series[head])
+    if data.ar_order is not None and data.ar_order != ar.order:  # the hybrid's linear part is the AR baseline
+        raise RuntimeError(f"expected the hybrid's AR order to be the baseline's {ar.order}, got {data.ar_order}")
     baselines[f"linear AR({ar.order}), AIC"] = rmse(ar.predict_tail(data.series, test_size))
     if data.exog is not None:
         var = LinearARForecaster(max_order=30).fit(data.series[head], data.exog[head])
-        baselines[f"VAR({var.order}) equation, AIC, same inputs"] = rmse(var.predict_tail(data.series, test_size, data.exog))
+        var_pred = var.predict_tail(data.series, test_size, data.exog)
+        baselines[f"VAR({var.order}) equation, AIC, same inputs"] = rmse(var_pred)
 
     val_size = min(args.val_size, data.train_end // 4) if args.val_size else 0
     window = min(args.window, (data.train_end - val_size) // 2)
@@ -74,6 +86,7 @@ def run_series(name: str, args: argparse.Namespace) -> dict:
             data, hidden_size=args.hidden, num_layers=args.layers, window=window, stride=args.stride,
             val_size=val_size, batch_size=args.batch_size, max_epochs=args.epochs, lr=args.lr,
             patience=args.patience, seed=seed, loss_skip_first=min(args.loss_skip_first, window // 4),
+            weight_decay=args.weight_decay, zero_head=args.zero_head, val_skip_lead_in=args.val_skip_lead_in,
         )
         with torch.no_grad():
             preds.append(data.test_predictions(predict_series(net, data.features, mode="full").numpy()))
@@ -109,8 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=recipe["lr"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--loss-skip-first", type=int, default=recipe["loss_skip_first"], dest="loss_skip_first")
-    ap.add_argument("--target", choices=("level", "change"), default="level",
-                    help="what the GRU predicts: the next standardised value, or its change from the last one")
+    ap.add_argument("--target", choices=TARGETS, default=recipe["target"],
+                    help="what the GRU predicts: the next standardised value, its change from the last one, or the "
+                    "residual of the linear AR(AIC) forecast (hybrid; the AR forecast is also an input)")
+    ap.add_argument("--weight-decay", type=float, default=recipe["weight_decay"], dest="weight_decay",
+                    help="AdamW's decoupled weight decay")
+    ap.add_argument("--zero-head", type=lambda v: parse_bool(v, "--zero-head"), default=parse_bool(recipe["zero_head"]),
+                    dest="zero_head", help="start the GRU's output layer at zero (true/false)")
+    ap.add_argument("--val-skip-lead-in", type=lambda v: parse_bool(v, "--val-skip-lead-in"),
+                    default=parse_bool(recipe["val_skip_lead_in"]), dest="val_skip_lead_in",
+                    help="score only the validation steps, not the training lead-in of each window (true/false)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--markdown", default=None, help="also write the table to this markdown file")
@@ -127,12 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         f"Recipe: {'the GRU bundle train.json' if from_bundle else 'train.json with overrides'}: hidden {args.hidden}, "
         f"layers {args.layers}, window {args.window}, stride {args.stride}, batch {args.batch_size}, lr {args.lr}, "
         f"at most {args.epochs} epochs, patience {args.patience}, validation {args.val_size} head steps, first "
-        f"{args.loss_skip_first} steps of each window out of the loss; GRU target: {args.target}; seeds {args.seeds}. "
+        f"{args.loss_skip_first} steps of each window out of the loss, AdamW weight decay {args.weight_decay}, "
+        f"output layer started at zero: {args.zero_head}, validation lead-in scored: {not args.val_skip_lead_in}; "
+        f"GRU target: {args.target}; seeds {args.seeds}. "
         "RMSE in the series' units, "
         "held-out tail scored one step ahead from the true past.",
         "",
-        "| series | values / held out | persistence | linear AR (AIC) | VAR (AIC) | GRU mean +- std (5 seeds) | GRU seeds' mean forecast | best baseline - GRU mean, in std | target met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| series | values / held out | persistence | linear AR (AIC) | VAR (AIC) | GRU mean +- std "
+        f"({len(args.seeds)} seeds) | GRU seeds' mean forecast | GRU mean vs best baseline | "
+        "best baseline - GRU mean, in std | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         b = r["baselines"]
@@ -142,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         var_cell = f"{var[0][1]:.4g} (p={var[0][0].split(')')[0].split('(')[1]})" if var else "n/a (univariate)"
         note = f" (window {r['window']}, validation {r['val_size']})" if r["adapted"] else ""
         lines.append(
-            f"| {r['series']}{note} | {r['values']} / {r['test_size']} | {b['persistence']:.4g} | {ar:.4g} (p={ar_order}) | "
-            f"{var_cell} | {r['mean']:.4g} +- {r['std']:.2g} | {r['ensemble']:.4g} | {r['margin_in_std']:+.1f} | "
+            f"| {r['series']}{note} | {r['values']} / {r['test_size']} | {b['persistence']:.4g} | "
+            f"{ar:.4g} (p={ar_order}) | "
+            f"{var_cell} | {r['mean']:.4g} +- {r['std']:.2g} | {r['ensemble']:.4g} | "
+            f"{100 * (r['mean'] / b[r['best_baseline']] - 1):+.2f} % | {r['margin_in_std']:+.1f} | "
             f"{'yes' if r['pass'] else 'NO'} |"
         )
     lines += ["", "Per-seed RMSE and epochs run:", ""]
@@ -153,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['seconds']:.0f} s for all seeds"
         )
     ok = all(r["pass"] for r in results)
-    lines += ["", f"GRU below every baseline by more than 2 std of the seed spread on every series: {'yes' if ok else 'NO'}"]
+    verdict = "yes" if ok else "NO"
+    lines += ["", f"GRU below every baseline by more than 2 std of the seed spread on every series: {verdict}"]
     text = "\n".join(lines)
     print(text)
     if args.json or args.markdown:
