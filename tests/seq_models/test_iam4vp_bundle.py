@@ -136,3 +136,33 @@ def test_score_report_pools_pixels_like_the_metrics(tmp_path):
     np.testing.assert_allclose(results["persistence"]["mae"], expected, rtol=1e-5)
     report.write()
     assert (tmp_path / "mae_by_lead.png").exists() and (tmp_path / "summary.json").exists()
+
+
+def test_shipped_small_weights_load_strictly_and_forecast(tmp_path):
+    """models/model.pt is the small configuration (configs/small.json): it loads strictly into inference.json +
+    small.json's network and forecasts finite frames; the seed configuration names the mismatch."""
+    from monai.bundle import ConfigParser
+
+    from monai_glue import CheckpointError
+    from monai_glue.checkpoint import load_checkpoint, load_state_dict_checked
+
+    ckpt = BUNDLE / "models" / "model.pt"
+    assert ckpt.is_file() and ckpt.stat().st_size < 1024 * 1024
+    state = load_checkpoint(ckpt, key="model")
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / "inference.json"), str(BUNDLE / "configs" / "small.json")])
+    parser.update({"bundle_root": str(BUNDLE), "device": "cpu"})
+    net = parser.get_parsed_content("network_def").eval()
+    net.load_state_dict(state, strict=True)
+    store = tmp_path / "test.zarr"
+    write_frames(generate_cloud_dataset(8, 64, 64, seed=5), store)
+    history = torch.as_tensor(xr.open_zarr(store)["data"].values[:4][None])
+    with torch.no_grad():
+        forecast = parser.get_parsed_content("inferer")(history, net)
+    assert forecast.shape == (1, 4, 11, 64, 64) and bool(torch.isfinite(forecast).all())
+
+    seed = ConfigParser()
+    seed.read_config(str(BUNDLE / "configs" / "inference.json"))
+    seed.update({"bundle_root": str(BUNDLE), "device": "cpu"})
+    with pytest.raises(CheckpointError, match="made for another configuration of IAM4VP"):
+        load_state_dict_checked(seed.get_parsed_content("network_def"), state, source=f"checkpoint {ckpt}")
