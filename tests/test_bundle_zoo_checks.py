@@ -381,7 +381,7 @@ def test_gru_network_def_shapes_and_single_step_export(tmp_path):
     ckpt_export(net_id="single_step_def", filepath=str(ts), ckpt_file=str(root / "models" / "model.pt"),
                 **_verify_kwargs(GRU))
     step = torch.jit.load(str(ts))
-    out, h = step(torch.rand(1, 2), step.init_hidden(1))
+    out, h = step(torch.rand(1, fmt["inputs"]["image"]["num_channels"]), step.init_hidden(1))
     assert out.shape == (1, 1) and h.shape[1] == 1
 
 
