@@ -542,7 +542,9 @@ def test_real_totalsegmentator_ct_converts_and_runs_forward(tmp_path):
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "train.json"))
-    parser.update({"bundle_root": str(tmp_path / "b"), "datalist": str(path), "device": "$torch.device('cpu')"})
+    # the shipped weights (bundle 0.10.0) carry the presence fusion that train.json's trunk recipe leaves out
+    parser.update({"bundle_root": str(tmp_path / "b"), "datalist": str(path), "device": "$torch.device('cpu')",
+                   "presence_fusion": True})
     item = parser.get_parsed_content("validate#preprocessing")(load_datalist(path, "test")[0])
     assert item["presence_targets"].tolist() == [1.0] * 5  # all five on the 48^3 grid too
     net = parser.get_parsed_content("network")
