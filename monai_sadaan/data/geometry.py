@@ -8,12 +8,14 @@ LPS+, the same points with ``x`` and ``y`` negated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = [
     "ORIENTATION_LETTERS",
+    "rotation_matrix",
     "parse_orientation",
     "orientation_affine",
     "reorient_from_ras",
@@ -136,3 +138,12 @@ def itk_geometry_to_affine(
     affine[:3, :3] = _LPS_FLIP @ d @ np.diag(np.asarray(spacing, dtype=float))
     affine[:3, 3] = _LPS_FLIP @ np.asarray(origin, dtype=float)
     return affine
+
+
+def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
+    """``Rz @ Ry @ Rx`` for angles in radians about the x, y and z axes, shape (3, 3)."""
+    cx, sx, cy, sy, cz, sz = math.cos(rx), math.sin(rx), math.cos(ry), math.sin(ry), math.cos(rz), math.sin(rz)
+    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rot_z @ rot_y @ rot_x

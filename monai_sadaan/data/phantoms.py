@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .geometry import all_orientation_codes, orientation_affine, parse_orientation, reorient_from_ras
+from .geometry import all_orientation_codes, orientation_affine, parse_orientation, reorient_from_ras, rotation_matrix
 from .scenarios import FieldOfViewCut, check_scenarios, plan_fov_cut, plan_scenario
 
 __all__ = [
@@ -210,15 +210,6 @@ class Phantom:
 # --------------------------------------------------------------------------------------------------------------------
 # shapes
 # --------------------------------------------------------------------------------------------------------------------
-def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
-    """Rz @ Ry @ Rx for angles in radians."""
-    cx, sx, cy, sy, cz, sz = math.cos(rx), math.sin(rx), math.cos(ry), math.sin(ry), math.cos(rz), math.sin(rz)
-    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rot_z @ rot_y @ rot_x
-
-
 @dataclass
 class _Bumps:
     """A smooth random deformation: sum of a few plane waves in an organ's normalised local coordinates."""
@@ -400,7 +391,7 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
 
     # liver: right lobe + left lobe sharing one deformation
     liver_bumps = _Bumps.sample(rng)
-    liver_rot = _rotation(*(u(-8, 8, size=3) * deg))
+    liver_rot = rotation_matrix(*(u(-8, 8, size=3) * deg))
     organs["liver"] = _Ellipsoid(_jitter(rng, (34, 0, 36), 5), size((42, 42, 33)), liver_rot, liver_bumps)
     left_lobe = _Ellipsoid(_jitter(rng, (-14, 22, 44), 4), size((28, 17, 18), 0.2), liver_rot, liver_bumps)
 
@@ -408,7 +399,7 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
     hypertrophy = 1.12 if len({"left_kidney", "right_kidney"} & set(removed)) == 1 else 1.0
     for name, x, z in (("left_kidney", -38.0, -4.0), ("right_kidney", 38.0, -13.0)):
         medial = 1.0 if x < 0 else -1.0
-        rot = _rotation(u(-6, 6) * deg, medial * u(8, 20) * deg, medial * u(20, 40) * deg)
+        rot = rotation_matrix(u(-6, 6) * deg, medial * u(8, 20) * deg, medial * u(20, 40) * deg)
         semi = size((14, 12, 28), 0.1)
         if name not in removed:
             semi = semi * hypertrophy  # the remaining kidney grows after a unilateral nephrectomy
@@ -417,15 +408,15 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
     organs["spleen"] = _Ellipsoid(
         _jitter(rng, (-54, -18, 34), 5),
         size((12, 30, 24), 0.18),
-        _rotation(u(-10, 10) * deg, u(-10, 10) * deg, u(-45, -20) * deg),
+        rotation_matrix(u(-10, 10) * deg, u(-10, 10) * deg, u(-45, -20) * deg),
         _Bumps.sample(rng),
     )
     organs["gallbladder"] = _Ellipsoid(
-        _jitter(rng, (26, 26, 8), 4), size((9, 7, 14), 0.2), _rotation(u(-25, -5) * deg, u(-15, 15) * deg, 0.0),
+        _jitter(rng, (26, 26, 8), 4), size((9, 7, 14), 0.2), rotation_matrix(u(-25, -5) * deg, u(-15, 15) * deg, 0.0),
         _Bumps.sample(rng, amplitude=(0.01, 0.04)),
     )
     organs["stomach"] = _Ellipsoid(
-        _jitter(rng, (-26, 20, 36), 5), size((20, 17, 25), 0.2), _rotation(*(u(-15, 15, size=3) * deg)),
+        _jitter(rng, (-26, 20, 36), 5), size((20, 17, 25), 0.2), rotation_matrix(*(u(-15, 15, size=3) * deg)),
         _Bumps.sample(rng),
     )
     # pancreas: head at the duodenum (right of the midline), tail at the splenic hilum
@@ -437,7 +428,7 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
     bowel = []
     for _ in range(int(rng.integers(8, 15))):
         centre = np.array([u(-55, 55), u(-5, 45), u(-75, 12)])
-        bowel.append(_Ellipsoid(centre, size((10, 10, 10), 0.3), _rotation(*(u(0, 2 * math.pi, size=3))),
+        bowel.append(_Ellipsoid(centre, size((10, 10, 10), 0.3), rotation_matrix(*(u(0, 2 * math.pi, size=3))),
                                 _Bumps.sample(rng, amplitude=(0.05, 0.12))))
     colon = [(u(58, 66), u(-12, 0), u(8, 11), u(-5, 20)), (-u(60, 68), u(-14, -2), u(7, 10), u(-10, 15))]
     colon_gas = []
@@ -472,7 +463,7 @@ def _sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> _Patien
     for side in (1.0, -1.0):
         semi = size((36, 40, 50), 0.1)
         centre = np.array([side * u(40, 50), u(-20, -8), liver_top + semi[2] - u(12, 28)])
-        lungs.append(_Ellipsoid(centre, semi, _rotation(u(-0.3, -0.1), 0.0, 0.0), _Bumps.sample(rng, amplitude=(0.02, 0.05))))
+        lungs.append(_Ellipsoid(centre, semi, rotation_matrix(u(-0.3, -0.1), 0.0, 0.0), _Bumps.sample(rng, amplitude=(0.02, 0.05))))
 
     return _Patient(
         body_a=body_a,

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .canvas import KEEP, Canvas, Deform, Ellipsoid, Tube, rotation
+from ..geometry import rotation_matrix
+from .canvas import KEEP, Canvas, Deform, Ellipsoid, Tube
 
 __all__ = ["Patient", "sample_patient", "render_patient", "LABELLED_ORGANS"]
 
@@ -276,7 +277,7 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
             semi = semi * hyper
         xs_ = sigma * (V["L1"].rx + u(38, 52))
         ys_ = spine_y(zc) - u(0, 14)
-        rot = rotation(u(-15, -5) * _DEG, sigma * u(-20, -8) * _DEG, sigma * u(20, 40) * _DEG)
+        rot = rotation_matrix(u(-15, -5) * _DEG, sigma * u(-20, -8) * _DEG, sigma * u(20, 40) * _DEG)
         organs[name] = Ellipsoid(np.array([xs_, ys_, zc]), semi, rot, dfm(3.0, (50, 120)), exponent=2.0)
         kidney_bend[name] = u(0.15, 0.3)
 
@@ -373,7 +374,7 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     # gallbladder: pear on the liver's inferior surface, fundus anterior-inferior
     gb_c = np.array([u(35, 60) * w, frL1 - u(25, 45), L["L1"] + u(-5, 20)])
     organs["gallbladder"] = Ellipsoid(gb_c, np.array([u(12, 18), u(12, 18), u(32, 45)]),
-                                      rotation(u(-70, -45) * _DEG, u(-20, 10) * _DEG, 0.0), dfm(2.0, (30, 60)))
+                                      rotation_matrix(u(-70, -45) * _DEG, u(-20, 10) * _DEG, 0.0), dfm(2.0, (30, 60)))
 
     # adrenals: thin limbs above-medial of the upper poles
     for name, sigma in (("left_adrenal", -1.0), ("right_adrenal", 1.0)):
@@ -614,15 +615,15 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
             proj = extras["breast_proj"]
             c = np.array([sigma * u(55, 85) * w, frb + at("m_ant", zb) + proj * 0.3, zb])
             semi_b = np.array([u(50, 70), proj, u(45, 65)])
-            extras["breast"].append(Ellipsoid(c, semi_b, rotation(0, 0, sigma * 15 * _DEG), dfm(4.0, (40, 90))))
+            extras["breast"].append(Ellipsoid(c, semi_b, rotation_matrix(0, 0, sigma * 15 * _DEG), dfm(4.0, (40, 90))))
     bw = u(0.6, 1.3)
     extras["bladder"] = Ellipsoid(np.array([u(-5, 5), y_fh + u(45, 60), z_fh + u(-5, 15)]),
                                   np.array([u(30, 45) * bw, u(25, 38) * bw, u(25, 42) * bw]),
-                                  rotation(u(-10, 10) * _DEG, 0, 0), dfm(3.0, (40, 90)), exponent=2.5)
+                                  rotation_matrix(u(-10, 10) * _DEG, 0, 0), dfm(3.0, (40, 90)), exponent=2.5)
     if female:
         extras["pelvic_organ"] = Ellipsoid(np.array([u(-10, 10), y_fh + u(15, 30), z_fh + u(35, 55)]),
                                            np.array([u(25, 35), u(20, 28), u(35, 50)]),
-                                           rotation(u(-60, -30) * _DEG, 0, 0), dfm(3.0, (40, 80)))
+                                           rotation_matrix(u(-60, -30) * _DEG, 0, 0), dfm(3.0, (40, 80)))
     else:
         extras["pelvic_organ"] = Ellipsoid(np.array([0.0, y_fh + u(30, 40), z_fh - u(25, 35)]),
                                            np.array([u(16, 22), u(14, 19), u(15, 22)]), np.eye(3), dfm(2.0, (30, 60)))

@@ -16,21 +16,12 @@ import numpy as np
 
 from .physics import TISSUE_INDEX, TISSUES
 
-__all__ = ["KEEP", "Canvas", "Deform", "Ellipsoid", "Tube", "rotation", "smooth_path"]
+__all__ = ["KEEP", "Canvas", "Deform", "Ellipsoid", "Tube", "smooth_path"]
 
 KEEP = "<keep>"
 """``name`` for :meth:`Canvas.paint` that changes the tissue but keeps the label (vessels inside an organ)."""
 
 Box = tuple[slice, slice, slice]
-
-
-def rotation(rx: float, ry: float, rz: float) -> np.ndarray:
-    """Rz @ Ry @ Rx for angles in radians, shape (3, 3)."""
-    cx, sx, cy, sy, cz, sz = math.cos(rx), math.sin(rx), math.cos(ry), math.sin(ry), math.cos(rz), math.sin(rz)
-    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rot_z @ rot_y @ rot_x
 
 
 def smooth_path(points: np.ndarray, radii: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
