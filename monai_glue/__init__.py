@@ -36,6 +36,7 @@ _LAZY: dict[str, str] = {
     "SafeCheckpointLoader": "monai_glue.checkpoint",
     "load_checkpoint": "monai_glue.checkpoint",
     "load_state_dict_checked": "monai_glue.checkpoint",
+    "unwrap_model": "monai_glue.checkpoint",
     "parse_bool": "monai_glue.config_values",
     "parse_device": "monai_glue.config_values",
 }

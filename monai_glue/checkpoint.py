@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "SafeCheckpointLoader", "load_checkpoint", "load_state_dict_checked"]
+__all__ = ["CheckpointError", "SafeCheckpointLoader", "load_checkpoint", "load_state_dict_checked", "unwrap_model"]
 
 
 class CheckpointError(ValueError):
@@ -99,6 +99,19 @@ def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, Any], s
     module.load_state_dict(state, strict=True)
 
 
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a wrapper that holds it as ``.module`` (DataParallel, DistributedDataParallel), else
+    ``model`` itself.
+
+    Args:
+        model: a network or a wrapper of one.
+
+    Returns:
+        the wrapped network.
+    """
+    return model.module if isinstance(getattr(model, "module", None), torch.nn.Module) else model
+
+
 class SafeCheckpointLoader:
     """Like MONAI's ``CheckpointLoader`` for one network, with ``weights_only=True`` and errors that say which
     configuration the checkpoint does not match (other structure set, channels, spatial_dims).
@@ -125,5 +138,5 @@ class SafeCheckpointLoader:
 
     def __call__(self, engine: Any = None) -> None:
         state = load_checkpoint(self.load_path, map_location=self.map_location, key=self.key)
-        net = self.network.module if hasattr(self.network, "module") else self.network
+        net = unwrap_model(self.network)
         load_state_dict_checked(net, state, source=f"checkpoint {self.load_path}")

@@ -7,20 +7,9 @@ from typing import Any
 
 import torch.nn as nn
 
+from monai_glue.checkpoint import unwrap_model
+
 __all__ = ["StateOfWrappedModel", "unwrap_model"]
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The network inside a wrapper that holds it as ``.module`` (DataParallel, DistributedDataParallel), else
-    ``model`` itself.
-
-    Args:
-        model: a network or a wrapper of one.
-
-    Returns:
-        the wrapped network.
-    """
-    return model.module if isinstance(getattr(model, "module", None), nn.Module) else model
 
 
 class StateOfWrappedModel(nn.Module):
