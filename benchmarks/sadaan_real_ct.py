@@ -479,7 +479,7 @@ def unet_case(
 ) -> tuple[np.ndarray, dict[str, bool], dict[str, float]]:
     """``(label map on the input grid, calls, highest class probability)`` of the UNet on ``images/<case>.nii.gz``."""
     import torch
-    from monai_sadaan.transforms.network_grid import find_network_grid_record, input_grid_probabilities
+    from monai_sadaan.transforms import find_network_grid_record, input_grid_probabilities
 
     name = case if isinstance(case, str) else case.name
     image = preprocessing({"image": str(images / f"{name}.nii.gz")})["image"]

@@ -391,7 +391,7 @@ def test_loss_targets_for_another_structure_set():
 
 
 def test_label_map_transform_wrong_rank():
-    from monai_sadaan.transforms.array import LabelMapToStructures
+    from monai_sadaan.transforms import LabelMapToStructures
 
     with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got"):
         LabelMapToStructures({"liver": 1})(torch.zeros(8, 8))

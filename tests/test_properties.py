@@ -88,7 +88,7 @@ def test_loss_finite_for_any_presence_pattern(presence, scale, seed):
     min_voxels=st.integers(1, 5), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_label_map_to_structures_masks_presence_agree(values, shape, min_voxels, seed):
-    from monai_sadaan.transforms.array import LabelMapToStructures
+    from monai_sadaan.transforms import LabelMapToStructures
 
     label = np.random.default_rng(seed).integers(0, 10, size=(1, *shape)).astype(np.int16)
     masks, presence, attention = LabelMapToStructures(values, min_voxels=min_voxels)(label)

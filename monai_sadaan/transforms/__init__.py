@@ -1,39 +1,27 @@
+"""SADAAn's MONAI transforms, laid out by concern as ``monai.transforms`` is (``array.py`` for the array transforms
+``Foo``, ``dictionary.py`` for ``Food`` / ``FooD`` / ``FooDict``):
+
+* ``intensity/``: the CT window (:class:`CTWindow`).
+* ``spatial/``: a whole volume to the network's grid and back (:class:`FitToSpatialDims`, :class:`CTToNetworkGrid`;
+  ``functional.py``: :class:`NetworkGridRecord`, :func:`input_grid_labels`, :func:`input_grid_probabilities`).
+* ``absence/``: augmentations that make structures absent in the image and the label map
+  (:class:`RandFieldOfViewCrop`, :class:`RandStructureEdgeCrop`, :class:`RandSyntheticResection`).
+* ``targets/``: the training targets derived from the label map once, after the augmentations
+  (:class:`LabelMapToStructures`, the target keys).
+* ``post/``: the network's output to label maps (:class:`InputGridLabelMapd`, :class:`PresenceAwareLabelMapd`, ...).
+* ``utils.py``: the shape and structure-table checks they share.
+
+Every public name is importable from here, e.g. ``monai_sadaan.transforms.CTWindowd`` in a bundle config. The
+post-processing names are imported on first use: they need the network's presence gating and the writers' geometry,
+which the training and preprocessing transforms do not.
+"""
+
 from __future__ import annotations
 
-from .array import (
-    CTWindow,
-    FitToSpatialDims,
-    LabelMapToStructures,
-    RandFieldOfViewCrop,
-    RandStructureEdgeCrop,
-    RandSyntheticResection,
-    check_label_map,
-    check_volume,
-    presence_from_masks,
-    structure_label_values,
-)
-from .network_grid import (
-    CTToNetworkGrid,
-    CTToNetworkGridd,
-    CTToNetworkGridD,
-    CTToNetworkGridDict,
-    NetworkGridRecord,
-    input_grid_labels,
-    input_grid_probabilities,
-)
-from .dictionary import (
-    ATTENTION_TARGETS,
-    PRESENCE_TARGETS,
-    SEGMENTATION_TARGETS,
-    CTWindowd,
-    CTWindowD,
-    CTWindowDict,
-    FitToSpatialDimsd,
-    FitToSpatialDimsD,
-    FitToSpatialDimsDict,
-    LabelMapToStructuresd,
-    LabelMapToStructuresD,
-    LabelMapToStructuresDict,
+from monai_glue.lazy_names import lazy_names
+
+from .absence.array import RandFieldOfViewCrop, RandStructureEdgeCrop, RandSyntheticResection
+from .absence.dictionary import (
     RandFieldOfViewCropd,
     RandFieldOfViewCropD,
     RandFieldOfViewCropDict,
@@ -44,30 +32,62 @@ from .dictionary import (
     RandSyntheticResectionD,
     RandSyntheticResectionDict,
 )
+from .intensity.array import CTWindow
+from .intensity.dictionary import CTWindowd, CTWindowD, CTWindowDict
+from .spatial.array import CTToNetworkGrid, FitToSpatialDims
+from .spatial.dictionary import (
+    CTToNetworkGridd,
+    CTToNetworkGridD,
+    CTToNetworkGridDict,
+    FitToSpatialDimsd,
+    FitToSpatialDimsD,
+    FitToSpatialDimsDict,
+)
+from .spatial.functional import (
+    NetworkGridRecord,
+    find_network_grid_record,
+    input_grid_labels,
+    input_grid_probabilities,
+)
+from .targets.array import LabelMapToStructures, presence_from_masks
+from .targets.dictionary import (
+    ATTENTION_TARGETS,
+    PRESENCE_TARGETS,
+    SEGMENTATION_TARGETS,
+    LabelMapToStructuresd,
+    LabelMapToStructuresD,
+    LabelMapToStructuresDict,
+)
+from .utils import check_label_map, check_volume, structure_label_values
+
+_POST = "monai_sadaan.transforms.post.dictionary"
+_LAZY: dict[str, str] = {
+    name: _POST
+    for stem in ("SADAAnPredictionToItems", "PresenceAwareLabelMap", "InputGridLabelMap", "VoxelVolume")
+    for name in (f"{stem}d", f"{stem}D", f"{stem}Dict")
+}
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
-    "ATTENTION_TARGETS",
-    "PRESENCE_TARGETS",
-    "SEGMENTATION_TARGETS",
+    # intensity
+    "CTWindow",
+    "CTWindowd",
+    "CTWindowD",
+    "CTWindowDict",
+    # spatial
+    "FitToSpatialDims",
+    "FitToSpatialDimsd",
+    "FitToSpatialDimsD",
+    "FitToSpatialDimsDict",
     "CTToNetworkGrid",
     "CTToNetworkGridd",
     "CTToNetworkGridD",
     "CTToNetworkGridDict",
     "NetworkGridRecord",
+    "find_network_grid_record",
     "input_grid_labels",
     "input_grid_probabilities",
-    "CTWindow",
-    "CTWindowd",
-    "CTWindowD",
-    "CTWindowDict",
-    "FitToSpatialDims",
-    "FitToSpatialDimsd",
-    "FitToSpatialDimsD",
-    "FitToSpatialDimsDict",
-    "LabelMapToStructures",
-    "LabelMapToStructuresd",
-    "LabelMapToStructuresD",
-    "LabelMapToStructuresDict",
+    # absence augmentation
     "RandFieldOfViewCrop",
     "RandFieldOfViewCropd",
     "RandFieldOfViewCropD",
@@ -80,8 +100,30 @@ __all__ = [
     "RandSyntheticResectiond",
     "RandSyntheticResectionD",
     "RandSyntheticResectionDict",
+    # targets
+    "LabelMapToStructures",
+    "LabelMapToStructuresd",
+    "LabelMapToStructuresD",
+    "LabelMapToStructuresDict",
+    "presence_from_masks",
+    "SEGMENTATION_TARGETS",
+    "PRESENCE_TARGETS",
+    "ATTENTION_TARGETS",
+    # post-processing
+    "SADAAnPredictionToItemsd",
+    "SADAAnPredictionToItemsD",
+    "SADAAnPredictionToItemsDict",
+    "PresenceAwareLabelMapd",
+    "PresenceAwareLabelMapD",
+    "PresenceAwareLabelMapDict",
+    "InputGridLabelMapd",
+    "InputGridLabelMapD",
+    "InputGridLabelMapDict",
+    "VoxelVolumed",
+    "VoxelVolumeD",
+    "VoxelVolumeDict",
+    # shared checks
     "check_label_map",
     "check_volume",
-    "presence_from_masks",
     "structure_label_values",
 ]

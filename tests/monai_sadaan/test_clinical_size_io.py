@@ -243,7 +243,7 @@ def test_threads_beside_prefetch_leave_a_core_to_the_reader(monkeypatch):
 
 
 def test_grid_transforms_run_on_one_thread_and_restore_the_setting():
-    from monai_sadaan.transforms import network_grid
+    from monai_sadaan.transforms.spatial import functional as network_grid
 
     before = torch.get_num_threads()
     seen = []

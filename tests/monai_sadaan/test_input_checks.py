@@ -249,7 +249,7 @@ def test_bundle_loader_and_writer_keep_nibabels_affine(tmp_path, case):
     from monai.transforms import Invertd
 
     from monai_sadaan.io import write_label_map_nifti
-    from monai_sadaan.transforms.post import InputGridLabelMapd
+    from monai_sadaan.transforms import InputGridLabelMapd
 
     path = _nifti(tmp_path / f"{case}.nii.gz", data=_ct((10, 12, 14)), **NIFTI_HEADERS[case])
     expected = nib.load(str(path)).affine

@@ -22,9 +22,17 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureTyped, Invertd, Orientationd
 
-from monai_sadaan.transforms import CTToNetworkGridd, CTWindowd, FitToSpatialDimsd, input_grid_labels
-from monai_sadaan.transforms.network_grid import NetworkGridRecord, find_network_grid_record, linear_support
-from monai_sadaan.transforms.post import InputGridLabelMapd, PresenceAwareLabelMapd
+from monai_sadaan.transforms import (
+    CTToNetworkGridd,
+    CTWindowd,
+    FitToSpatialDimsd,
+    InputGridLabelMapd,
+    NetworkGridRecord,
+    PresenceAwareLabelMapd,
+    find_network_grid_record,
+    input_grid_labels,
+)
+from monai_sadaan.transforms.spatial.functional import linear_support
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
 GRID = (16, 12, 20)
@@ -46,7 +54,7 @@ REFERENCE_PREPROCESSING = {
 REFERENCE_POSTPROCESSING_STEPS = [
     {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
      "nearest_interp": False, "to_tensor": True},
-    {"_target_": "monai_sadaan.transforms.post.PresenceAwareLabelMapd", "keys": "pred",
+    {"_target_": "monai_sadaan.transforms.PresenceAwareLabelMapd", "keys": "pred",
      "presence_key": "presence_calls", "label_values": "$list(@structures.values())", "output_key": "label_map",
      "mask_key": None},
 ]  # fmt: skip
@@ -122,7 +130,7 @@ def test_label_map_is_the_same_for_any_slab_and_computes_only_inside_the_structu
     data = rng.normal(40, 300, size=(130, 97, 61)).astype(np.float64)  # float input, every axis downsampled
     probs = _blobs(rng, 4)
     present = torch.tensor([1.0, 1.0, 0.0, 1.0])
-    import monai_sadaan.transforms.network_grid as ng
+    import monai_sadaan.transforms.spatial.functional as ng
 
     monkeypatch.setattr(ng, "_SLAB_BYTES", slab_bytes)
     monkeypatch.setattr(ng.input_grid_labels, "__defaults__", (0.5, slab_bytes))
@@ -136,7 +144,7 @@ def test_label_map_is_the_same_for_any_slab_and_computes_only_inside_the_structu
 
 
 def test_a_structure_below_the_threshold_everywhere_is_not_resampled_at_all(monkeypatch):
-    import monai_sadaan.transforms.network_grid as ng
+    import monai_sadaan.transforms.spatial.functional as ng
 
     record = NetworkGridRecord((40, 30, 20), (), (0, 1, 2), GRID, np.eye(4))
     probs = torch.full((2, *GRID), 0.499)

@@ -1,4 +1,5 @@
-"""Post-processing of SADAAn predictions inside MONAI pipelines (dictionary transforms).
+"""Post-processing of SADAAn predictions inside MONAI pipelines (dictionary transforms), and the voxel volume the
+predicted volumes are scored with.
 
 The network returns a dict; MONAI's post-processing works on the keys of each (decollated) sample. These transforms
 lift the voxel-wise prediction to the sample's ``pred`` key, keep the per-structure presence outputs beside it, and
@@ -9,6 +10,7 @@ turn probabilities into a label map in which structures judged absent are empty:
   probability maps on the input grid only when asked for.
 * ``Invertd`` + :class:`PresenceAwareLabelMapd`: the same label map through five float32 probability channels at
   full resolution (the bundle's path before; kept for other pipelines and as the reference in the tests).
+* :class:`VoxelVolumed`: the volume of one voxel of the network's grid in mL, to score predicted volumes.
 """
 
 from __future__ import annotations
@@ -20,11 +22,25 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from monai_sadaan.io.geometry import to_numpy, voxel_volume_ml
 from monai_sadaan.networks.presence import gate_by_presence
 
-from .network_grid import find_network_grid_record, input_grid_labels, input_grid_probabilities
+from ..spatial.functional import find_network_grid_record, input_grid_labels, input_grid_probabilities
 
-__all__ = ["SADAAnPredictionToItemsd", "PresenceAwareLabelMapd", "InputGridLabelMapd"]
+__all__ = [
+    "SADAAnPredictionToItemsd",
+    "SADAAnPredictionToItemsD",
+    "SADAAnPredictionToItemsDict",
+    "PresenceAwareLabelMapd",
+    "PresenceAwareLabelMapD",
+    "PresenceAwareLabelMapDict",
+    "InputGridLabelMapd",
+    "InputGridLabelMapD",
+    "InputGridLabelMapDict",
+    "VoxelVolumed",
+    "VoxelVolumeD",
+    "VoxelVolumeDict",
+]
 
 
 class SADAAnPredictionToItemsd(MapTransform):
@@ -137,7 +153,7 @@ class InputGridLabelMapd(MapTransform):
     input's grid, equal to ``Invertd`` (trilinear) followed by :class:`PresenceAwareLabelMapd`.
 
     The probabilities are resized back only inside the box of each present structure that can pass ``threshold``,
-    slab by slab (:func:`~monai_sadaan.transforms.network_grid.input_grid_labels`); nothing of full resolution but
+    slab by slab (:func:`~monai_sadaan.transforms.input_grid_labels`); nothing of full resolution but
     the label map itself is held. The label map is a MetaTensor with the input's own affine (as it was read, not
     recomputed) and the image's other metadata.
 
@@ -201,3 +217,30 @@ def _on_input_grid(x: torch.Tensor, meta: Mapping[Hashable, Any], affine: Any) -
     out = MetaTensor(x, meta=dict(meta))
     out.affine = torch.as_tensor(affine, dtype=torch.float64)
     return out
+
+
+class VoxelVolumed(MapTransform):
+    """Store the volume of one voxel of ``keys`` (a MetaTensor), in mL, under ``output_key``.
+
+    Place it after resizing to the model's grid to score predicted volumes on that grid:
+    ``|det(affine[:3, :3])|`` mm³ / 1000.
+    """
+
+    def __init__(self, keys: str = "image", output_key: str = "voxel_volume_ml") -> None:
+        super().__init__(keys)
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if not isinstance(img, MetaTensor):
+                raise ValueError(f"expected a MetaTensor with an affine under {key!r}, got {type(img).__name__}")
+            d[self.output_key] = voxel_volume_ml(to_numpy(img.affine))
+        return d
+
+
+SADAAnPredictionToItemsD = SADAAnPredictionToItemsDict = SADAAnPredictionToItemsd
+PresenceAwareLabelMapD = PresenceAwareLabelMapDict = PresenceAwareLabelMapd
+InputGridLabelMapD = InputGridLabelMapDict = InputGridLabelMapd
+VoxelVolumeD = VoxelVolumeDict = VoxelVolumed

@@ -1,8 +1,5 @@
-"""Dictionary versions of the SADAAn array transforms (``Foo`` -> ``Food`` / ``FooD`` / ``FooDict``).
-
-Target keys follow the loss and the network: ``segmentation_targets`` ``[S, D, H, W]``, ``presence_targets``
-``[S]`` and ``attention_targets`` ``[S, D, H, W]`` per sample (the batch dimension comes from collation).
-"""
+"""Dictionary versions of the absence augmentations (``Foo`` -> ``Food`` / ``FooD`` / ``FooDict``): one draw per
+call, applied to every key."""
 
 from __future__ import annotations
 
@@ -12,31 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform
+from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type, convert_to_tensor, ensure_tuple, ensure_tuple_rep
 
-from .array import (
-    CTWindow,
-    FitToSpatialDims,
-    LabelMapToStructures,
-    RandFieldOfViewCrop,
-    RandStructureEdgeCrop,
-    RandSyntheticResection,
-    check_label_map,
-    presence_from_masks,
-    structure_label_values,
-)
+from ..targets.array import presence_from_masks
+from ..targets.dictionary import ATTENTION_TARGETS, PRESENCE_TARGETS, SEGMENTATION_TARGETS
+from ..utils import check_label_map, structure_label_values
+from .array import RandFieldOfViewCrop, RandStructureEdgeCrop, RandSyntheticResection
 
 __all__ = [
-    "LabelMapToStructuresd",
-    "LabelMapToStructuresD",
-    "LabelMapToStructuresDict",
-    "CTWindowd",
-    "CTWindowD",
-    "CTWindowDict",
-    "FitToSpatialDimsd",
-    "FitToSpatialDimsD",
-    "FitToSpatialDimsDict",
     "RandFieldOfViewCropd",
     "RandFieldOfViewCropD",
     "RandFieldOfViewCropDict",
@@ -46,14 +27,7 @@ __all__ = [
     "RandSyntheticResectiond",
     "RandSyntheticResectionD",
     "RandSyntheticResectionDict",
-    "SEGMENTATION_TARGETS",
-    "PRESENCE_TARGETS",
-    "ATTENTION_TARGETS",
 ]
-
-SEGMENTATION_TARGETS = "segmentation_targets"
-PRESENCE_TARGETS = "presence_targets"
-ATTENTION_TARGETS = "attention_targets"
 
 
 def _zero_absent(
@@ -70,126 +44,6 @@ def _zero_absent(
 def _set_presence(d: dict[Hashable, Any], key: str, presence: torch.Tensor) -> None:
     old = d[key]
     d[key] = presence.cpu().numpy().astype(np.float32) if isinstance(old, np.ndarray) else presence.to(old.device)
-
-
-class LabelMapToStructuresd(MapTransform):
-    """Dictionary version of :class:`~monai_sadaan.transforms.LabelMapToStructures`.
-
-    Reads the label map ``d[label_key]`` ``[1, D, H, W]`` and writes ``d[segmentation_key]`` ``[S, D, H, W]``,
-    ``d[presence_key]`` ``[S]`` and ``d[attention_key]`` ``[S, D, H, W]``; the label map is kept.
-
-    Args:
-        label_key: key of the label map.
-        structure_labels: ``{name: label value}`` or a sequence of label values, in channel order.
-        min_voxels: smallest voxel count of a present structure.
-        attention_sigma: standard deviation in voxels of the attention halo (0: the mask itself).
-        segmentation_key: output key of the masks.
-        presence_key: output key of the presence vector.
-        attention_key: output key of the attention targets, or None to skip them.
-        allow_missing_keys: do nothing when the label map is missing.
-    """
-
-    backend = LabelMapToStructures.backend
-
-    def __init__(
-        self,
-        label_key: str = "label",
-        structure_labels: Mapping[str, int] | Sequence[int] = (),
-        min_voxels: int = 1,
-        attention_sigma: float = 2.0,
-        segmentation_key: str = SEGMENTATION_TARGETS,
-        presence_key: str = PRESENCE_TARGETS,
-        attention_key: str | None = ATTENTION_TARGETS,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(label_key, allow_missing_keys)
-        self.converter = LabelMapToStructures(structure_labels, min_voxels=min_voxels, attention_sigma=attention_sigma)
-        self.segmentation_key = segmentation_key
-        self.presence_key = presence_key
-        self.attention_key = attention_key
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            masks, presence, attention = self.converter(d[key])
-            d[self.segmentation_key] = masks
-            d[self.presence_key] = presence
-            if self.attention_key is not None:
-                d[self.attention_key] = attention
-        return d
-
-
-class CTWindowd(MapTransform):
-    """Dictionary version of :class:`~monai_sadaan.transforms.CTWindow` (HU clip and scale)."""
-
-    backend = CTWindow.backend
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        a_min: float = -175.0,
-        a_max: float = 250.0,
-        b_min: float = 0.0,
-        b_max: float = 1.0,
-        clip: bool = True,
-        dtype: Any = np.float32,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=dtype)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.window(d[key])
-        return d
-
-
-class FitToSpatialDimsd(MapTransform, InvertibleTransform):
-    """Dictionary version of :class:`~monai_sadaan.transforms.FitToSpatialDims`, invertible with ``Invertd``.
-
-    Args:
-        keys: keys of the volumes to fit.
-        spatial_dims: output spatial size ``(D, H, W)``.
-        mode: ``"resize"`` or ``"pad"``.
-        interp_mode: interpolation per key (a sequence) or for all keys; ``"nearest-exact"`` for label maps, e.g.
-            ``interp_mode=("trilinear", "nearest-exact")`` for ``keys=("image", "label")``, so that the label stays
-            on the image's voxel centres (see :class:`~monai_sadaan.transforms.FitToSpatialDims`).
-        align_corners: passed to interpolation for linear modes.
-        pad_mode: padding mode for ``mode="pad"``.
-        pad_value: constant padding value per key or for all keys.
-        allow_missing_keys: skip missing keys.
-    """
-
-    backend = FitToSpatialDims.backend
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        spatial_dims: Sequence[int],
-        mode: str = "resize",
-        interp_mode: Sequence[str] | str = "trilinear",
-        align_corners: bool | None = None,
-        pad_mode: str = "constant",
-        pad_value: Sequence[float] | float = 0.0,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.interp_mode = ensure_tuple_rep(interp_mode, len(self.keys))
-        self.pad_value = ensure_tuple_rep(pad_value, len(self.keys))
-        self.fitter = FitToSpatialDims(spatial_dims, mode=mode, align_corners=align_corners, pad_mode=pad_mode)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key, interp_mode, pad_value in self.key_iterator(d, self.interp_mode, self.pad_value):
-            d[key] = self.fitter(d[key], interp_mode=interp_mode, pad_value=pad_value)
-        return d
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.fitter.inverse(d[key])
-        return d
 
 
 class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
@@ -450,9 +304,6 @@ class RandSyntheticResectiond(RandomizableTransform, MapTransform):
         return d
 
 
-LabelMapToStructuresD = LabelMapToStructuresDict = LabelMapToStructuresd
-CTWindowD = CTWindowDict = CTWindowd
-FitToSpatialDimsD = FitToSpatialDimsDict = FitToSpatialDimsd
 RandFieldOfViewCropD = RandFieldOfViewCropDict = RandFieldOfViewCropd
 RandStructureEdgeCropD = RandStructureEdgeCropDict = RandStructureEdgeCropd
 RandSyntheticResectionD = RandSyntheticResectionDict = RandSyntheticResectiond

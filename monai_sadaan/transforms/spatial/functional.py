@@ -1,19 +1,21 @@
-"""From a CT of any size to the network's grid and back, reading and writing only what is needed.
+"""The network's grid and back, as functions: what :class:`~monai_sadaan.transforms.CTToNetworkGrid` records and
+reads, and the label map and probabilities on the input's grid from probabilities on the network's grid.
 
 SADAAn sees the whole volume at ``spatial_dims`` (48³ by default), so a 512 x 512 x 300 CT is orientated, windowed
 and resized (trilinear) to the grid, and the network's probabilities are resized back, orientated back and turned
 into a label map. Done with whole-volume transforms (``Orientationd``, ``CTWindowd``, ``FitToSpatialDimsd``, then
-``Invertd`` and :class:`~monai_sadaan.transforms.post.PresenceAwareLabelMapd`) that costs a float32 copy of the
+``Invertd`` and :class:`~monai_sadaan.transforms.PresenceAwareLabelMapd`) that costs a float32 copy of the
 volume on the way in and five float32 probability channels at full resolution on the way out: several GB for one
-CT. The two transforms here give **the same values** (tested: equal bit for bit on the CPU) in bounded memory:
+CT. The bounded-memory path gives **the same values** (tested: equal bit for bit on the CPU):
 
-* :class:`CTToNetworkGrid` / :class:`CTToNetworkGridd`: ``Orientation(axcodes)`` -> ``CTWindow`` ->
-  ``FitToSpatialDims(spatial_dims, "resize", "trilinear")`` in one pass. The input stays in the type it was read in
-  (int16 for most CT); only the voxels that trilinear interpolation reads are taken (about two per output voxel and
-  axis: at most 96³ of them for a 48³ grid), through views for the orientation, windowed in float32 and
-  interpolated one axis at a time with PyTorch's own linear kernel (the 3-D trilinear kernel computes the same
-  nested sums, last axis innermost). Invertible with MONAI's ``Invertd``; its record also serves the label map.
-* :func:`input_grid_labels` (used by :class:`~monai_sadaan.transforms.post.InputGridLabelMapd`): the label map on
+* :class:`~monai_sadaan.transforms.CTToNetworkGrid` / ``CTToNetworkGridd`` (in ``spatial/array.py``):
+  ``Orientation(axcodes)`` -> ``CTWindow`` -> ``FitToSpatialDims(spatial_dims, "resize", "trilinear")`` in one
+  pass. The input stays in the type it was read in (int16 for most CT); only the voxels that trilinear
+  interpolation reads are taken (about two per output voxel and axis: at most 96³ of them for a 48³ grid), through
+  views for the orientation, windowed in float32 and interpolated one axis at a time with PyTorch's own linear
+  kernel (the 3-D trilinear kernel computes the same nested sums, last axis innermost). Invertible with MONAI's
+  ``Invertd``; its record (:class:`NetworkGridRecord`) also serves the label map.
+* :func:`input_grid_labels` (used by :class:`~monai_sadaan.transforms.InputGridLabelMapd`): the label map on
   the input's grid, slab by slab, computed only inside the bounding box (on the coarse grid) of each present
   structure's probabilities above ``threshold - 1e-3``: outside it every interpolated probability stays below the
   threshold (the weights are non-negative and sum to one), so the voxel is background either way.
@@ -28,32 +30,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
-from monai.data.meta_obj import get_track_meta
-from monai.transforms import InvertibleTransform, MapTransform
-from monai.transforms.utils import scale_affine
-from monai.utils import SpaceKeys, TraceKeys
-
-from .array import CTWindow, check_volume
+from monai.utils import TraceKeys
 
 __all__ = [
-    "CTToNetworkGrid",
-    "CTToNetworkGridd",
-    "CTToNetworkGridD",
-    "CTToNetworkGridDict",
     "NetworkGridRecord",
     "find_network_grid_record",
     "input_grid_labels",
     "input_grid_probabilities",
+    "interpolate_axis",
     "linear_support",
     "one_thread",
 ]
@@ -63,6 +55,7 @@ ACTIVE_MARGIN = 1e-3
 ``threshold - ACTIVE_MARGIN``; trilinear interpolation (non-negative weights summing to one, three roundings of
 float32) cannot lift values below that over the threshold."""
 
+_RECORDING_CLASS = "CTToNetworkGrid"  # the transform whose applied-operations entry holds a NetworkGridRecord
 _SLAB_BYTES = 32 << 20  # float32 working set of one slab of the label map (per structure)
 
 
@@ -109,7 +102,7 @@ def linear_support(n_in: int, n_out: int) -> np.ndarray:
     return out
 
 
-def _interp_axis(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+def interpolate_axis(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
     """Linear interpolation (``align_corners=False``) of ``x`` along ``axis`` to ``size``, with PyTorch's kernel."""
     moved = x.movedim(axis, -1)
     lead = moved.shape[:-1]
@@ -126,7 +119,7 @@ def _rows(mask: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class NetworkGridRecord:
     """How a volume was put on the network's grid (stored in the applied-operations record of
-    :class:`CTToNetworkGrid`).
+    :class:`~monai_sadaan.transforms.CTToNetworkGrid`).
 
     Attributes:
         input_shape: spatial shape of the input (array order, e.g. nibabel's ``(i, j, k)``).
@@ -180,14 +173,16 @@ class NetworkGridRecord:
 
 
 def find_network_grid_record(image: Any) -> NetworkGridRecord:
-    """The record :class:`CTToNetworkGrid` left on ``image`` (a MetaTensor from the preprocessing).
+    """The record :class:`~monai_sadaan.transforms.CTToNetworkGrid` left on ``image`` (a MetaTensor from the
+    preprocessing).
 
     Raises:
-        ValueError: ``image`` carries no such record (it was not prepared with :class:`CTToNetworkGridd`).
+        ValueError: ``image`` carries no such record (it was not prepared with
+            :class:`~monai_sadaan.transforms.CTToNetworkGridd`).
     """
     ops = getattr(image, "applied_operations", None) or []
     for op in reversed(ops):
-        if isinstance(op, Mapping) and op.get(TraceKeys.CLASS_NAME) == CTToNetworkGrid.__name__:
+        if isinstance(op, Mapping) and op.get(TraceKeys.CLASS_NAME) == _RECORDING_CLASS:
             return NetworkGridRecord.from_extra_info(op[TraceKeys.EXTRA_INFO])
     names = [op.get(TraceKeys.CLASS_NAME) for op in ops if isinstance(op, Mapping)]
     raise ValueError(
@@ -196,196 +191,7 @@ def find_network_grid_record(image: Any) -> NetworkGridRecord:
     )
 
 
-# ---------------------------------------------------------------------------------------------------- orientation
-def _orientation(
-    affine: np.ndarray, shape: Sequence[int], axcodes: str, labels: Any
-) -> tuple[list[int], list[int], np.ndarray]:
-    """``(flip_axes, transpose, xform)`` of MONAI's ``Orientation(axcodes, labels)`` for a 3-D volume: flip the
-    input axes ``flip_axes``, then ``transpose``; the new affine is ``affine @ xform``."""
-    src = nib.io_orientation(affine)
-    dst = nib.orientations.axcodes2ornt(axcodes[:3], labels=labels)
-    if len(dst) < 3:
-        raise ValueError(f"expected axcodes for 3 spatial axes, got {axcodes!r}")
-    ornt = nib.orientations.ornt_transform(src, dst)
-    xform = nib.orientations.inv_ornt_aff(ornt, tuple(int(s) for s in shape))
-    flip_axes = [int(ax) for ax, flip in enumerate(ornt[:, 1]) if flip == -1]
-    transpose = [int(a) for a in np.argsort(ornt[:, 0])]
-    return flip_axes, transpose, xform
-
-
-def _as_numpy_view(img: NdarrayOrTensor) -> np.ndarray:
-    if isinstance(img, torch.Tensor):
-        t = img.as_tensor() if isinstance(img, MetaTensor) else img
-        return t.detach().cpu().numpy()
-    return np.asarray(img)
-
-
-# ---------------------------------------------------------------------------------------------------- forward
-class CTToNetworkGrid(InvertibleTransform):
-    """Orientate, window and resize a CT ``[C, X, Y, Z]`` to the network's grid, reading only what is needed.
-
-    Equal, value for value, to ``Orientation(axcodes)`` -> ``CTWindow(a_min, a_max, b_min, b_max, clip)`` on the
-    float32 volume -> ``FitToSpatialDims(spatial_dims, mode="resize", interp_mode="trilinear")``, without a float32
-    copy of the volume (see the module docstring). The input may be any real type (int16 as read is best); a
-    MetaTensor gives the orientation through its affine (a plain array: taken as already orientated) and gets a
-    record that :meth:`inverse` (MONAI's ``Invertd``) and :func:`input_grid_labels` use.
-
-    Args:
-        spatial_dims: the network's grid ``(D, H, W)``.
-        axcodes: orientation of the network's grid (``"RAS"``).
-        labels: MONAI ``Orientation``'s ``labels`` (``None``: nibabel's, or LPS ones for a MetaTensor in LPS space).
-        a_min, a_max, b_min, b_max, clip: the CT window (see :class:`~monai_sadaan.transforms.CTWindow`).
-    """
-
-    def __init__(
-        self,
-        spatial_dims: Sequence[int],
-        axcodes: str = "RAS",
-        labels: Any = None,
-        a_min: float = -175.0,
-        a_max: float = 250.0,
-        b_min: float = 0.0,
-        b_max: float = 1.0,
-        clip: bool = True,
-    ) -> None:
-        dims = tuple(spatial_dims) if isinstance(spatial_dims, Sequence) else ()
-        if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
-            raise ValueError(f"expected spatial_dims as three positive integers (D, H, W), got {spatial_dims!r}")
-        if not isinstance(axcodes, str) or len(axcodes) != 3:
-            raise ValueError(f"expected axcodes of three letters (e.g. 'RAS'), got {axcodes!r}")
-        self.spatial_dims = tuple(int(s) for s in dims)
-        self.axcodes = axcodes
-        self.labels = labels
-        self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=np.float32)
-
-    def record_for(self, img: NdarrayOrTensor) -> tuple[NetworkGridRecord, np.ndarray]:
-        """``(record, xform)`` for ``img``: how it is orientated, and the orientation's affine update."""
-        shape = tuple(int(s) for s in img.shape[1:])
-        if isinstance(img, MetaTensor):
-            affine = img.peek_pending_affine().detach().cpu().numpy().astype(np.float64)
-            labels = self.labels
-            if labels is None and "space" in img.meta and SpaceKeys(img.meta["space"]) == SpaceKeys.LPS:
-                labels = (("R", "L"), ("A", "P"), ("I", "S"))  # as MONAI's Orientation for LPS tensors
-            flip_axes, transpose, xform = _orientation(affine, shape, self.axcodes, labels)
-        else:
-            affine = np.eye(4)
-            flip_axes, transpose, xform = [], [0, 1, 2], np.eye(4)
-        record = NetworkGridRecord(
-            shape, tuple(flip_axes), tuple(transpose), self.spatial_dims, affine  # type: ignore[arg-type]
-        )
-        return record, xform
-
-    def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
-        """
-        Args:
-            img: channel-first volume ``[C, X, Y, Z]`` (MetaTensor for the orientation and the record).
-
-        Returns:
-            ``[C, *spatial_dims]`` float32 (a MetaTensor with the grid's affine and the record when meta is tracked).
-        """
-        check_volume(img, "volume")
-        if any(int(s) < 1 for s in img.shape):
-            raise ValueError(f"expected a non-empty volume, got shape {tuple(img.shape)}")
-        record, xform = self.record_for(img)
-        oriented = record.oriented_view(_as_numpy_view(img), channel_first=True)  # views only
-        with one_thread():
-            grid = self._fit(oriented)
-        if not (get_track_meta() and isinstance(img, MetaTensor)):
-            return grid
-        out = MetaTensor(grid, meta=dict(img.meta), applied_operations=list(img.applied_operations))
-        out.affine = img.peek_pending_affine()
-        grid_affine = xform @ scale_affine(record.oriented_shape, self.spatial_dims, align_corners=False)
-        self.push_transform(
-            out, sp_size=self.spatial_dims, affine=grid_affine, orig_size=record.input_shape,
-            extra_info=record.as_extra_info(),
-        )  # fmt: skip
-        return out
-
-    def _fit(self, oriented: np.ndarray) -> torch.Tensor:
-        """Window and resize the orientated view ``[C, D, H, W]``, reading only the voxels the kernel uses."""
-        channels, *shape = oriented.shape
-        supports = [linear_support(n, m) for n, m in zip(shape, self.spatial_dims)]
-        needed = [_rows(s.any(axis=1)) for s in supports]
-        picked = oriented[np.ix_(range(channels), *needed)]  # [C, nd, nh, nw], a copy of at most (2 * grid)^3
-        values = self.window(torch.from_numpy(np.asarray(picked, dtype=np.float32)))  # as LoadImaged(float32)
-        values = torch.as_tensor(values, dtype=torch.float32)
-        (depth, height, width), (gd, gh, gw) = shape, self.spatial_dims
-        nd, nh, nw = needed
-        # the trilinear kernel's nesting: last axis innermost; unread positions stay 0 (never weighted)
-        buf = torch.zeros(channels, len(nd), len(nh), width)
-        buf[..., torch.from_numpy(nw)] = values
-        step = _interp_axis(buf, 3, gw)  # [C, nd, nh, gw]
-        buf = torch.zeros(channels, len(nd), height, gw)
-        buf[:, :, torch.from_numpy(nh)] = step
-        step = _interp_axis(buf, 2, gh)  # [C, nd, gh, gw]
-        buf = torch.zeros(channels, depth, gh, gw)
-        buf[:, torch.from_numpy(nd)] = step
-        return _interp_axis(buf, 1, gd).contiguous()  # [C, gd, gh, gw]
-
-    def inverse(self, data: torch.Tensor) -> torch.Tensor:
-        """Map ``data`` ``[C, *spatial_dims]`` back to the input grid: trilinear resize to the orientated shape,
-        orientation undone, the input's affine restored (what MONAI's ``Invertd`` calls)."""
-        if not isinstance(data, MetaTensor) or not data.applied_operations:
-            raise ValueError(
-                "expected a MetaTensor that carries the record of CTToNetworkGrid, "
-                f"got {type(data).__name__} without applied operations"
-            )
-        transform = self.pop_transform(data)
-        record = NetworkGridRecord.from_extra_info(transform[TraceKeys.EXTRA_INFO])
-        x = data.as_tensor().float()
-        size = record.oriented_shape
-        if tuple(x.shape[1:]) != size:
-            x = F.interpolate(x[None], size=size, mode="trilinear", align_corners=False)[0]
-        x = x.permute(0, *(1 + int(a) for a in np.argsort(record.transpose)))
-        if record.flip_axes:
-            x = torch.flip(x, dims=[1 + a for a in record.flip_axes])
-        out = MetaTensor(x, meta=dict(data.meta), applied_operations=list(data.applied_operations))
-        out.affine = torch.as_tensor(record.input_affine, dtype=torch.float64)
-        return out
-
-
-class CTToNetworkGridd(MapTransform, InvertibleTransform):
-    """Dictionary version of :class:`CTToNetworkGrid`, invertible with MONAI's ``Invertd``.
-
-    Args:
-        keys: keys of the CT volumes.
-        spatial_dims, axcodes, labels, a_min, a_max, b_min, b_max, clip: see :class:`CTToNetworkGrid`.
-        allow_missing_keys: skip missing keys.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        spatial_dims: Sequence[int],
-        axcodes: str = "RAS",
-        labels: Any = None,
-        a_min: float = -175.0,
-        a_max: float = 250.0,
-        b_min: float = 0.0,
-        b_max: float = 1.0,
-        clip: bool = True,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.fitter = CTToNetworkGrid(spatial_dims, axcodes, labels, a_min, a_max, b_min, b_max, clip)
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.fitter(d[key])
-        return d
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.fitter.inverse(d[key])
-        return d
-
-
-CTToNetworkGridD = CTToNetworkGridDict = CTToNetworkGridd
-
-
-# ---------------------------------------------------------------------------------------------------- backward
+# -------------------------------------------------------------------------------------- back to the input grid
 def _coarse_probabilities(probs: Any, record: NetworkGridRecord) -> torch.Tensor:
     p = probs.as_tensor() if isinstance(probs, MetaTensor) else torch.as_tensor(probs)
     p = p.detach().to("cpu", torch.float32)
@@ -416,7 +222,7 @@ class _Upsampler:
         self.grid = tuple(int(s) for s in coarse.shape)
         self.supports = [linear_support(g, n) for g, n in zip(self.grid, self.shape)]
         self.active = active
-        self.first = _interp_axis(coarse, 2, self.shape[2]).permute(0, 2, 1).contiguous()  # [gd, W, gh]
+        self.first = interpolate_axis(coarse, 2, self.shape[2]).permute(0, 2, 1).contiguous()  # [gd, W, gh]
 
     def box(self, w0: int, w1: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """``((dlo, dhi), (hlo, hhi))``: the outputs with last-axis index in ``[w0, w1)`` that read an active coarse
@@ -458,7 +264,7 @@ def input_grid_labels(
 
     Equal to resizing ``probs`` back (MONAI ``Invertd`` of the preprocessing, trilinear) and taking, per voxel, the
     label of the most probable structure called present when its probability exceeds ``threshold`` (ties: the first
-    structure), as :class:`~monai_sadaan.transforms.post.PresenceAwareLabelMapd` does; computed slab by slab
+    structure), as :class:`~monai_sadaan.transforms.PresenceAwareLabelMapd` does; computed slab by slab
     (``slab_bytes`` of float32 per structure) inside each present structure's active box only.
 
     Args:

@@ -1,0 +1,1 @@
+"""Intensity transforms: the CT window (Hounsfield units clipped and scaled)."""

@@ -1,0 +1,50 @@
+"""Checks shared by the SADAAn transforms: the shapes they take and the structure table they are given."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from monai.config import NdarrayOrTensor
+
+__all__ = ["check_label_map", "check_volume", "structure_label_values", "shape_of"]
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """``x.shape`` as a tuple of Python ints (for messages and comparisons across numpy and torch)."""
+    return tuple(int(s) for s in x.shape)
+
+
+def check_label_map(label: NdarrayOrTensor) -> None:
+    """Raise ``ValueError`` unless ``label`` has shape ``(1, D, H, W)``."""
+    if not hasattr(label, "shape") or len(label.shape) != 4 or label.shape[0] != 1:
+        got = shape_of(label) if hasattr(label, "shape") else type(label).__name__
+        raise ValueError(f"expected a label map of shape (1, D, H, W), got {got}")
+
+
+def check_volume(img: NdarrayOrTensor, what: str = "image") -> None:
+    """Raise ``ValueError`` unless ``img`` is a channel-first 3D volume ``(C, D, H, W)``."""
+    if not hasattr(img, "shape") or len(img.shape) != 4:
+        got = shape_of(img) if hasattr(img, "shape") else type(img).__name__
+        raise ValueError(f"expected a channel-first 3D {what} of shape (C, D, H, W), got {got}")
+
+
+def structure_label_values(structure_labels: Mapping[str, int] | Sequence[int]) -> list[int]:
+    """The label values of ``structure_labels`` (a ``{name: value}`` mapping or a sequence), in channel order.
+
+    Raises:
+        ValueError: empty, non-integer, background (0) or repeated values.
+    """
+    values = list(structure_labels.values()) if isinstance(structure_labels, Mapping) else list(structure_labels)
+    if isinstance(structure_labels, (str, bytes)) or not values:
+        raise ValueError(f"expected a non-empty mapping or sequence of label values, got {structure_labels!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not float(v).is_integer():
+            raise ValueError(f"expected integer label values, got {v!r} in {structure_labels!r}")
+        out.append(int(v))
+    if 0 in out:
+        raise ValueError(f"label value 0 is background and cannot be a structure, got {structure_labels!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"expected distinct label values, got {out}")
+    return out
