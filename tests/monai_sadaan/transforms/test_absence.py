@@ -1,20 +1,18 @@
+"""``monai_sadaan.transforms.absence``: field-of-view cuts, structure-edge cuts and synthetic resections, and the
+training pipeline they run in."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Compose, Invertd, allow_missing_keys_mode
+from monai.transforms import Compose
 
 from monai_sadaan.transforms import (
-    CTWindow,
     CTWindowd,
-    CTWindowD,
-    FitToSpatialDims,
     FitToSpatialDimsd,
-    LabelMapToStructures,
     LabelMapToStructuresd,
-    LabelMapToStructuresDict,
     RandFieldOfViewCrop,
     RandFieldOfViewCropd,
     RandStructureEdgeCrop,
@@ -22,214 +20,7 @@ from monai_sadaan.transforms import (
     RandSyntheticResection,
     RandSyntheticResectiond,
 )
-
-STRUCTURES = {"liver": 1, "spleen": 2, "kidney": 3}
-
-
-def tiny_label_map() -> np.ndarray:
-    """[1, 10, 8, 8]: liver 2*3*4 = 24 voxels at the top (D 0-1), spleen 5*4*4 = 80 voxels below, one kidney voxel."""
-    label = np.zeros((1, 10, 8, 8), np.int64)
-    label[0, 0:2, 2:5, 2:6] = 1
-    label[0, 4:9, 3:7, 3:7] = 2
-    label[0, 9, 0, 0] = 3
-    return label
-
-
-# ---------------------------------------------------------------- LabelMapToStructures
-
-
-@pytest.mark.parametrize("kind", ["numpy", "torch", "meta"])
-def test_label_map_to_structures_counts_presence_and_types(kind):
-    label = tiny_label_map()
-    inp = {"numpy": label, "torch": torch.as_tensor(label), "meta": MetaTensor(torch.as_tensor(label))}[kind]
-    masks, presence, attention = LabelMapToStructures(STRUCTURES, min_voxels=2)(inp)
-    assert tuple(masks.shape) == (3, 10, 8, 8) and tuple(attention.shape) == (3, 10, 8, 8)
-    assert type(masks) is type(inp) and type(attention) is type(inp)
-    assert isinstance(presence, np.ndarray if kind == "numpy" else torch.Tensor)
-    assert not isinstance(presence, MetaTensor)
-    masks, presence, attention = (np.asarray(x) for x in (masks, presence, attention))
-    np.testing.assert_array_equal(masks.reshape(3, -1).sum(1), [24, 80, 0])  # kidney: 1 voxel < 2 -> zeroed
-    np.testing.assert_array_equal(presence, [1.0, 1.0, 0.0])
-    np.testing.assert_array_equal(masks[0], (label[0] == 1).astype(np.float32))
-    assert masks.dtype == np.float32 and presence.dtype == np.float32
-
-
-def test_attention_targets_are_mask_with_soft_halo():
-    label = tiny_label_map()
-    masks, _, attention = LabelMapToStructures(STRUCTURES, attention_sigma=1.0)(label)
-    assert attention.min() >= 0.0 and attention.max() <= 1.0
-    np.testing.assert_array_equal(attention[masks > 0], 1.0)  # 1 on the structure
-    # halo: a voxel next to the spleen is between 0 and 1, and it decays with distance
-    near, far = attention[1, 6, 2, 4], attention[1, 6, 0, 4]
-    assert 0.0 < far < near < 1.0
-    assert attention[1, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)
-    # sigma 0: the mask itself; absent structures: all zero
-    masks0, _, attention0 = LabelMapToStructures(STRUCTURES, min_voxels=2, attention_sigma=0.0)(label)
-    np.testing.assert_array_equal(attention0, masks0)
-    _, _, attention_absent = LabelMapToStructures(STRUCTURES, min_voxels=2, attention_sigma=1.0)(label)
-    assert attention_absent[2].max() == 0.0
-
-
-def test_label_map_to_structures_accepts_float_maps_and_sequences():
-    label = tiny_label_map()
-    by_seq = LabelMapToStructures([1, 2, 3])(label.astype(np.float32))
-    by_map = LabelMapToStructures(STRUCTURES)(label)
-    for a, b in zip(by_seq, by_map):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("sigma", [0.0, 0.7, 2.0])
-def test_label_map_to_structures_cpu_path_equals_whole_volume_torch_path(sigma):
-    """The CPU path works inside grown bounding boxes; the device path blurs whole volumes: same values."""
-    rng = np.random.default_rng(3)
-    label = rng.integers(0, 4, size=(1, 12, 9, 7)) * (rng.random((1, 12, 9, 7)) < 0.05)
-    label[0, 0, 0, 0] = 5  # one voxel, under min_voxels
-    label[0, 6:9, 2:8, 1:5] = 2  # a block touching nothing in particular
-    t = LabelMapToStructures([2, 1, 5, 3, 7], min_voxels=2, attention_sigma=sigma)
-    got = t(label)
-    want = t._targets_torch(torch.as_tensor(label[0]))
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w.numpy(), atol=1e-6)
-    expected = [float((label == v).sum() >= 2) for v in (2, 1, 5, 3, 7)]
-    assert expected[0] == 1.0 and expected[2] == 0.0 and expected[4] == 0.0
-    np.testing.assert_array_equal(got[1], expected)
-
-
-def test_label_map_to_structures_errors():
-    with pytest.raises(ValueError, match=r"expected a label map of shape \(1, D, H, W\), got \(64, 64\)"):
-        LabelMapToStructures(STRUCTURES)(np.zeros((64, 64)))
-    with pytest.raises(ValueError, match=r"got \(2, 4, 4, 4\)"):
-        LabelMapToStructures(STRUCTURES)(np.zeros((2, 4, 4, 4)))
-    with pytest.raises(ValueError, match="background"):
-        LabelMapToStructures([0, 1])
-    with pytest.raises(ValueError, match="distinct"):
-        LabelMapToStructures([1, 1])
-    with pytest.raises(ValueError, match="min_voxels"):
-        LabelMapToStructures([1], min_voxels=0)
-    with pytest.raises(ValueError, match="non-empty"):
-        LabelMapToStructures([])
-
-
-def test_label_map_to_structures_dict_matches_array():
-    label = tiny_label_map()
-    d = LabelMapToStructuresd("label", STRUCTURES, min_voxels=2, attention_sigma=1.0)({"label": label, "x": 1})
-    masks, presence, attention = LabelMapToStructures(STRUCTURES, min_voxels=2, attention_sigma=1.0)(label)
-    np.testing.assert_array_equal(d["segmentation_targets"], masks)
-    np.testing.assert_array_equal(d["presence_targets"], presence)
-    np.testing.assert_array_equal(d["attention_targets"], attention)
-    assert d["label"] is label and d["x"] == 1
-    d = LabelMapToStructuresDict("seg", [1, 2], attention_key=None, presence_key="p")({"seg": label})
-    assert "attention_targets" not in d and d["p"].tolist() == [1.0, 1.0]
-
-
-# ---------------------------------------------------------------- CTWindow
-
-
-def test_ct_window_values_by_hand():
-    hu = np.array([[[[-1000.0, -175.0, 37.5, 250.0, 1000.0]]]], np.float32)
-    out = CTWindow()(hu)
-    np.testing.assert_allclose(np.asarray(out).ravel(), [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
-    out = CTWindow(a_min=-1000, a_max=1000, b_min=-1, b_max=1, clip=False)(torch.as_tensor(hu))
-    np.testing.assert_allclose(np.asarray(out).ravel(), [-1.0, -0.175, 0.0375, 0.25, 1.0], atol=1e-6)
-    d = CTWindowd("image")({"image": hu, "label": 5})
-    np.testing.assert_allclose(np.asarray(d["image"]).ravel(), [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
-    assert d["label"] == 5 and CTWindowD is CTWindowd
-
-
-def test_ct_window_rejects_empty_window():
-    with pytest.raises(ValueError, match="a_min < a_max.*a_min=250, a_max=-175"):
-        CTWindow(a_min=250, a_max=-175)
-    with pytest.raises(ValueError, match="a_min < a_max"):
-        CTWindowd("image", a_min=10, a_max=10)
-
-
-# ---------------------------------------------------------------- FitToSpatialDims
-
-
-def meta_pair(shape=(1, 6, 8, 10)):
-    label = np.zeros(shape, np.float32)
-    label[0, 1:4, 2:6, 3:8] = 1
-    label[0, 4:6, 5:8, 0:3] = 2
-    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    return {"image": MetaTensor(torch.as_tensor(image)), "label": MetaTensor(torch.as_tensor(label))}, label
-
-
-def test_fit_resize_and_invertd_restore_the_grid():
-    data, label = meta_pair()
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
-    out = pre(data)
-    assert out["image"].shape == (1, 16, 16, 16) and out["label"].shape == (1, 16, 16, 16)
-    assert set(torch.unique(out["label"]).tolist()) == {0.0, 1.0, 2.0}  # nearest-exact keeps labels
-    out["pred"] = out["label"].clone()
-    back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
-    assert back["pred"].shape == (1, 6, 8, 10)
-    # on an integer scale factor nearest-exact up/down sampling is exact
-    data, label = meta_pair((1, 8, 8, 8))
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
-    out = pre(data)
-    out["pred"] = out["label"].clone()
-    back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
-    np.testing.assert_array_equal(back["pred"].numpy(), label)
-
-
-@pytest.mark.parametrize("shape", [(1, 81, 61, 96), (1, 96, 50, 70)])
-def test_fit_resize_nearest_exact_label_lines_up_with_the_trilinear_image(shape):
-    # a slab at each high face and a block inside; the image is the mask itself, so its trilinear resize
-    # thresholded at 0.5 is where the label belongs on the network's grid
-    mask = torch.zeros(shape)
-    mask[0, -5:, 10:30, 10:40] = 1
-    mask[0, 10:30, -5:, 10:40] = 1
-    mask[0, 20:50, 15:35, 30:60] = 1
-    data = {"image": MetaTensor(mask.clone()), "label": MetaTensor(mask.clone())}
-    exact = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest-exact"))(data)
-    legacy = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest"))(data)
-    image_mask = exact["image"] > 0.5
-    decided = (exact["image"] - 0.5).abs() > 0.01  # voxels half in, half out could go either way
-    lab_exact, lab_legacy = exact["label"] > 0.5, legacy["label"] > 0.5
-    disagree_exact = ((lab_exact != image_mask) & decided).sum().item() / image_mask.sum().item()
-    disagree_legacy = ((lab_legacy != image_mask) & decided).sum().item() / image_mask.sum().item()
-    assert disagree_exact < 0.02
-    # torch's legacy "nearest" samples at the output voxels' corners, half an output voxel off the image's centres
-    assert disagree_legacy > 5 * max(disagree_exact, 0.01)
-
-
-def test_fit_pad_round_trip_is_exact_through_invertd():
-    data, label = meta_pair()
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (12, 12, 12), mode="pad", pad_value=(-1.0, 0.0))])
-    out = pre(data)
-    assert out["label"].shape == (1, 12, 12, 12)
-    assert out["image"][0, 0, 0, 0].item() == -1.0 and out["label"][0, 0, 0, 0].item() == 0.0
-    assert out["label"].sum().item() == label.sum()
-    out["pred"] = out["label"].clone()
-    back = Invertd("pred", pre, orig_keys="label")(out)
-    np.testing.assert_array_equal(back["pred"].numpy(), label)
-    with allow_missing_keys_mode(pre):
-        inverted = pre.inverse({"image": out["image"]})
-    np.testing.assert_array_equal(inverted["image"].numpy(), data["image"].numpy())
-
-
-def test_fit_pad_with_crop_restores_shape_and_kept_values():
-    data, label = meta_pair()
-    fit = FitToSpatialDims((4, 12, 8), mode="pad")
-    out = fit(data["label"])
-    assert out.shape == (1, 4, 12, 8)
-    back = fit.inverse(out)
-    assert back.shape == (1, 6, 8, 10)
-    np.testing.assert_array_equal(back[0, 1:5, :, 1:9].numpy(), label[0, 1:5, :, 1:9])  # the kept centre
-    assert back[0, 0].abs().sum() == 0 and back[0, :, :, 0].abs().sum() == 0  # cropped parts come back empty
-
-
-def test_fit_array_accepts_numpy_and_checks_input():
-    out = FitToSpatialDims((4, 4, 4), interp_mode="area")(np.ones((2, 8, 8, 8), np.float32))
-    assert tuple(out.shape) == (2, 4, 4, 4) and torch.allclose(torch.as_tensor(out), torch.ones(2, 4, 4, 4))
-    with pytest.raises(ValueError, match=r"expected a channel-first 3D volume of shape \(C, D, H, W\), got \(8, 8\)"):
-        FitToSpatialDims((4, 4, 4))(np.ones((8, 8)))
-    with pytest.raises(ValueError, match="three positive integers"):
-        FitToSpatialDims((4, 4))
-    with pytest.raises(ValueError, match="'resize' or 'pad'"):
-        FitToSpatialDims((4, 4, 4), mode="crop")
-    with pytest.raises(ValueError, match="MetaTensor"):
-        FitToSpatialDims((4, 4, 4)).inverse(torch.ones(1, 4, 4, 4))
+from tests.monai_sadaan.transforms.tiny_volumes import STRUCTURES, tiny_label_map
 
 
 # ---------------------------------------------------------------- RandFieldOfViewCrop

@@ -1,10 +1,13 @@
-"""Issue 26: the bundle's inference path in bounded memory gives what the whole-volume path gave.
+"""``monai_sadaan.transforms.spatial``: a whole volume to the network's grid and back.
 
-Tolerance, stated and asserted: **identical** label maps (0 voxels differ) and identical network inputs and
-probability maps on the CPU; the written affine is the input's affine exactly (the whole-volume path's ``Invertd``
-recomputed it, off by up to ~1e-14). The whole-volume path (``Orientationd`` -> ``CTWindowd`` ->
-``FitToSpatialDimsd`` ... ``Invertd`` -> ``PresenceAwareLabelMapd``, the bundle before issue 26) is kept here as the
-reference: :data:`REFERENCE_PREPROCESSING` / :data:`REFERENCE_POSTPROCESSING`.
+``FitToSpatialDims``: resize or pad, invertible through ``Invertd``.
+
+``CTToNetworkGrid`` and the way back (``input_grid_labels`` through ``InputGridLabelMapd``), issue 26: the bundle's
+inference path in bounded memory gives what the whole-volume path gave. Tolerance, stated and asserted: **identical**
+label maps (0 voxels differ) and identical network inputs and probability maps on the CPU; the written affine is the
+input's affine exactly (the whole-volume path's ``Invertd`` recomputed it, off by up to ~1e-14). The whole-volume path
+(``Orientationd`` -> ``CTWindowd`` -> ``FitToSpatialDimsd`` ... ``Invertd`` -> ``PresenceAwareLabelMapd``, the bundle
+before issue 26) is kept here as the reference: :data:`REFERENCE_PREPROCESSING` / :data:`REFERENCE_POSTPROCESSING`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Compose, EnsureTyped, Invertd, Orientationd
+from monai.transforms import Compose, EnsureTyped, Invertd, Orientationd, allow_missing_keys_mode
 
 from monai_sadaan.transforms import (
     CTToNetworkGridd,
     CTWindowd,
+    FitToSpatialDims,
     FitToSpatialDimsd,
     InputGridLabelMapd,
     NetworkGridRecord,
@@ -34,7 +38,98 @@ from monai_sadaan.transforms import (
 )
 from monai_sadaan.transforms.spatial.functional import linear_support
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
+
+# ---------------------------------------------------------------- FitToSpatialDims
+
+
+def meta_pair(shape=(1, 6, 8, 10)):
+    label = np.zeros(shape, np.float32)
+    label[0, 1:4, 2:6, 3:8] = 1
+    label[0, 4:6, 5:8, 0:3] = 2
+    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    return {"image": MetaTensor(torch.as_tensor(image)), "label": MetaTensor(torch.as_tensor(label))}, label
+
+
+def test_fit_resize_and_invertd_restore_the_grid():
+    data, label = meta_pair()
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
+    out = pre(data)
+    assert out["image"].shape == (1, 16, 16, 16) and out["label"].shape == (1, 16, 16, 16)
+    assert set(torch.unique(out["label"]).tolist()) == {0.0, 1.0, 2.0}  # nearest-exact keeps labels
+    out["pred"] = out["label"].clone()
+    back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
+    assert back["pred"].shape == (1, 6, 8, 10)
+    # on an integer scale factor nearest-exact up/down sampling is exact
+    data, label = meta_pair((1, 8, 8, 8))
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
+    out = pre(data)
+    out["pred"] = out["label"].clone()
+    back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
+    np.testing.assert_array_equal(back["pred"].numpy(), label)
+
+
+@pytest.mark.parametrize("shape", [(1, 81, 61, 96), (1, 96, 50, 70)])
+def test_fit_resize_nearest_exact_label_lines_up_with_the_trilinear_image(shape):
+    # a slab at each high face and a block inside; the image is the mask itself, so its trilinear resize
+    # thresholded at 0.5 is where the label belongs on the network's grid
+    mask = torch.zeros(shape)
+    mask[0, -5:, 10:30, 10:40] = 1
+    mask[0, 10:30, -5:, 10:40] = 1
+    mask[0, 20:50, 15:35, 30:60] = 1
+    data = {"image": MetaTensor(mask.clone()), "label": MetaTensor(mask.clone())}
+    exact = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest-exact"))(data)
+    legacy = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest"))(data)
+    image_mask = exact["image"] > 0.5
+    decided = (exact["image"] - 0.5).abs() > 0.01  # voxels half in, half out could go either way
+    lab_exact, lab_legacy = exact["label"] > 0.5, legacy["label"] > 0.5
+    disagree_exact = ((lab_exact != image_mask) & decided).sum().item() / image_mask.sum().item()
+    disagree_legacy = ((lab_legacy != image_mask) & decided).sum().item() / image_mask.sum().item()
+    assert disagree_exact < 0.02
+    # torch's legacy "nearest" samples at the output voxels' corners, half an output voxel off the image's centres
+    assert disagree_legacy > 5 * max(disagree_exact, 0.01)
+
+
+def test_fit_pad_round_trip_is_exact_through_invertd():
+    data, label = meta_pair()
+    pre = Compose([FitToSpatialDimsd(["image", "label"], (12, 12, 12), mode="pad", pad_value=(-1.0, 0.0))])
+    out = pre(data)
+    assert out["label"].shape == (1, 12, 12, 12)
+    assert out["image"][0, 0, 0, 0].item() == -1.0 and out["label"][0, 0, 0, 0].item() == 0.0
+    assert out["label"].sum().item() == label.sum()
+    out["pred"] = out["label"].clone()
+    back = Invertd("pred", pre, orig_keys="label")(out)
+    np.testing.assert_array_equal(back["pred"].numpy(), label)
+    with allow_missing_keys_mode(pre):
+        inverted = pre.inverse({"image": out["image"]})
+    np.testing.assert_array_equal(inverted["image"].numpy(), data["image"].numpy())
+
+
+def test_fit_pad_with_crop_restores_shape_and_kept_values():
+    data, label = meta_pair()
+    fit = FitToSpatialDims((4, 12, 8), mode="pad")
+    out = fit(data["label"])
+    assert out.shape == (1, 4, 12, 8)
+    back = fit.inverse(out)
+    assert back.shape == (1, 6, 8, 10)
+    np.testing.assert_array_equal(back[0, 1:5, :, 1:9].numpy(), label[0, 1:5, :, 1:9])  # the kept centre
+    assert back[0, 0].abs().sum() == 0 and back[0, :, :, 0].abs().sum() == 0  # cropped parts come back empty
+
+
+def test_fit_array_accepts_numpy_and_checks_input():
+    out = FitToSpatialDims((4, 4, 4), interp_mode="area")(np.ones((2, 8, 8, 8), np.float32))
+    assert tuple(out.shape) == (2, 4, 4, 4) and torch.allclose(torch.as_tensor(out), torch.ones(2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"expected a channel-first 3D volume of shape \(C, D, H, W\), got \(8, 8\)"):
+        FitToSpatialDims((4, 4, 4))(np.ones((8, 8)))
+    with pytest.raises(ValueError, match="three positive integers"):
+        FitToSpatialDims((4, 4))
+    with pytest.raises(ValueError, match="'resize' or 'pad'"):
+        FitToSpatialDims((4, 4, 4), mode="crop")
+    with pytest.raises(ValueError, match="MetaTensor"):
+        FitToSpatialDims((4, 4, 4)).inverse(torch.ones(1, 4, 4, 4))
+
+
+# ---------------------------------------------------------------- CTToNetworkGrid and the way back
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
 GRID = (16, 12, 20)
 
 REFERENCE_PREPROCESSING = {
