@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODULE = ROOT / "monai_sadaan" / "slicer" / "SADAAn" / "SADAAn.py"
 BUNDLE = ROOT / "bundles" / "sadaan_abdominal_ct_segmentation"
 

@@ -301,7 +301,7 @@ def test_core_imports_without_numpy_or_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
 
 
 @pytest.mark.slow

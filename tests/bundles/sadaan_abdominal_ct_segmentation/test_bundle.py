@@ -14,7 +14,7 @@ import pytest
 import torch
 from tests.conftest import free_port
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
 TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
 
 

@@ -36,7 +36,7 @@ import pytest
 
 from tests.conftest import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ML_PYTHON = REPO / ".venv-monailabel" / "bin" / "python"
 MODEL = "sadaan_abdominal_ct_segmentation"
 BUNDLE = REPO / "bundles" / MODEL

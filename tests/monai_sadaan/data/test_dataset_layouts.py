@@ -34,8 +34,8 @@ from monai_sadaan.data import (
 from monai_sadaan.data.cli import main as cli_main
 from tests.conftest import free_port
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "sadaan_abdominal_ct_segmentation"
-REAL_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_ct" / "totalsegmentator_example"
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
+REAL_CT = Path(__file__).resolve().parents[4] / "shared" / "data" / "real_ct" / "totalsegmentator_example"
 TINY = {"spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
 TINY_ARGS = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
 # six subjects with four presence patterns; a 20^3 phantom is drawn in milliseconds
