@@ -15,7 +15,7 @@ import xarray as xr
 from seq_models.data.real_frames import RainRateScaling, SeviriScaling, open_radar_frames, open_seviri_frames, radar_files
 from seq_models.data.satellite import SatelliteWindowDataset
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
 SEVIRI = SHARED / "satellite" / "seviri_ir016_uk_20200401"
 KNMI = SHARED / "radar" / "knmi_20100826"
 FMI = SHARED / "radar" / "fmi_20160928"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "gru_timeseries_regression"
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "gru_timeseries_regression"
 
 
 def test_metadata_has_mandatory_keys():

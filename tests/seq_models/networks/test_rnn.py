@@ -168,7 +168,7 @@ def test_primer_doc_snippets_run(capsys):
     import re
     from pathlib import Path
 
-    doc = Path(__file__).resolve().parents[2] / "docs" / "rnn_primer.md"
+    doc = Path(__file__).resolve().parents[3] / "docs" / "rnn_primer.md"
     code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S))
     exec(compile(code, str(doc), "exec"), {})
     out = capsys.readouterr().out
