@@ -6,8 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_sadaan.data import DEFAULT_STRUCTURES, load_datalist, structure_presence
-from monai_sadaan.data.default_dataset import ensure_phantom_datalist
+from monai_sadaan.data import DEFAULT_STRUCTURES, structure_presence
 from monai_sadaan.data.scenarios import SCENARIOS, TRUNK_SCENARIOS
 from monai_sadaan.data.trunk import FIELDS_OF_VIEW, TrunkPhantom, generate_trunk_phantom
 from monai_sadaan.data.trunk.physics import TISSUE_INDEX
@@ -215,34 +214,6 @@ def test_pancreatectomy_removes_the_pancreas_only_in_the_trunk_generator():
         generate_phantom("pancreatectomy", 0)
 
 
-def test_dataset_builder_trunk_writes_a_loadable_datalist(tmp_path):
-    weights = {"abdomen": 1.0, "pelvis": 1.0}
-    path = ensure_phantom_datalist(tmp_path, num_cases=3, seed=2, structures={"liver": 1, "left_kidney": 2},
-                                   scenario_weights={"normal": 2, "pancreatectomy": 1}, generator="trunk",
-                                   fov_weights=weights, domain_randomization=0.5)
-    data = json.loads(open(path).read())
-    assert data["generator"]["name"] == "trunk" and data["generator"]["fov_weights"] == weights
-    entries = [e for split in ("training", "validation", "test") for e in load_datalist(path, split)]
-    assert len(entries) == 3
-    for e in entries:
-        assert e["field_of_view"] in weights and e["intensity_mode"] in ("ct", "random")
-        label = np.asarray(nib.load(e["label"]).dataobj)
-        present, _ = structure_presence(label, {"liver": 1, "left_kidney": 2}, data["min_voxels"])
-        assert present == e["present"]
-    stamp = json.loads((tmp_path / ".generated_with.json").read_text())
-    assert stamp["generator"] == "trunk" and stamp["domain_randomization"] == 0.5
-    # the generator is part of what decides reuse
-    mtime = (tmp_path / "dataset.json").stat().st_mtime_ns
-    ensure_phantom_datalist(tmp_path, num_cases=3, seed=2, structures={"liver": 1, "left_kidney": 2},
-                            scenario_weights={"normal": 2, "pancreatectomy": 1}, generator="trunk",
-                            fov_weights=weights, domain_randomization=0.5)
-    assert (tmp_path / "dataset.json").stat().st_mtime_ns == mtime
-    with pytest.raises(ValueError, match="expected generator"):
-        ensure_phantom_datalist(tmp_path, num_cases=3, generator="legs")
-    with pytest.raises(ValueError, match="trunk options"):
-        ensure_phantom_datalist(tmp_path, num_cases=3, domain_randomization=0.5)
-
-
 def test_labels_sit_on_their_own_tissues():
     p, canvas, _ = _tissue_case("normal", 6, field_of_view="abdomen_pelvis", shape=(48, 44, 56), orientation="RAS")
     own = {
@@ -257,26 +228,6 @@ def test_labels_sit_on_their_own_tissues():
         assert m.any(), name
         assert np.isin(canvas.tissue[m], [TISSUE_INDEX[t] for t in tissues]).all(), name
     np.testing.assert_array_equal(canvas.label, p.label)  # RAS: the label map is the canvas'
-
-
-def test_cli_trunk_generator(tmp_path, capsys):
-    from monai_sadaan.data.cli import main
-
-    assert main(["--output_dir", str(tmp_path), "--num_cases", "2", "--generator", "trunk", "--scenarios", "normal",
-                 "pancreatectomy", "--fov_weights", "abdomen=1", "--shape", "32", "32", "32", "--preview", "0",
-                 "--no_progress", "--phase", "arterial"]) == 0
-    data = json.loads((tmp_path / "dataset.json").read_text())
-    entries = [e for split in ("training", "validation", "test") for e in data[split]]
-    assert sorted(e["scenario"] for e in entries) == ["normal", "pancreatectomy"]
-    assert {e["field_of_view"] for e in entries} == {"abdomen"} and {e["phase"] for e in entries} == {"arterial"}
-    assert all(e["shape"] == [32, 32, 32] for e in entries)
-    with pytest.raises(SystemExit):
-        main(["--output_dir", str(tmp_path / "x"), "--num_cases", "1", "--scenarios", "pancreatectomy"])
-    assert "with --generator abdomen" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--output_dir", str(tmp_path / "y"), "--num_cases", "1", "--generator", "trunk", "--fov_weights",
-              "abdomen"])
-    assert "NAME=WEIGHT" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("seed", range(4))

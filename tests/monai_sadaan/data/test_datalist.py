@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from monai_sadaan.data import DatalistError, load_datalist, structure_presence, write_phantom_dataset
-from monai_sadaan.data.cli import main
 from monai_sadaan.data.datalist import allocate_counts, stratified_split_counts
 
 TINY = dict(shape=(24, 22, 20))
@@ -131,53 +130,6 @@ def test_write_dataset_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="three split fractions"):
         write_phantom_dataset(tmp_path, 3, splits=(0.5, 0.5))
     assert list(tmp_path.iterdir()) == []  # nothing written for bad arguments
-
-
-def test_cli_writes_n_cases_and_valid_json(tmp_path, capsys):
-    out = tmp_path / "ds"
-    rc = main(
-        ["--output_dir", str(out), "--num_cases", "4", "--seed", "1", "--scenarios", "normal", "nephrectomy_bilateral",
-         "--shape", "28", "26", "24", "--image_dtype", "int16", "--no_progress"]
-    )
-    assert rc == 0
-    data = json.loads((out / "dataset.json").read_text())
-    entries = data["training"] + data["validation"] + data["test"]
-    assert len(entries) == 4 and len(list((out / "labelsTr").iterdir())) == 4
-    assert Counter(e["scenario"] for e in entries) == {"normal": 2, "nephrectomy_bilateral": 2}
-    for e in entries:
-        assert e["present"]["left_kidney"] is (e["scenario"] == "normal")
-    assert "wrote 4 cases" in capsys.readouterr().out
-    assert (out / "preview.png").stat().st_size > 10_000  # default --preview 4
-    # int16 images hold the rounded HU of the case the entry names
-    from monai_sadaan.data import generate_phantom
-
-    e = entries[0]
-    img = nib.load(str(out / e["image"]))
-    assert img.get_data_dtype() == np.int16
-    expected = generate_phantom(e["scenario"], e["seed"], shape=(28, 26, 24), orientation=e["orientation"])
-    assert expected.orientation == e["orientation"]
-    np.testing.assert_array_equal(np.asarray(img.dataobj), np.rint(expected.image).astype(np.int16))
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--num_cases", "3"], "--output_dir"),
-        (["--output_dir", "X", "--num_cases", "0"], "expected a positive integer, got 0"),
-        (["--output_dir", "X", "--num_cases", "three"], "expected a positive integer, got 'three'"),
-        (["--output_dir", "X", "--num_cases", "2", "--scenarios", "lobectomy"], "invalid choice: 'lobectomy'"),
-        (["--output_dir", "X", "--num_cases", "2", "--scenarios", "normal", "--weights", "1", "2"], "one weight per scenario"),
-        (["--output_dir", "X", "--num_cases", "2", "--structures", "heart"], "expected names from"),
-        (["--output_dir", "X", "--num_cases", "2", "--orientation", "RLS"], "one letter per patient axis"),
-        (["--output_dir", "X", "--num_cases", "2", "--splits", "1", "-1", "0"], "non-negative weights"),
-    ],
-)
-def test_cli_bad_arguments_exit_nonzero(tmp_path, capsys, argv, message):
-    argv = [str(tmp_path / a) if a == "X" else a for a in argv]
-    with pytest.raises(SystemExit) as exc:
-        main(argv + ["--no_progress"])
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
 
 
 def test_parallel_writing_matches_serial(tmp_path):

@@ -4,8 +4,10 @@ import json
 import os
 
 import pytest
+import nibabel as nib
+import numpy as np
 
-from monai_sadaan.data import load_datalist
+from monai_sadaan.data import load_datalist, structure_presence
 from monai_sadaan.data.default_dataset import ensure_phantom_datalist
 
 STRUCTURES = {"left_kidney": 1, "spleen": 2}
@@ -74,3 +76,31 @@ def test_rejects_bad_scenario_weights_before_writing(tmp_path, weights, message)
     with pytest.raises(ValueError, match=message):
         ensure_phantom_datalist(tmp_path, num_cases=7, seed=4, structures=STRUCTURES, scenario_weights=weights)
     assert not any(tmp_path.iterdir())
+
+
+def test_dataset_builder_trunk_writes_a_loadable_datalist(tmp_path):
+    weights = {"abdomen": 1.0, "pelvis": 1.0}
+    path = ensure_phantom_datalist(tmp_path, num_cases=3, seed=2, structures={"liver": 1, "left_kidney": 2},
+                                   scenario_weights={"normal": 2, "pancreatectomy": 1}, generator="trunk",
+                                   fov_weights=weights, domain_randomization=0.5)
+    data = json.loads(open(path).read())
+    assert data["generator"]["name"] == "trunk" and data["generator"]["fov_weights"] == weights
+    entries = [e for split in ("training", "validation", "test") for e in load_datalist(path, split)]
+    assert len(entries) == 3
+    for e in entries:
+        assert e["field_of_view"] in weights and e["intensity_mode"] in ("ct", "random")
+        label = np.asarray(nib.load(e["label"]).dataobj)
+        present, _ = structure_presence(label, {"liver": 1, "left_kidney": 2}, data["min_voxels"])
+        assert present == e["present"]
+    stamp = json.loads((tmp_path / ".generated_with.json").read_text())
+    assert stamp["generator"] == "trunk" and stamp["domain_randomization"] == 0.5
+    # the generator is part of what decides reuse
+    mtime = (tmp_path / "dataset.json").stat().st_mtime_ns
+    ensure_phantom_datalist(tmp_path, num_cases=3, seed=2, structures={"liver": 1, "left_kidney": 2},
+                            scenario_weights={"normal": 2, "pancreatectomy": 1}, generator="trunk",
+                            fov_weights=weights, domain_randomization=0.5)
+    assert (tmp_path / "dataset.json").stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="expected generator"):
+        ensure_phantom_datalist(tmp_path, num_cases=3, generator="legs")
+    with pytest.raises(ValueError, match="trunk options"):
+        ensure_phantom_datalist(tmp_path, num_cases=3, domain_randomization=0.5)
