@@ -1,19 +1,22 @@
 """InferenceRun: up-front output checks, all-or-nothing runs, the run manifest, stale staging, one-line causes
-(issue 22, items 1, 5, 6 and 12). In-process, with the plain case writer; the bundle's command line is in
-tests/test_bad_input_matrix.py."""
+(issue 22, items 1, 5, 6 and 12); per-case timing, progress and the run's summary. In-process, with the plain case
+writer; the bundle's command line is in tests/test_bad_input_matrix.py."""
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import monai_sadaan.io.case_writer as case_writer_module
+from monai_glue.atomic import make_staging_dir
 from monai_sadaan.io import (
     RUN_MANIFEST,
     InferenceRun,
@@ -22,7 +25,6 @@ from monai_sadaan.io import (
     SADAAnCaseWriter,
     read_case_marker,
 )
-from monai_glue.atomic import make_staging_dir
 
 AFFINE = np.diag([0.7, 0.7, 3.0, 1.0])
 VECTORS = {"presence_probability": [0.9, 0.2, 0.95, 0.8, 0.7], "confidence": [0.8, 0.6, 0.9, 0.7, 0.5]}
@@ -324,3 +326,56 @@ def test_the_plain_writer_refuses_a_folder_its_own_thread_holds_instead_of_waiti
         SADAAnCaseWriter(out, inference_run=run)("a", _lm(), AFFINE, VECTORS)
     SADAAnCaseWriter(out)("b", _lm(), AFFINE, VECTORS)  # after the run: free again
     assert sorted(p.name for p in out.iterdir()) == ["a", "b", RUN_MANIFEST]
+
+
+PRESENCE = {"presence_probability": [0.9] * 5, "confidence": [0.8] * 5, "present": [1, 1, 1, 1, 1]}
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+def _write_cases(tmp_path, names, progress, pause=0.0):
+    out = tmp_path / "out"
+    run = InferenceRun(out, datalist=[{"image": str(tmp_path / f"{n}.nii.gz"), "case": n} for n in names],
+                       progress=progress)  # fmt: skip
+    run.inputs(lambda: run.datalist)
+    lm = np.zeros((6, 6, 6), np.uint8)
+    lm[1:3, 1:3, 1:3] = 3
+    with run:
+        writer = SADAAnCaseWriter(out, inference_run=run)
+        for n in names:
+            time.sleep(pause)
+            writer(n, lm, np.eye(4), PRESENCE)
+    return run, json.loads((out / "sadaan_run.json").read_text())
+
+
+def test_each_case_is_timed_logged_and_named_in_the_summary_and_manifest(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="monai_sadaan.io.run_outputs"):
+        run, manifest = _write_cases(tmp_path, ["a", "b", "c"], progress=False, pause=0.05)
+    timing = manifest["timing"]
+    assert [c["case"] for c in timing["cases"]] == ["a", "b", "c"]
+    assert all(c["seconds"] >= 0.05 for c in timing["cases"])
+    assert timing["inference_seconds"] >= sum(c["seconds"] for c in timing["cases"]) - 1e-2
+    assert timing["preflight_seconds"] is not None and timing["commit_seconds"] is not None
+    assert "case 2/3 b: written in" in caplog.text
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SADAAn run")]
+    assert len(summary) == 1 and "3 cases in" in summary[0]
+    for c in timing["cases"]:
+        assert f"{c['case']} {c['seconds']:.2f} s" in summary[0]
+
+
+def test_a_progress_bar_counts_the_cases(tmp_path, capsys):
+    _write_cases(tmp_path, ["a", "b"], progress=True)
+    err = capsys.readouterr().err
+    assert "SADAAn" in err and "2/2" in err
+
+
+def test_a_failed_run_keeps_its_timing_in_the_manifest(tmp_path):
+    out = tmp_path / "out"
+    run = InferenceRun(out, datalist=[{"image": str(tmp_path / f"{n}.nii.gz"), "case": n} for n in "ab"],
+                       progress=False)  # fmt: skip
+    lm = np.zeros((4, 4, 4), np.uint8)
+    with pytest.raises(RuntimeError, match="boom"):
+        with run:
+            SADAAnCaseWriter(out, inference_run=run)("a", lm, np.eye(4), PRESENCE)
+            raise RuntimeError("boom")
+    manifest = json.loads((out / "sadaan_run.json").read_text())
+    assert manifest["status"] == "failed" and [c["case"] for c in manifest["timing"]["cases"]] == ["a"]
