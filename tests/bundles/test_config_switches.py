@@ -17,6 +17,11 @@ from monai.bundle import ConfigParser
 
 from monai_sadaan.engines.model_setup import load_pretrained_encoder
 from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
+from seq_models.handlers import ForecastWriterHandler
+from seq_models.inferers import AutoregressiveForecaster, TiledForecaster
+from seq_models.inferers.sliding_window import TimeSlidingWindowInferer
+from seq_models.inferers.streaming import GRUStreamingInferer
+from seq_models.networks.gru_regression import PaddedGRURegressor
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SADAAN = BUNDLES / "sadaan_abdominal_ct_segmentation" / "configs"
@@ -62,6 +67,24 @@ def test_load_pretrained_encoder_freeze_encoder(tmp_path):
     assert not any(p.requires_grad for p in net.encoder.parameters())
     with pytest.raises(ValueError, match="expected freeze_encoder to be true or false .*got 'off!'"):
         load_pretrained_encoder(SpatialAttentionMedicalSegmenter(**TINY), tmp_path / "m.pt", freeze_encoder="off!")
+
+
+@pytest.mark.parametrize(
+    "make, attribute, name",
+    [
+        (lambda v: AutoregressiveForecaster(clamp_output=v), "clamp_output", "clamp_output"),
+        (lambda v: TiledForecaster(progress=v), "progress", "progress"),
+        (lambda v: TimeSlidingWindowInferer(8, 2, progress=v), "progress", "progress"),
+        (lambda v: ForecastWriterHandler("unused", write_png=v), "write_png", "write_png"),
+        (lambda v: GRUStreamingInferer(PaddedGRURegressor(3, 4, 1), check_inputs=v), "check_inputs", "check_inputs"),
+    ],
+)
+def test_switches_of_seq_models_components_are_parsed_strictly(make, attribute, name):
+    assert getattr(make("false"), attribute) is False
+    assert getattr(make("True"), attribute) is True
+    assert getattr(make(False), attribute) is False
+    with pytest.raises(ValueError, match=rf"expected {name} to be true or false .*got 'flase'"):
+        make("flase")
 
 
 # ---------------------------------------------------------------- config expressions

@@ -1,0 +1,16 @@
+"""Small models shared by the seq_models tests."""
+
+from __future__ import annotations
+
+import torch
+
+from seq_models.networks.iam4vp import IAM4VP
+
+
+def small_iam4vp(shape=(3, 2, 16, 24), latent=4) -> IAM4VP:
+    model = IAM4VP(shape_in=shape, latent_channels=latent, num_convolutions_space=4, num_convolutions_time=2, time_dim=8)
+    with torch.no_grad():
+        for block in model.hid.st_block:
+            block.gamma.fill_(0.5)
+        model.mask_token.normal_(std=0.5)
+    return model.eval()
