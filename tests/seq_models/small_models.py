@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from seq_models import PaddedGRURegressor
 from seq_models.networks.iam4vp import IAM4VP
 
 
@@ -13,4 +14,13 @@ def small_iam4vp(shape=(3, 2, 16, 24), latent=4) -> IAM4VP:
         for block in model.hid.st_block:
             block.gamma.fill_(0.5)
         model.mask_token.normal_(std=0.5)
+    return model.eval()
+
+
+def trained_stats(model: PaddedGRURegressor, features: int, scale: float = 3.0) -> PaddedGRURegressor:
+    """Give the batch norm non-trivial running statistics, then switch to eval mode."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(6, 7, features) * scale + 1.5)
     return model.eval()

@@ -1,3 +1,7 @@
+"""The GRU regressors (:mod:`seq_models.networks.gru_regression`): seed 000's torchinfo tables, builders, batch
+norm over valid steps only, the single-step and folded models equal to the batch model and scripted, bad input,
+the zero head."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +18,11 @@ from seq_models import (
     gru_regressor_large,
     gru_regressor_small,
 )
-from seq_models.inferers.streaming import GRUStreamingInferer, run_single_step
+from seq_models.data.series import SeriesRegressionData
+from seq_models.inferers.streaming import run_single_step
 from seq_models.networks.gru_regression import FoldedGRUStep
+from tests.seq_models.small_models import trained_stats
+from tests.seq_models.small_series import ar1_series
 
 # Seed 000's four tables (torchinfo 1.8.0); only the units label of the mult-adds line is normalised.
 SMALL_BATCH = """
@@ -85,15 +92,6 @@ def _expected(table: str) -> list[str]:
     return [ln.rstrip() for ln in table.strip().splitlines()]
 
 
-def _trained_stats(model: PaddedGRURegressor, features: int, scale: float = 3.0) -> PaddedGRURegressor:
-    """Give the batch norm non-trivial running statistics, then switch to eval mode."""
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(6, 7, features) * scale + 1.5)
-    return model.eval()
-
-
 def test_small_tables_match_seed():
     x = torch.randn(4, 5, 10)
     batch = PaddedLSTMRegression(10, 64, 2)
@@ -149,7 +147,7 @@ def test_batch_norm_sees_valid_steps_only():
 
 def test_single_step_reproduces_batch_with_random_lengths():
     gen = torch.Generator().manual_seed(3)
-    model = _trained_stats(PaddedGRURegressor(5, 16, 2), 5)
+    model = trained_stats(PaddedGRURegressor(5, 16, 2), 5)
     step = SingleStepGRURegressor(5, 16, 2)
     step.load_state_dict(model.state_dict())  # unchanged state dict
     step.eval()
@@ -165,7 +163,7 @@ def test_single_step_reproduces_batch_with_random_lengths():
 
 
 def test_from_batch_model_and_init_hidden():
-    model = _trained_stats(PaddedGRURegressor(4, 8, 3), 4)
+    model = trained_stats(PaddedGRURegressor(4, 8, 3), 4)
     step = SingleStepGRURegressor.from_batch_model(model)
     assert not step.training
     h = step.init_hidden(2)
@@ -175,7 +173,7 @@ def test_from_batch_model_and_init_hidden():
 
 
 def test_torchscript_export_equal():
-    model = _trained_stats(PaddedGRURegressor(4, 8, 2), 4)
+    model = trained_stats(PaddedGRURegressor(4, 8, 2), 4)
     step = SingleStepGRURegressor.from_batch_model(model)
     scripted = torch.jit.script(step)
     buf = io.BytesIO()
@@ -191,7 +189,7 @@ def test_torchscript_export_equal():
 
 
 def test_folded_step_equals_single_step_and_scripts():
-    model = _trained_stats(PaddedGRURegressor(6, 10, 3), 6)
+    model = trained_stats(PaddedGRURegressor(6, 10, 3), 6)
     with torch.no_grad():
         model.batch_norm.weight.uniform_(0.5, 2.0)
         model.batch_norm.bias.uniform_(-1.0, 1.0)
@@ -204,73 +202,6 @@ def test_folded_step_equals_single_step_and_scripts():
         y_ts, _ = run_single_step(torch.jit.script(folded), x)
     assert (y_fold - y_ref).abs().max() <= 1e-5
     assert (y_ts - y_ref).abs().max() <= 1e-5
-
-
-def _native_available() -> bool:
-    from seq_models.inferers.native import load_gru_tick_library
-
-    return load_gru_tick_library() is not None
-
-
-@pytest.mark.parametrize("batch_size,backend", [(1, "torch"), (3, "torch"), (1, "native")])
-def test_streaming_inferer_equals_batch_model(batch_size, backend):
-    if backend == "native" and not _native_available():
-        pytest.skip("no C compiler for the native GRU tick")
-    model = _trained_stats(PaddedGRURegressor(6, 72, 3), 6)  # 3 * 72 = 216: vector blocks plus a scalar remainder
-    x = torch.randn(batch_size, 15, 6) * 3 + 1.5
-    with torch.no_grad():
-        y_batch = model(x)
-    streamer = GRUStreamingInferer(model, batch_size=batch_size, backend=backend)
-    assert streamer.backend == backend
-    y_stream = streamer.run(x)
-    assert (y_stream - y_batch).abs().max() <= 1e-5
-    # tick API continues from the carried state; reset starts over
-    streamer.reset()
-    first = streamer.step(x[:, 0]).clone()
-    torch.testing.assert_close(first[:, 0], y_batch[:, 0], atol=1e-5, rtol=0)
-    assert streamer.hidden.shape == (3, batch_size, 72)
-
-
-@pytest.mark.parametrize("backend", ["torch", "native"])
-def test_streaming_inferer_refuses_bad_ticks_without_touching_state(backend):
-    if backend == "native" and not _native_available():
-        pytest.skip("no C compiler for the native GRU tick")
-    model = _trained_stats(PaddedGRURegressor(4, 8, 2), 4)
-    streamer = GRUStreamingInferer(model, backend=backend)
-    streamer.step(torch.randn(4))
-    before = streamer.hidden
-    with pytest.raises(ValueError, match=r"expected one tick of shape \[1, 4\], got \[1, 5\]"):
-        streamer.step(torch.randn(1, 5))
-    with pytest.raises(ValueError, match="NaN"):
-        streamer.step(torch.tensor([1.0, float("nan"), 0.0, 0.0]))
-    torch.testing.assert_close(streamer.hidden, before)
-    with pytest.raises(ValueError, match=r"expected a hidden state of shape \[2, 1, 8\], got \[2, 8\]"):
-        streamer.reset(torch.zeros(2, 8))
-    # a restored state continues exactly like the original stream
-    x = torch.randn(4)
-    y_a = streamer.step(x).clone()
-    streamer.reset(before)
-    streamer.step(torch.randn(4))
-    streamer.reset(before)
-    torch.testing.assert_close(streamer.step(x), y_a)
-
-
-def test_masked_loss_ignores_padding():
-    from seq_models.metrics.regression import MaskedMSELoss, masked_mse
-
-    pred = torch.tensor([[1.0, 2.0, 50.0], [0.0, 9.0, 9.0]])
-    target = torch.tensor([[0.0, 2.0, 0.0], [2.0, 0.0, 0.0]])
-    lengths = torch.tensor([2, 1])
-    # valid errors: 1, 0, -2 -> (1 + 0 + 4) / 3
-    torch.testing.assert_close(masked_mse(pred, target, lengths), torch.tensor(5.0 / 3.0))
-    loss = MaskedMSELoss()
-    torch.testing.assert_close(loss(pred, {"target": target, "lengths": lengths}), torch.tensor(5.0 / 3.0))
-    torch.testing.assert_close(loss(pred, target), ((pred - target) ** 2).mean())
-    # warm-up steps left out: row 0 keeps step 1 (error 0); row 1 (length 1 <= skip) keeps its only step (error -2)
-    torch.testing.assert_close(masked_mse(pred, target, lengths, skip_first=1), torch.tensor(4.0 / 2.0))
-    torch.testing.assert_close(MaskedMSELoss(skip_first=2)(pred, target), ((pred - target)[:, 2:] ** 2).mean())
-    with pytest.raises(ValueError, match=r"expected target of the prediction's shape \[2, 3\], got \[2, 2\]"):
-        masked_mse(pred, target[:, :2])
 
 
 class TestBadInput:
@@ -317,15 +248,10 @@ class TestBadInput:
             self.step(torch.randn(3, 4), self.step.init_hidden(1))
 
 
-def test_streaming_falls_back_to_torch_without_a_compiler(monkeypatch):
-    import seq_models.inferers.native as native
-
-    monkeypatch.setattr(native, "load_gru_tick_library", lambda: None)
-    model = _trained_stats(PaddedGRURegressor(4, 8, 2), 4)
-    assert GRUStreamingInferer(model).backend == "torch"
-    with pytest.raises(RuntimeError, match="expected a working C compiler"):
-        GRUStreamingInferer(model, backend="native")
-    with pytest.raises(ValueError, match="expected batch_size 1, float32 and CPU for the native backend"):
-        GRUStreamingInferer(model, batch_size=2, backend="native")
-    with pytest.raises(ValueError, match="expected backend 'auto', 'native' or 'torch', got 'gpu'"):
-        GRUStreamingInferer(model, backend="gpu")
+@pytest.mark.parametrize("target", ["level", "change", "ar_residual"])
+def test_zero_head_predicts_zero(target):
+    data = SeriesRegressionData(ar1_series(60), test_size=10, target=target)
+    net = PaddedGRURegressor(data.num_features, 4, 1, zero_head=True).eval()
+    with torch.no_grad():
+        out = net(torch.as_tensor(data.features)[None])[0]
+    assert torch.count_nonzero(out) == 0
