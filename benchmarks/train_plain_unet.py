@@ -10,9 +10,9 @@ one-hot labels) and AdamW, on the ``training`` split of a decathlon-style datali
 training reads (``ensure_phantom_datalist`` writes one; ``--datalist`` of ``configs/train.json`` otherwise).
 
 The preprocessing is the bundle's own, read from its training configuration (``--train_config``, layered in order
-as the bundle's CLI layers them): ``load_transforms`` without ``LabelMapToStructuresd`` (SADAAn's masks, presence
-and attention targets, which a UNet does not use) and ``train#augmentation`` (field-of-view cuts, synthetic
-resections, intensity jitter), then image float32 and label map. So the UNet sees the same orientated, windowed,
+as the bundle's CLI layers them): ``load_transforms`` and ``train#augmentation`` (field-of-view cuts, synthetic
+resections, intensity jitter), without ``derive_targets`` (SADAAn's masks, presence and attention targets, which a
+UNet does not use), then image float32 and label map. So the UNet sees the same orientated, windowed,
 whole-volume-resized grid as SADAAn.
 
 After every epoch the network, the optimizer, the epoch and iteration counters, the loss history and the UNet's
@@ -57,12 +57,9 @@ def bundle_train_transforms(bundle_root: Path, configs: list[str]) -> list[Any]:
     parser["bundle_root"] = str(bundle_root)
     parser.get_parsed_content("imports")
     load = parser.get_parsed_content("load_transforms")
-    kept = [t for t in load if type(t).__name__ != "LabelMapToStructuresd"]
-    if len(kept) != len(load) - 1:
-        raise ValueError(f"expected one LabelMapToStructuresd among {[type(t).__name__ for t in load]}")
     augmentation = parser.get_parsed_content("train#augmentation")
     final = EnsureTyped(keys=["image", "label"], dtype=torch.float32, track_meta=False)
-    return [*kept, *augmentation, final]
+    return [*load, *augmentation, final]
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -1,5 +1,11 @@
 """Dictionary versions of the absence augmentations (``Foo`` -> ``Food`` / ``FooD`` / ``FooDict``): one draw per
-call, applied to every key."""
+call, applied to every key.
+
+They edit the image and the label map only. Place :class:`~monai_sadaan.transforms.LabelMapToStructuresd` after
+them: the targets (masks, presence, attention) are derived once, from the edited label map, so a structure cut out
+of the field of view or resected has an empty mask, presence 0 and no attention target, and every other structure
+has the targets its remaining voxels give.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,10 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_dst_type, convert_to_tensor, ensure_tuple, ensure_tuple_rep
+from monai.utils import convert_to_tensor, ensure_tuple, ensure_tuple_rep
 
-from ..targets.array import presence_from_masks
-from ..targets.dictionary import ATTENTION_TARGETS, PRESENCE_TARGETS, SEGMENTATION_TARGETS
 from ..utils import check_label_map, structure_label_values
 from .array import RandFieldOfViewCrop, RandStructureEdgeCrop, RandSyntheticResection
 
@@ -30,36 +33,16 @@ __all__ = [
 ]
 
 
-def _zero_absent(
-    d: dict[Hashable, Any], presence: torch.Tensor, keys: Sequence[str]
-) -> None:
-    """Zero the channels of absent structures in the ``[S, D, H, W]`` entries ``keys`` of ``d`` (in place)."""
-    keep = presence.view(-1, 1, 1, 1)
-    for key in keys:
-        if key in d:
-            arr = convert_to_tensor(d[key], track_meta=False)
-            d[key] = convert_to_dst_type(arr * keep.to(arr.device, arr.dtype), d[key])[0]
-
-
-def _set_presence(d: dict[Hashable, Any], key: str, presence: torch.Tensor) -> None:
-    old = d[key]
-    d[key] = presence.cpu().numpy().astype(np.float32) if isinstance(old, np.ndarray) else presence.to(old.device)
-
-
 class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
     """Dictionary version of :class:`~monai_sadaan.transforms.RandFieldOfViewCrop`: one cut for every key.
 
-    The same box is applied to ``keys`` (image, label map, ...) and to the structure keys ``segmentation_key`` and
-    ``attention_key`` when the dict holds them (filled with 0). When the dict holds ``segmentation_key`` and
-    ``presence_key``, presence is recomputed from the cut masks (at least ``min_voxels`` voxels) and the masks
-    and attention targets of structures that left the field of view are zeroed.
+    The same box is applied to every key in ``keys`` (the image and the label map ``[1, D, H, W]``, all on one grid).
+    Derive the targets from the cut label map afterwards (:class:`~monai_sadaan.transforms.LabelMapToStructuresd`).
 
     Args:
         keys: keys of the channel-first volumes to cut (all on one grid).
         prob, fraction_range, axes, max_sides, mode: as :class:`~monai_sadaan.transforms.RandFieldOfViewCrop`.
-        fill_value: fill value per key or for all keys (``"fill"`` mode); structure keys are filled with 0.
-        min_voxels: smallest voxel count of a present structure when presence is recomputed.
-        segmentation_key, presence_key, attention_key: structure target keys, updated when present.
+        fill_value: fill value per key or for all keys (``"fill"`` mode; 0 for a label map is background).
         allow_missing_keys: skip missing keys.
     """
 
@@ -74,24 +57,14 @@ class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
         max_sides: int = 1,
         mode: str = "fill",
         fill_value: Sequence[float] | float = 0.0,
-        min_voxels: int = 1,
-        segmentation_key: str = SEGMENTATION_TARGETS,
-        presence_key: str = PRESENCE_TARGETS,
-        attention_key: str = ATTENTION_TARGETS,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        if int(min_voxels) < 1:
-            raise ValueError(f"expected min_voxels >= 1, got {min_voxels}")
         self.cropper = RandFieldOfViewCrop(
             prob=1.0, fraction_range=fraction_range, axes=axes, max_sides=max_sides, mode=mode
         )
         self.fill_value = ensure_tuple_rep(fill_value, len(self.keys))
-        self.min_voxels = int(min_voxels)
-        self.segmentation_key = segmentation_key
-        self.presence_key = presence_key
-        self.attention_key = attention_key
 
     def set_random_state(
         self, seed: int | None = None, state: np.random.RandomState | None = None
@@ -106,8 +79,6 @@ class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
         if not self._do_transform:
             return d
         keyed = list(self.key_iterator(d, self.fill_value))
-        extra = [(k, 0.0) for k in (self.segmentation_key, self.attention_key) if k in d and k not in self.keys]
-        keyed += extra
         if not keyed:
             return d
         grids = {k: tuple(int(s) for s in d[k].shape[1:]) for k, _ in keyed}
@@ -116,11 +87,6 @@ class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
         self._randomize_cut(d, next(iter(grids.values())))
         for key, fill in keyed:
             d[key] = self.cropper(d[key], randomize=False, fill_value=fill)
-        if self.segmentation_key in d and self.presence_key in d:
-            masks = convert_to_tensor(d[self.segmentation_key], track_meta=False)
-            presence = presence_from_masks(masks, self.min_voxels)
-            _set_presence(d, self.presence_key, presence)
-            _zero_absent(d, presence, [self.segmentation_key, self.attention_key])
         return d
 
     def _randomize_cut(self, data: Mapping[Hashable, Any], spatial_shape: tuple[int, ...]) -> None:
@@ -130,8 +96,7 @@ class RandFieldOfViewCropd(RandomizableTransform, MapTransform):
 
 class RandStructureEdgeCropd(RandFieldOfViewCropd):
     """Dictionary version of :class:`~monai_sadaan.transforms.RandStructureEdgeCrop`: the cut is aimed with the
-    label map at ``label_key`` and applied to every key, structure keys included, as
-    :class:`RandFieldOfViewCropd` applies its cut.
+    label map at ``label_key`` and applied to every key, as :class:`RandFieldOfViewCropd` applies its cut.
 
     Args:
         keys: keys of the channel-first volumes to cut (all on one grid).
@@ -139,8 +104,7 @@ class RandStructureEdgeCropd(RandFieldOfViewCropd):
             then it is not cut).
         prob, kept_fraction_range, axes, candidate_labels, background, mode: as
             :class:`~monai_sadaan.transforms.RandStructureEdgeCrop`.
-        fill_value, min_voxels, segmentation_key, presence_key, attention_key, allow_missing_keys: as
-            :class:`RandFieldOfViewCropd`.
+        fill_value, allow_missing_keys: as :class:`RandFieldOfViewCropd`.
     """
 
     def __init__(
@@ -154,23 +118,10 @@ class RandStructureEdgeCropd(RandFieldOfViewCropd):
         background: int = 0,
         mode: str = "crop",
         fill_value: Sequence[float] | float = 0.0,
-        min_voxels: int = 1,
-        segmentation_key: str = SEGMENTATION_TARGETS,
-        presence_key: str = PRESENCE_TARGETS,
-        attention_key: str = ATTENTION_TARGETS,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(
-            keys,
-            prob=prob,
-            axes=axes,
-            mode=mode,
-            fill_value=fill_value,
-            min_voxels=min_voxels,
-            segmentation_key=segmentation_key,
-            presence_key=presence_key,
-            attention_key=attention_key,
-            allow_missing_keys=allow_missing_keys,
+            keys, prob=prob, axes=axes, mode=mode, fill_value=fill_value, allow_missing_keys=allow_missing_keys
         )
         self.label_key = label_key
         self.cropper = RandStructureEdgeCrop(
@@ -201,19 +152,18 @@ class RandSyntheticResectiond(RandomizableTransform, MapTransform):
     """Dictionary version of :class:`~monai_sadaan.transforms.RandSyntheticResection`.
 
     With probability ``prob`` one present structure (a ``candidates`` entry, or any structure) is removed from
-    the label map and the image keys; when the dict holds them, the structure's presence is set to 0 and its
-    mask and attention target are zeroed.
+    the label map and the image keys. Derive the targets from the edited label map afterwards
+    (:class:`~monai_sadaan.transforms.LabelMapToStructuresd`).
 
     Args:
         image_keys: keys of the channel-first images to fill (one grid with the label map).
         label_key: key of the label map ``[1, D, H, W]``.
-        structure_labels: ``{name: label value}`` or a sequence of label values, in channel order; needed to
-            find the structure's channel in the target keys.
+        structure_labels: ``{name: label value}`` or a sequence of label values: the structures that may be
+            removed, and the names ``candidates`` may use.
         candidates: names (with a mapping) or label values that may be removed; None means all structures.
         prob: probability of a resection.
         ring_width: width in voxels of the ring the fill values are drawn from.
         min_voxels: a structure needs at least this many voxels to be removed.
-        segmentation_key, presence_key, attention_key: structure target keys, updated when present.
         allow_missing_keys: skip missing image keys.
     """
 
@@ -228,9 +178,6 @@ class RandSyntheticResectiond(RandomizableTransform, MapTransform):
         prob: float = 0.5,
         ring_width: int = 2,
         min_voxels: int = 1,
-        segmentation_key: str = SEGMENTATION_TARGETS,
-        presence_key: str = PRESENCE_TARGETS,
-        attention_key: str = ATTENTION_TARGETS,
         allow_missing_keys: bool = False,
     ) -> None:
         image_keys = ensure_tuple(image_keys)
@@ -258,9 +205,6 @@ class RandSyntheticResectiond(RandomizableTransform, MapTransform):
             ring_width=ring_width,
             min_voxels=min_voxels,
         )
-        self.segmentation_key = segmentation_key
-        self.presence_key = presence_key
-        self.attention_key = attention_key
 
     @property
     def removed_label(self) -> int | None:
@@ -293,14 +237,6 @@ class RandSyntheticResectiond(RandomizableTransform, MapTransform):
                 raise KeyError(f"expected the image key {key!r}, got keys {sorted(map(str, d))}")
             d[key], _ = self.resector(d[key], label, randomize=False)
         d[self.label_key] = self.resector.remove_from_label(label)
-        channel = self.label_values.index(self.resector.removed_label)
-        if self.presence_key in d:
-            presence = convert_to_tensor(d[self.presence_key], track_meta=False).clone().float()
-            presence[channel] = 0.0
-            _set_presence(d, self.presence_key, presence)
-        keep = torch.ones(len(self.label_values))
-        keep[channel] = 0.0
-        _zero_absent(d, keep, [self.segmentation_key, self.attention_key])
         return d
 
 

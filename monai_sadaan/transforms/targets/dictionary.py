@@ -32,7 +32,9 @@ class LabelMapToStructuresd(MapTransform):
     """Dictionary version of :class:`~monai_sadaan.transforms.LabelMapToStructures`.
 
     Reads the label map ``d[label_key]`` ``[1, D, H, W]`` and writes ``d[segmentation_key]`` ``[S, D, H, W]``,
-    ``d[presence_key]`` ``[S]`` and ``d[attention_key]`` ``[S, D, H, W]``; the label map is kept.
+    ``d[presence_key]`` ``[S]`` and ``d[attention_key]`` ``[S, D, H, W]``; the label map is kept. Place it after
+    every transform that edits the label map (the absence augmentations, a resize to the network's grid), so the
+    targets are derived once, from the label map the network is trained on.
 
     Args:
         label_key: key of the label map.
