@@ -28,7 +28,7 @@ from monai_sadaan.data.image_folder import (
     unique_case_names,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUNDLE = REPO / "bundles" / "sadaan_abdominal_ct_segmentation"
 LOGGER = "monai_sadaan.data.image_folder"
 
