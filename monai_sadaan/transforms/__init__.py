@@ -12,26 +12,14 @@
 * ``utils.py``: the shape and structure-table checks they share.
 
 Every public name is importable from here, e.g. ``monai_sadaan.transforms.CTWindowd`` in a bundle config. The
-post-processing names are imported on first use: they need the network's presence gating and the writers' geometry,
-which the training and preprocessing transforms do not.
+post-processing, absence-augmentation and target names are imported on first use: inference of one image needs only
+the intensity and spatial ones (and post-processing needs the network's presence gating and the writers' geometry).
 """
 
 from __future__ import annotations
 
 from monai_glue.lazy_names import lazy_names
 
-from .absence.array import RandFieldOfViewCrop, RandStructureEdgeCrop, RandSyntheticResection
-from .absence.dictionary import (
-    RandFieldOfViewCropd,
-    RandFieldOfViewCropD,
-    RandFieldOfViewCropDict,
-    RandStructureEdgeCropd,
-    RandStructureEdgeCropD,
-    RandStructureEdgeCropDict,
-    RandSyntheticResectiond,
-    RandSyntheticResectionD,
-    RandSyntheticResectionDict,
-)
 from .intensity.array import CTWindow
 from .intensity.dictionary import CTWindowd, CTWindowD, CTWindowDict
 from .spatial.array import CTToNetworkGrid, FitToSpatialDims
@@ -49,22 +37,27 @@ from .spatial.functional import (
     input_grid_labels,
     input_grid_probabilities,
 )
-from .targets.array import LabelMapToStructures, presence_from_masks
-from .targets.dictionary import (
-    ATTENTION_TARGETS,
-    PRESENCE_TARGETS,
-    SEGMENTATION_TARGETS,
-    LabelMapToStructuresd,
-    LabelMapToStructuresD,
-    LabelMapToStructuresDict,
-)
 from .utils import check_label_map, check_volume, structure_label_values
 
-_POST = "monai_sadaan.transforms.post.dictionary"
+_PACKAGE = "monai_sadaan.transforms"
 _LAZY: dict[str, str] = {
-    name: _POST
-    for stem in ("SADAAnPredictionToItems", "PresenceAwareLabelMap", "InputGridLabelMap", "VoxelVolume")
-    for name in (f"{stem}d", f"{stem}D", f"{stem}Dict")
+    **{
+        name: f"{_PACKAGE}.post.dictionary"
+        for stem in ("SADAAnPredictionToItems", "PresenceAwareLabelMap", "InputGridLabelMap", "VoxelVolume")
+        for name in (f"{stem}d", f"{stem}D", f"{stem}Dict")
+    },
+    **{
+        name: f"{_PACKAGE}.absence.{'array' if name == stem else 'dictionary'}"
+        for stem in ("RandFieldOfViewCrop", "RandStructureEdgeCrop", "RandSyntheticResection")
+        for name in (stem, f"{stem}d", f"{stem}D", f"{stem}Dict")
+    },
+    "LabelMapToStructures": f"{_PACKAGE}.targets.array",
+    "presence_from_masks": f"{_PACKAGE}.targets.array",
+    **{
+        name: f"{_PACKAGE}.targets.dictionary"
+        for name in ("LabelMapToStructuresd", "LabelMapToStructuresD", "LabelMapToStructuresDict",
+                     "SEGMENTATION_TARGETS", "PRESENCE_TARGETS", "ATTENTION_TARGETS")
+    },
 }
 __getattr__ = lazy_names(__name__, _LAZY)
 
