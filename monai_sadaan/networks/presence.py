@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["call_presence", "gate_by_presence", "presence_masks"]
+__all__ = ["call_presence", "gate_by_presence", "is_called_present", "presence_masks"]
 
 
 def _tensor(x: Any, device: torch.device | None = None) -> torch.Tensor:
@@ -19,6 +19,14 @@ def _tensor(x: Any, device: torch.device | None = None) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x if device is None else x.to(device)
     return torch.as_tensor(x, device=device)
+
+
+def is_called_present(calls: Any, device: torch.device | None = None) -> torch.Tensor:
+    """``[..., S]`` bool: where a 0/1 presence call (or a probability used as one) says present, ``calls > 0.5``.
+
+    The one reading of a call that every consumer (mask gating, label maps, writers) shares.
+    """
+    return _tensor(calls, device) > 0.5
 
 
 def call_presence(presence_probs: Any, threshold: float = 0.5, calls: Any = None) -> torch.Tensor:
@@ -35,7 +43,7 @@ def call_presence(presence_probs: Any, threshold: float = 0.5, calls: Any = None
     probs = _tensor(presence_probs)
     dtype = probs.dtype if probs.is_floating_point() else torch.float32
     if calls is not None:
-        return (_tensor(calls, probs.device) > 0.5).to(dtype)
+        return is_called_present(calls, probs.device).to(dtype)
     return (probs >= threshold).to(dtype)
 
 
@@ -53,7 +61,7 @@ def gate_by_presence(values: torch.Tensor, calls: Any) -> torch.Tensor:
         ValueError: if ``calls`` does not match the leading dimensions of ``values``.
     """
     lead = values.shape[:-3]
-    present = _tensor(calls, values.device) > 0.5
+    present = is_called_present(calls, values.device)
     if not torch.jit.is_tracing() and (values.ndim < 4 or present.numel() != lead.numel()):
         raise ValueError(
             f"expected maps [..., S, D, H, W] and one presence call per structure, got maps of shape "

@@ -23,7 +23,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_sadaan.io.geometry import to_numpy, voxel_volume_ml
-from monai_sadaan.networks.presence import gate_by_presence
+from monai_sadaan.networks.presence import gate_by_presence, is_called_present
 
 from ..spatial.functional import find_network_grid_record, input_grid_labels, input_grid_probabilities
 
@@ -128,7 +128,7 @@ class PresenceAwareLabelMapd(MapTransform):
             if not isinstance(probs, torch.Tensor) or probs.ndim != 4:
                 shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
                 raise ValueError(f"expected per-structure probabilities of shape (S, D, H, W), got {shape}")
-            present = torch.as_tensor(d[self.presence_key]).reshape(-1).to(probs.device) > 0.5
+            present = is_called_present(d[self.presence_key], probs.device).reshape(-1)
             s = probs.shape[0]
             if present.numel() != s:
                 raise ValueError(f"expected {s} presence calls, got {present.numel()}")

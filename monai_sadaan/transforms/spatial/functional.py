@@ -292,7 +292,9 @@ def _input_grid_labels(
     slab_bytes: int,
 ) -> np.ndarray:
     values = [int(v) for v in label_values]
-    calls = torch.as_tensor(present).reshape(-1).detach().cpu().float() > 0.5
+    from monai_sadaan.networks.presence import is_called_present  # here: the package would load every network
+
+    calls = is_called_present(torch.as_tensor(present).detach().cpu().float()).reshape(-1)
     if len(values) != coarse.shape[0] or calls.numel() != coarse.shape[0]:
         raise ValueError(
             f"expected one label value and one presence call per structure ({coarse.shape[0]}), got "
