@@ -5,14 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from monai.config import NdarrayOrTensor
 
-__all__ = ["check_label_map", "check_volume", "structure_label_values", "shape_of"]
+__all__ = ["check_label_map", "check_volume", "structure_label_values", "shape_of", "spatial_size_3d"]
 
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """``x.shape`` as a tuple of Python ints (for messages and comparisons across numpy and torch)."""
     return tuple(int(s) for s in x.shape)
+
+
+def spatial_size_3d(spatial_dims: Any) -> tuple[int, int, int]:
+    """``spatial_dims`` as three positive ints ``(D, H, W)``; anything else is refused naming what came."""
+    dims = tuple(spatial_dims) if isinstance(spatial_dims, Sequence) and not isinstance(spatial_dims, str) else ()
+    if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
+        raise ValueError(f"expected spatial_dims as three positive integers (D, H, W), got {spatial_dims!r}")
+    return (int(dims[0]), int(dims[1]), int(dims[2]))
 
 
 def check_label_map(label: NdarrayOrTensor) -> None:

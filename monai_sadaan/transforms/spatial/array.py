@@ -30,7 +30,7 @@ from monai.transforms.utils import scale_affine
 from monai.utils import SpaceKeys, TraceKeys, TransformBackends
 
 from ..intensity.array import CTWindow
-from ..utils import check_volume
+from ..utils import check_volume, spatial_size_3d
 from .functional import NetworkGridRecord, interpolate_axis, linear_support, one_thread
 
 __all__ = ["FitToSpatialDims", "CTToNetworkGrid"]
@@ -71,12 +71,10 @@ class FitToSpatialDims(InvertibleTransform):
         pad_mode: str = "constant",
         pad_value: float = 0.0,
     ) -> None:
-        dims = tuple(spatial_dims) if isinstance(spatial_dims, Sequence) else ()
-        if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
-            raise ValueError(f"expected spatial_dims as three positive integers (D, H, W), got {spatial_dims!r}")
+        dims = spatial_size_3d(spatial_dims)
         if mode not in ("resize", "pad"):
             raise ValueError(f"expected mode 'resize' or 'pad', got {mode!r}")
-        self.spatial_dims = tuple(int(s) for s in dims)
+        self.spatial_dims = dims
         self.mode = mode
         self.interp_mode = interp_mode
         self.align_corners = align_corners
@@ -182,12 +180,10 @@ class CTToNetworkGrid(InvertibleTransform):
         b_max: float = 1.0,
         clip: bool = True,
     ) -> None:
-        dims = tuple(spatial_dims) if isinstance(spatial_dims, Sequence) else ()
-        if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
-            raise ValueError(f"expected spatial_dims as three positive integers (D, H, W), got {spatial_dims!r}")
+        dims = spatial_size_3d(spatial_dims)
         if not isinstance(axcodes, str) or len(axcodes) != 3:
             raise ValueError(f"expected axcodes of three letters (e.g. 'RAS'), got {axcodes!r}")
-        self.spatial_dims = tuple(int(s) for s in dims)
+        self.spatial_dims = dims
         self.axcodes = axcodes
         self.labels = labels
         self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=np.float32)

@@ -23,7 +23,19 @@ __all__ = [
 ]
 
 
-class FitToSpatialDimsd(MapTransform, InvertibleTransform):
+class _InvertedByFitter(MapTransform, InvertibleTransform):
+    """Dictionary spatial transform whose array transform ``self.fitter`` records and undoes the change per key."""
+
+    fitter: InvertibleTransform
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.fitter.inverse(d[key])
+        return d
+
+
+class FitToSpatialDimsd(_InvertedByFitter):
     """Dictionary version of :class:`~monai_sadaan.transforms.FitToSpatialDims`, invertible with ``Invertd``.
 
     Args:
@@ -63,14 +75,8 @@ class FitToSpatialDimsd(MapTransform, InvertibleTransform):
             d[key] = self.fitter(d[key], interp_mode=interp_mode, pad_value=pad_value)
         return d
 
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.fitter.inverse(d[key])
-        return d
 
-
-class CTToNetworkGridd(MapTransform, InvertibleTransform):
+class CTToNetworkGridd(_InvertedByFitter):
     """Dictionary version of :class:`~monai_sadaan.transforms.CTToNetworkGrid`, invertible with MONAI's ``Invertd``.
 
     Args:
@@ -100,12 +106,6 @@ class CTToNetworkGridd(MapTransform, InvertibleTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.fitter(d[key])
-        return d
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.fitter.inverse(d[key])
         return d
 
 
