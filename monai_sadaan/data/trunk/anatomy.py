@@ -272,10 +272,10 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
     z_rk = z_lk - u(8, 25) * s
     kidney_bend = {}
     for name, sigma, zc in (("left_kidney", -1.0, z_lk), ("right_kidney", 1.0, z_rk)):
-        semi = np.array([u(24, 30), u(17, 22), u(50, 60) * s])
+        semi = np.array([u(30, 37), u(22, 27), u(55, 66) * s])  # about 6-7.5 x 4.5-5.5 x 11-13 cm
         if name not in removed:
             semi = semi * hyper
-        xs_ = sigma * (V["L1"].rx + u(38, 52))
+        xs_ = sigma * (V["L1"].rx + u(42, 56))
         ys_ = spine_y(zc) - u(0, 14)
         rot = rotation_matrix(u(-15, -5) * _DEG, sigma * u(-20, -8) * _DEG, sigma * u(20, 40) * _DEG)
         organs[name] = Ellipsoid(np.array([xs_, ys_, zc]), semi, rot, dfm(3.0, (50, 120)), exponent=2.0)
@@ -1171,7 +1171,7 @@ def _paint_kidney(canvas: Canvas, p: Patient, name: str) -> None:
     bend = np.float32(p.kidney_bend[name])
     m2 = m - bend * (q[2] * q[2] - np.float32(0.3))
     r2 = np.sqrt(m2 * m2 + q[1] * q[1] + q[2] * q[2])
-    sinus = (m2 > -0.15) & (r2 < 0.62) & (np.abs(q[2]) < 0.6)
+    sinus = (m2 > -0.05) & (r2 < 0.55) & (np.abs(q[2]) < 0.55)
     notch = (m2 > 0.3) & (np.abs(q[2]) < 0.38) & (np.abs(q[1]) < 0.5)
     par = (r2 < 1.0) & ~sinus & ~notch
     ratio = np.float32(p.extras["cortex_ratio"])

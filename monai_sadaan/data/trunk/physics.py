@@ -76,7 +76,7 @@ TRUNK_TISSUE_HU: dict[str, tuple[tuple[float, float, float], float]] = {
     "metal": ((3000.0, 3000.0, 3000.0), 0.0),
 }
 """Mean HU per tissue class for the three :data:`PHASES` and the texture SD of the class (textbook values; every
-case shifts the soft-tissue means by a few HU and scales the contrast enhancement)."""
+case shifts the soft-tissue means by up to 12 HU and scales the contrast enhancement, as a whole and per tissue)."""
 
 TISSUES: tuple[str, ...] = tuple(TRUNK_TISSUE_HU)
 """Tissue classes in the order of their integer code in the renderer's tissue map."""
@@ -175,12 +175,15 @@ def sample_imaging(
     means = np.array([TRUNK_TISSUE_HU[t][0][0] for t in TISSUES], dtype=np.float64)
     phase_means = np.array([TRUNK_TISSUE_HU[t][0][p] for t in TISSUES], dtype=np.float64)
     enhancement = u(0.7, 1.3)  # injection rate, cardiac output, timing
-    means = means + (phase_means - means) * enhancement
+    # organs also differ from one another between people and timings (perfusion, scan delay): each tissue's
+    # enhancement varies around the case's
+    per_tissue = rng.uniform(0.8, 1.2, size=n)
+    means = means + (phase_means - means) * enhancement * per_tissue
     if phase == "arterial":  # the injected arm's vein: dense, very variable
         means[TISSUE_INDEX["svc_blood"]] = u(200.0, 900.0)
     for i, name in enumerate(TISSUES):
         if name not in _CONTRAST_FREE:
-            means[i] += u(-7.0, 7.0)
+            means[i] += u(-12.0, 12.0)
     means[TISSUE_INDEX["fat"]] += u(-15.0, 10.0)
     means[TISSUE_INDEX["visceral_fat"]] = means[TISSUE_INDEX["fat"]] + u(0.0, 20.0)
     means[TISSUE_INDEX["cortical_bone"]] = u(700.0, 1200.0)

@@ -89,7 +89,8 @@ def test_nephrectomy_left_bed_is_fat_or_bowel():
     inside = np.broadcast_to(r < 0.6, canvas.tissue[box].shape)
     bed = canvas.tissue[box][inside]
     allowed = [TISSUE_INDEX[t] for t in ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas", "soft_tissue",
-                                         "metal", "muscle", "venous_blood", "arterial_blood", "urine")]
+                                         "metal", "muscle", "venous_blood", "arterial_blood", "urine",
+                                         "spleen")]  # the spleen's lower pole sinks into the empty left fossa
     assert bed.size > 0 and np.isin(bed, allowed).mean() > 0.95
     fat_or_bowel_tissues = ("visceral_fat", "fat", "gut_wall", "gut_fluid", "feces", "gas")
     fat_or_bowel = np.isin(bed, [TISSUE_INDEX[t] for t in fat_or_bowel_tissues])
@@ -112,6 +113,22 @@ def test_kidneys_beside_the_spine_right_lower_than_left():
             assert abs(c[1] - ys) < 40  # beside the vertebral body, not in front of it
         dz.append(left[2] - right[2])
     assert np.mean(dz) > 5.0
+
+
+def test_organ_volumes_within_adult_ranges():
+    """Median labelled volume over whole-trunk cases, against adult ranges of anatomy texts (kidney about
+    120-200 mL each, liver 1.2-2 L, spleen 150-250 mL, pancreas 60-100 mL), with room for the coarse grid."""
+    volumes = {name: [] for name in FIVE}
+    for seed in range(4):
+        p = generate_trunk_phantom("normal", 100 + seed, field_of_view="whole_trunk", shape=(72, 72, 120))
+        voxel_ml = abs(np.linalg.det(p.affine[:3, :3])) / 1000.0
+        for name in FIVE:
+            volumes[name].append(p.voxel_counts[name] * voxel_ml)
+    median = {name: float(np.median(v)) for name, v in volumes.items()}
+    assert 110.0 < median["left_kidney"] < 210.0 and 110.0 < median["right_kidney"] < 210.0, median
+    assert 1100.0 < median["liver"] < 2200.0, median
+    assert 110.0 < median["spleen"] < 280.0, median
+    assert 45.0 < median["pancreas"] < 110.0, median
 
 
 def test_domain_randomisation_changes_intensities_not_labels():
