@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
     "phantom_to_sitk": "monai_sadaan.data.writers",
     "plot_phantom_overview": "monai_sadaan.data.preview",
     "presence_pattern_name": "monai_sadaan.data.dataset_layouts",
+    "ras_to_lps": "monai_sadaan.data.geometry",
     "read_dataset_layout": "monai_sadaan.data.dataset_layouts",
     "read_label_table": "monai_sadaan.data.dataset_layouts",
     "resolve_structure_mapping": "monai_sadaan.data.dataset_layouts",
@@ -48,6 +49,7 @@ _LAZY: dict[str, str] = {
     "save_volume": "monai_sadaan.data.writers",
     "split_by_presence_pattern": "monai_sadaan.data.dataset_layouts",
     "structure_presence": "monai_sadaan.data.phantoms",
+    "voxel_volume_ml": "monai_sadaan.data.geometry",
     "write_phantom_dataset": "monai_sadaan.data.datalist",
     "write_trunk_dataset": "monai_sadaan.data.trunk.dataset",
 }

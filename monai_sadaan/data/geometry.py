@@ -1,9 +1,15 @@
-"""Voxel-grid geometry of the phantoms: orientation codes, RAS affines and the RAS <-> LPS (ITK) conversion.
+"""Voxel-grid geometry, the one home of it: orientation codes, voxel-to-RAS affines, the RAS <-> LPS conversion,
+ITK's (spacing, origin, direction) and the volume of a voxel.
 
 Orientation codes follow nibabel: the letter of voxel axis ``j`` names the patient direction in which that axis'
 index *increases* (``"RAS"`` is the identity orientation, DICOM's usual storage is ``"LPS"``). World coordinates are
-nibabel's RAS+: ``+x`` towards the patient's Right, ``+y`` Anterior, ``+z`` Superior. ITK / SimpleITK / DICOM use
-LPS+, the same points with ``x`` and ``y`` negated.
+nibabel's RAS+: ``+x`` towards the patient's Right, ``+y`` Anterior, ``+z`` Superior. ITK / SimpleITK / DICOM /
+3D Slicer use LPS+, the same points with ``x`` and ``y`` negated: :func:`ras_to_lps` is that flip, and the ITK
+geometry (:func:`affine_to_itk_geometry`, :func:`itk_geometry_to_affine`) is built on it.
+
+An affine here is a 4x4 matrix from voxel index ``(i, j, k)`` to RAS millimetres (nibabel's convention; MONAI's
+``MetaTensor.affine``). Checking label maps and affines that arrive from the pipeline is
+:mod:`monai_sadaan.io.labelmap`'s job.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ __all__ = [
     "orientation_affine",
     "reorient_from_ras",
     "all_orientation_codes",
+    "ras_to_lps",
+    "voxel_volume_ml",
     "affine_to_itk_geometry",
     "itk_geometry_to_affine",
 ]
@@ -34,7 +42,7 @@ ORIENTATION_LETTERS: dict[str, tuple[int, int]] = {
     "I": (2, -1),
 }
 
-_LPS_FLIP = np.diag([-1.0, -1.0, 1.0])
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
 
 
 def parse_orientation(code: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
@@ -109,22 +117,66 @@ def reorient_from_ras(array: np.ndarray, code: str) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def _as_4x4(affine: np.ndarray) -> np.ndarray:
+    a = np.asarray(affine, dtype=np.float64)
+    if a.shape != (4, 4):
+        raise ValueError(f"expected a 4x4 voxel-to-world affine, got shape {tuple(a.shape)}")
+    return a
+
+
+def ras_to_lps(affine: np.ndarray) -> np.ndarray:
+    """Voxel-to-LPS matrix (Slicer's ``ijkToLPS``, NRRD ``space: left-posterior-superior``, ITK's world) from a
+    voxel-to-RAS one: rows x and y negated.
+
+    The flip is its own inverse, so the same call turns a voxel-to-LPS matrix back into a voxel-to-RAS one.
+
+    Args:
+        affine: (4, 4) voxel-to-RAS affine.
+
+    Returns:
+        float64 array of shape (4, 4).
+
+    Raises:
+        ValueError: the affine is not 4x4.
+    """
+    return _RAS_TO_LPS @ _as_4x4(affine)
+
+
+def voxel_volume_ml(affine: np.ndarray) -> float:
+    """Volume of one voxel in millilitres: ``|det(affine[:3, :3])|`` mm³ / 1000.
+
+    Args:
+        affine: (4, 4) voxel-to-RAS (or LPS: the volume is the same) affine.
+
+    Raises:
+        ValueError: the affine is not 4x4.
+    """
+    return float(abs(np.linalg.det(_as_4x4(affine)[:3, :3])) / 1000.0)
+
+
 def affine_to_itk_geometry(affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
     """(spacing, origin, direction) in ITK's LPS convention for a nibabel voxel-to-RAS affine.
 
     ITK's index ``(i, j, k)`` is nibabel's voxel index; a SimpleITK array is the nibabel array transposed
-    (``arr.transpose(2, 1, 0)``).
+    (``arr.transpose(2, 1, 0)``). The geometry is that of :func:`ras_to_lps` of the affine: its column norms are
+    the spacing, its normalised columns the direction and its last column the origin.
+
+    Args:
+        affine: (4, 4) voxel-to-RAS affine.
 
     Returns:
         spacing (3,), origin (3,) in LPS mm, direction as 9 row-major values (columns are the axis directions).
+
+    Raises:
+        ValueError: the affine is not 4x4 or has a zero column.
     """
-    affine = np.asarray(affine, dtype=float)
-    linear = affine[:3, :3]
+    lps = ras_to_lps(affine)
+    linear = lps[:3, :3]
     spacing = np.linalg.norm(linear, axis=0)
     if np.any(spacing <= 0):
         raise ValueError(f"expected an affine with non-zero columns, got spacing {spacing.tolist()}")
-    direction = _LPS_FLIP @ (linear / spacing)
-    origin = _LPS_FLIP @ affine[:3, 3]
+    direction = linear / spacing
+    origin = lps[:3, 3]
     return tuple(spacing.tolist()), tuple(origin.tolist()), tuple(direction.ravel().tolist())
 
 
@@ -132,12 +184,28 @@ def itk_geometry_to_affine(
     spacing: Sequence[float], origin: Sequence[float], direction: Sequence[float]
 ) -> np.ndarray:
     """The nibabel voxel-to-RAS affine of an ITK image's (spacing, origin, direction); inverse of
-    :func:`affine_to_itk_geometry`."""
-    affine = np.eye(4)
-    d = np.asarray(direction, dtype=float).reshape(3, 3)
-    affine[:3, :3] = _LPS_FLIP @ d @ np.diag(np.asarray(spacing, dtype=float))
-    affine[:3, 3] = _LPS_FLIP @ np.asarray(origin, dtype=float)
-    return affine
+    :func:`affine_to_itk_geometry`.
+
+    Args:
+        spacing: (3,) voxel size in mm.
+        origin: (3,) LPS position (mm) of the centre of voxel ``(0, 0, 0)``.
+        direction: 9 row-major values of the 3x3 direction matrix (columns are the axis directions).
+
+    Returns:
+        float64 array of shape (4, 4): :func:`ras_to_lps` (its own inverse) of the voxel-to-LPS matrix.
+
+    Raises:
+        ValueError: spacing or origin not 3 values, or direction not 9.
+    """
+    s, o, d = (np.asarray(v, dtype=float).ravel() for v in (spacing, origin, direction))
+    if s.size != 3 or o.size != 3 or d.size != 9:
+        raise ValueError(
+            f"expected 3 spacing, 3 origin and 9 direction values, got {s.size}, {o.size} and {d.size}"
+        )
+    lps = np.eye(4)
+    lps[:3, :3] = d.reshape(3, 3) @ np.diag(s)
+    lps[:3, 3] = o
+    return ras_to_lps(lps)
 
 
 def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:

@@ -6,9 +6,11 @@ carries its affine), writes atomically, and raises a clear error on bad input.
 
 from __future__ import annotations
 
+from monai_sadaan.data.geometry import ras_to_lps, voxel_volume_ml  # the grid's geometry has one home
+
 from .case_writer import CASE_FILE_SUFFIXES, SADAAnCaseWriter, SaveSADAAnOutputsd, case_name_from_path, safe_case_name
 from .colour_table import COLOUR_TABLE_COLUMNS, read_colour_table, write_colour_table
-from .geometry import labelmap_and_affine, ras_to_lps, voxel_volume_ml
+from .labelmap import labelmap_and_affine
 from .nifti import write_label_map_nifti, write_probability_maps
 from .presence import (
     PRESENCE_COLUMNS,

@@ -36,7 +36,7 @@ from monai.transforms import MapTransform
 
 from monai_sadaan.data.image_folder import case_name_from_path, safe_case_name  # one definition of case names
 from monai_sadaan.io.colour_table import write_colour_table
-from monai_sadaan.io.geometry import labelmap_and_affine
+from monai_sadaan.io.labelmap import labelmap_and_affine
 from monai_sadaan.io.nifti import write_label_map_nifti, write_probability_maps
 from monai_sadaan.io.presence import StructurePresence, presence_rows, write_presence_report
 from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation

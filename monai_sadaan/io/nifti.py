@@ -23,7 +23,7 @@ import numpy as np
 
 from monai_sadaan.data.image_folder import iter_nifti_data
 from monai_sadaan.data.readers import NiftiStandardReader, SADAAnImageReader
-from monai_sadaan.io.geometry import as_affine, labelmap_and_affine, to_numpy
+from monai_sadaan.io.labelmap import as_affine, labelmap_and_affine, to_numpy
 from monai_glue import atomic_write_with
 
 __all__ = [

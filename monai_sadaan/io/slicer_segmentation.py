@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from monai_sadaan.io.geometry import label_counts, labelmap_and_affine, ras_to_lps
+from monai_sadaan.data.geometry import ras_to_lps
+from monai_sadaan.io.labelmap import label_counts, labelmap_and_affine
 from monai_sadaan.io.presence import StructurePresence, presence_rows
 from monai_sadaan.io.structures import StructuresLike, structure_table, terminology_dict
 from monai_glue import atomic_write_with

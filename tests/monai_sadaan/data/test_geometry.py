@@ -1,16 +1,21 @@
-"""Orientation codes, orientation affines, ITK geometry and reorientation of :mod:`monai_sadaan.data.geometry`."""
+"""Orientation codes, orientation affines, RAS <-> LPS, ITK geometry, voxel volume and reorientation of
+:mod:`monai_sadaan.data.geometry`."""
 
 from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+import pytest
+import torch
 
 from monai_sadaan.data import orientation_affine, parse_orientation
 from monai_sadaan.data.geometry import (
     affine_to_itk_geometry,
     all_orientation_codes,
     itk_geometry_to_affine,
+    ras_to_lps,
     reorient_from_ras,
+    voxel_volume_ml,
 )
 
 
@@ -26,3 +31,76 @@ def test_orientation_helpers():
     out = reorient_from_ras(arr, "PLI")
     assert out.shape == (3, 2, 4)
     assert out[0, 0, 0] == arr[1, 2, 3]  # most Posterior, Left, Inferior voxel of the RAS array
+
+
+def _oblique_affine(code: str) -> np.ndarray:
+    """An orientation affine turned by a few degrees about each axis: no axis is aligned with the world's."""
+    from monai_sadaan.data.geometry import rotation_matrix
+
+    aff = orientation_affine(code, (0.8, 1.5, 2.5), (-12.0, 40.0, 7.5))
+    aff[:3, :3] = rotation_matrix(0.1, -0.2, 0.3) @ aff[:3, :3]
+    return aff
+
+
+def test_ras_to_lps_negates_x_and_y_and_is_its_own_inverse():
+    aff = _oblique_affine("PLI")
+    lps = ras_to_lps(aff)
+    assert lps.shape == (4, 4) and lps.dtype == np.float64
+    np.testing.assert_array_equal(lps, np.diag([-1.0, -1.0, 1.0, 1.0]) @ aff)
+    np.testing.assert_array_equal(ras_to_lps(lps), aff)
+    ijk = np.array([3.0, 1.0, 4.0, 1.0])
+    x, y, z, _ = aff @ ijk
+    np.testing.assert_allclose(lps @ ijk, [-x, -y, z, 1.0])
+    np.testing.assert_array_equal(ras_to_lps(torch.from_numpy(aff)), lps)  # a tensor affine (MetaTensor.affine)
+
+
+def test_affine_to_itk_geometry_agrees_with_ras_to_lps():
+    """ITK's (spacing, origin, direction) of an affine are its LPS affine's column norms, last column and normalised
+    columns, for every orientation and an oblique grid; SimpleITK maps indices with it to the LPS affine's points."""
+    import SimpleITK as sitk
+
+    for code in all_orientation_codes():
+        aff = _oblique_affine(code)
+        lps = ras_to_lps(aff)
+        spacing, origin, direction = affine_to_itk_geometry(aff)
+        np.testing.assert_allclose(origin, lps[:3, 3], atol=1e-12)
+        np.testing.assert_allclose(np.reshape(direction, (3, 3)) @ np.diag(spacing), lps[:3, :3], atol=1e-12)
+        np.testing.assert_allclose(itk_geometry_to_affine(spacing, origin, direction), aff, atol=1e-12)
+        image = sitk.Image([5, 4, 3], sitk.sitkUInt8)
+        image.SetSpacing(spacing)
+        image.SetOrigin(origin)
+        image.SetDirection(direction)
+        for ijk in ((0, 0, 0), (4, 3, 2), (1, 2, 0)):
+            np.testing.assert_allclose(image.TransformIndexToPhysicalPoint(ijk), (lps @ [*ijk, 1])[:3], atol=1e-9)
+
+
+def test_voxel_volume_ml_is_the_voxel_size_in_any_orientation():
+    assert voxel_volume_ml(orientation_affine("RAS", (2.0, 3.0, 4.0), (0.0, 0.0, 0.0))) == pytest.approx(0.024)
+    for code in ("PLI", "SAR", "LPS"):
+        aff = _oblique_affine(code)
+        assert voxel_volume_ml(aff) == pytest.approx(0.8 * 1.5 * 2.5 / 1000.0)
+        assert voxel_volume_ml(ras_to_lps(aff)) == pytest.approx(voxel_volume_ml(aff))
+
+
+def test_geometry_refuses_what_is_no_4x4_affine_or_itk_geometry():
+    for f in (ras_to_lps, voxel_volume_ml, affine_to_itk_geometry):
+        with pytest.raises(ValueError, match=r"expected a 4x4 voxel-to-world affine, got shape \(3, 3\)"):
+            f(np.eye(3))
+    with pytest.raises(ValueError, match="expected an affine with non-zero columns"):
+        affine_to_itk_geometry(np.diag([1.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="expected 3 spacing, 3 origin and 9 direction values, got 2, 3 and 9"):
+        itk_geometry_to_affine((1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3).ravel())
+
+
+def test_grid_geometry_has_one_home():
+    """``monai_sadaan.io`` and ``monai_sadaan.data`` hand out the functions of :mod:`monai_sadaan.data.geometry`;
+    the label-map module of io holds no geometry of its own."""
+    import monai_sadaan.data
+    import monai_sadaan.data.geometry as geometry
+    import monai_sadaan.io
+    import monai_sadaan.io.labelmap
+
+    for name in ("ras_to_lps", "voxel_volume_ml"):
+        assert getattr(monai_sadaan.io, name) is getattr(geometry, name)
+        assert getattr(monai_sadaan.data, name) is getattr(geometry, name)
+        assert not hasattr(monai_sadaan.io.labelmap, name)

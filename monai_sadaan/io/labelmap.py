@@ -1,10 +1,11 @@
-"""Turn what the pipeline holds (numpy arrays, torch tensors, MONAI MetaTensors) into a checked label map + affine.
+"""Label maps as arrays: turn what the pipeline holds (numpy arrays, torch tensors, MONAI MetaTensors) into a checked
+label map + affine, and count its labels.
 
 Input convention of every SADAAn writer: a label map indexed ``[i, j, k]`` (the array order MONAI's ``LoadImage``
 gives for both its ITK and nibabel readers, and that nibabel's ``get_fdata`` gives) and a 4x4 affine from voxel
 index ``(i, j, k)`` to RAS millimetres (nibabel's convention; MONAI's ``MetaTensor.affine``, also after
-``Invertd``). A MetaTensor carries its affine, so ``affine`` may then be left out. 3D Slicer and ITK use LPS:
-:func:`ras_to_lps` converts.
+``Invertd``). A MetaTensor carries its affine, so ``affine`` may then be left out. The geometry of the grid (RAS <->
+LPS for 3D Slicer and ITK, the volume of a voxel) is :mod:`monai_sadaan.data.geometry`'s.
 """
 
 from __future__ import annotations
@@ -19,11 +20,7 @@ __all__ = [
     "as_labelmap",
     "label_counts",
     "labelmap_and_affine",
-    "ras_to_lps",
-    "voxel_volume_ml",
 ]
-
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -131,12 +128,3 @@ def labelmap_and_affine(labelmap: Any, affine: Any | None = None) -> tuple[np.nd
             )
     return as_labelmap(labelmap), as_affine(affine)
 
-
-def ras_to_lps(affine: np.ndarray) -> np.ndarray:
-    """Voxel-to-LPS matrix (Slicer's ``ijkToLPS``, NRRD ``space: left-posterior-superior``) from a voxel-to-RAS one."""
-    return _RAS_TO_LPS @ np.asarray(affine, dtype=np.float64)
-
-
-def voxel_volume_ml(affine: np.ndarray) -> float:
-    """Volume of one voxel in millilitres: ``|det(affine[:3, :3])|`` mm³ / 1000."""
-    return float(abs(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3])) / 1000.0)

@@ -1,4 +1,4 @@
-"""Label maps and affines of :mod:`monai_sadaan.io.geometry`: accepted forms, refusals and label counts."""
+"""Label maps and affines of :mod:`monai_sadaan.io.labelmap`: accepted forms, refusals and label counts."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import torch
 from monai.data import MetaTensor
 
 from monai_sadaan.io import labelmap_and_affine
-from monai_sadaan.io.geometry import label_counts
+from monai_sadaan.io.labelmap import label_counts
 from tests.monai_sadaan.io.small_case import AFFINE, small_labelmap
 
 
-# ---------------------------------------------------------------- geometry / label map input forms
+# ---------------------------------------------------------------- label map input forms
 
 
 def test_labelmap_and_affine_accepts_metatensor_channel_first_float():
