@@ -13,7 +13,8 @@
 
 Every public name is importable from here, e.g. ``monai_sadaan.transforms.CTWindowd`` in a bundle config. The
 post-processing, absence-augmentation and target names are imported on first use: inference of one image needs only
-the intensity and spatial ones (and post-processing needs the network's presence gating and the writers' geometry).
+the intensity and spatial ones (and post-processing needs the network's presence gating, the voxel volume and the
+label-map checks).
 """
 
 from __future__ import annotations
