@@ -121,7 +121,7 @@ def _worker(variant: str, repeats: int, threads: int | None, side: int) -> dict:
         out = {}
         for name in ("literal", "efficient"):
             net = SpatialAttentionMedicalSegmenter(
-                num_structures=NUM_STRUCTURES, spatial_dims=SIZE, **FORWARD_VARIANTS[name]
+                num_structures=NUM_STRUCTURES, spatial_size=SIZE, **FORWARD_VARIANTS[name]
             )
             stats = summary(net, input_size=(1, 1, *SIZE), verbose=0, mode="eval")
             out[name] = int(stats.total_mult_adds)
@@ -134,7 +134,7 @@ def _worker(variant: str, repeats: int, threads: int | None, side: int) -> dict:
         return {"variant": variant, "mult_adds": out}
     else:
         options = {**FORWARD_VARIANTS, **TRAIN_VARIANTS}[variant]
-        net = SpatialAttentionMedicalSegmenter(num_structures=NUM_STRUCTURES, spatial_dims=SIZE, **options)
+        net = SpatialAttentionMedicalSegmenter(num_structures=NUM_STRUCTURES, spatial_size=SIZE, **options)
         x = torch.randn(1, 1, *SIZE)
         mult_adds = None
         if variant.startswith("train"):

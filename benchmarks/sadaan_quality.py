@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sadaan_ckpt", default=str(BUNDLE / "models" / "model.pt"))
     ap.add_argument("--unet_ckpt", default=None, help="reuse a trained baseline instead of training one")
     ap.add_argument("--unet_epochs", type=int, default=12)
-    ap.add_argument("--override", nargs="*", default=[], help="config overrides id=json, e.g. spatial_dims=[48,48,48]")
+    ap.add_argument("--override", nargs="*", default=[], help="config overrides id=json, e.g. spatial_size=[48,48,48]")
     ap.add_argument(
         "--heldout_cases", type=int, default=0,
         help="score both models on a fresh set of this many phantoms, every one in its test split, instead of the "

@@ -120,9 +120,9 @@ def totalseg_to_sadaan(seg: np.ndarray) -> np.ndarray:
 
 
 def network_grid_presence(
-    labels: np.ndarray, affine: np.ndarray, spatial_dims: tuple[int, int, int], min_voxels: int
+    labels: np.ndarray, affine: np.ndarray, spatial_size: tuple[int, int, int], min_voxels: int
 ) -> tuple[dict[str, bool], dict[str, int]]:
-    """The bundle's presence rule on a label map: orientated to RAS, resized to ``spatial_dims`` with
+    """The bundle's presence rule on a label map: orientated to RAS, resized to ``spatial_size`` with
     nearest-exact (what ``FitToSpatialDimsd`` does to the label in ``train.json``: MONAI's ``Resize``, i.e.
     ``F.interpolate(mode="nearest-exact")``), present when at least ``min_voxels`` voxels stay.
 
@@ -133,7 +133,7 @@ def network_grid_presence(
 
     ornt = nib.orientations.ornt_transform(nib.io_orientation(affine), nib.orientations.axcodes2ornt("RAS"))
     ras = np.ascontiguousarray(nib.orientations.apply_orientation(labels, ornt), dtype=np.float32)
-    grid = F.interpolate(torch.from_numpy(ras)[None, None], size=tuple(spatial_dims), mode="nearest-exact")
+    grid = F.interpolate(torch.from_numpy(ras)[None, None], size=tuple(spatial_size), mode="nearest-exact")
     grid = grid[0, 0].numpy().round().astype(np.int64)
     counts = {name: int(np.count_nonzero(grid == value)) for name, value in STRUCTURES.items()}
     return {name: c >= min_voxels for name, c in counts.items()}, counts
@@ -219,7 +219,7 @@ def thin_slab_range(seg: np.ndarray, slices: int) -> tuple[int, int]:
 
 def derive_cases(
     sources: dict[str, Any],
-    spatial_dims: tuple[int, int, int],
+    spatial_size: tuple[int, int, int],
     min_voxels: int,
     thin_slices: int = 6,
     dilation: int = 2,
@@ -243,7 +243,7 @@ def derive_cases(
     z0, z1 = thin_slab_range(seg, thin_slices)
     thin_aff = slab_affine(sm_aff, z0)
     thin_truth = truth_sm[..., z0:z1]
-    present, _ = network_grid_presence(thin_truth, thin_aff, spatial_dims, min_voxels)
+    present, _ = network_grid_presence(thin_truth, thin_aff, spatial_size, min_voxels)
     cases.append(Case("thin_slab_no_kidneys", sm[..., z0:z1].astype(np.int16), thin_aff, thin_truth, present, None,
                       f"example_ct_sm slices {z0}..{z1 - 1}; presence by min_voxels={min_voxels} on the grid"))
     sigma = estimate_noise_sigma(sm, seg)
@@ -439,11 +439,11 @@ def read_bundle_case(out: Path, case: Case | str) -> tuple[np.ndarray, dict[str,
 
 # ------------------------------------------------------------------------------------------------- UNet baseline
 def bundle_settings(bundle_root: Path) -> dict[str, Any]:
-    """``spatial_dims``, ``presence_threshold`` (inference.json) and ``min_voxels`` (train.json) of a bundle."""
+    """``spatial_size``, ``presence_threshold`` (inference.json) and ``min_voxels`` (train.json) of a bundle."""
     inference = json.loads((bundle_root / "configs" / "inference.json").read_text())
     train = json.loads((bundle_root / "configs" / "train.json").read_text())
     return {
-        "spatial_dims": tuple(int(s) for s in inference["spatial_dims"]),
+        "spatial_size": tuple(int(s) for s in inference["spatial_size"]),
         "presence_threshold": float(inference["presence_threshold"]),
         "min_voxels": int(train["min_voxels"]),
     }
@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = bundle_settings(bundle_root)
     load_start = os.getloadavg()
     print(f"# {os.uname().nodename}, {os.cpu_count()} CPUs; load average at start {load_start}; work {work}")
-    cases = derive_cases(load_sources(args.data_dir), settings["spatial_dims"], settings["min_voxels"],
+    cases = derive_cases(load_sources(args.data_dir), settings["spatial_size"], settings["min_voxels"],
                          args.thin_slices, args.bed_dilation, args.seed)  # fmt: skip
     images, _ = write_cases(cases, work)
     for case in cases:

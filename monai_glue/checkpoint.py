@@ -57,7 +57,7 @@ def load_state_dict_checked(module: torch.nn.Module, state: Mapping[str, Any], s
 
     Raises:
         CheckpointError: names the missing / unexpected keys and the first shape mismatches, which is what a
-            checkpoint made for another configuration (other structure set, channels, spatial_dims) looks like.
+            checkpoint made for another configuration (other structure set, channels, spatial_size) looks like.
     """
     if not isinstance(state, Mapping):
         raise CheckpointError(f"expected a state dict (a mapping of names to tensors) in {source}, got {type(state).__name__}")
@@ -114,7 +114,7 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
 
 class SafeCheckpointLoader:
     """Like MONAI's ``CheckpointLoader`` for one network, with ``weights_only=True`` and errors that say which
-    configuration the checkpoint does not match (other structure set, channels, spatial_dims).
+    configuration the checkpoint does not match (other structure set, channels, spatial_size).
 
     Args:
         load_path: checkpoint file: a plain state dict, or a dict holding it under ``key``.

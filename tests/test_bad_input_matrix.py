@@ -21,7 +21,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SADAAN_BUNDLE = REPO / "bundles" / "sadaan_abdominal_ct_segmentation"
-TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
+TINY = ["--spatial_size", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
 
 
 # ---------------------------------------------------------------- image files (header checks before any inference)
@@ -266,7 +266,7 @@ def test_image_folder_checks_every_content_before_returning(tmp_path):
 def _tiny_net(**kw):
     from monai_sadaan import SpatialAttentionMedicalSegmenter
 
-    kw = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4, **kw}
+    kw = {"spatial_size": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4, **kw}
     return SpatialAttentionMedicalSegmenter(**kw).eval()
 
 

@@ -15,7 +15,7 @@ def _sadaan_run(seed: int, steps: int = 3) -> tuple[dict[str, torch.Tensor], lis
 
     set_determinism(seed=seed)
     net = SpatialAttentionMedicalSegmenter(
-        num_structures=3, spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4
+        num_structures=3, spatial_size=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4
     )
     loss_fn = SpatialAttentionLoss(STRUCTURES)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)

@@ -24,7 +24,7 @@ def test_sadaan_network_shapes_and_ranges(d, h, w, s, b, c, seed, threshold):
 
     torch.manual_seed(seed)
     net = SpatialAttentionMedicalSegmenter(
-        in_channels=c, num_structures=s, spatial_dims=(d, h, w), features=(2, 4, 4, 4, 4), feature_channels=4
+        in_channels=c, num_structures=s, spatial_size=(d, h, w), features=(2, 4, 4, 4, 4), feature_channels=4
     ).eval()
     with torch.no_grad():
         out = net(torch.randn(b, c, d, h, w) * 100, presence_threshold=threshold)
@@ -48,7 +48,7 @@ def test_sadaan_network_shapes_and_ranges(d, h, w, s, b, c, seed, threshold):
 def test_sadaan_network_refuses_other_sizes_naming_both(size):
     from monai_sadaan import SpatialAttentionMedicalSegmenter
 
-    net = SpatialAttentionMedicalSegmenter(spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
+    net = SpatialAttentionMedicalSegmenter(spatial_size=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
     got = rf"\(1, 1, {size[0]}, {size[1]}, {size[2]}\)"
     with pytest.raises(ValueError, match=rf"expected input of shape \(B, 1, 16, 16, 16\), got {got}"):
         net(torch.zeros(1, 1, *size))

@@ -167,7 +167,7 @@ def load_pretrained_network(
     """Load every weight of a trained SADAAn checkpoint into ``model``, then start the submodules named in
     ``reinitialise`` afresh; return ``model``.
 
-    The checkpoint must have been made for the same configuration (structure set, widths, ``spatial_dims``):
+    The checkpoint must have been made for the same configuration (structure set, widths, ``spatial_size``):
     :func:`load_pretrained_encoder` is the tool for another structure set.
 
     Args:
@@ -289,7 +289,7 @@ def load_widened_network(
 
     Args:
         model: a :class:`~monai_sadaan.networks.SpatialAttentionMedicalSegmenter` (or a wrapper with ``.module``)
-            built with the same structure set and ``spatial_dims`` and widths as large or larger, freshly
+            built with the same structure set and ``spatial_size`` and widths as large or larger, freshly
             initialised.
         checkpoint_path: the narrower network's checkpoint (a state dict, or ``{"model": state dict}``).
         key: entry of a nested checkpoint.

@@ -1,8 +1,8 @@
 """Whole-volume inference for SADAAn.
 
 The learned position prior belongs to the whole field of view, so SADAAn must see the whole volume at its
-``spatial_dims``. A sliding window would show each patch the prior of another place. This inferer resizes the
-whole input to ``spatial_dims``, runs the network once, and maps the voxel-wise outputs back to the input grid.
+``spatial_size``. A sliding window would show each patch the prior of another place. This inferer resizes the
+whole input to ``spatial_size``, runs the network once, and maps the voxel-wise outputs back to the input grid.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class WholeVolumeInferer(Inferer):
     """Run a SADAAn network on whole volumes of any size.
 
     Args:
-        spatial_dims: the network's input size (D, H, W). ``None``: read ``network.spatial_dims``.
+        spatial_size: the network's input size (D, H, W). ``None``: read ``network.spatial_size``.
         mode: interpolation for the image and for voxel-wise outputs (``"trilinear"`` or ``"nearest"``).
         presence_threshold: passed to the network; structures below it come out with empty masks.
         mask_threshold: voxel probability above which a present structure's mask is on, after resizing back.
@@ -38,13 +38,13 @@ class WholeVolumeInferer(Inferer):
 
     def __init__(
         self,
-        spatial_dims: Sequence[int] | None = None,
+        spatial_size: Sequence[int] | None = None,
         mode: str = "trilinear",
         presence_threshold: float = 0.5,
         mask_threshold: float = 0.5,
     ) -> None:
         super().__init__()
-        self.spatial_dims = tuple(int(s) for s in spatial_dims) if spatial_dims is not None else None
+        self.spatial_size = tuple(int(s) for s in spatial_size) if spatial_size is not None else None
         self.mode = mode
         self.presence_threshold = presence_threshold
         self.mask_threshold = mask_threshold
@@ -59,9 +59,9 @@ class WholeVolumeInferer(Inferer):
         if not isinstance(inputs, torch.Tensor) or inputs.ndim != 5:
             shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise ValueError(f"expected a batch of 3D volumes of shape (B, C, D, H, W), got {shape}")
-        target = self.spatial_dims or getattr(network, "spatial_dims", None)
+        target = self.spatial_size or getattr(network, "spatial_size", None)
         if target is None:
-            raise ValueError("WholeVolumeInferer needs spatial_dims, or a network with a spatial_dims attribute")
+            raise ValueError("WholeVolumeInferer needs spatial_size, or a network with a spatial_size attribute")
         original = tuple(inputs.shape[2:])
         x = self._resize(torch.as_tensor(inputs), target, self.mode)
         try:

@@ -92,7 +92,7 @@ class FastSADAAnInference(nn.Module):
         model = copy.deepcopy(model).eval()  # the folds below read running statistics; the original stays as it is
         self.in_channels = model.in_channels
         self.num_structures = model.num_structures
-        self.spatial_dims = model.spatial_dims
+        self.spatial_size = model.spatial_size
         encoder, attention, head = model.encoder, model.attention_module, model.segmentation_head
 
         self.pool = nn.MaxPool3d(kernel_size=2)
@@ -147,7 +147,7 @@ class FastSADAAnInference(nn.Module):
     def forward(self, x: torch.Tensor, presence_threshold: float = 0.5) -> dict[str, torch.Tensor]:
         """
         Args:
-            x: image batch ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_dims``, finite values.
+            x: image batch ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_size``, finite values.
             presence_threshold: a structure is called present when its presence probability is ``>=`` this.
 
         Returns:
@@ -158,7 +158,7 @@ class FastSADAAnInference(nn.Module):
             ValueError: as the model's forward.
         """
         if not torch.jit.is_tracing():
-            check_sadaan_input(x, self.in_channels, self.spatial_dims, False, presence_threshold)
+            check_sadaan_input(x, self.in_channels, self.spatial_size, False, presence_threshold)
         with torch.no_grad():
             low = self.features_low(x)
             pooled = low.mean(dim=(2, 3, 4)) @ self.projection.t()  # global mean of the features, [B, C]

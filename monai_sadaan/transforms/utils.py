@@ -16,11 +16,11 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in x.shape)
 
 
-def spatial_size_3d(spatial_dims: Any) -> tuple[int, int, int]:
-    """``spatial_dims`` as three positive ints ``(D, H, W)``; anything else is refused naming what came."""
-    dims = tuple(spatial_dims) if isinstance(spatial_dims, Sequence) and not isinstance(spatial_dims, str) else ()
+def spatial_size_3d(spatial_size: Any) -> tuple[int, int, int]:
+    """``spatial_size`` as three positive ints ``(D, H, W)``; anything else is refused naming what came."""
+    dims = tuple(spatial_size) if isinstance(spatial_size, Sequence) and not isinstance(spatial_size, str) else ()
     if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
-        raise ValueError(f"expected spatial_dims as three positive integers (D, H, W), got {spatial_dims!r}")
+        raise ValueError(f"expected spatial_size as three positive integers (D, H, W), got {spatial_size!r}")
     return (int(dims[0]), int(dims[1]), int(dims[2]))
 
 

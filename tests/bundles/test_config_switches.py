@@ -25,7 +25,7 @@ from seq_models.networks.gru_regression import PaddedGRURegressor
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SADAAN = BUNDLES / "sadaan_abdominal_ct_segmentation" / "configs"
-TINY = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4}
+TINY = {"spatial_size": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4}
 
 #: component arguments that receive a switch as ``"@switch"`` and parse it themselves (each has a unit test)
 PARSED_ARGUMENTS = {

@@ -53,26 +53,26 @@ class AnatomicalAttentionModule(nn.Module):
     Args:
         in_channels: channels of the incoming features.
         num_structures: number of anatomical structures ``S``.
-        spatial_dims: ``(D, H, W)`` of the features; the prior is tied to this field of view.
+        spatial_size: ``(D, H, W)`` of the features; the prior is tied to this field of view.
         hidden_channels: width of the hidden layer of ``attention_conv`` (64 in the seed model).
         eps: added to the attention mass in the alignment denominator.
 
     Raises:
-        ValueError: for non-positive channel counts or a ``spatial_dims`` that is not three positive sizes.
+        ValueError: for non-positive channel counts or a ``spatial_size`` that is not three positive sizes.
     """
 
     def __init__(
         self,
         in_channels: int = 128,
         num_structures: int = 5,
-        spatial_dims: Sequence[int] = (64, 64, 64),
+        spatial_size: Sequence[int] = (64, 64, 64),
         hidden_channels: int = 64,
         eps: float = 1e-6,
     ) -> None:
         super().__init__()
-        spatial_dims = tuple(int(s) for s in spatial_dims)
-        if len(spatial_dims) != 3 or min(spatial_dims) < 1:
-            raise ValueError(f"expected spatial_dims of three positive sizes (D, H, W), got {spatial_dims}")
+        spatial_size = tuple(int(s) for s in spatial_size)
+        if len(spatial_size) != 3 or min(spatial_size) < 1:
+            raise ValueError(f"expected spatial_size of three positive sizes (D, H, W), got {spatial_size}")
         if min(in_channels, num_structures, hidden_channels) < 1:
             raise ValueError(
                 "expected positive in_channels, num_structures and hidden_channels, got "
@@ -80,11 +80,11 @@ class AnatomicalAttentionModule(nn.Module):
             )
         self.in_channels = in_channels
         self.num_structures = num_structures
-        self.spatial_dims = spatial_dims
+        self.spatial_size = spatial_size
         self.eps = eps
 
         # zeros: a neutral prior of 0.5 everywhere until training says where each structure lives
-        self.position_embeddings = nn.Parameter(torch.zeros(1, num_structures, *spatial_dims))
+        self.position_embeddings = nn.Parameter(torch.zeros(1, num_structures, *spatial_size))
         self.attention_conv = nn.Sequential(
             nn.Conv3d(in_channels, hidden_channels, kernel_size=3, padding=1),
             nn.BatchNorm3d(hidden_channels),
@@ -106,7 +106,7 @@ class AnatomicalAttentionModule(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Args:
-            features: ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_dims``.
+            features: ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_size``.
 
         Returns:
             ``(attention_maps, feature_responses, alignment_scores, position_priors)``:

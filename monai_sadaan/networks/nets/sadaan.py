@@ -45,14 +45,14 @@ SADAAN_OUTPUT_KEYS: tuple[str, ...] = (
 
 
 def check_sadaan_input(
-    x: Any, in_channels: int, spatial_dims: tuple[int, int, int], training: bool, presence_threshold: float = 0.5
+    x: Any, in_channels: int, spatial_size: tuple[int, int, int], training: bool, presence_threshold: float = 0.5
 ) -> None:
-    """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_dims]`` floating point tensor.
+    """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_size]`` floating point tensor.
 
     Args:
         x: the candidate input.
         in_channels: image channels the network takes.
-        spatial_dims: ``(D, H, W)`` the network takes.
+        spatial_size: ``(D, H, W)`` the network takes.
         training: whether the network is in training mode (BatchNorm then needs two values per channel at the
             deepest level, four poolings down).
         presence_threshold: must lie in [0, 1].
@@ -61,16 +61,16 @@ def check_sadaan_input(
         ValueError: naming the expected and the received shape, the dtype, the number of non-finite values or the
             threshold.
     """
-    expected = f"(B, {in_channels}, {', '.join(str(s) for s in spatial_dims)})"
+    expected = f"(B, {in_channels}, {', '.join(str(s) for s in spatial_size)})"
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"expected a torch.Tensor of shape {expected}, got {type(x).__name__}")
-    if x.ndim != 5 or x.shape[1] != in_channels or tuple(x.shape[2:]) != tuple(spatial_dims) or x.shape[0] < 1:
+    if x.ndim != 5 or x.shape[1] != in_channels or tuple(x.shape[2:]) != tuple(spatial_size) or x.shape[0] < 1:
         raise ValueError(f"expected input of shape {expected}, got {tuple(x.shape)}")
-    deepest_voxels = (spatial_dims[0] // 16) * (spatial_dims[1] // 16) * (spatial_dims[2] // 16)
+    deepest_voxels = (spatial_size[0] // 16) * (spatial_size[1] // 16) * (spatial_size[2] // 16)
     if training and x.shape[0] * deepest_voxels < 2:
         raise ValueError(
             "expected more than one value per channel at the deepest encoder level in training mode "
-            f"(BatchNorm), got batch size {x.shape[0]} at spatial size {tuple(spatial_dims)}: use a batch of 2+"
+            f"(BatchNorm), got batch size {x.shape[0]} at spatial size {tuple(spatial_size)}: use a batch of 2+"
         )
     if not x.is_floating_point():
         raise ValueError(f"expected a floating point input, got dtype {x.dtype}")
@@ -144,6 +144,23 @@ def _batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
                 buffer.copy_(value)
 
 
+def _spatial_size_or_alias(spatial_size: Sequence[int] | None, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
+    """The network's ``(D, H, W)`` from ``spatial_size`` or its seed alias ``spatial_dims``: whichever is given,
+    both when they agree, ``(64, 64, 64)`` when neither is.
+
+    Raises:
+        ValueError: both are given with different values.
+    """
+    size = None if spatial_size is None else tuple(int(s) for s in spatial_size)
+    alias = None if spatial_dims is None else tuple(int(s) for s in spatial_dims)
+    if size is not None and alias is not None and size != alias:
+        raise ValueError(
+            "expected spatial_size or its alias spatial_dims (the seed's name of the same (D, H, W) size), or both "
+            f"with the same value, got spatial_size={size} and spatial_dims={alias}"
+        )
+    return size if size is not None else alias if alias is not None else (64, 64, 64)
+
+
 class SpatialAttentionMedicalSegmenter(nn.Module):
     """Multi-structure 3D segmentation that also decides, per structure, whether it is present at all.
 
@@ -160,7 +177,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
 
     Example::
 
-        net = SpatialAttentionMedicalSegmenter(num_structures=5, spatial_dims=(64, 64, 64))
+        net = SpatialAttentionMedicalSegmenter(num_structures=5, spatial_size=(64, 64, 64))
         out = net(torch.randn(2, 1, 64, 64, 64))
         out["segmentation_masks"].shape  # (2, 5, 64, 64, 64)
         out["presence_probs"].shape      # (2, 5)
@@ -168,8 +185,9 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
     Args:
         in_channels: image channels.
         num_structures: number of anatomical structures ``S``.
-        spatial_dims: ``(D, H, W)`` the network accepts, each divisible by 16 (four 2x poolings); the learned
-            position prior covers exactly this field of view, so inputs must have this size.
+        spatial_size: ``(D, H, W)`` the network accepts, each divisible by 16 (four 2x poolings); the learned
+            position prior covers exactly this field of view, so inputs must have this size. ``None`` (default):
+            ``spatial_dims`` if given, else ``(64, 64, 64)``.
         memory_efficient_head: copy-free segmentation head (same logits as the seed's literal layout).
         features: encoder widths of the five levels.
         feature_channels: channels of the shared full-resolution feature map; the attention and refinement
@@ -185,9 +203,13 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             :func:`monai_sadaan.engines.fit_presence_fusion`.
         presence_fusion_hidden_channels: width of the fusion's hidden tanh layer (0, the default: a logistic
             regression). Only with ``presence_fusion``.
+        spatial_dims: the seed's name of ``spatial_size`` (seed 002 builds the network with
+            ``spatial_dims=(64, 64, 64)``), accepted as an alias. It is a size here, not MONAI's number of spatial
+            dimensions.
 
     Raises:
-        ValueError: if ``spatial_dims`` is not three sizes divisible by 16, or a size/width is not positive; a
+        ValueError: if ``spatial_size`` and ``spatial_dims`` are both given and differ, if the size is not three
+            sizes divisible by 16, or a size/width is not positive; a
             switch (``memory_efficient_head``, ``use_checkpoint``, ``presence_fusion``) that is not true or false
             (the string ``"false"`` is false, ``"flase"`` is refused).
     """
@@ -196,7 +218,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         self,
         in_channels: int = 1,
         num_structures: int = 5,
-        spatial_dims: Sequence[int] = (64, 64, 64),
+        spatial_size: Sequence[int] | None = None,
         memory_efficient_head: bool = True,
         features: Sequence[int] = (16, 32, 64, 128, 256),
         feature_channels: int = 128,
@@ -204,15 +226,16 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         use_checkpoint: bool = False,
         presence_fusion: bool = False,
         presence_fusion_hidden_channels: int = 0,
+        spatial_dims: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         # switches arrive from bundle configs and command lines, where "false" is a (true) string: parse strictly
         memory_efficient_head = parse_bool(memory_efficient_head, "memory_efficient_head")
         presence_fusion = parse_bool(presence_fusion, "presence_fusion")
-        spatial_dims = tuple(int(s) for s in spatial_dims)
-        if len(spatial_dims) != 3 or any(s < 16 or s % 16 for s in spatial_dims):
+        spatial_size = _spatial_size_or_alias(spatial_size, spatial_dims)
+        if len(spatial_size) != 3 or any(s < 16 or s % 16 for s in spatial_size):
             raise ValueError(
-                f"expected spatial_dims of three sizes (D, H, W), each a positive multiple of 16, got {spatial_dims}"
+                f"expected spatial_size of three sizes (D, H, W), each a positive multiple of 16, got {spatial_size}"
             )
         if in_channels < 1 or num_structures < 1:
             raise ValueError(
@@ -222,7 +245,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             raise ValueError(f"expected feature_channels >= 2, got {feature_channels}")
         self.in_channels = in_channels
         self.num_structures = num_structures
-        self.spatial_dims = spatial_dims
+        self.spatial_size = spatial_size
         self.use_checkpoint = parse_bool(use_checkpoint, "use_checkpoint")
         hidden_channels = feature_channels // 2
 
@@ -230,7 +253,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         self.attention_module = AnatomicalAttentionModule(
             in_channels=feature_channels,
             num_structures=num_structures,
-            spatial_dims=spatial_dims,
+            spatial_size=spatial_size,
             hidden_channels=hidden_channels,
         )
         self.absence_detector = AbsenceDetectionHead(
@@ -248,12 +271,12 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
 
     def expected_input_shape(self) -> str:
         """The accepted input shape as text, e.g. ``"(B, 1, 64, 64, 64)"``."""
-        return f"(B, {self.in_channels}, {', '.join(str(s) for s in self.spatial_dims)})"
+        return f"(B, {self.in_channels}, {', '.join(str(s) for s in self.spatial_size)})"
 
     def check_input(self, x: torch.Tensor, presence_threshold: float = 0.5) -> None:
-        """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_dims]`` tensor (see
+        """Raise ``ValueError`` unless ``x`` is a finite ``[B, in_channels, *spatial_size]`` tensor (see
         :func:`check_sadaan_input`)."""
-        check_sadaan_input(x, self.in_channels, self.spatial_dims, self.training, presence_threshold)
+        check_sadaan_input(x, self.in_channels, self.spatial_size, self.training, presence_threshold)
 
     def _stage(self, stage: nn.Module, *args: torch.Tensor) -> Any:
         """``stage(*args)``, under activation checkpointing when ``use_checkpoint`` and gradients are enabled."""
@@ -266,7 +289,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
     def forward(self, x: torch.Tensor, presence_threshold: float = 0.5) -> dict[str, torch.Tensor]:
         """
         Args:
-            x: image batch ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_dims``, finite values.
+            x: image batch ``[B, in_channels, D, H, W]`` with ``(D, H, W) == spatial_size``, finite values.
             presence_threshold: a structure is called present when its presence probability is ``>=`` this.
 
         Returns:
@@ -315,7 +338,7 @@ class SADAAnInferenceWrapper(StateOfWrappedModel):
     ``convert_to_torchscript(wrapper, path, inputs=[example], verify=True, use_trace=True)`` /
     ``ckpt_export(..., use_trace=True, input_shape=[1, in_channels, D, H, W])``. ``torch.jit.script`` is not
     supported (the checkpointing helper takes variadic arguments); the traced graph is fixed to the model's
-    ``spatial_dims`` anyway.
+    ``spatial_size`` anyway.
 
     The wrapper's state dict is the wrapped model's (no ``model.`` prefix), so a checkpoint of the bare network,
     as the bundle writes it, loads into either; that is what MONAI's ``ckpt_export --net_id export_network_def``

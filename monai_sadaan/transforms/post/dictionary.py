@@ -150,7 +150,7 @@ class PresenceAwareLabelMapd(MapTransform):
 
 
 class InputGridLabelMapd(MapTransform):
-    """Probabilities on the network's grid [S, *spatial_dims] + presence calls [S] -> label map [1, X, Y, Z] on the
+    """Probabilities on the network's grid [S, *spatial_size] + presence calls [S] -> label map [1, X, Y, Z] on the
     input's grid, equal to ``Invertd`` (trilinear) followed by :class:`PresenceAwareLabelMapd`.
 
     The probabilities are resized back only inside the box of each present structure that can pass ``threshold``,

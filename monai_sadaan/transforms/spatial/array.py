@@ -1,7 +1,7 @@
 """Spatial transforms that put a whole volume on the network's grid, invertibly.
 
 SADAAn's position prior covers the whole field of view, so the whole volume goes through the network at
-``spatial_dims`` (48³ by default):
+``spatial_size`` (48³ by default):
 
 * :class:`FitToSpatialDims`: any channel-first volume ``[C, D, H, W]`` (image or label map) resized or padded to the
   grid, as MONAI's ``Resize`` / ``ResizeWithPadOrCrop`` do; training and evaluation use it.
@@ -37,17 +37,17 @@ __all__ = ["FitToSpatialDims", "CTToNetworkGrid"]
 
 
 class FitToSpatialDims(InvertibleTransform):
-    """Fit a channel-first volume ``[C, D, H, W]`` to the network's grid ``spatial_dims``, invertibly.
+    """Fit a channel-first volume ``[C, D, H, W]`` to the network's grid ``spatial_size``, invertibly.
 
     SADAAn's position prior covers the whole field of view, so the whole volume goes through the network at
-    ``spatial_dims``. ``mode="resize"`` rescales with MONAI's :class:`~monai.transforms.Resize` (the aspect ratio
+    ``spatial_size``. ``mode="resize"`` rescales with MONAI's :class:`~monai.transforms.Resize` (the aspect ratio
     changes, nothing is lost); ``mode="pad"`` pads or centrally crops with
     :class:`~monai.transforms.ResizeWithPadOrCrop` (voxels keep their size; what is cropped is lost). The
     applied operation is recorded on ``MetaTensor`` inputs, so :meth:`inverse` (and MONAI's ``Invertd``)
     maps a prediction back to the original grid: exactly for padding, by interpolation for resizing.
 
     Args:
-        spatial_dims: output spatial size ``(D, H, W)``.
+        spatial_size: output spatial size ``(D, H, W)``.
         mode: ``"resize"`` or ``"pad"``.
         interp_mode: interpolation of ``"resize"``: ``"nearest"``, ``"nearest-exact"``, ``"trilinear"`` or
             ``"area"``. Use ``"nearest-exact"`` for label maps: it samples at the voxel centres, as ``"trilinear"``
@@ -64,24 +64,24 @@ class FitToSpatialDims(InvertibleTransform):
 
     def __init__(
         self,
-        spatial_dims: Sequence[int],
+        spatial_size: Sequence[int],
         mode: str = "resize",
         interp_mode: str = "trilinear",
         align_corners: bool | None = None,
         pad_mode: str = "constant",
         pad_value: float = 0.0,
     ) -> None:
-        dims = spatial_size_3d(spatial_dims)
+        dims = spatial_size_3d(spatial_size)
         if mode not in ("resize", "pad"):
             raise ValueError(f"expected mode 'resize' or 'pad', got {mode!r}")
-        self.spatial_dims = dims
+        self.spatial_size = dims
         self.mode = mode
         self.interp_mode = interp_mode
         self.align_corners = align_corners
         self.pad_mode = pad_mode
         self.pad_value = float(pad_value)
-        self.resizer = Resize(spatial_size=self.spatial_dims, mode=interp_mode, align_corners=align_corners)
-        self.padder = ResizeWithPadOrCrop(spatial_size=self.spatial_dims, mode=pad_mode)
+        self.resizer = Resize(spatial_size=self.spatial_size, mode=interp_mode, align_corners=align_corners)
+        self.padder = ResizeWithPadOrCrop(spatial_size=self.spatial_size, mode=pad_mode)
 
     def __call__(
         self, img: NdarrayOrTensor, interp_mode: str | None = None, pad_value: float | None = None
@@ -93,7 +93,7 @@ class FitToSpatialDims(InvertibleTransform):
             pad_value: overrides ``self.pad_value`` for this call.
 
         Returns:
-            ``[C, *spatial_dims]`` tensor (a ``MetaTensor`` that records the operation when meta is tracked).
+            ``[C, *spatial_size]`` tensor (a ``MetaTensor`` that records the operation when meta is tracked).
         """
         check_volume(img, "volume")
         if self.mode == "resize":
@@ -112,7 +112,7 @@ class FitToSpatialDims(InvertibleTransform):
         return out
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
-        """Map ``data`` ``[C, *spatial_dims]`` back to the grid recorded on it by :meth:`__call__`.
+        """Map ``data`` ``[C, *spatial_size]`` back to the grid recorded on it by :meth:`__call__`.
 
         Raises:
             ValueError: ``data`` is not a ``MetaTensor`` carrying the record of this transform.
@@ -156,14 +156,14 @@ class CTToNetworkGrid(InvertibleTransform):
     """Orientate, window and resize a CT ``[C, X, Y, Z]`` to the network's grid, reading only what is needed.
 
     Equal, value for value, to ``Orientation(axcodes)`` -> ``CTWindow(a_min, a_max, b_min, b_max, clip)`` on the
-    float32 volume -> ``FitToSpatialDims(spatial_dims, mode="resize", interp_mode="trilinear")``, without a float32
+    float32 volume -> ``FitToSpatialDims(spatial_size, mode="resize", interp_mode="trilinear")``, without a float32
     copy of the volume (see :mod:`monai_sadaan.transforms.spatial.functional`). The input may be any real type
     (int16 as read is best); a MetaTensor gives the orientation through its affine (a plain array: taken as already
     orientated) and gets a record that :meth:`inverse` (MONAI's ``Invertd``) and
     :func:`~monai_sadaan.transforms.input_grid_labels` use.
 
     Args:
-        spatial_dims: the network's grid ``(D, H, W)``.
+        spatial_size: the network's grid ``(D, H, W)``.
         axcodes: orientation of the network's grid (``"RAS"``).
         labels: MONAI ``Orientation``'s ``labels`` (``None``: nibabel's, or LPS ones for a MetaTensor in LPS space).
         a_min, a_max, b_min, b_max, clip: the CT window (see :class:`~monai_sadaan.transforms.CTWindow`).
@@ -171,7 +171,7 @@ class CTToNetworkGrid(InvertibleTransform):
 
     def __init__(
         self,
-        spatial_dims: Sequence[int],
+        spatial_size: Sequence[int],
         axcodes: str = "RAS",
         labels: Any = None,
         a_min: float = -175.0,
@@ -180,10 +180,10 @@ class CTToNetworkGrid(InvertibleTransform):
         b_max: float = 1.0,
         clip: bool = True,
     ) -> None:
-        dims = spatial_size_3d(spatial_dims)
+        dims = spatial_size_3d(spatial_size)
         if not isinstance(axcodes, str) or len(axcodes) != 3:
             raise ValueError(f"expected axcodes of three letters (e.g. 'RAS'), got {axcodes!r}")
-        self.spatial_dims = dims
+        self.spatial_size = dims
         self.axcodes = axcodes
         self.labels = labels
         self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=np.float32)
@@ -201,7 +201,7 @@ class CTToNetworkGrid(InvertibleTransform):
             affine = np.eye(4)
             flip_axes, transpose, xform = [], [0, 1, 2], np.eye(4)
         record = NetworkGridRecord(
-            shape, tuple(flip_axes), tuple(transpose), self.spatial_dims, affine  # type: ignore[arg-type]
+            shape, tuple(flip_axes), tuple(transpose), self.spatial_size, affine  # type: ignore[arg-type]
         )
         return record, xform
 
@@ -211,7 +211,7 @@ class CTToNetworkGrid(InvertibleTransform):
             img: channel-first volume ``[C, X, Y, Z]`` (MetaTensor for the orientation and the record).
 
         Returns:
-            ``[C, *spatial_dims]`` float32 (a MetaTensor with the grid's affine and the record when meta is tracked).
+            ``[C, *spatial_size]`` float32 (a MetaTensor with the grid's affine and the record when meta is tracked).
         """
         check_volume(img, "volume")
         if any(int(s) < 1 for s in img.shape):
@@ -224,9 +224,9 @@ class CTToNetworkGrid(InvertibleTransform):
             return grid
         out = MetaTensor(grid, meta=dict(img.meta), applied_operations=list(img.applied_operations))
         out.affine = img.peek_pending_affine()
-        grid_affine = xform @ scale_affine(record.oriented_shape, self.spatial_dims, align_corners=False)
+        grid_affine = xform @ scale_affine(record.oriented_shape, self.spatial_size, align_corners=False)
         self.push_transform(
-            out, sp_size=self.spatial_dims, affine=grid_affine, orig_size=record.input_shape,
+            out, sp_size=self.spatial_size, affine=grid_affine, orig_size=record.input_shape,
             extra_info=record.as_extra_info(),
         )  # fmt: skip
         return out
@@ -234,12 +234,12 @@ class CTToNetworkGrid(InvertibleTransform):
     def _fit(self, oriented: np.ndarray) -> torch.Tensor:
         """Window and resize the orientated view ``[C, D, H, W]``, reading only the voxels the kernel uses."""
         channels, *shape = oriented.shape
-        supports = [linear_support(n, m) for n, m in zip(shape, self.spatial_dims)]
+        supports = [linear_support(n, m) for n, m in zip(shape, self.spatial_size)]
         needed = [np.flatnonzero(s.any(axis=1)) for s in supports]
         picked = oriented[np.ix_(range(channels), *needed)]  # [C, nd, nh, nw], a copy of at most (2 * grid)^3
         values = self.window(torch.from_numpy(np.asarray(picked, dtype=np.float32)))  # as LoadImaged(float32)
         values = torch.as_tensor(values, dtype=torch.float32)
-        (depth, height, width), (gd, gh, gw) = shape, self.spatial_dims
+        (depth, height, width), (gd, gh, gw) = shape, self.spatial_size
         nd, nh, nw = needed
         # the trilinear kernel's nesting: last axis innermost; unread positions stay 0 (never weighted)
         buf = torch.zeros(channels, len(nd), len(nh), width)
@@ -253,7 +253,7 @@ class CTToNetworkGrid(InvertibleTransform):
         return interpolate_axis(buf, 1, gd).contiguous()  # [C, gd, gh, gw]
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
-        """Map ``data`` ``[C, *spatial_dims]`` back to the input grid: trilinear resize to the orientated shape,
+        """Map ``data`` ``[C, *spatial_size]`` back to the input grid: trilinear resize to the orientated shape,
         orientation undone, the input's affine restored (what MONAI's ``Invertd`` calls)."""
         if not isinstance(data, MetaTensor) or not data.applied_operations:
             raise ValueError(

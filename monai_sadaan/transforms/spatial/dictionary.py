@@ -40,7 +40,7 @@ class FitToSpatialDimsd(_InvertedByFitter):
 
     Args:
         keys: keys of the volumes to fit.
-        spatial_dims: output spatial size ``(D, H, W)``.
+        spatial_size: output spatial size ``(D, H, W)``.
         mode: ``"resize"`` or ``"pad"``.
         interp_mode: interpolation per key (a sequence) or for all keys; ``"nearest-exact"`` for label maps, e.g.
             ``interp_mode=("trilinear", "nearest-exact")`` for ``keys=("image", "label")``, so that the label stays
@@ -56,7 +56,7 @@ class FitToSpatialDimsd(_InvertedByFitter):
     def __init__(
         self,
         keys: KeysCollection,
-        spatial_dims: Sequence[int],
+        spatial_size: Sequence[int],
         mode: str = "resize",
         interp_mode: Sequence[str] | str = "trilinear",
         align_corners: bool | None = None,
@@ -67,7 +67,7 @@ class FitToSpatialDimsd(_InvertedByFitter):
         super().__init__(keys, allow_missing_keys)
         self.interp_mode = ensure_tuple_rep(interp_mode, len(self.keys))
         self.pad_value = ensure_tuple_rep(pad_value, len(self.keys))
-        self.fitter = FitToSpatialDims(spatial_dims, mode=mode, align_corners=align_corners, pad_mode=pad_mode)
+        self.fitter = FitToSpatialDims(spatial_size, mode=mode, align_corners=align_corners, pad_mode=pad_mode)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
@@ -81,7 +81,7 @@ class CTToNetworkGridd(_InvertedByFitter):
 
     Args:
         keys: keys of the CT volumes.
-        spatial_dims, axcodes, labels, a_min, a_max, b_min, b_max, clip: see
+        spatial_size, axcodes, labels, a_min, a_max, b_min, b_max, clip: see
             :class:`~monai_sadaan.transforms.CTToNetworkGrid`.
         allow_missing_keys: skip missing keys.
     """
@@ -89,7 +89,7 @@ class CTToNetworkGridd(_InvertedByFitter):
     def __init__(
         self,
         keys: KeysCollection,
-        spatial_dims: Sequence[int],
+        spatial_size: Sequence[int],
         axcodes: str = "RAS",
         labels: Any = None,
         a_min: float = -175.0,
@@ -100,7 +100,7 @@ class CTToNetworkGridd(_InvertedByFitter):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.fitter = CTToNetworkGrid(spatial_dims, axcodes, labels, a_min, a_max, b_min, b_max, clip)
+        self.fitter = CTToNetworkGrid(spatial_size, axcodes, labels, a_min, a_max, b_min, b_max, clip)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

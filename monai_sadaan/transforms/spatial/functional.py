@@ -1,7 +1,7 @@
 """The network's grid and back, as functions: what :class:`~monai_sadaan.transforms.CTToNetworkGrid` records and
 reads, and the label map and probabilities on the input's grid from probabilities on the network's grid.
 
-SADAAn sees the whole volume at ``spatial_dims`` (48³ by default), so a 512 x 512 x 300 CT is orientated, windowed
+SADAAn sees the whole volume at ``spatial_size`` (48³ by default), so a 512 x 512 x 300 CT is orientated, windowed
 and resized (trilinear) to the grid, and the network's probabilities are resized back, orientated back and turned
 into a label map. Done with whole-volume transforms (``Orientationd``, ``CTWindowd``, ``FitToSpatialDimsd``, then
 ``Invertd`` and :class:`~monai_sadaan.transforms.PresenceAwareLabelMapd`) that costs a float32 copy of the
@@ -9,7 +9,7 @@ volume on the way in and five float32 probability channels at full resolution on
 CT. The bounded-memory path gives **the same values** (tested: equal bit for bit on the CPU):
 
 * :class:`~monai_sadaan.transforms.CTToNetworkGrid` / ``CTToNetworkGridd`` (in ``spatial/array.py``):
-  ``Orientation(axcodes)`` -> ``CTWindow`` -> ``FitToSpatialDims(spatial_dims, "resize", "trilinear")`` in one
+  ``Orientation(axcodes)`` -> ``CTWindow`` -> ``FitToSpatialDims(spatial_size, "resize", "trilinear")`` in one
   pass. The input stays in the type it was read in (int16 for most CT); only the voxels that trilinear
   interpolation reads are taken (about two per output voxel and axis: at most 96³ of them for a 48³ grid), through
   views for the orientation, windowed in float32 and interpolated one axis at a time with PyTorch's own linear
@@ -125,14 +125,14 @@ class NetworkGridRecord:
         input_shape: spatial shape of the input (array order, e.g. nibabel's ``(i, j, k)``).
         flip_axes: input axes flipped for the orientation (flipped first, as MONAI's ``Orientation`` does).
         transpose: ``transpose[k]`` is the input axis that becomes axis ``k`` of the orientated volume.
-        spatial_dims: the network's grid.
+        spatial_size: the network's grid.
         input_affine: the input's voxel-to-world affine (4x4, float64), as it came.
     """
 
     input_shape: tuple[int, int, int]
     flip_axes: tuple[int, ...]
     transpose: tuple[int, int, int]
-    spatial_dims: tuple[int, int, int]
+    spatial_size: tuple[int, int, int]
     input_affine: np.ndarray
 
     @property
@@ -151,7 +151,7 @@ class NetworkGridRecord:
             "input_shape": list(self.input_shape),
             "flip_axes": list(self.flip_axes),
             "transpose": list(self.transpose),
-            "spatial_dims": list(self.spatial_dims),
+            "spatial_size": list(self.spatial_size),
             "input_affine": np.asarray(self.input_affine, dtype=np.float64).tolist(),
         }
 
@@ -164,7 +164,7 @@ class NetworkGridRecord:
             input_shape=ints(info["input_shape"]),  # type: ignore[arg-type]
             flip_axes=ints(info["flip_axes"]),
             transpose=ints(info["transpose"]),  # type: ignore[arg-type]
-            spatial_dims=ints(info["spatial_dims"]),  # type: ignore[arg-type]
+            spatial_size=ints(info["spatial_size"]),  # type: ignore[arg-type]
             input_affine=np.asarray(
                 info["input_affine"].tolist() if hasattr(info["input_affine"], "tolist") else info["input_affine"],
                 dtype=np.float64,
@@ -195,9 +195,9 @@ def find_network_grid_record(image: Any) -> NetworkGridRecord:
 def _coarse_probabilities(probs: Any, record: NetworkGridRecord) -> torch.Tensor:
     p = probs.as_tensor() if isinstance(probs, MetaTensor) else torch.as_tensor(probs)
     p = p.detach().to("cpu", torch.float32)
-    if p.ndim != 4 or tuple(p.shape[1:]) != record.spatial_dims:
+    if p.ndim != 4 or tuple(p.shape[1:]) != record.spatial_size:
         raise ValueError(
-            f"expected probabilities of shape (S, {', '.join(map(str, record.spatial_dims))}) on the network's grid, "
+            f"expected probabilities of shape (S, {', '.join(map(str, record.spatial_size))}) on the network's grid, "
             f"got {tuple(p.shape)}"
         )
     return p
@@ -268,7 +268,7 @@ def input_grid_labels(
     (``slab_bytes`` of float32 per structure) inside each present structure's active box only.
 
     Args:
-        probs: ``[S, *spatial_dims]`` probabilities on the network's grid.
+        probs: ``[S, *spatial_size]`` probabilities on the network's grid.
         record: how the input was put on the grid (:func:`find_network_grid_record`).
         present: ``[S]`` presence calls (> 0.5: present).
         label_values: label value of each structure.

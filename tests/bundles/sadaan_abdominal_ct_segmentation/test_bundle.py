@@ -15,7 +15,7 @@ import torch
 from tests.conftest import free_port
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
-TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
+TINY = ["--spatial_size", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
 
 
 def _run(args: list[str], timeout: int = 600, module: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ def test_metadata_names_the_structures_of_the_configs():
     names = list(inference["structures"])
     assert list(meta["network_data_format"]["outputs"]["pred"]["channel_def"].values()) == names
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == len(names)
-    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == inference["spatial_dims"]
+    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == inference["spatial_size"]
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_train_resume_evaluate_and_fine_tune(tmp_path):
     warm = ConfigParser()
     warm.read_config([str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "warm_start.json")])
     warm.update({"bundle_root": str(full), "data_dir": str(data), "num_cases": 21, "device": "$torch.device('cpu')",
-                 "spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4})  # fmt: skip
+                 "spatial_size": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4})  # fmt: skip
     net = warm.get_parsed_content("network")
     reset = "absence_detector.absence_classifiers."
     started = net.state_dict()
@@ -158,7 +158,7 @@ def test_inference_with_a_checkpoint_for_another_structure_set_fails_clearly(tmp
 
     inputs, outputs = tmp_path / "in", tmp_path / "out"
     _write_inputs(inputs)
-    other = SpatialAttentionMedicalSegmenter(num_structures=3, spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
+    other = SpatialAttentionMedicalSegmenter(num_structures=3, spatial_size=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
     torch.save(other.state_dict(), tmp_path / "other.pt")
     r = _run(
         ["run", "--config_file", "configs/inference.json", "--dataset_dir", str(inputs), "--output_dir", str(outputs),
@@ -175,7 +175,7 @@ def test_verify_net_in_out_and_torchscript_export_equal_eager(tmp_path):
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "inference.json"))
-    for k, v in {"spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}.items():
+    for k, v in {"spatial_size": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}.items():
         parser[k] = v
     torch.manual_seed(0)
     net = parser.get_parsed_content("network_def")
@@ -238,7 +238,7 @@ def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order
 
     from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
 
-    tiny = {"spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
+    tiny = {"spatial_size": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
     source = SpatialAttentionMedicalSegmenter(num_structures=5, **tiny)
     for p in source.parameters():
         torch.nn.init.normal_(p)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
-TINY = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
+TINY = ["--spatial_size", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
 EPOCHS = 3
 
 

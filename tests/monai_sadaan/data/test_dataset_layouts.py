@@ -36,8 +36,8 @@ from tests.conftest import free_port
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "sadaan_abdominal_ct_segmentation"
 REAL_CT = Path(__file__).resolve().parents[4] / "shared" / "data" / "real_ct" / "totalsegmentator_example"
-TINY = {"spatial_dims": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
-TINY_ARGS = ["--spatial_dims", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
+TINY = {"spatial_size": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
+TINY_ARGS = ["--spatial_size", "[16,16,16]", "--features", "[2,4,4,4,4]", "--feature_channels", "4"]
 # six subjects with four presence patterns; a 20^3 phantom is drawn in milliseconds
 SCENARIOS = ["normal", "nephrectomy_left", "splenectomy", "normal", "nephrectomy_right", "normal"]
 TS_NAMES = {"left_kidney": "kidney_left", "right_kidney": "kidney_right", "liver": "liver", "spleen": "spleen", "pancreas": "pancreas"}  # fmt: skip
@@ -402,7 +402,7 @@ def test_persistent_cache_resamples_each_subject_once(tmp_path, monkeypatch):
         items = [ds[i] for i in range(len(ds))]
     assert len(calls) == 6 and len(set(calls)) == 6
     assert tuple(items[0]["image"].shape) == (1, 16, 16, 16)
-    ds = _parser(tmp_path / "b", path, ("real_data.json",), spatial_dims=[12, 12, 12]).get_parsed_content("train#dataset")
+    ds = _parser(tmp_path / "b", path, ("real_data.json",), spatial_size=[12, 12, 12]).get_parsed_content("train#dataset")
     assert tuple(ds[0]["image"].shape) == (1, 12, 12, 12) and len(calls) == 7
     # the datalist's structure table is checked against the bundle's
     with pytest.raises(RuntimeError) as e:  # MONAI wraps the expression's error

@@ -234,7 +234,7 @@ def _bundle_transforms():
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "inference.json"))
-    parser["spatial_dims"] = [16, 16, 16]
+    parser["spatial_size"] = [16, 16, 16]
     return parser.get_parsed_content("preprocessing"), parser.get_parsed_content("postprocessing")
 
 

@@ -11,7 +11,7 @@ from monai_sadaan.engines.model_setup import init_output_priors
 
 def test_prior_sets_initial_foreground_probability():
     net = init_output_priors(
-        SpatialAttentionMedicalSegmenter(num_structures=2, spatial_dims=(16, 16, 16), features=(2, 2, 2, 2, 2), feature_channels=4),
+        SpatialAttentionMedicalSegmenter(num_structures=2, spatial_size=(16, 16, 16), features=(2, 2, 2, 2, 2), feature_channels=4),
         0.05,
     )
     assert torch.allclose(net.segmentation_head.segmentation_layer.bias, torch.full((2,), math.log(0.05 / 0.95)))

@@ -8,7 +8,7 @@ import torch
 from monai_sadaan.engines import presence_head_parameter_groups
 from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
 
-TINY = {"features": (4, 8, 8, 8, 8), "feature_channels": 8, "spatial_dims": (16, 16, 16), "num_structures": 2}
+TINY = {"features": (4, 8, 8, 8, 8), "feature_channels": 8, "spatial_size": (16, 16, 16), "num_structures": 2}
 
 
 def test_groups_split_every_parameter_once_and_set_the_head_rate():

@@ -6,7 +6,7 @@ import torch
 from monai_sadaan import SpatialAttentionLoss, SpatialAttentionMedicalSegmenter
 from monai_sadaan.engines.model_setup import PresenceHeadTuning
 
-TINY = dict(num_structures=3, spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
+TINY = dict(num_structures=3, spatial_size=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
 
 
 def _trained_like_model() -> SpatialAttentionMedicalSegmenter:

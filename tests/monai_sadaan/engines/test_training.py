@@ -26,7 +26,7 @@ def _dataset(n: int) -> list[dict]:
         [
             EnsureChannelFirstd(keys=["image", "label"], channel_dim="no_channel"),
             CTWindowd(keys="image"),
-            FitToSpatialDimsd(keys=["image", "label"], spatial_dims=SPATIAL, interp_mode=["trilinear", "nearest-exact"]),
+            FitToSpatialDimsd(keys=["image", "label"], spatial_size=SPATIAL, interp_mode=["trilinear", "nearest-exact"]),
             LabelMapToStructuresd(label_key="label", structure_labels=STRUCTURES, min_voxels=2),
             EnsureTyped(keys=["image", "segmentation_targets", "presence_targets", "attention_targets"], track_meta=False),
         ]
@@ -52,7 +52,7 @@ def test_supervised_trainer_learns_presence_and_masks():
     data = _batches(items, 4)
     net = init_output_priors(
         SpatialAttentionMedicalSegmenter(
-            num_structures=len(STRUCTURES), spatial_dims=SPATIAL, features=(4, 8, 8, 8, 8), feature_channels=8, dropout=0.0
+            num_structures=len(STRUCTURES), spatial_size=SPATIAL, features=(4, 8, 8, 8, 8), feature_channels=8, dropout=0.0
         )
     )
     # the bundle's recipe: with the feature matcher supervised, the alignment score carries the kidney's absence

@@ -7,7 +7,7 @@ from monai_sadaan import SpatialAttentionMedicalSegmenter
 from monai_sadaan.engines.model_setup import load_pretrained_encoder, load_pretrained_network
 from monai_glue import CheckpointError
 
-TINY = dict(spatial_dims=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
+TINY = dict(spatial_size=(16, 16, 16), features=(2, 4, 4, 4, 4), feature_channels=4)
 
 
 def test_encoder_reused_heads_and_prior_fresh_for_another_structure_set(tmp_path):
@@ -42,7 +42,7 @@ def test_frozen_encoder_gets_no_gradient_and_keeps_bn_statistics(tmp_path):
 
 
 def test_encoder_of_another_width_is_refused_with_the_mismatch(tmp_path):
-    torch.save(SpatialAttentionMedicalSegmenter(num_structures=2, spatial_dims=(16, 16, 16), features=(4, 4, 4, 4, 4), feature_channels=4).state_dict(), tmp_path / "w.pt")
+    torch.save(SpatialAttentionMedicalSegmenter(num_structures=2, spatial_size=(16, 16, 16), features=(4, 4, 4, 4, 4), feature_channels=4).state_dict(), tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match=r"encoder\.enc1\.0\.weight: expected \(2, 1, 3, 3, 3\), got \(4, 1, 3, 3, 3\)"):
         load_pretrained_encoder(SpatialAttentionMedicalSegmenter(num_structures=2, **TINY), tmp_path / "w.pt")
     torch.save({"model": {"other.weight": torch.ones(1)}}, tmp_path / "noenc.pt")

@@ -10,7 +10,7 @@ from monai_glue import CheckpointError
 NARROW = dict(features=(2, 4, 4, 4, 4), feature_channels=4)
 # every level wider, and feature_channels (hence the hidden layers, feature_channels // 2) too
 WIDE = dict(features=(3, 6, 5, 4, 8), feature_channels=6)
-COMMON = dict(num_structures=3, spatial_dims=(16, 16, 16), dropout=0.0, presence_fusion=True, presence_fusion_hidden_channels=4)
+COMMON = dict(num_structures=3, spatial_size=(16, 16, 16), dropout=0.0, presence_fusion=True, presence_fusion_hidden_channels=4)
 KEYS = ("segmentation_logits", "feature_responses", "attention_maps", "absence_logits", "confidence_scores")
 
 
@@ -98,7 +98,7 @@ def test_a_wider_checkpoint_or_another_layout_is_refused(tmp_path):
     _save(SpatialAttentionMedicalSegmenter(**NARROW, **other), tmp_path / "nofusion.pt")
     with pytest.raises(CheckpointError, match=r"missing keys \['presence_fusion"):
         load_widened_network(SpatialAttentionMedicalSegmenter(**WIDE, **COMMON), tmp_path / "nofusion.pt")
-    other = dict(COMMON, spatial_dims=(32, 16, 16))
+    other = dict(COMMON, spatial_size=(32, 16, 16))
     _save(SpatialAttentionMedicalSegmenter(**NARROW, **other), tmp_path / "bigger_fov.pt")
     with pytest.raises(CheckpointError, match="position_embeddings no larger"):
         load_widened_network(SpatialAttentionMedicalSegmenter(**WIDE, **COMMON), tmp_path / "bigger_fov.pt")

@@ -83,7 +83,7 @@ def test_the_model_is_left_alone_and_the_graph_is_eval_only():
     assert plain.training and all(torch.equal(v, before[k]) for k, v in plain.state_dict().items())
     assert isinstance(fast, FastSADAAnInference) and not fast.training
     assert not any(p.requires_grad for p in fast.parameters())
-    assert fast.spatial_dims == plain.spatial_dims and fast.num_structures == plain.num_structures
+    assert fast.spatial_size == plain.spatial_size and fast.num_structures == plain.num_structures
     with pytest.raises(ValueError, match="eval-only"):
         fast.train()
     fast.eval()

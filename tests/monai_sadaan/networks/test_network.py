@@ -16,7 +16,7 @@ from monai_sadaan.networks import (
     SpatialAttentionMedicalSegmenter,
 )
 
-TINY = {"features": (4, 8, 8, 8, 8), "feature_channels": 8, "spatial_dims": (16, 16, 32), "num_structures": 3}
+TINY = {"features": (4, 8, 8, 8, 8), "feature_channels": 8, "spatial_size": (16, 16, 32), "num_structures": 3}
 
 
 def tiny_net(**overrides) -> SpatialAttentionMedicalSegmenter:
@@ -195,20 +195,54 @@ def test_other_bad_arguments():
         tiny_net()(tiny_input(), presence_threshold=1.5)
     for dims in [(16, 16, 24), (8, 16, 16), (16, 16), (0, 16, 16)]:
         with pytest.raises(ValueError, match=r"multiple of 16, got"):
-            SpatialAttentionMedicalSegmenter(spatial_dims=dims)
+            SpatialAttentionMedicalSegmenter(spatial_size=dims)
     with pytest.raises(ValueError, match="five positive encoder widths"):
         SpatialAttentionMedicalSegmenter(features=(16, 32, 64, 128))
     with pytest.raises(ValueError, match="dropout"):
         AbsenceDetectionHead(dropout=1.0)
-    single = SpatialAttentionMedicalSegmenter(spatial_dims=(16, 16, 16), features=(2, 2, 2, 2, 2), feature_channels=2)
+    single = SpatialAttentionMedicalSegmenter(spatial_size=(16, 16, 16), features=(2, 2, 2, 2, 2), feature_channels=2)
     with pytest.raises(ValueError, match="got batch size 1 at spatial size"):
         single.train()(torch.zeros(1, 1, 16, 16, 16))
     assert single.eval()(torch.zeros(1, 1, 16, 16, 16))["segmentation_masks"].shape == (1, 5, 16, 16, 16)
 
 
+def test_seed_alias_spatial_dims_builds_the_same_network():
+    """Seed 002 passes the (D, H, W) size as ``spatial_dims``: the same network as ``spatial_size``."""
+    rest = {k: v for k, v in TINY.items() if k != "spatial_size"}
+    torch.manual_seed(3)
+    by_size = SpatialAttentionMedicalSegmenter(**rest, spatial_size=(16, 16, 32)).eval()
+    torch.manual_seed(3)
+    by_alias = SpatialAttentionMedicalSegmenter(**rest, spatial_dims=(16, 16, 32)).eval()
+    torch.manual_seed(3)
+    by_both = SpatialAttentionMedicalSegmenter(**rest, spatial_size=[16, 16, 32], spatial_dims=(16, 16, 32)).eval()
+    assert by_size.spatial_size == by_alias.spatial_size == by_both.spatial_size == (16, 16, 32)
+    reference = by_size.state_dict()
+    for net in (by_alias, by_both):
+        state = net.state_dict()
+        assert list(state) == list(reference)
+        assert all(state[k].shape == reference[k].shape and torch.equal(state[k], reference[k]) for k in reference)
+    with torch.no_grad():
+        expected = by_size(tiny_input())
+        for net in (by_alias, by_both):
+            got = net(tiny_input())
+            assert all(torch.equal(got[k], expected[k]) for k in SADAAN_OUTPUT_KEYS)
+
+
+def test_seed_config_and_default_give_the_seed_size():
+    seed_config = {"in_channels": 1, "num_structures": 5, "spatial_dims": (64, 64, 64)}  # seed 002's example
+    seed_net, default_net = SpatialAttentionMedicalSegmenter(**seed_config), SpatialAttentionMedicalSegmenter()
+    assert seed_net.spatial_size == default_net.spatial_size == (64, 64, 64)
+    assert sum(p.numel() for p in seed_net.parameters()) == 8_019_230
+
+
+def test_spatial_size_and_alias_disagreeing_is_refused():
+    with pytest.raises(ValueError, match=r"got spatial_size=\(16, 16, 32\) and spatial_dims=\(32, 16, 16\)"):
+        tiny_net(spatial_dims=(32, 16, 16))
+
+
 def test_anisotropic_multichannel_single_structure():
     net = SpatialAttentionMedicalSegmenter(
-        in_channels=2, num_structures=1, spatial_dims=(16, 32, 48), features=(2, 4, 4, 4, 4), feature_channels=4
+        in_channels=2, num_structures=1, spatial_size=(16, 32, 48), features=(2, 4, 4, 4, 4), feature_channels=4
     ).eval()
     assert net.attention_module.position_embeddings.shape == (1, 1, 16, 32, 48)
     with torch.no_grad():
@@ -223,7 +257,7 @@ def test_blocks_standalone_and_widths():
     enc = Encoder(in_channels=1, features=(2, 3, 4, 5, 6), feature_channels=7).eval()
     assert enc(torch.randn(1, 1, 16, 16, 16)).shape == (1, 7, 16, 16, 16)
     assert enc.dec4[0].in_channels == 10 and enc.up1.out_channels == 2
-    att = AnatomicalAttentionModule(in_channels=7, num_structures=2, spatial_dims=(16, 16, 16), hidden_channels=3)
+    att = AnatomicalAttentionModule(in_channels=7, num_structures=2, spatial_size=(16, 16, 16), hidden_channels=3)
     maps, resp, align, prior = att(torch.randn(2, 7, 16, 16, 16))
     assert maps.shape == resp.shape == prior.shape == (2, 2, 16, 16, 16) and align.shape == (2, 2)
     head = AbsenceDetectionHead(num_structures=2, feature_dim=7)

@@ -19,7 +19,7 @@ from monai_sadaan.networks import PresenceEvidenceFusion, SpatialAttentionMedica
 from monai_sadaan.networks.nets.presence_fusion import PRESENCE_EVIDENCE_NAMES, presence_evidence
 from monai_glue.checkpoint import CheckpointError, load_state_dict_checked
 
-TINY = {"spatial_dims": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4}
+TINY = {"spatial_size": (16, 16, 16), "features": (2, 4, 4, 4, 4), "feature_channels": 4}
 K = len(PRESENCE_EVIDENCE_NAMES)
 
 

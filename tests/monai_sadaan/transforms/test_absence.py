@@ -451,7 +451,7 @@ def test_bundle_training_pipeline_derives_the_targets_once_after_the_augmentatio
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
     parser["bundle_root"] = str(bundle)
-    parser["spatial_dims"] = [16, 16, 16]
+    parser["spatial_size"] = [16, 16, 16]
     for augmentation in ("augment_field_of_view_crop", "augment_synthetic_resection"):
         parser[f"{augmentation}#prob"] = 1.0
     parser.get_parsed_content("imports")

@@ -139,7 +139,7 @@ REFERENCE_PREPROCESSING = {
          "image_only": True, "ensure_channel_first": True},
         {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
         {"_target_": "monai_sadaan.transforms.CTWindowd", "keys": "image"},
-        {"_target_": "monai_sadaan.transforms.FitToSpatialDimsd", "keys": "image", "spatial_dims": "@spatial_dims",
+        {"_target_": "monai_sadaan.transforms.FitToSpatialDimsd", "keys": "image", "spatial_size": "@spatial_size",
          "interp_mode": "trilinear"},
         {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
     ],
@@ -276,7 +276,7 @@ def test_record_survives_collation_and_is_found_after_it():
     out = CTToNetworkGridd("image", GRID)({"image": img})
     back = decollate_batch(list_data_collate([out]))[0]
     record = find_network_grid_record(back["image"])
-    assert record.input_shape == (20, 21, 22) and record.spatial_dims == GRID
+    assert record.input_shape == (20, 21, 22) and record.spatial_size == GRID
     np.testing.assert_array_equal(record.input_affine, img.affine.numpy())
     with pytest.raises(ValueError, match="record of CTToNetworkGridd"):
         find_network_grid_record(MetaTensor(torch.zeros(1, 4, 4, 4)))
