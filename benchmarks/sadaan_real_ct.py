@@ -123,7 +123,7 @@ def network_grid_presence(
     labels: np.ndarray, affine: np.ndarray, spatial_size: tuple[int, int, int], min_voxels: int
 ) -> tuple[dict[str, bool], dict[str, int]]:
     """The bundle's presence rule on a label map: orientated to RAS, resized to ``spatial_size`` with
-    nearest-exact (what ``FitToSpatialDimsd`` does to the label in ``train.json``: MONAI's ``Resize``, i.e.
+    nearest-exact (what ``FitToSpatialSized`` does to the label in ``train.json``: MONAI's ``Resize``, i.e.
     ``F.interpolate(mode="nearest-exact")``), present when at least ``min_voxels`` voxels stay.
 
     Returns ``(present, voxels on the grid)`` per structure.

@@ -2,7 +2,7 @@
 ``Foo``, ``dictionary.py`` for ``Food`` / ``FooD`` / ``FooDict``):
 
 * ``intensity/``: the CT window (:class:`CTWindow`).
-* ``spatial/``: a whole volume to the network's grid and back (:class:`FitToSpatialDims`, :class:`CTToNetworkGrid`;
+* ``spatial/``: a whole volume to the network's grid and back (:class:`FitToSpatialSize`, :class:`CTToNetworkGrid`;
   ``functional.py``: :class:`NetworkGridRecord`, :func:`input_grid_labels`, :func:`input_grid_probabilities`).
 * ``absence/``: augmentations that make structures absent in the image and the label map
   (:class:`RandFieldOfViewCrop`, :class:`RandStructureEdgeCrop`, :class:`RandSyntheticResection`).
@@ -23,14 +23,14 @@ from monai_glue.lazy_names import lazy_names
 
 from .intensity.array import CTWindow
 from .intensity.dictionary import CTWindowd, CTWindowD, CTWindowDict
-from .spatial.array import CTToNetworkGrid, FitToSpatialDims
+from .spatial.array import CTToNetworkGrid, FitToSpatialSize
 from .spatial.dictionary import (
     CTToNetworkGridd,
     CTToNetworkGridD,
     CTToNetworkGridDict,
-    FitToSpatialDimsd,
-    FitToSpatialDimsD,
-    FitToSpatialDimsDict,
+    FitToSpatialSized,
+    FitToSpatialSizeD,
+    FitToSpatialSizeDict,
 )
 from .spatial.functional import (
     NetworkGridRecord,
@@ -69,10 +69,10 @@ __all__ = [
     "CTWindowD",
     "CTWindowDict",
     # spatial
-    "FitToSpatialDims",
-    "FitToSpatialDimsd",
-    "FitToSpatialDimsD",
-    "FitToSpatialDimsDict",
+    "FitToSpatialSize",
+    "FitToSpatialSized",
+    "FitToSpatialSizeD",
+    "FitToSpatialSizeDict",
     "CTToNetworkGrid",
     "CTToNetworkGridd",
     "CTToNetworkGridD",

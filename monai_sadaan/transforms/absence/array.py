@@ -48,7 +48,7 @@ class RandFieldOfViewCrop(RandomizableTransform):
     windowing and for label maps; -1000 for HU). The geometry stays aligned with the position prior and
     arrays of a batch keep one shape, so it can run anywhere in the pipeline. ``mode="crop"`` returns the smaller
     array (affine updated on ``MetaTensor``), as a genuinely shorter scan; place it before
-    :class:`~monai_sadaan.transforms.FitToSpatialDims`, which brings the volume back to ``spatial_size``. Neither is
+    :class:`~monai_sadaan.transforms.FitToSpatialSize`, which brings the volume back to ``spatial_size``. Neither is
     invertible: this is a training augmentation. Derive the targets from the cut label map afterwards
     (:class:`~monai_sadaan.transforms.LabelMapToStructures`).
 
@@ -152,7 +152,7 @@ class RandStructureEdgeCrop(RandFieldOfViewCrop):
     afterwards (:class:`~monai_sadaan.transforms.LabelMapToStructures`).
 
     ``mode`` and ``fill_value`` are as :class:`RandFieldOfViewCrop`'s (``"crop"`` by default: a genuinely shorter
-    scan, to be brought back to the model's grid by :class:`~monai_sadaan.transforms.FitToSpatialDims`). Not
+    scan, to be brought back to the model's grid by :class:`~monai_sadaan.transforms.FitToSpatialSize`). Not
     invertible: a training augmentation.
 
     Args:

@@ -3,11 +3,11 @@
 SADAAn's position prior covers the whole field of view, so the whole volume goes through the network at
 ``spatial_size`` (48³ by default):
 
-* :class:`FitToSpatialDims`: any channel-first volume ``[C, D, H, W]`` (image or label map) resized or padded to the
+* :class:`FitToSpatialSize`: any channel-first volume ``[C, D, H, W]`` (image or label map) resized or padded to the
   grid, as MONAI's ``Resize`` / ``ResizeWithPadOrCrop`` do; training and evaluation use it.
 * :class:`CTToNetworkGrid`: a CT of any size orientated, windowed and resized to the grid in one pass that reads
   only the voxels trilinear interpolation uses (the bundle's inference; equal, value for value, to
-  ``Orientation`` -> :class:`~monai_sadaan.transforms.CTWindow` -> :class:`FitToSpatialDims`). Its way back, the
+  ``Orientation`` -> :class:`~monai_sadaan.transforms.CTWindow` -> :class:`FitToSpatialSize`). Its way back, the
   label map and probabilities on the input's grid, is in :mod:`monai_sadaan.transforms.spatial.functional`.
 
 Both record what they did on ``MetaTensor`` inputs, so MONAI's ``Invertd`` maps a prediction back.
@@ -33,10 +33,10 @@ from ..intensity.array import CTWindow
 from ..utils import check_volume, spatial_size_3d
 from .functional import NetworkGridRecord, interpolate_axis, linear_support, one_thread
 
-__all__ = ["FitToSpatialDims", "CTToNetworkGrid"]
+__all__ = ["FitToSpatialSize", "CTToNetworkGrid"]
 
 
-class FitToSpatialDims(InvertibleTransform):
+class FitToSpatialSize(InvertibleTransform):
     """Fit a channel-first volume ``[C, D, H, W]`` to the network's grid ``spatial_size``, invertibly.
 
     SADAAn's position prior covers the whole field of view, so the whole volume goes through the network at
@@ -119,7 +119,7 @@ class FitToSpatialDims(InvertibleTransform):
         """
         if not isinstance(data, MetaTensor) or not data.applied_operations:
             raise ValueError(
-                "expected a MetaTensor that carries the record of FitToSpatialDims, "
+                "expected a MetaTensor that carries the record of FitToSpatialSize, "
                 f"got {type(data).__name__} without applied operations"
             )
         transform = self.pop_transform(data)
@@ -156,7 +156,7 @@ class CTToNetworkGrid(InvertibleTransform):
     """Orientate, window and resize a CT ``[C, X, Y, Z]`` to the network's grid, reading only what is needed.
 
     Equal, value for value, to ``Orientation(axcodes)`` -> ``CTWindow(a_min, a_max, b_min, b_max, clip)`` on the
-    float32 volume -> ``FitToSpatialDims(spatial_size, mode="resize", interp_mode="trilinear")``, without a float32
+    float32 volume -> ``FitToSpatialSize(spatial_size, mode="resize", interp_mode="trilinear")``, without a float32
     copy of the volume (see :mod:`monai_sadaan.transforms.spatial.functional`). The input may be any real type
     (int16 as read is best); a MetaTensor gives the orientation through its affine (a plain array: taken as already
     orientated) and gets a record that :meth:`inverse` (MONAI's ``Invertd``) and

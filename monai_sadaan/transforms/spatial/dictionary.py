@@ -11,12 +11,12 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import InvertibleTransform, MapTransform
 from monai.utils import ensure_tuple_rep
 
-from .array import CTToNetworkGrid, FitToSpatialDims
+from .array import CTToNetworkGrid, FitToSpatialSize
 
 __all__ = [
-    "FitToSpatialDimsd",
-    "FitToSpatialDimsD",
-    "FitToSpatialDimsDict",
+    "FitToSpatialSized",
+    "FitToSpatialSizeD",
+    "FitToSpatialSizeDict",
     "CTToNetworkGridd",
     "CTToNetworkGridD",
     "CTToNetworkGridDict",
@@ -35,8 +35,8 @@ class _InvertedByFitter(MapTransform, InvertibleTransform):
         return d
 
 
-class FitToSpatialDimsd(_InvertedByFitter):
-    """Dictionary version of :class:`~monai_sadaan.transforms.FitToSpatialDims`, invertible with ``Invertd``.
+class FitToSpatialSized(_InvertedByFitter):
+    """Dictionary version of :class:`~monai_sadaan.transforms.FitToSpatialSize`, invertible with ``Invertd``.
 
     Args:
         keys: keys of the volumes to fit.
@@ -44,14 +44,14 @@ class FitToSpatialDimsd(_InvertedByFitter):
         mode: ``"resize"`` or ``"pad"``.
         interp_mode: interpolation per key (a sequence) or for all keys; ``"nearest-exact"`` for label maps, e.g.
             ``interp_mode=("trilinear", "nearest-exact")`` for ``keys=("image", "label")``, so that the label stays
-            on the image's voxel centres (see :class:`~monai_sadaan.transforms.FitToSpatialDims`).
+            on the image's voxel centres (see :class:`~monai_sadaan.transforms.FitToSpatialSize`).
         align_corners: passed to interpolation for linear modes.
         pad_mode: padding mode for ``mode="pad"``.
         pad_value: constant padding value per key or for all keys.
         allow_missing_keys: skip missing keys.
     """
 
-    backend = FitToSpatialDims.backend
+    backend = FitToSpatialSize.backend
 
     def __init__(
         self,
@@ -67,7 +67,7 @@ class FitToSpatialDimsd(_InvertedByFitter):
         super().__init__(keys, allow_missing_keys)
         self.interp_mode = ensure_tuple_rep(interp_mode, len(self.keys))
         self.pad_value = ensure_tuple_rep(pad_value, len(self.keys))
-        self.fitter = FitToSpatialDims(spatial_size, mode=mode, align_corners=align_corners, pad_mode=pad_mode)
+        self.fitter = FitToSpatialSize(spatial_size, mode=mode, align_corners=align_corners, pad_mode=pad_mode)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
@@ -109,5 +109,5 @@ class CTToNetworkGridd(_InvertedByFitter):
         return d
 
 
-FitToSpatialDimsD = FitToSpatialDimsDict = FitToSpatialDimsd
+FitToSpatialSizeD = FitToSpatialSizeDict = FitToSpatialSized
 CTToNetworkGridD = CTToNetworkGridDict = CTToNetworkGridd

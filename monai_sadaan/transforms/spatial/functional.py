@@ -3,13 +3,13 @@ reads, and the label map and probabilities on the input's grid from probabilitie
 
 SADAAn sees the whole volume at ``spatial_size`` (48³ by default), so a 512 x 512 x 300 CT is orientated, windowed
 and resized (trilinear) to the grid, and the network's probabilities are resized back, orientated back and turned
-into a label map. Done with whole-volume transforms (``Orientationd``, ``CTWindowd``, ``FitToSpatialDimsd``, then
+into a label map. Done with whole-volume transforms (``Orientationd``, ``CTWindowd``, ``FitToSpatialSized``, then
 ``Invertd`` and :class:`~monai_sadaan.transforms.PresenceAwareLabelMapd`) that costs a float32 copy of the
 volume on the way in and five float32 probability channels at full resolution on the way out: several GB for one
 CT. The bounded-memory path gives **the same values** (tested: equal bit for bit on the CPU):
 
 * :class:`~monai_sadaan.transforms.CTToNetworkGrid` / ``CTToNetworkGridd`` (in ``spatial/array.py``):
-  ``Orientation(axcodes)`` -> ``CTWindow`` -> ``FitToSpatialDims(spatial_size, "resize", "trilinear")`` in one
+  ``Orientation(axcodes)`` -> ``CTWindow`` -> ``FitToSpatialSize(spatial_size, "resize", "trilinear")`` in one
   pass. The input stays in the type it was read in (int16 for most CT); only the voxels that trilinear
   interpolation reads are taken (about two per output voxel and axis: at most 96³ of them for a 48³ grid), through
   views for the orientation, windowed in float32 and interpolated one axis at a time with PyTorch's own linear

@@ -15,7 +15,7 @@ from monai_sadaan import SpatialAttentionMedicalSegmenter
 from monai_sadaan.data import DEFAULT_STRUCTURES, generate_phantom
 from monai_sadaan.metrics import compute_presence_accuracy, compute_presence_auroc
 from monai_sadaan.engines.model_setup import init_output_priors
-from monai_sadaan.transforms import CTWindowd, FitToSpatialDimsd, LabelMapToStructuresd
+from monai_sadaan.transforms import CTWindowd, FitToSpatialSized, LabelMapToStructuresd
 
 SPATIAL = (16, 16, 16)
 STRUCTURES = {"left_kidney": DEFAULT_STRUCTURES["left_kidney"], "liver": DEFAULT_STRUCTURES["liver"]}
@@ -26,7 +26,7 @@ def _dataset(n: int) -> list[dict]:
         [
             EnsureChannelFirstd(keys=["image", "label"], channel_dim="no_channel"),
             CTWindowd(keys="image"),
-            FitToSpatialDimsd(keys=["image", "label"], spatial_size=SPATIAL, interp_mode=["trilinear", "nearest-exact"]),
+            FitToSpatialSized(keys=["image", "label"], spatial_size=SPATIAL, interp_mode=["trilinear", "nearest-exact"]),
             LabelMapToStructuresd(label_key="label", structure_labels=STRUCTURES, min_voxels=2),
             EnsureTyped(keys=["image", "segmentation_targets", "presence_targets", "attention_targets"], track_meta=False),
         ]

@@ -13,7 +13,7 @@ from monai.transforms import Compose
 
 from monai_sadaan.transforms import (
     CTWindowd,
-    FitToSpatialDimsd,
+    FitToSpatialSized,
     LabelMapToStructures,
     LabelMapToStructuresd,
     RandFieldOfViewCrop,
@@ -82,7 +82,7 @@ def test_fov_crop_mode_returns_smaller_arrays_that_fit_again():
             RandFieldOfViewCropd(
                 ["image", "label"], prob=1.0, fraction_range=(0.2, 0.4), axes=(0, 1), max_sides=4, mode="crop"
             ),
-            FitToSpatialDimsd(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest-exact")),
+            FitToSpatialSized(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest-exact")),
             LabelMapToStructuresd("label", STRUCTURES, attention_sigma=1.0),
         ]
     ).set_random_state(3)
@@ -401,7 +401,7 @@ def test_training_pipeline_keeps_label_masks_and_presence_consistent():
     pipeline = Compose(
         [
             CTWindowd("image"),
-            FitToSpatialDimsd(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest-exact")),
+            FitToSpatialSized(["image", "label"], (8, 8, 8), interp_mode=("trilinear", "nearest-exact")),
             RandFieldOfViewCropd(["image", "label"], prob=0.7, axes=(0, 1, 2), max_sides=2),
             RandSyntheticResectiond("image", "label", STRUCTURES, prob=0.5, min_voxels=min_voxels),
             LabelMapToStructuresd("label", STRUCTURES, min_voxels=min_voxels, attention_sigma=1.0),

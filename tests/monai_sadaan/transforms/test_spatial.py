@@ -1,12 +1,12 @@
 """``monai_sadaan.transforms.spatial``: a whole volume to the network's grid and back.
 
-``FitToSpatialDims``: resize or pad, invertible through ``Invertd``.
+``FitToSpatialSize``: resize or pad, invertible through ``Invertd``.
 
 ``CTToNetworkGrid`` and the way back (``input_grid_labels`` through ``InputGridLabelMapd``), issue 26: the bundle's
 inference path in bounded memory gives what the whole-volume path gave. Tolerance, stated and asserted: **identical**
 label maps (0 voxels differ) and identical network inputs and probability maps on the CPU; the written affine is the
 input's affine exactly (the whole-volume path's ``Invertd`` recomputed it, off by up to ~1e-14). The whole-volume path
-(``Orientationd`` -> ``CTWindowd`` -> ``FitToSpatialDimsd`` ... ``Invertd`` -> ``PresenceAwareLabelMapd``, the bundle
+(``Orientationd`` -> ``CTWindowd`` -> ``FitToSpatialSized`` ... ``Invertd`` -> ``PresenceAwareLabelMapd``, the bundle
 before issue 26) is kept here as the reference: :data:`REFERENCE_PREPROCESSING` / :data:`REFERENCE_POSTPROCESSING`.
 """
 
@@ -28,8 +28,8 @@ from monai.transforms import Compose, EnsureTyped, Invertd, Orientationd, allow_
 from monai_sadaan.transforms import (
     CTToNetworkGridd,
     CTWindowd,
-    FitToSpatialDims,
-    FitToSpatialDimsd,
+    FitToSpatialSize,
+    FitToSpatialSized,
     InputGridLabelMapd,
     NetworkGridRecord,
     PresenceAwareLabelMapd,
@@ -39,7 +39,7 @@ from monai_sadaan.transforms import (
 from monai_sadaan.transforms.spatial.functional import linear_support
 
 
-# ---------------------------------------------------------------- FitToSpatialDims
+# ---------------------------------------------------------------- FitToSpatialSize
 
 
 def meta_pair(shape=(1, 6, 8, 10)):
@@ -52,7 +52,7 @@ def meta_pair(shape=(1, 6, 8, 10)):
 
 def test_fit_resize_and_invertd_restore_the_grid():
     data, label = meta_pair()
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
+    pre = Compose([FitToSpatialSized(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
     out = pre(data)
     assert out["image"].shape == (1, 16, 16, 16) and out["label"].shape == (1, 16, 16, 16)
     assert set(torch.unique(out["label"]).tolist()) == {0.0, 1.0, 2.0}  # nearest-exact keeps labels
@@ -61,7 +61,7 @@ def test_fit_resize_and_invertd_restore_the_grid():
     assert back["pred"].shape == (1, 6, 8, 10)
     # on an integer scale factor nearest-exact up/down sampling is exact
     data, label = meta_pair((1, 8, 8, 8))
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
+    pre = Compose([FitToSpatialSized(["image", "label"], (16, 16, 16), interp_mode=("trilinear", "nearest-exact"))])
     out = pre(data)
     out["pred"] = out["label"].clone()
     back = Invertd("pred", pre, orig_keys="label", nearest_interp=True)(out)
@@ -77,8 +77,8 @@ def test_fit_resize_nearest_exact_label_lines_up_with_the_trilinear_image(shape)
     mask[0, 10:30, -5:, 10:40] = 1
     mask[0, 20:50, 15:35, 30:60] = 1
     data = {"image": MetaTensor(mask.clone()), "label": MetaTensor(mask.clone())}
-    exact = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest-exact"))(data)
-    legacy = FitToSpatialDimsd(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest"))(data)
+    exact = FitToSpatialSized(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest-exact"))(data)
+    legacy = FitToSpatialSized(["image", "label"], (48, 48, 48), interp_mode=("trilinear", "nearest"))(data)
     image_mask = exact["image"] > 0.5
     decided = (exact["image"] - 0.5).abs() > 0.01  # voxels half in, half out could go either way
     lab_exact, lab_legacy = exact["label"] > 0.5, legacy["label"] > 0.5
@@ -91,7 +91,7 @@ def test_fit_resize_nearest_exact_label_lines_up_with_the_trilinear_image(shape)
 
 def test_fit_pad_round_trip_is_exact_through_invertd():
     data, label = meta_pair()
-    pre = Compose([FitToSpatialDimsd(["image", "label"], (12, 12, 12), mode="pad", pad_value=(-1.0, 0.0))])
+    pre = Compose([FitToSpatialSized(["image", "label"], (12, 12, 12), mode="pad", pad_value=(-1.0, 0.0))])
     out = pre(data)
     assert out["label"].shape == (1, 12, 12, 12)
     assert out["image"][0, 0, 0, 0].item() == -1.0 and out["label"][0, 0, 0, 0].item() == 0.0
@@ -106,7 +106,7 @@ def test_fit_pad_round_trip_is_exact_through_invertd():
 
 def test_fit_pad_with_crop_restores_shape_and_kept_values():
     data, label = meta_pair()
-    fit = FitToSpatialDims((4, 12, 8), mode="pad")
+    fit = FitToSpatialSize((4, 12, 8), mode="pad")
     out = fit(data["label"])
     assert out.shape == (1, 4, 12, 8)
     back = fit.inverse(out)
@@ -116,16 +116,16 @@ def test_fit_pad_with_crop_restores_shape_and_kept_values():
 
 
 def test_fit_array_accepts_numpy_and_checks_input():
-    out = FitToSpatialDims((4, 4, 4), interp_mode="area")(np.ones((2, 8, 8, 8), np.float32))
+    out = FitToSpatialSize((4, 4, 4), interp_mode="area")(np.ones((2, 8, 8, 8), np.float32))
     assert tuple(out.shape) == (2, 4, 4, 4) and torch.allclose(torch.as_tensor(out), torch.ones(2, 4, 4, 4))
     with pytest.raises(ValueError, match=r"expected a channel-first 3D volume of shape \(C, D, H, W\), got \(8, 8\)"):
-        FitToSpatialDims((4, 4, 4))(np.ones((8, 8)))
+        FitToSpatialSize((4, 4, 4))(np.ones((8, 8)))
     with pytest.raises(ValueError, match="three positive integers"):
-        FitToSpatialDims((4, 4))
+        FitToSpatialSize((4, 4))
     with pytest.raises(ValueError, match="'resize' or 'pad'"):
-        FitToSpatialDims((4, 4, 4), mode="crop")
+        FitToSpatialSize((4, 4, 4), mode="crop")
     with pytest.raises(ValueError, match="MetaTensor"):
-        FitToSpatialDims((4, 4, 4)).inverse(torch.ones(1, 4, 4, 4))
+        FitToSpatialSize((4, 4, 4)).inverse(torch.ones(1, 4, 4, 4))
 
 
 # ---------------------------------------------------------------- CTToNetworkGrid and the way back
@@ -139,7 +139,7 @@ REFERENCE_PREPROCESSING = {
          "image_only": True, "ensure_channel_first": True},
         {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
         {"_target_": "monai_sadaan.transforms.CTWindowd", "keys": "image"},
-        {"_target_": "monai_sadaan.transforms.FitToSpatialDimsd", "keys": "image", "spatial_size": "@spatial_size",
+        {"_target_": "monai_sadaan.transforms.FitToSpatialSized", "keys": "image", "spatial_size": "@spatial_size",
          "interp_mode": "trilinear"},
         {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
     ],
@@ -159,7 +159,7 @@ REFERENCE_POSTPROCESSING_STEPS = [
 def _reference_pre() -> Compose:
     return Compose([
         Orientationd("image", axcodes="RAS"), CTWindowd("image"),
-        FitToSpatialDimsd("image", GRID, interp_mode="trilinear"), EnsureTyped("image", dtype=torch.float32),
+        FitToSpatialSized("image", GRID, interp_mode="trilinear"), EnsureTyped("image", dtype=torch.float32),
     ])  # fmt: skip
 
 
