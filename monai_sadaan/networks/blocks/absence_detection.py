@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from monai_sadaan.networks.utils import check_positive_sizes
+
 __all__ = ["AbsenceDetectionHead"]
 
 
@@ -36,11 +38,10 @@ class AbsenceDetectionHead(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if min(num_structures, feature_dim, confidence_hidden, *hidden_dims) < 1:
-            raise ValueError(
-                "expected positive num_structures, feature_dim, hidden_dims and confidence_hidden, got "
-                f"{num_structures}, {feature_dim}, {tuple(hidden_dims)} and {confidence_hidden}"
-            )
+        check_positive_sizes(
+            num_structures=num_structures, feature_dim=feature_dim, hidden_dims=hidden_dims,
+            confidence_hidden=confidence_hidden,
+        )  # fmt: skip
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"expected dropout in [0, 1), got {dropout}")
         self.num_structures = num_structures

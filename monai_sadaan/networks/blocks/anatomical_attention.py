@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from monai_sadaan.networks.utils import check_positive_sizes
+
 __all__ = ["AnatomicalAttentionModule", "apply_position_prior"]
 
 
@@ -73,11 +75,7 @@ class AnatomicalAttentionModule(nn.Module):
         spatial_size = tuple(int(s) for s in spatial_size)
         if len(spatial_size) != 3 or min(spatial_size) < 1:
             raise ValueError(f"expected spatial_size of three positive sizes (D, H, W), got {spatial_size}")
-        if min(in_channels, num_structures, hidden_channels) < 1:
-            raise ValueError(
-                "expected positive in_channels, num_structures and hidden_channels, got "
-                f"{in_channels}, {num_structures} and {hidden_channels}"
-            )
+        check_positive_sizes(in_channels=in_channels, num_structures=num_structures, hidden_channels=hidden_channels)
         self.in_channels = in_channels
         self.num_structures = num_structures
         self.spatial_size = spatial_size

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from monai_sadaan.networks.blocks.double_conv import double_conv3d
+from monai_sadaan.networks.utils import check_positive_sizes
 
 __all__ = ["Encoder"]
 
@@ -41,10 +42,7 @@ class Encoder(nn.Module):
         features = tuple(int(f) for f in features)
         if len(features) != 5 or min(features) < 1:
             raise ValueError(f"expected five positive encoder widths in features, got {features}")
-        if in_channels < 1 or feature_channels < 1:
-            raise ValueError(
-                f"expected positive in_channels and feature_channels, got {in_channels} and {feature_channels}"
-            )
+        check_positive_sizes(in_channels=in_channels, feature_channels=feature_channels)
         f1, f2, f3, f4, f5 = features
         self.in_channels = in_channels
         self.features = features

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from monai_sadaan.networks.blocks.double_conv import double_conv3d
+from monai_sadaan.networks.utils import check_positive_sizes
+
 __all__ = ["SegmentationHead", "modulate_by_attention"]
 
 
@@ -54,22 +57,11 @@ class SegmentationHead(nn.Module):
         self, in_channels: int = 128, num_structures: int = 5, hidden_channels: int = 64, memory_efficient: bool = True
     ) -> None:
         super().__init__()
-        if min(in_channels, num_structures, hidden_channels) < 1:
-            raise ValueError(
-                "expected positive in_channels, num_structures and hidden_channels, got "
-                f"{in_channels}, {num_structures} and {hidden_channels}"
-            )
+        check_positive_sizes(in_channels=in_channels, num_structures=num_structures, hidden_channels=hidden_channels)
         self.in_channels = in_channels
         self.num_structures = num_structures
         self.memory_efficient = memory_efficient
-        self.feature_refine = nn.Sequential(
-            nn.Conv3d(in_channels, hidden_channels, kernel_size=3, padding=1),
-            nn.BatchNorm3d(hidden_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(hidden_channels, hidden_channels, kernel_size=3, padding=1),
-            nn.BatchNorm3d(hidden_channels),
-            nn.ReLU(inplace=True),
-        )
+        self.feature_refine = double_conv3d(in_channels, hidden_channels)
         self.segmentation_layer = nn.Conv3d(hidden_channels, num_structures, kernel_size=1)
 
     def modulated_logits(self, refined: torch.Tensor, attention_maps: torch.Tensor) -> torch.Tensor:

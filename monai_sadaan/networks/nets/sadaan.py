@@ -18,7 +18,7 @@ from monai_sadaan.networks.blocks.encoder import Encoder
 from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
 from monai_sadaan.networks.nets.presence_fusion import PresenceEvidenceFusion, presence_evidence
 from monai_sadaan.networks.presence import call_presence, presence_masks
-from monai_sadaan.networks.utils import StateOfWrappedModel
+from monai_sadaan.networks.utils import StateOfWrappedModel, check_positive_sizes
 
 __all__ = [
     "SADAAN_OUTPUT_KEYS",
@@ -237,10 +237,7 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             raise ValueError(
                 f"expected spatial_size of three sizes (D, H, W), each a positive multiple of 16, got {spatial_size}"
             )
-        if in_channels < 1 or num_structures < 1:
-            raise ValueError(
-                f"expected positive in_channels and num_structures, got {in_channels} and {num_structures}"
-            )
+        check_positive_sizes(in_channels=in_channels, num_structures=num_structures)
         if feature_channels < 2:
             raise ValueError(f"expected feature_channels >= 2, got {feature_channels}")
         self.in_channels = in_channels
