@@ -23,6 +23,7 @@ import torch
 
 from monai_glue.config_values import parse_bool
 from seq_models.networks.gru_regression import FoldedGRUStep, PaddedGRURegressor, SingleStepGRURegressor
+from seq_models.networks.rnn import unroll
 
 __all__ = ["GRUStreamingInferer", "run_single_step"]
 
@@ -231,7 +232,8 @@ class GRUStreamingInferer:
 def run_single_step(
     model: SingleStepGRURegressor | FoldedGRUStep, series: torch.Tensor, hidden: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step a single-step model through a series (the reference streaming loop).
+    """Step a single-step model through a series (the reference streaming loop): :func:`~seq_models.networks.rnn.unroll`
+    without gradients, the [B, 1] predictions laid side by side.
 
     Args:
         model: a single-step model with ``forward(x_t, h) -> (y, h)`` and ``init_hidden(B)``.
@@ -241,11 +243,5 @@ def run_single_step(
     Returns:
         ``(y, h)``: predictions [B, T] and the final hidden state.
     """
-    if series.dim() != 3:
-        raise ValueError(f"expected a series of shape [B, T, F], got {list(series.shape)}")
-    h = model.init_hidden(series.shape[0]) if hidden is None else hidden
-    ys = []
-    for t in range(series.shape[1]):
-        y, h = model(series[:, t], h)
-        ys.append(y)
-    return torch.cat(ys, dim=1), h
+    y, h = unroll(model, series, hidden)
+    return y.flatten(1), h

@@ -32,6 +32,7 @@ __all__ = [
     "GRU_REGRESSOR_CONFIGS",
     "lengths_to_mask",
     "check_padded_batch",
+    "check_gru_step",
 ]
 
 #: seed 000's two configurations: ``(input_size, hidden_size, num_layers)``.
@@ -92,6 +93,25 @@ def _check_finite(values: torch.Tensor, what: str) -> None:
     if torch.isnan(values).any():
         raise ValueError(f"expected finite {what}, got NaN at {int(torch.isnan(values).sum())} position(s)")
 
+
+def check_gru_step(x_t: torch.Tensor, h: torch.Tensor, input_size: int, num_layers: int, hidden_size: int) -> None:
+    """Validate one step of the single-step GRU models (scriptable: the models call it from ``forward``).
+
+    Args:
+        x_t: [B, input_size] features of one time step.
+        h: [num_layers, B, hidden_size] hidden state.
+        input_size, num_layers, hidden_size: the model's sizes.
+
+    Raises:
+        ValueError: ``x_t`` or ``h`` of another shape, or NaN in ``x_t``.
+    """
+    if x_t.dim() != 2 or x_t.shape[1] != input_size:
+        raise ValueError(f"expected one step of shape [B, {input_size}], got {list(x_t.shape)}")
+    b = x_t.shape[0]
+    if h.dim() != 3 or h.shape[0] != num_layers or h.shape[1] != b or h.shape[2] != hidden_size:
+        raise ValueError(f"expected a hidden state of shape [{num_layers}, {b}, {hidden_size}], got {list(h.shape)}")
+    if bool(torch.isnan(x_t).any()):
+        raise ValueError("expected finite features, got NaN in x_t")
 
 
 def _build_regressor_layers(
@@ -200,15 +220,7 @@ class SingleStepGRURegressor(nn.Module):
         Returns:
             ``(y, h)``: prediction [B, 1] and the new hidden state [num_layers, B, hidden_size].
         """
-        if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"expected one step of shape [B, {self.input_size}], got {list(x_t.shape)}")
-        b = x_t.shape[0]
-        if h.dim() != 3 or h.shape[0] != self.num_layers or h.shape[1] != b or h.shape[2] != self.hidden_size:
-            raise ValueError(
-                f"expected a hidden state of shape [{self.num_layers}, {b}, {self.hidden_size}], got {list(h.shape)}"
-            )
-        if bool(torch.isnan(x_t).any()):
-            raise ValueError("expected finite features, got NaN in x_t")
+        check_gru_step(x_t, h, self.input_size, self.num_layers, self.hidden_size)
         z = self.batch_norm(x_t)
         out, h_new = self.gru(z.unsqueeze(1), h)
         y = self.linear(out.squeeze(1))
@@ -315,16 +327,7 @@ class FoldedGRUStep(nn.Module):
             ``(y, h)``: [B, 1] and [num_layers, B, hidden_size].
         """
         if self.check_inputs:
-            if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
-                raise ValueError(f"expected one step of shape [B, {self.input_size}], got {list(x_t.shape)}")
-            b = x_t.shape[0]
-            if h.dim() != 3 or h.shape[0] != self.num_layers or h.shape[1] != b or h.shape[2] != self.hidden_size:
-                raise ValueError(
-                    f"expected a hidden state of shape [{self.num_layers}, {x_t.shape[0]}, {self.hidden_size}], "
-                    f"got {list(h.shape)}"
-                )
-            if bool(torch.isnan(x_t).any()):
-                raise ValueError("expected finite features, got NaN in x_t")
+            check_gru_step(x_t, h, self.input_size, self.num_layers, self.hidden_size)
         out, h_new = torch.gru(x_t.unsqueeze(0), h, self.flat_weights, True, self.num_layers, 0.0, False, False, False)
         y = torch.addmm(self.linear_bias, out[0], self.linear_weight_t)
         return y, h_new

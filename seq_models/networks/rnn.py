@@ -37,7 +37,28 @@ def _uniform_(t: torch.Tensor, hidden_dim: int) -> None:
     nn.init.uniform_(t, -bound, bound)
 
 
-class VanillaRNN(nn.Module):
+class _ElmanCell(nn.Module):
+    """Base of the hand-written cells: sizes checked and kept, the cell's own parameters (``cell_shapes``, in order)
+    then the output layer ``W_ho`` [output_dim, hidden_dim], ``b_ho`` [output_dim], all initialised like ``nn.RNN``
+    (uniform in ±1/sqrt(hidden_dim)), and a zero ``init_hidden``."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, **cell_shapes: tuple[int, ...]) -> None:
+        super().__init__()
+        _check_dims(input_dim=input_dim, hidden_dim=hidden_dim, output_dim=output_dim)
+        self.input_dim, self.hidden_dim, self.output_dim = input_dim, hidden_dim, output_dim
+        for name, shape in cell_shapes.items():
+            self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+        self.W_ho = nn.Parameter(torch.empty(output_dim, hidden_dim))
+        self.b_ho = nn.Parameter(torch.empty(output_dim))
+        for p in self.parameters():
+            _uniform_(p, hidden_dim)
+
+    def init_hidden(self, batch_size: int = 1) -> torch.Tensor:
+        """Zero state h_0 of shape [batch_size, hidden_dim]."""
+        return self.W_ho.new_zeros(batch_size, self.hidden_dim)
+
+
+class VanillaRNN(_ElmanCell):
     """Elman RNN cell with separate input→hidden and hidden→hidden weights.
 
     ``h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, ``y_t = W_ho h_t + b_ho``.
@@ -49,22 +70,16 @@ class VanillaRNN(nn.Module):
         output_dim: outputs per step. Default 5.
     """
 
-    def __init__(self, input_dim: int = 10, hidden_dim: int = 20, output_dim: int = 5) -> None:
-        super().__init__()
-        _check_dims(input_dim=input_dim, hidden_dim=hidden_dim, output_dim=output_dim)
-        self.input_dim, self.hidden_dim, self.output_dim = input_dim, hidden_dim, output_dim
-        self.W_ih = nn.Parameter(torch.empty(hidden_dim, input_dim))
-        self.b_ih = nn.Parameter(torch.empty(hidden_dim))
-        self.W_hh = nn.Parameter(torch.empty(hidden_dim, hidden_dim))
-        self.b_hh = nn.Parameter(torch.empty(hidden_dim))
-        self.W_ho = nn.Parameter(torch.empty(output_dim, hidden_dim))
-        self.b_ho = nn.Parameter(torch.empty(output_dim))
-        for p in self.parameters():
-            _uniform_(p, hidden_dim)
+    W_ih: nn.Parameter
+    b_ih: nn.Parameter
+    W_hh: nn.Parameter
+    b_hh: nn.Parameter
 
-    def init_hidden(self, batch_size: int = 1) -> torch.Tensor:
-        """Zero state h_0 of shape [batch_size, hidden_dim]."""
-        return self.W_hh.new_zeros(batch_size, self.hidden_dim)
+    def __init__(self, input_dim: int = 10, hidden_dim: int = 20, output_dim: int = 5) -> None:
+        super().__init__(
+            input_dim, hidden_dim, output_dim,
+            W_ih=(hidden_dim, input_dim), b_ih=(hidden_dim,), W_hh=(hidden_dim, hidden_dim), b_hh=(hidden_dim,),
+        )  # fmt: skip
 
     def forward(self, x_t: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
@@ -84,7 +99,7 @@ class VanillaRNN(nn.Module):
         return h @ self.W_ho.T + self.b_ho, h
 
 
-class VanillaRNNCombined(nn.Module):
+class VanillaRNNCombined(_ElmanCell):
     """Elman RNN cell with one weight matrix over the concatenated ``[x_t; h_{t-1}]``.
 
     ``h_t = tanh(W [x_t; h_{t-1}] + b)``, ``y_t = W_ho h_t + b_ho``: the same function class as
@@ -96,16 +111,11 @@ class VanillaRNNCombined(nn.Module):
         output_dim: outputs per step. Default 5.
     """
 
+    W: nn.Parameter
+    b: nn.Parameter
+
     def __init__(self, input_dim: int = 10, hidden_dim: int = 20, output_dim: int = 5) -> None:
-        super().__init__()
-        _check_dims(input_dim=input_dim, hidden_dim=hidden_dim, output_dim=output_dim)
-        self.input_dim, self.hidden_dim, self.output_dim = input_dim, hidden_dim, output_dim
-        self.W = nn.Parameter(torch.empty(hidden_dim, input_dim + hidden_dim))
-        self.b = nn.Parameter(torch.empty(hidden_dim))
-        self.W_ho = nn.Parameter(torch.empty(output_dim, hidden_dim))
-        self.b_ho = nn.Parameter(torch.empty(output_dim))
-        for p in self.parameters():
-            _uniform_(p, hidden_dim)
+        super().__init__(input_dim, hidden_dim, output_dim, W=(hidden_dim, input_dim + hidden_dim), b=(hidden_dim,))
 
     @classmethod
     def from_separate(cls, rnn: VanillaRNN) -> VanillaRNNCombined:
@@ -117,10 +127,6 @@ class VanillaRNNCombined(nn.Module):
             out.W_ho.copy_(rnn.W_ho)
             out.b_ho.copy_(rnn.b_ho)
         return out
-
-    def init_hidden(self, batch_size: int = 1) -> torch.Tensor:
-        """Zero state h_0 of shape [batch_size, hidden_dim]."""
-        return self.W.new_zeros(batch_size, self.hidden_dim)
 
     def forward(self, x_t: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """

@@ -247,6 +247,27 @@ class TestBadInput:
         with pytest.raises(ValueError, match=r"expected a hidden state of shape \[2, 3, 8\], got \[2, 1, 8\]"):
             self.step(torch.randn(3, 4), self.step.init_hidden(1))
 
+    @pytest.mark.parametrize("scripted", [False, True])
+    def test_folded_step_refuses_as_the_single_step(self, scripted):
+        """One check (``check_gru_step``) serves both single-step models, plain and scripted."""
+        folded = FoldedGRUStep.from_model(self.model.eval())
+        folded = torch.jit.script(folded) if scripted else folded
+        bad = [
+            (torch.randn(2, 3), folded.init_hidden(2)),
+            (torch.randn(3, 4), folded.init_hidden(1)),
+            (torch.full((1, 4), float("nan")), folded.init_hidden(1)),
+        ]
+        for x_t, h in bad:
+            with pytest.raises(ValueError) as step_error:
+                self.step(x_t, h)
+            with pytest.raises(Exception) as folded_error:
+                folded(x_t, h)
+            assert str(step_error.value) in str(folded_error.value)
+
+    def test_run_single_step_refuses_a_step_for_a_series(self):
+        with pytest.raises(ValueError, match=r"expected a sequence of shape \[B, T, F\], got \[2, 4\]"):
+            run_single_step(self.step, torch.randn(2, 4))
+
 
 @pytest.mark.parametrize("target", ["level", "change", "ar_residual"])
 def test_zero_head_predicts_zero(target):
