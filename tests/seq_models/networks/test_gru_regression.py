@@ -23,6 +23,7 @@ from seq_models.inferers.streaming import run_single_step
 from seq_models.networks.gru_regression import FoldedGRUStep
 from tests.seq_models.small_models import trained_stats
 from tests.seq_models.small_series import ar1_series
+from tests.seq_models.torchinfo_rows import summary_rows, table_rows
 
 # Seed 000's four tables (torchinfo 1.8.0); only the units label of the mult-adds line is normalised.
 SMALL_BATCH = """
@@ -83,33 +84,26 @@ Estimated Total Size (MB): 3.59
 """
 
 
-def _rows(stats) -> list[str]:
-    text = str(stats).replace("(Units.MEGABYTES)", "(M)").replace("(Units.GIGABYTES)", "(G)")
-    return [ln.rstrip() for ln in text.splitlines() if ln.strip() and not ln.startswith("=") and not ln.startswith("Layer (")]
-
-
-def _expected(table: str) -> list[str]:
-    return [ln.rstrip() for ln in table.strip().splitlines()]
-
-
 def test_small_tables_match_seed():
     x = torch.randn(4, 5, 10)
     batch = PaddedLSTMRegression(10, 64, 2)
-    assert _rows(summary(batch, input_data=(x, torch.full((4,), 5)), device="cpu", verbose=0)) == _expected(SMALL_BATCH)
+    got = summary_rows(summary(batch, input_data=(x, torch.full((4,), 5)), device="cpu", verbose=0))
+    assert got == table_rows(SMALL_BATCH)
     step = SingleStepLSTMRegression(10, 64, 2)
-    got = _rows(summary(step, input_data=(x[:, 0], step.init_hidden(4)), device="cpu", verbose=0))
-    assert got == _expected(SMALL_STEP)
+    got = summary_rows(summary(step, input_data=(x[:, 0], step.init_hidden(4)), device="cpu", verbose=0))
+    assert got == table_rows(SMALL_STEP)
 
 
 @pytest.mark.slow
 def test_large_tables_match_seed():
     x = torch.randn(1, 4000, 148)
     batch = PaddedLSTMRegression(148, 128, 3)
-    assert _rows(summary(batch, input_data=(x, torch.tensor([4000])), device="cpu", verbose=0)) == _expected(LARGE_BATCH)
+    got = summary_rows(summary(batch, input_data=(x, torch.tensor([4000])), device="cpu", verbose=0))
+    assert got == table_rows(LARGE_BATCH)
     step = SingleStepLSTMRegression(148, 128, 3)
     # the seed fed x[:, 0], a view of the whole series, hence its 2.37 MB input size
-    got = _rows(summary(step, input_data=(x[:, 0], step.init_hidden(1)), device="cpu", verbose=0))
-    assert got == _expected(LARGE_STEP)
+    got = summary_rows(summary(step, input_data=(x[:, 0], step.init_hidden(1)), device="cpu", verbose=0))
+    assert got == table_rows(LARGE_STEP)
 
 
 def test_builders_and_aliases():

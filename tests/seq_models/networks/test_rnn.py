@@ -6,11 +6,7 @@ from torchinfo import summary
 
 from seq_models import DeepVanillaRNN, GRUModel, LSTMModel, VanillaRNN, VanillaRNNCombined
 from seq_models.networks.rnn import unroll
-
-
-def _rows(stats) -> list[str]:
-    text = str(stats).replace("(Units.MEGABYTES)", "(M)")
-    return [ln.rstrip() for ln in text.splitlines() if ln.strip() and not ln.startswith("=") and not ln.startswith("Layer (")]
+from tests.seq_models.torchinfo_rows import summary_rows, table_rows
 
 
 # seed 001's summaries (batch 32, input 10, hidden 20, output 5); "Units.MEGABYTES" printed as "M"
@@ -43,24 +39,22 @@ Estimated Total Size (MB): 0.04
 """
 
 
-def _lines(t: str) -> list[str]:
-    return [ln.rstrip() for ln in t.strip().splitlines()]
-
-
 def test_vanilla_summary_matches_seed():
     m = VanillaRNN(10, 20, 5)
-    assert _rows(summary(m, input_size=((32, 10), (32, 20)), device="cpu", verbose=0)) == _lines(VANILLA)
+    assert summary_rows(summary(m, input_size=((32, 10), (32, 20)), device="cpu", verbose=0)) == table_rows(VANILLA)
 
 
 def test_combined_summary_matches_seed():
     m = VanillaRNNCombined(10, 20, 5)
-    expected = [ln.replace("VanillaRNN          ", "VanillaRNNCombined  ").replace("745", "725") for ln in _lines(VANILLA)]
-    assert _rows(summary(m, input_size=((32, 10), (32, 20)), device="cpu", verbose=0)) == expected
+    expected = [
+        ln.replace("VanillaRNN          ", "VanillaRNNCombined  ").replace("745", "725") for ln in table_rows(VANILLA)
+    ]
+    assert summary_rows(summary(m, input_size=((32, 10), (32, 20)), device="cpu", verbose=0)) == expected
 
 
 def test_deep_summary_and_repr_match_seed():
     m = DeepVanillaRNN(10, 20, 5, 3)
-    assert _rows(summary(m, input_size=((32, 10), (3, 32, 20)), device="cpu", verbose=0)) == _lines(DEEP)
+    assert summary_rows(summary(m, input_size=((32, 10), (3, 32, 20)), device="cpu", verbose=0)) == table_rows(DEEP)
     assert "(1-2): 2 x Linear(in_features=40, out_features=20, bias=True)" in repr(m)
     assert "(0): Linear(in_features=30, out_features=20, bias=True)" in repr(m)
 
