@@ -4,44 +4,14 @@ weights load strictly and forecast."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
 import xarray as xr
-from monai.bundle import ConfigWorkflow
 
 from seq_models.data.cloud_generator import generate_cloud_dataset
 from seq_models.data.satellite import write_frames
-
-BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "iam4vp_cloudcasting"
-TINY = {
-    "history_steps": 2,
-    "forecast_steps": 2,
-    "frame_height": 16,
-    "frame_width": 16,
-    "latent_channels": 4,
-    "num_convolutions_time": 1,
-    "batch_size": 4,
-    "device": "cpu",
-}
-
-
-def run(bundle: Path, config: str, **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=str(bundle / "configs" / config),
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=str(bundle / "configs" / "logging.conf"),
-        workflow_type="train" if config == "train.json" else "infer",
-        bundle_root=str(bundle),
-        **TINY,
-        **overrides,
-    )
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
-    return workflow
+from tests.bundles.iam4vp_cloudcasting.tiny_bundle import BUNDLE, copy_bundle_configs, run_config
 
 
 def test_metadata_has_the_mandatory_keys():
@@ -54,17 +24,16 @@ def test_metadata_has_the_mandatory_keys():
 
 
 def test_bundle_train_inference_evaluate(tmp_path):
-    bundle = tmp_path / "bundle"
-    shutil.copytree(BUNDLE / "configs", bundle / "configs")
+    bundle = copy_bundle_configs(tmp_path)
     write_frames(generate_cloud_dataset(16, 16, 16, seed=0), bundle / "data" / "train.zarr")
     write_frames(generate_cloud_dataset(8, 16, 16, seed=1), bundle / "data" / "val.zarr")
     write_frames(generate_cloud_dataset(4, 20, 36, missing_fraction=0.1, seed=2), bundle / "data" / "test.zarr")
 
-    run(bundle, "train.json", max_epochs=1)
+    run_config(bundle, "train.json", max_epochs=1)
     state = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert "mask_token" in state or "mask_token" in state.get("model", {})
 
-    run(bundle, "inference.json", file_format="nc")
+    run_config(bundle, "inference.json", file_format="nc")
     out = xr.open_dataset(bundle / "eval" / "forecast_00000.nc", engine="h5netcdf")
     assert out["forecast"].shape == (2, 11, 20, 36)  # frames larger than the 16x16 tile: tiled inference
     assert float(out["forecast"].min()) >= 0 and float(out["forecast"].max()) <= 1
@@ -74,7 +43,7 @@ def test_bundle_train_inference_evaluate(tmp_path):
     ]
     out.close()
 
-    run(bundle, "evaluate.json")
+    run_config(bundle, "evaluate.json")
     summary = json.loads((bundle / "eval" / "summary.json").read_text())
     assert set(summary) == {"IAM4VP", "persistence", "optical_flow"}
     assert len(summary["IAM4VP"]["mae"]) == 2
@@ -82,8 +51,7 @@ def test_bundle_train_inference_evaluate(tmp_path):
 
 
 def test_bundle_refuses_a_checkpoint_of_another_configuration(tmp_path):
-    bundle = tmp_path / "bundle"
-    shutil.copytree(BUNDLE / "configs", bundle / "configs")
+    bundle = copy_bundle_configs(tmp_path)
     write_frames(generate_cloud_dataset(4, 16, 16, seed=2), bundle / "data" / "test.zarr")
     from seq_models.networks.iam4vp import IAM4VP
 
@@ -92,7 +60,7 @@ def test_bundle_refuses_a_checkpoint_of_another_configuration(tmp_path):
     from monai_glue import CheckpointError
 
     with pytest.raises(RuntimeError) as info:  # MONAI wraps the handler's error in "Failed to evaluate ..."
-        run(bundle, "inference.json")
+        run_config(bundle, "inference.json")
     chain, err = [], info.value
     while err is not None:
         chain.append(err)

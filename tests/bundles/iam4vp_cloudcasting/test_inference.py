@@ -3,7 +3,6 @@ line, channels labelled by name whatever the store's order, a rerun that replace
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,29 +11,20 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigParser
 
 from seq_models.data.cloud_generator import SEVIRI_CHANNELS, generate_cloud_dataset
 from seq_models.data.satellite import write_frames
 from seq_models.writers.forecast_writer import FORECAST_MANIFEST, read_forecast_manifest
+from tests.bundles.iam4vp_cloudcasting import tiny_bundle
+from tests.bundles.iam4vp_cloudcasting.tiny_bundle import copy_bundle_configs, run_config
 
-BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "iam4vp_cloudcasting"
-TINY = {
-    "history_steps": 2,
-    "forecast_steps": 2,
-    "frame_height": 16,
-    "frame_width": 16,
-    "latent_channels": 4,
-    "num_convolutions_time": 1,
-    "batch_size": 1,
-    "device": "cpu",
-}
+TINY = {**tiny_bundle.TINY, "batch_size": 1}
 
 
 def _bundle(tmp_path: Path, frames: xr.DataArray) -> Path:
     """A copy of the bundle's configs with a tiny checkpoint and ``frames`` as ``data/test.zarr``."""
-    bundle = tmp_path / "bundle"
-    shutil.copytree(BUNDLE / "configs", bundle / "configs")
+    bundle = copy_bundle_configs(tmp_path)
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.update({"bundle_root": str(bundle), **TINY})
@@ -46,17 +36,7 @@ def _bundle(tmp_path: Path, frames: xr.DataArray) -> Path:
 
 
 def _infer(bundle: Path, **overrides) -> None:
-    workflow = ConfigWorkflow(
-        config_file=str(bundle / "configs" / "inference.json"),
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=str(bundle / "configs" / "logging.conf"),
-        workflow_type="infer",
-        bundle_root=str(bundle),
-        **{**TINY, **overrides},
-    )
-    workflow.initialize()
-    workflow.run()
-    workflow.finalize()
+    run_config(bundle, "inference.json", **{**TINY, **overrides})
 
 
 # ---------------------------------------------------------------- item 8: switches from the command line
