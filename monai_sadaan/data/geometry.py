@@ -30,6 +30,7 @@ __all__ = [
     "voxel_volume_ml",
     "affine_to_itk_geometry",
     "itk_geometry_to_affine",
+    "extent_to_box",
 ]
 
 # letter -> (patient axis in RAS order, sign of the index direction along that axis)
@@ -215,3 +216,22 @@ def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
     rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     return rot_z @ rot_y @ rot_x
+
+
+def extent_to_box(axes: Sequence[np.ndarray], extent: Sequence[Sequence[float]]) -> tuple[slice, slice, slice] | None:
+    """Index slices of the voxels whose centres lie inside a world extent, on a grid given by its axes.
+
+    Args:
+        axes: the world coordinate (mm) of every voxel centre along each of the three axes, each ascending.
+        extent: ``(lo, hi)`` per axis, shape (3, 2); both bounds included.
+
+    Returns:
+        ``(slice_x, slice_y, slice_z)``, or None when no voxel centre lies inside along some axis.
+    """
+    slices = []
+    for axis, (lo, hi) in zip(axes, extent):
+        start, stop = np.searchsorted(axis, lo, "left"), np.searchsorted(axis, hi, "right")
+        if stop <= start:
+            return None
+        slices.append(slice(int(start), int(stop)))
+    return tuple(slices)  # type: ignore[return-value]

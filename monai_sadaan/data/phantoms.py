@@ -34,7 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .geometry import all_orientation_codes, orientation_affine, parse_orientation, reorient_from_ras, rotation_matrix
+from .geometry import (
+    all_orientation_codes,
+    extent_to_box,
+    orientation_affine,
+    parse_orientation,
+    reorient_from_ras,
+    rotation_matrix,
+)
 from .scenarios import FieldOfViewCut, check_scenarios, plan_fov_cut, plan_scenario
 
 __all__ = [
@@ -513,13 +520,7 @@ class _Canvas:
 
     def box(self, extent: np.ndarray) -> tuple[slice, slice, slice] | None:
         """Index slices of the voxels whose centres lie inside a world extent (3, 2); None if none."""
-        slices = []
-        for axis, (lo, hi) in zip(self.axes, extent):
-            start, stop = np.searchsorted(axis, lo, "left"), np.searchsorted(axis, hi, "right")
-            if stop <= start:
-                return None
-            slices.append(slice(int(start), int(stop)))
-        return tuple(slices)  # type: ignore[return-value]
+        return extent_to_box(self.axes, extent)
 
     def paint(self, box, mask: np.ndarray, hu: float | np.ndarray, name: str | None = None) -> None:
         """Set HU (a value or an array the shape of the box) and the label (of ``name``, or 0) where ``mask``."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import extent_to_box
 from .physics import TISSUE_INDEX, TISSUES
 
 __all__ = ["KEEP", "Canvas", "Deform", "Ellipsoid", "Tube", "smooth_path"]
@@ -208,13 +209,7 @@ class Canvas:
         wx = corners[:, 0] * self.cos - corners[:, 1] * self.sin
         wy = corners[:, 0] * self.sin + corners[:, 1] * self.cos
         world = [(wx.min(), wx.max()), (wy.min(), wy.max()), (ext[2, 0] - pad, ext[2, 1] + pad)]
-        slices = []
-        for axis, (lo, hi) in zip(self.axes, world):
-            start, stop = np.searchsorted(axis, lo, "left"), np.searchsorted(axis, hi, "right")
-            if stop <= start:
-                return None
-            slices.append(slice(int(start), int(stop)))
-        return tuple(slices)  # type: ignore[return-value]
+        return extent_to_box(self.axes, world)
 
     def full(self) -> Box:
         return (slice(None), slice(None), slice(None))

@@ -12,6 +12,7 @@ from monai_sadaan.data import orientation_affine, parse_orientation
 from monai_sadaan.data.geometry import (
     affine_to_itk_geometry,
     all_orientation_codes,
+    extent_to_box,
     itk_geometry_to_affine,
     ras_to_lps,
     reorient_from_ras,
@@ -104,3 +105,23 @@ def test_grid_geometry_has_one_home():
         assert getattr(monai_sadaan.io, name) is getattr(geometry, name)
         assert getattr(monai_sadaan.data, name) is getattr(geometry, name)
         assert not hasattr(monai_sadaan.io.labelmap, name)
+
+
+def test_extent_to_box_keeps_the_voxel_centres_inside_the_extent_bounds_included():
+    axes = (np.arange(5.0), np.arange(4.0) * 2.0, np.array([-1.0, 0.5]))
+    assert extent_to_box(axes, [(1.0, 3.0), (1.0, 4.0), (-5.0, 5.0)]) == (slice(1, 4), slice(1, 3), slice(0, 2))
+    assert extent_to_box(axes, [(1.2, 1.8), (0.0, 6.0), (-1.0, 0.5)]) is None  # no x centre inside
+
+
+def test_both_phantom_canvases_cut_boxes_with_extent_to_box():
+    """The abdominal canvas and the trunk canvas (no roll, no pad) give the box of ``extent_to_box``."""
+    from monai_sadaan.data.phantoms import _Canvas
+    from monai_sadaan.data.trunk.canvas import Canvas
+
+    xs, ys, zs = np.linspace(-50, 50, 11), np.linspace(-40, 40, 9), np.linspace(0, 60, 7)
+    extent = np.array([[-12.0, 31.0], [-40.0, -5.0], [10.0, 60.0]])
+    expected = extent_to_box((xs, ys, zs), extent)
+    assert expected == (slice(4, 9), slice(0, 4), slice(1, 7))
+    assert _Canvas(xs, ys, zs, {}).box(extent) == expected
+    assert Canvas(xs, ys, zs, {}).box(extent) == expected
+    assert Canvas(xs, ys, zs, {}).box(np.array([[60.0, 70.0], [0.0, 1.0], [0.0, 1.0]])) is None
