@@ -26,24 +26,23 @@ from .scenarios import SCENARIOS, TRUNK_SCENARIOS
 __all__ = ["build_convert_parser", "build_parser", "convert_main", "main"]
 
 
-def _positive_int(text: str) -> int:
+def _bounded_int(text: str, minimum: int, what: str) -> int:
+    """``int(text)`` if at least ``minimum``; otherwise argparse's error ``expected a {what}, got ...``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a {what}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _bounded_int(text, 1, "positive integer")
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+    return _bounded_int(text, 0, "non-negative integer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,44 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(set(args.structures)) != len(args.structures):
         parser.error(f"--structures: expected distinct names, got {' '.join(args.structures)}")
 
-    from .datalist import write_phantom_dataset
-
-    structures = {name: i + 1 for i, name in enumerate(args.structures)}
+    if args.generator == "trunk" and args.spacing is not None:
+        parser.error("--spacing: expected only with --generator abdomen (the trunk grid follows the field of view)")
     if args.generator == "trunk":
-        from .trunk.dataset import write_trunk_dataset
+        from .trunk.dataset import write_trunk_dataset as write_dataset
 
-        if args.spacing is not None:
-            parser.error("--spacing: expected only with --generator abdomen (the trunk grid follows the field of view)")
-        try:
-            path = write_trunk_dataset(
-                args.output_dir, args.num_cases, seed=args.seed, scenarios=args.scenarios, weights=args.weights,
-                splits=args.splits, structures=structures, min_voxels=args.min_voxels, fov_weights=fov_weights,
-                domain_randomization=args.domain_randomization, phase=args.phase, shape=args.shape,
-                orientation=args.orientation, progress=not args.no_progress, num_workers=args.num_workers,
-                preview=args.preview, image_dtype=args.image_dtype,
-            )  # fmt: skip
-        except ValueError as e:
-            parser.error(str(e))
-        print(f"wrote {args.num_cases} cases and {path}")
-        return 0
+        options = {"fov_weights": fov_weights, "domain_randomization": args.domain_randomization, "phase": args.phase}
+    else:
+        from .datalist import write_phantom_dataset as write_dataset
+
+        options = {"spacing": args.spacing}
     try:
-        path = write_phantom_dataset(
-            args.output_dir,
-            args.num_cases,
-            seed=args.seed,
-            scenarios=args.scenarios,
-            weights=args.weights,
-            splits=args.splits,
-            structures=structures,
-            min_voxels=args.min_voxels,
-            shape=args.shape,
-            spacing=args.spacing,
-            orientation=args.orientation,
-            progress=not args.no_progress,
-            num_workers=args.num_workers,
-            preview=args.preview,
-            image_dtype=args.image_dtype,
-        )
+        path = write_dataset(
+            args.output_dir, args.num_cases, seed=args.seed, scenarios=args.scenarios, weights=args.weights,
+            splits=args.splits, structures={name: i + 1 for i, name in enumerate(args.structures)},
+            min_voxels=args.min_voxels, shape=args.shape, orientation=args.orientation,
+            progress=not args.no_progress, num_workers=args.num_workers, preview=args.preview,
+            image_dtype=args.image_dtype, **options,
+        )  # fmt: skip
     except ValueError as e:
         parser.error(str(e))
     print(f"wrote {args.num_cases} cases and {path}")

@@ -44,6 +44,8 @@ def test_cli_writes_n_cases_and_valid_json(tmp_path, capsys):
         (["--num_cases", "3"], "--output_dir"),
         (["--output_dir", "X", "--num_cases", "0"], "expected a positive integer, got 0"),
         (["--output_dir", "X", "--num_cases", "three"], "expected a positive integer, got 'three'"),
+        (["--output_dir", "X", "--num_cases", "2", "--seed", "-1"], "expected a non-negative integer, got -1"),
+        (["--output_dir", "X", "--num_cases", "2", "--seed", "1.5"], "expected a non-negative integer, got '1.5'"),
         (["--output_dir", "X", "--num_cases", "2", "--scenarios", "lobectomy"], "invalid choice: 'lobectomy'"),
         (["--output_dir", "X", "--num_cases", "2", "--scenarios", "normal", "--weights", "1", "2"], "one weight per scenario"),
         (["--output_dir", "X", "--num_cases", "2", "--structures", "heart"], "expected names from"),
@@ -77,3 +79,15 @@ def test_cli_trunk_generator(tmp_path, capsys):
         main(["--output_dir", str(tmp_path / "y"), "--num_cases", "1", "--generator", "trunk", "--fov_weights",
               "abdomen"])
     assert "NAME=WEIGHT" in capsys.readouterr().err
+
+
+def test_cli_trunk_generator_refuses_a_spacing(tmp_path, capsys):
+    """The trunk grid follows the field of view: ``--spacing`` goes with the abdominal generator only."""
+    from monai_sadaan.data.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--output_dir", str(tmp_path), "--num_cases", "1", "--generator", "trunk", "--scenarios", "normal",
+              "--spacing", "1.5", "1.5", "1.5", "--no_progress"])  # fmt: skip
+    assert exc.value.code == 2
+    assert "--spacing: expected only with --generator abdomen" in capsys.readouterr().err
+    assert not (tmp_path / "dataset.json").exists()
