@@ -13,22 +13,13 @@ Target (exit 0): the whole case costs at most 3x the label-map-only baseline.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _shared import median_time
+
 TARGET_RATIO = 3.0
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -64,14 +55,14 @@ def main(argv=None) -> int:
         def baseline(i):
             nib.save(nib.Nifti1Image(lm, affine), out / f"base_{i}.nii.gz")
 
-        results = {"label map only (nibabel, baseline)": _median_time(baseline, args.repeats)}
+        results = {"label map only (nibabel, baseline)": median_time(baseline, args.repeats)}
         for level in (6, 9):
-            results[f".seg.nrrd alone, gzip {level}"] = _median_time(
+            results[f".seg.nrrd alone, gzip {level}"] = median_time(
                 lambda i: write_slicer_segmentation(lm, affine, presence, out / f"s{level}_{i}.seg.nrrd", compression_level=level),
                 args.repeats,
             )
         writer = SADAAnCaseWriter(out / "cases")
-        results["whole case (SADAAnCaseWriter)"] = _median_time(lambda i: writer(f"case_{i}", lm, affine, presence), args.repeats)
+        results["whole case (SADAAnCaseWriter)"] = median_time(lambda i: writer(f"case_{i}", lm, affine, presence), args.repeats)
         sizes = {
             "label map .nii.gz": (out / "base_0.nii.gz").stat().st_size,
             ".seg.nrrd gzip 6": (out / "s6_0.seg.nrrd").stat().st_size,

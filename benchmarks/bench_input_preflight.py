@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _shared import call_times
 
 TARGET_RATIO = 3.0
 
 
 def _best_time(fn, path: Path, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(path)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(call_times(fn, [path] * repeats))
 
 
 def main(argv=None) -> int:

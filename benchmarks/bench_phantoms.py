@@ -15,19 +15,11 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _shared import median_time
+
 TARGET_SECONDS = 1.0
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -43,17 +35,17 @@ def main(argv=None) -> int:
 
     n = args.size
     generate_phantom("normal", 0, shape=n)  # warm-up (imports, caches)
-    baseline = _median_time(
+    baseline = median_time(
         lambda i: create_test_image_3d(n, n, n, num_objs=12, rad_max=max(n // 4, 6), noise_max=0.1, random_state=np.random.RandomState(i)),
         args.repeats,
     )
     rows = []
     for scenario in SCENARIOS:
-        rows.append((scenario, _median_time(lambda i, s=scenario: generate_phantom(s, i, shape=n), args.repeats)))
+        rows.append((scenario, median_time(lambda i, s=scenario: generate_phantom(s, i, shape=n), args.repeats)))
     overall = statistics.median(t for _, t in rows)
     with tempfile.TemporaryDirectory() as tmp:
         phantom = generate_phantom("normal", 0, shape=n)
-        write = _median_time(
+        write = median_time(
             lambda i: save_phantom(phantom, Path(tmp) / f"img{i}.nii.gz", Path(tmp) / f"lbl{i}.nii.gz"), args.repeats
         )
 

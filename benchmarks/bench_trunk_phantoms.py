@@ -16,16 +16,8 @@ import os
 import platform
 import statistics
 import sys
-import time
 
-
-def _times(fn, seeds) -> list[float]:
-    out = []
-    for seed in seeds:
-        start = time.perf_counter()
-        fn(seed)
-        out.append(time.perf_counter() - start)
-    return out
+from _shared import call_times
 
 
 def main(argv=None) -> int:
@@ -43,10 +35,10 @@ def main(argv=None) -> int:
     generate_phantom("normal", 0)  # warm-up (imports, caches)
     generate_trunk_phantom("normal", 0)
     seeds = range(100, 100 + args.repeats)
-    old = [t for s in SCENARIOS for t in _times(lambda i, s=s: generate_phantom(s, i), seeds)]
-    new = {s: _times(lambda i, s=s: generate_trunk_phantom(s, i), seeds) for s in TRUNK_SCENARIOS}
+    old = [t for s in SCENARIOS for t in call_times(lambda i, s=s: generate_phantom(s, i), seeds)]
+    new = {s: call_times(lambda i, s=s: generate_trunk_phantom(s, i), seeds) for s in TRUNK_SCENARIOS}
     per_fov = {
-        f: _times(lambda i, f=f: generate_trunk_phantom("normal", i, field_of_view=f), seeds) for f in FIELDS_OF_VIEW
+        f: call_times(lambda i, f=f: generate_trunk_phantom("normal", i, field_of_view=f), seeds) for f in FIELDS_OF_VIEW
     }
     voxels = [generate_trunk_phantom("normal", i).image.size for i in seeds]
 

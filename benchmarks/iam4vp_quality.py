@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from monai_glue import atomic_open, atomic_torch_save
+from _shared import write_markdown_report
+from monai_glue import atomic_torch_save
 from seq_models.baselines import optical_flow_forecast, persistence_forecast
 from seq_models.data.cloud_generator import generate_cloud_frames
 from seq_models.data.satellite import SatelliteWindowDataset
@@ -167,11 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.markdown:
-        with atomic_open(args.markdown) as f:
-            f.write(
-                "# IAM4VP quality on synthetic clouds\n\nMade by:\n\n```\nflock /tmp/heavy.lock python benchmarks/iam4vp_quality.py "
-                + " ".join(sys.argv[1:]) + "\n```\n\n" + text + "\n"
-            )
+        write_markdown_report(
+            args.markdown, "IAM4VP quality on synthetic clouds", "Made by", "iam4vp_quality.py", sys.argv[1:], text
+        )
     return 0 if ok else 1
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from _shared import write_markdown_report
+
 TILE = (372, 614)
 TOLERANCE = 1e-4
 
@@ -120,15 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.markdown:
-        from monai_glue import atomic_open
-
-        with atomic_open(args.markdown) as f:
-            f.write(
-                "# IAM4VP tiled inference: peak memory and agreement\n\nMade by (CPU, "
-                f"{args.threads} threads, other jobs were loading the same 2-core machine, so times are indicative):\n\n"
-                "```\nflock /tmp/heavy.lock python benchmarks/iam4vp_tiled_memory.py "
-                + " ".join(a for a in (argv if argv is not None else sys.argv[1:])) + "\n```\n\n" + text + "\n"
-            )
+        write_markdown_report(
+            args.markdown,
+            "IAM4VP tiled inference: peak memory and agreement",
+            f"Made by (CPU, {args.threads} threads, other jobs were loading the same 2-core machine, so times are "
+            "indicative)",
+            "iam4vp_tiled_memory.py",
+            argv if argv is not None else sys.argv[1:],
+            text,
+        )
     return 0 if mem_ok and eq_ok else 1
 
 
