@@ -21,6 +21,7 @@ from seq_models.networks.iam4vp import (
     SinusoidalPosEmb,
     TimeMLP,
 )
+from tests.seq_models.small_models import small_iam4vp
 
 # torchinfo 1.8.0 summary printed by the public cloudcasting IAM4VP (seed 003), the specification.
 SEED_TABLE = """\
@@ -153,12 +154,7 @@ def test_lka_is_a_multiplicative_gate():
 
 
 def _small_model() -> IAM4VP:
-    model = IAM4VP(shape_in=SMALL, latent_channels=8, num_convolutions_space=4, num_convolutions_time=2, time_dim=16)
-    with torch.no_grad():  # make the time and prior paths visible in the output
-        for block in model.hid.st_block:
-            block.gamma.fill_(1.0)
-        model.mask_token.normal_()
-    return model.eval()
+    return small_iam4vp(SMALL, latent=8, time_dim=16, gamma=1.0, prior_std=1.0)
 
 
 def test_forward_shape_previous_predictions_and_time_change_the_output():
