@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from monai.metrics import CumulativeIterationMetric
 
+from .utils import aggregate_buffer
+
 __all__ = ["compute_absent_false_positive_volume", "AbsentFalsePositiveVolumeMetric", "AbsentCleanRateMetric"]
 
 
@@ -57,19 +59,12 @@ class AbsentFalsePositiveVolumeMetric(CumulativeIterationMetric):
         return compute_absent_false_positive_volume(y_pred, y, self.voxel_volume)
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or torch.isnan(data).all():
-            return torch.tensor(float("nan"))
-        return torch.nanmean(data.float())
+        return aggregate_buffer(self, lambda data: torch.nanmean(data.float()))
 
 
 class AbsentCleanRateMetric(AbsentFalsePositiveVolumeMetric):
     """Fraction of absent (case, structure) pairs with no predicted voxel at all (1.0 is perfect)."""
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or torch.isnan(data).all():
-            return torch.tensor(float("nan"))
-        vals = data[~torch.isnan(data)]
-        return (vals == 0).float().mean()
+        return aggregate_buffer(self, lambda data: (data[~torch.isnan(data)] == 0).float().mean())
 

@@ -6,6 +6,8 @@ import torch
 from monai.metrics import CumulativeIterationMetric
 from monai.metrics.rocauc import compute_roc_auc
 
+from .utils import aggregate_buffer
+
 __all__ = ["compute_presence_accuracy", "compute_presence_auroc", "PresenceAccuracyMetric", "PresenceAUROCMetric"]
 
 
@@ -58,10 +60,7 @@ class PresenceAccuracyMetric(CumulativeIterationMetric):
         return compute_presence_accuracy(y_pred, y, self.threshold)
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            return torch.tensor(float("nan"))
-        return data.float().mean()
+        return aggregate_buffer(self, lambda data: data.float().mean(), nan_is_missing=False)
 
 
 class PresenceAUROCMetric(CumulativeIterationMetric):
@@ -74,7 +73,6 @@ class PresenceAUROCMetric(CumulativeIterationMetric):
         return torch.stack([y_pred.float(), y.float()], dim=-1)  # [B, S, 2]
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            return torch.tensor(float("nan"))
-        return torch.tensor(compute_presence_auroc(data[..., 0], data[..., 1]))
+        return aggregate_buffer(
+            self, lambda data: torch.tensor(compute_presence_auroc(data[..., 0], data[..., 1])), nan_is_missing=False
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from monai.metrics import CumulativeIterationMetric
 
+from .utils import aggregate_buffer
+
 __all__ = ["compute_present_dice", "PresentStructureDiceMetric"]
 
 
@@ -40,7 +42,4 @@ class PresentStructureDiceMetric(CumulativeIterationMetric):
         return compute_present_dice(y_pred, y)
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or torch.isnan(data).all():
-            return torch.tensor(float("nan"))
-        return torch.nanmean(data.float())
+        return aggregate_buffer(self, lambda data: torch.nanmean(data.float()))
