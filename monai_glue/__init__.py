@@ -20,26 +20,22 @@ Names are imported lazily, so ``from monai_glue import parse_bool`` does not imp
 
 from __future__ import annotations
 
-from .lazy_names import lazy_names
+from .lazy_names import lazy_names, names_by_module
 
-_LAZY: dict[str, str] = {
-    "DictTargetPrepareBatch": "monai_glue.prepare_batch",
-    "ComponentLoss": "monai_glue.loss_adapter",
-    "LossComponentsHandler": "monai_glue.loss_adapter",
-    "PickFromDictOutput": "monai_glue.output_transforms",
-    "OutputFolderError": "monai_glue.atomic",
-    "atomic_directory": "monai_glue.atomic",
-    "atomic_open": "monai_glue.atomic",
-    "atomic_torch_save": "monai_glue.atomic",
-    "atomic_write_with": "monai_glue.atomic",
-    "CheckpointError": "monai_glue.checkpoint",
-    "SafeCheckpointLoader": "monai_glue.checkpoint",
-    "load_checkpoint": "monai_glue.checkpoint",
-    "load_state_dict_checked": "monai_glue.checkpoint",
-    "unwrap_model": "monai_glue.checkpoint",
-    "parse_bool": "monai_glue.config_values",
-    "parse_device": "monai_glue.config_values",
-}
+_LAZY: dict[str, str] = names_by_module(
+    {
+        "monai_glue.prepare_batch": ("DictTargetPrepareBatch",),
+        "monai_glue.loss_adapter": ("ComponentLoss", "LossComponentsHandler"),
+        "monai_glue.output_transforms": ("PickFromDictOutput",),
+        "monai_glue.atomic": (
+            "OutputFolderError", "atomic_directory", "atomic_open", "atomic_torch_save", "atomic_write_with",
+        ),
+        "monai_glue.checkpoint": (
+            "CheckpointError", "SafeCheckpointLoader", "load_checkpoint", "load_state_dict_checked", "unwrap_model",
+        ),
+        "monai_glue.config_values": ("parse_bool", "parse_device"),
+    }
+)  # fmt: skip
 
 __all__ = sorted(_LAZY)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["lazy_names"]
+__all__ = ["lazy_names", "names_by_module"]
 
 
 def lazy_names(package: str, table: Mapping[str, str]) -> Callable[[str], Any]:
@@ -39,3 +39,30 @@ def lazy_names(package: str, table: Mapping[str, str]) -> Callable[[str], Any]:
         return value
 
     return __getattr__
+
+
+def names_by_module(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """The ``table`` of :func:`lazy_names` written module by module.
+
+    Args:
+        groups: dotted module -> the public names it defines.
+
+    Returns:
+        public name -> dotted module, in the order given.
+
+    Raises:
+        ValueError: a name given for two modules.
+
+    Example::
+
+        _LAZY = names_by_module({"monai_glue.config_values": ("parse_bool", "parse_device")})
+    """
+    table: dict[str, str] = {}
+    for module, names in groups.items():
+        for name in names:
+            if name in table:
+                raise ValueError(
+                    f"expected each name under one module, got {name!r} under {table[name]!r} and {module!r}"
+                )
+            table[name] = module
+    return table

@@ -6,23 +6,20 @@ needs, say, the phantom generator does not pay for the network code.
 
 from __future__ import annotations
 
-from monai_glue.lazy_names import lazy_names
+from monai_glue.lazy_names import lazy_names, names_by_module
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, str] = {
-    # networks
-    "SpatialAttentionMedicalSegmenter": "monai_sadaan.networks",
-    "Encoder": "monai_sadaan.networks",
-    "AnatomicalAttentionModule": "monai_sadaan.networks",
-    "AbsenceDetectionHead": "monai_sadaan.networks",
-    "SegmentationHead": "monai_sadaan.networks",
-    "SADAAnInferenceWrapper": "monai_sadaan.networks",
-    "SADAAN_OUTPUT_KEYS": "monai_sadaan.networks",
-    "WholeVolumeInferer": "monai_sadaan.inferers",
-    # losses
-    "SpatialAttentionLoss": "monai_sadaan.losses",
-}
+_LAZY: dict[str, str] = names_by_module(
+    {
+        "monai_sadaan.networks": (
+            "SpatialAttentionMedicalSegmenter", "Encoder", "AnatomicalAttentionModule", "AbsenceDetectionHead",
+            "SegmentationHead", "SADAAnInferenceWrapper", "SADAAN_OUTPUT_KEYS",
+        ),
+        "monai_sadaan.inferers": ("WholeVolumeInferer",),
+        "monai_sadaan.losses": ("SpatialAttentionLoss",),
+    }
+)  # fmt: skip
 
 __all__ = sorted(_LAZY)
 

@@ -5,31 +5,24 @@ Public names are imported lazily (``from seq_models import IAM4VP`` only loads t
 
 from __future__ import annotations
 
-from monai_glue.lazy_names import lazy_names
+from monai_glue.lazy_names import lazy_names, names_by_module
 
-_LAZY: dict[str, str] = {
-    # GRU regression (seed 000)
-    "PaddedGRURegressor": "seq_models.networks.gru_regression",
-    "SingleStepGRURegressor": "seq_models.networks.gru_regression",
-    "PaddedLSTMRegression": "seq_models.networks.gru_regression",
-    "SingleStepLSTMRegression": "seq_models.networks.gru_regression",
-    "gru_regressor_small": "seq_models.networks.gru_regression",
-    "gru_regressor_large": "seq_models.networks.gru_regression",
-    "FoldedGRUStep": "seq_models.networks.gru_regression",
-    "GRUStreamingInferer": "seq_models.inferers.streaming",
-    "TimeSlidingWindowInferer": "seq_models.inferers.sliding_window",
-    # RNN primer (seed 001)
-    "VanillaRNN": "seq_models.networks.rnn",
-    "VanillaRNNCombined": "seq_models.networks.rnn",
-    "DeepVanillaRNN": "seq_models.networks.rnn",
-    "LSTMModel": "seq_models.networks.rnn",
-    "GRUModel": "seq_models.networks.rnn",
-    "RegularDataset": "seq_models.data.windows",
-    "SequentialDataset": "seq_models.data.windows",
-    "SlidingWindowDataset": "seq_models.data.windows",
-    # IAM4VP (seed 003)
-    "IAM4VP": "seq_models.networks.iam4vp",
-}
+_LAZY: dict[str, str] = names_by_module(
+    {
+        # GRU regression (seed 000)
+        "seq_models.networks.gru_regression": (
+            "PaddedGRURegressor", "SingleStepGRURegressor", "PaddedLSTMRegression", "SingleStepLSTMRegression",
+            "gru_regressor_small", "gru_regressor_large", "FoldedGRUStep",
+        ),
+        "seq_models.inferers.streaming": ("GRUStreamingInferer",),
+        "seq_models.inferers.sliding_window": ("TimeSlidingWindowInferer",),
+        # RNN primer (seed 001)
+        "seq_models.networks.rnn": ("VanillaRNN", "VanillaRNNCombined", "DeepVanillaRNN", "LSTMModel", "GRUModel"),
+        "seq_models.data.windows": ("RegularDataset", "SequentialDataset", "SlidingWindowDataset"),
+        # IAM4VP (seed 003)
+        "seq_models.networks.iam4vp": ("IAM4VP",),
+    }
+)  # fmt: skip
 
 __all__ = sorted(_LAZY)
 
