@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["lazy_names", "names_by_module"]
@@ -41,7 +42,7 @@ def lazy_names(package: str, table: Mapping[str, str]) -> Callable[[str], Any]:
     return __getattr__
 
 
-def names_by_module(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
+def names_by_module(groups: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """The ``table`` of :func:`lazy_names` written module by module.
 
     Args:
@@ -57,12 +58,9 @@ def names_by_module(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
 
         _LAZY = names_by_module({"monai_glue.config_values": ("parse_bool", "parse_device")})
     """
-    table: dict[str, str] = {}
-    for module, names in groups.items():
-        for name in names:
-            if name in table:
-                raise ValueError(
-                    f"expected each name under one module, got {name!r} under {table[name]!r} and {module!r}"
-                )
-            table[name] = module
-    return table
+    counts = Counter(name for names in groups.values() for name in names)
+    twice = [name for name, count in counts.items() if count > 1]
+    if twice:
+        owners = [module for module, names in groups.items() for name in names if name == twice[0]]
+        raise ValueError(f"expected each name under one module, got {twice[0]!r} under {owners[0]!r} and {owners[1]!r}")
+    return {name: module for module, names in groups.items() for name in names}

@@ -17,6 +17,8 @@ def test_names_by_module_maps_each_name_to_its_module_in_order():
 def test_names_by_module_refuses_a_name_under_two_modules():
     with pytest.raises(ValueError, match="expected each name under one module, got 'X' under 'pkg.a' and 'pkg.b'"):
         names_by_module({"pkg.a": ("X",), "pkg.b": ("Z", "X")})
+    with pytest.raises(ValueError, match="got 'X' under 'pkg.a' and 'pkg.a'"):
+        names_by_module({"pkg.a": ("X", "X")})
 
 
 @pytest.mark.parametrize("package", ["monai_glue", "monai_sadaan", "monai_sadaan.data", "seq_models"])
