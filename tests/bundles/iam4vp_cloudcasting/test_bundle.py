@@ -11,7 +11,7 @@ import xarray as xr
 
 from seq_models.data.cloud_generator import generate_cloud_dataset
 from seq_models.data.satellite import write_frames
-from tests.bundles.iam4vp_cloudcasting.tiny_bundle import BUNDLE, copy_bundle_configs, run_config
+from tests.bundles.iam4vp_cloudcasting.tiny_bundle import BUNDLE, copy_bundle_configs, exception_chain, run_config
 
 
 def test_metadata_has_the_mandatory_keys():
@@ -61,10 +61,7 @@ def test_bundle_refuses_a_checkpoint_of_another_configuration(tmp_path):
 
     with pytest.raises(RuntimeError) as info:  # MONAI wraps the handler's error in "Failed to evaluate ..."
         run_config(bundle, "inference.json")
-    chain, err = [], info.value
-    while err is not None:
-        chain.append(err)
-        err = err.__cause__
+    chain = exception_chain(info.value)
     assert any(isinstance(e, CheckpointError) and "made for another configuration of IAM4VP" in str(e) for e in chain)
     assert not (bundle / "eval").exists() or not list((bundle / "eval").glob("forecast_*"))  # nothing written
 

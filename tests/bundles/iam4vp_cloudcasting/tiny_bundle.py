@@ -45,3 +45,12 @@ def run_config(bundle: Path, config: str, **overrides: Any) -> ConfigWorkflow:
     workflow.run()
     workflow.finalize()
     return workflow
+
+
+def exception_chain(error: BaseException | None) -> list[BaseException]:
+    """``error`` and its causes, outermost first (MONAI wraps a config's error in "Failed to evaluate ...")."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__
+    return chain
