@@ -20,11 +20,14 @@ from monai_glue import atomic_directory, atomic_write_with
 __all__ = [
     "FRAME_DIMS",
     "SatelliteWindowDataset",
+    "TiledWindowDataset",
     "channel_names_of",
     "check_frames",
+    "check_not_held_out",
     "data_variable",
     "open_satellite_frames",
     "select_channels",
+    "split_in_time",
     "write_frames",
 ]
 
@@ -273,3 +276,234 @@ class SatelliteWindowDataset(Dataset):
         if self.forecast_steps:
             item["target"] = torch.from_numpy(self.frames[mid : mid + self.forecast_steps].copy())
         return item
+
+
+def _frame_times(frames: Any) -> np.ndarray | None:
+    """The ``time`` coordinate of ``frames`` as ``datetime64[ns]``, or ``None`` when it has none."""
+    if isinstance(frames, xr.DataArray) and "time" in frames.coords and np.issubdtype(frames["time"].dtype, np.datetime64):
+        return frames["time"].values.astype("datetime64[ns]")
+    return None
+
+
+def _as_time(value: Any, what: str) -> np.datetime64 | None:
+    if value is None:
+        return None
+    try:
+        return np.datetime64(value, "ns")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"expected an ISO time (for example '2020-04-01T13:00') for {what}, got {value!r}") from err
+
+
+def check_not_held_out(times: np.ndarray, held_out: Sequence[Sequence[Any]] | None, source: str = "frames") -> None:
+    """Refuse frames whose times fall in a held-out interval.
+
+    Args:
+        times: the frames' times, ``(N,)`` ``datetime64``.
+        held_out: ``[[start, end], ...]`` ISO times, both ends included (an end ``None`` is open); ``None`` or
+            empty checks nothing.
+        source: what the frames are, for the message.
+
+    Raises:
+        ValueError: an interval that is not ``[start, end]`` with ``start <= end``, or a frame inside one (the
+            message names the interval, the count and the first such time).
+    """
+    for interval in held_out or ():
+        if isinstance(interval, (str, bytes)) or len(interval) != 2:
+            raise ValueError(f"expected held-out intervals as [start, end] pairs of ISO times, got {interval!r}")
+        start, end = _as_time(interval[0], "a held-out start"), _as_time(interval[1], "a held-out end")
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"expected a held-out interval with start <= end, got {list(interval)}")
+        inside = np.ones(times.shape, dtype=bool)
+        if start is not None:
+            inside &= times >= start
+        if end is not None:
+            inside &= times <= end
+        if inside.any():
+            raise ValueError(
+                f"expected no held-out frames in {source}, got {int(inside.sum())} frame(s) in the held-out interval "
+                f"{[str(v) for v in interval]} (first at {str(times[inside][0])[:19]}): never train on held-out frames"
+            )
+
+
+def split_in_time(frames: xr.DataArray | np.ndarray, fraction: float) -> tuple[xr.DataArray | np.ndarray, xr.DataArray | np.ndarray]:
+    """``(first, rest)``: the first ``round(fraction * N)`` frames and the others, disjoint in time.
+
+    Args:
+        frames: ``(time, ...)`` frames (a DataArray keeps its coordinates).
+        fraction: share of the frames in the first part, in ``(0, 1)``.
+
+    Raises:
+        ValueError: ``fraction`` outside ``(0, 1)`` or a part that would be empty.
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"expected a time-split fraction in (0, 1), got {fraction}")
+    n = int(frames.shape[0])
+    cut = int(round(float(fraction) * n))
+    if not 0 < cut < n:
+        raise ValueError(f"expected both parts of a {fraction:g} time split of {n} frames to hold frames, got {cut} and {n - cut}")
+    return frames[:cut], frames[cut:]
+
+
+class TiledWindowDataset(Dataset):
+    """History/target windows cut into fixed-size tiles: every kept ``(window, tile)`` pair of large frames.
+
+    Window ``w`` starts at frame ``s = w * window_stride`` of the frames kept (after ``time_range``) and reads every
+    ``step``-th frame: history ``s, s + step, ..., s + (T - 1) step``, targets the ``K`` frames after it. A target
+    frame after the last frame kept is NaN (never read); windows need at least ``min_target_steps`` real target
+    frames. Tiles lie on a grid with ``tile_stride`` inside ``region`` (``(y0, y1, x0, x1)``, or the whole frame).
+    A pair is kept when at most ``max_nan_fraction`` of its history pixels, and at most ``max_nan_fraction`` of the
+    pixels of its real target frames, are NaN, and at least ``min_nonzero_fraction`` of its valid pixels are above 0
+    (radar: skip dry tiles).
+
+    Item ``i`` is ``{"history": (T, C, h, w), "target": (K, C, h, w)}`` float32 with NaN kept (the forecaster zeroes
+    NaN inputs; :class:`seq_models.losses.NaNAwareForecastLoss` and the metrics skip NaN targets). ``pairs`` lists
+    each item's ``(first frame, y0, x0)``: frame index in the frames kept, tile corner in ``region``; ``times`` are
+    the kept frames' times (``None`` without a time coordinate).
+
+    Held-out frames are guarded: ``time_range`` drops frames outside ``[start, end]`` before anything is read, and
+    ``held_out`` refuses frames (kept ones) in any of its intervals, so a recipe cannot train on them by mistake.
+
+    Args:
+        frames: ``(time, channel, y, x)`` DataArray (times needed for ``time_range`` / ``held_out``), array, or a
+            Zarr / NetCDF path (:func:`open_satellite_frames`).
+        history_steps: ``T``.
+        forecast_steps: ``K`` (at least 1).
+        tile_size: ``(h, w)`` of a tile, or one int for both.
+        tile_stride: ``(dy, dx)`` between tiles (one int for both); ``None`` is ``tile_size`` (no overlap).
+        window_stride: frames between window starts.
+        step: frames between the frames a window reads (3: 15-minute steps from a 5-minute store).
+        region: optional ``(y0, y1, x0, x1)`` the tiles are cut from.
+        channels: channel names to select by name (as :class:`SatelliteWindowDataset`).
+        max_nan_fraction: largest NaN share of a pair's history and of its real targets, in ``[0, 1]``.
+        min_nonzero_fraction: smallest share of valid pixels above 0 over the pair's history and real targets.
+        min_target_steps: smallest number of real target frames; ``None`` is ``K`` (complete windows only).
+        time_range: ``(start, end)`` ISO times, both included (``None`` for an open end): the frames kept.
+        held_out: ``[[start, end], ...]`` ISO times no kept frame may fall in (:func:`check_not_held_out`).
+
+    Raises:
+        ValueError: bad sizes, strides or thresholds; times asked for on frames without a time coordinate; a frame
+            in a held-out interval; too few frames for one window; or no pair kept (the message gives the counts).
+    """
+
+    def __init__(
+        self,
+        frames: xr.DataArray | np.ndarray | str | os.PathLike,
+        history_steps: int = 4,
+        forecast_steps: int = 4,
+        tile_size: int | Sequence[int] = 64,
+        tile_stride: int | Sequence[int] | None = None,
+        window_stride: int = 1,
+        step: int = 1,
+        region: Sequence[int] | None = None,
+        channels: Sequence[str] | None = None,
+        max_nan_fraction: float = 0.5,
+        min_nonzero_fraction: float = 0.0,
+        min_target_steps: int | None = None,
+        time_range: Sequence[Any] | None = None,
+        held_out: Sequence[Sequence[Any]] | None = None,
+    ) -> None:
+        source = str(frames) if isinstance(frames, (str, os.PathLike)) else "frames"
+        if isinstance(frames, (str, os.PathLike)):
+            frames = open_satellite_frames(frames, channels=channels)
+        elif isinstance(frames, xr.DataArray):
+            frames = _frame_layout(select_channels(frames, channels) if channels is not None else frames, source)
+        elif channels is not None:
+            raise ValueError(
+                f"expected frames with named channels (a Zarr / NetCDF path or an xarray.DataArray) to select "
+                f"{list(channels)} by name, got an unnamed {type(frames).__name__}"
+            )
+        times = _frame_times(frames)
+        if (time_range is not None or held_out) and times is None:
+            raise ValueError(f"expected {source} with a datetime 'time' coordinate for time_range / held_out, got none")
+        if time_range is not None:
+            if isinstance(time_range, (str, bytes)) or len(time_range) != 2:
+                raise ValueError(f"expected time_range as [start, end] ISO times (None for an open end), got {time_range!r}")
+            start, end = _as_time(time_range[0], "time_range start"), _as_time(time_range[1], "time_range end")
+            keep = np.ones(times.shape, dtype=bool)
+            if start is not None:
+                keep &= times >= start
+            if end is not None:
+                keep &= times <= end
+            frames, times = frames[keep], times[keep]
+            if times.size == 0:
+                raise ValueError(f"expected frames inside time_range {list(time_range)} in {source}, got none")
+        if times is not None:
+            check_not_held_out(times, held_out, source)
+        if isinstance(frames, xr.DataArray):  # values are read (range check) only for the frames kept
+            frames = check_frames(frames, source=source)
+        self.channel_names = channel_names_of(frames) if isinstance(frames, xr.DataArray) else None
+        data = np.asarray(frames.values if isinstance(frames, xr.DataArray) else frames, dtype=np.float32)
+        if data.ndim != 4:
+            raise ValueError(f"expected frames (time, channel, y, x), got shape {data.shape}")
+        if region is not None:
+            y0, y1, x0, x1 = (int(v) for v in region)
+            data = data[:, :, y0:y1, x0:x1]
+        th, tw = _pair(tile_size, "tile_size")
+        sy, sx = _pair(tile_stride if tile_stride is not None else (th, tw), "tile_stride")
+        min_targets = forecast_steps if min_target_steps is None else int(min_target_steps)
+        if history_steps < 1 or forecast_steps < 1 or window_stride < 1 or step < 1 or not 1 <= min_targets <= forecast_steps:
+            raise ValueError(
+                f"expected history_steps >= 1, forecast_steps >= 1, window_stride >= 1, step >= 1 and 1 <= "
+                f"min_target_steps <= forecast_steps, got {history_steps}, {forecast_steps}, {window_stride}, {step}, {min_targets}"
+            )
+        if not (0.0 <= max_nan_fraction <= 1.0 and 0.0 <= min_nonzero_fraction <= 1.0):
+            raise ValueError(f"expected max_nan_fraction and min_nonzero_fraction in [0, 1], got {max_nan_fraction} and {min_nonzero_fraction}")
+        n, _, height, width = data.shape
+        if height < th or width < tw:
+            raise ValueError(f"expected frames (or region) of at least the tile size {th} x {tw}, got {height} x {width}")
+        last_read = (history_steps + min_targets - 1) * step  # offset of the last real target a window needs
+        if n <= last_read:
+            raise ValueError(
+                f"expected more than {last_read} frames for one window ({history_steps} history + {min_targets} target "
+                f"frames every {step}), got {n}"
+            )
+        self.frames, self.times = data, times
+        self.history_steps, self.forecast_steps, self.step = history_steps, forecast_steps, step
+        self.tile_size = (th, tw)
+        ys, xs = range(0, height - th + 1, sy), range(0, width - tw + 1, sx)
+        starts = range(0, n - last_read, window_stride)
+        # (tile row, tile column, frame): NaN pixels and valid pixels above 0 (equal tiles, so shares add up)
+        nans, wets = np.isnan(data), np.nan_to_num(data) > 0
+        nan_count = np.array([[nans[:, :, y : y + th, x : x + tw].sum(axis=(1, 2, 3)) for x in xs] for y in ys])
+        wet_count = np.array([[wets[:, :, y : y + th, x : x + tw].sum(axis=(1, 2, 3)) for x in xs] for y in ys])
+        per_frame = data.shape[1] * th * tw
+        pairs: list[tuple[int, int, int]] = []
+        for s in starts:
+            hist = list(range(s, s + history_steps * step, step))
+            targ = [f for f in range(s + history_steps * step, s + (history_steps + forecast_steps) * step, step) if f < n]
+            h_nan = nan_count[..., hist].sum(-1) / (per_frame * len(hist))
+            t_nan = nan_count[..., targ].sum(-1) / (per_frame * len(targ))
+            n_valid = len(hist + targ) * per_frame - nan_count[..., hist + targ].sum(-1)
+            wet = wet_count[..., hist + targ].sum(-1) / np.maximum(n_valid, 1)
+            keep = (h_nan <= max_nan_fraction) & (t_nan <= max_nan_fraction) & (n_valid > 0) & (wet >= min_nonzero_fraction)
+            pairs += [(s, ys[i], xs[j]) for i, j in zip(*np.nonzero(keep))]
+        if not pairs:
+            raise ValueError(
+                f"expected at least one (window, tile) pair with at most {max_nan_fraction:g} NaN and at least "
+                f"{min_nonzero_fraction:g} of its valid pixels above 0 in {source}, got none of "
+                f"{len(starts)} windows x {len(ys) * len(xs)} tiles"
+            )
+        self.pairs = pairs
+        self.num_windows, self.num_tiles = len(starts), len(ys) * len(xs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self.pairs) <= index < len(self.pairs):
+            raise IndexError(f"expected an index in [0, {len(self.pairs)}), got {index}")
+        s, y, x = self.pairs[index]
+        (th, tw), t, k, step = self.tile_size, self.history_steps, self.forecast_steps, self.step
+        tile = self.frames[:, :, y : y + th, x : x + tw]
+        history = tile[s : s + t * step : step]
+        target = np.full((k, *tile.shape[1:]), np.nan, dtype=np.float32)
+        real = tile[s + t * step : s + (t + k) * step : step]
+        target[: real.shape[0]] = real
+        return {"history": torch.from_numpy(history.copy()), "target": torch.from_numpy(target)}
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    pair = (int(value), int(value)) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"expected {name} as one positive int or (h, w), got {value!r}")
+    return pair  # type: ignore[return-value]

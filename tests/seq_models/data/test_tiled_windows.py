@@ -1,0 +1,113 @@
+"""Tiled history/target windows over large frames (:class:`seq_models.data.satellite.TiledWindowDataset`), the
+time split and the held-out guard: counts, tile contents equal to slices of the frames, NaN and dry tiles skipped,
+windows read at a frame step, targets past the last frame kept as NaN, held-out frames refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from seq_models.data.satellite import TiledWindowDataset, check_not_held_out, split_in_time
+
+
+def _frames(n: int = 10, h: int = 32, w: int = 40, minutes: int = 15, seed: int = 0) -> xr.DataArray:
+    values = np.random.default_rng(seed).uniform(0.01, 1.0, size=(n, 1, h, w)).astype(np.float32)
+    times = np.datetime64("2020-04-01T12:00") + np.arange(n) * np.timedelta64(minutes, "m")
+    return xr.DataArray(values, dims=("time", "channel", "y", "x"), coords={"time": times, "channel": ["IR_016"]})
+
+
+def test_every_window_and_tile_on_the_grid_equals_slices_of_the_frames():
+    da = _frames()
+    ds = TiledWindowDataset(da, history_steps=3, forecast_steps=2, tile_size=16, tile_stride=(16, 8), window_stride=2)
+    starts, ys, xs = [0, 2, 4], [0, 16], [0, 8, 16, 24]  # windows need 5 frames of 10; tiles 16 x 16 on the grid
+    assert (ds.num_windows, ds.num_tiles, len(ds)) == (3, 8, 24)
+    assert ds.pairs == [(s, y, x) for s in starts for y in ys for x in xs]
+    v = da.values
+    for i in (0, 7, 13, 23):
+        s, y, x = ds.pairs[i]
+        item = ds[i]
+        np.testing.assert_array_equal(item["history"].numpy(), v[s : s + 3, :, y : y + 16, x : x + 16])
+        np.testing.assert_array_equal(item["target"].numpy(), v[s + 3 : s + 5, :, y : y + 16, x : x + 16])
+    assert ds[-1]["history"].shape == (3, 1, 16, 16) and ds[-1]["target"].dtype.is_floating_point
+    with pytest.raises(IndexError, match=r"expected an index in \[0, 24\), got 24"):
+        ds[24]
+
+
+def test_frame_step_region_and_targets_after_the_last_frame_are_nan():
+    da = _frames(n=13, minutes=5)  # 12:00 .. 13:00 every 5 min, read every third frame: 15-minute steps
+    ds = TiledWindowDataset(da, 4, 4, tile_size=16, step=3, region=(8, 24, 4, 36), tile_stride=16, min_target_steps=1)
+    assert ds.num_windows == 1 and ds.pairs == [(0, 0, 0), (0, 0, 16)]  # history 12:00..12:45, one real target 13:00
+    item = ds[1]
+    np.testing.assert_array_equal(item["history"].numpy(), da.values[[0, 3, 6, 9], :, 8:24, 20:36])
+    np.testing.assert_array_equal(item["target"][0].numpy(), da.values[12, :, 8:24, 20:36])
+    assert np.isnan(item["target"][1:].numpy()).all()
+    with pytest.raises(ValueError, match=r"expected more than 21 frames for one window"):  # complete windows only
+        TiledWindowDataset(da, 4, 4, tile_size=16, step=3)
+
+
+def test_mostly_nan_and_dry_tiles_are_skipped_at_the_threshold():
+    da = _frames(n=6)
+    v = da.values
+    v[:, :, :16, :16] = np.nan  # tile (0, 0): all NaN
+    v[:, :, 16:, 24:32] = np.nan  # tile (16, 24): half NaN, kept at 0.5, skipped below
+    v[4, :, :16, 16:32] = np.nan  # tile (0, 16): its target frame only is NaN
+    v[:, :, 16:, :16] = 0.0  # tile (16, 0): dry
+    ds = TiledWindowDataset(da, 4, 2, tile_size=16, tile_stride=(16, 8), max_nan_fraction=0.5)
+    tiles = {(y, x) for _, y, x in ds.pairs}
+    assert (0, 0) not in tiles and (16, 24) in tiles and (16, 16) in tiles and (16, 0) in tiles
+    assert (0, 16) in tiles  # half of its target pixels (frame 5) hold data: kept at 0.5
+    strict = TiledWindowDataset(da, 4, 2, tile_size=16, tile_stride=(16, 8), max_nan_fraction=0.25)
+    assert {(y, x) for _, y, x in strict.pairs} == tiles - {(16, 24), (0, 16), (0, 8), (16, 16)}
+    wet = TiledWindowDataset(da, 4, 2, tile_size=16, tile_stride=(16, 8), min_nonzero_fraction=0.5)
+    assert (16, 0) not in {(y, x) for _, y, x in wet.pairs} and (16, 8) in {(y, x) for _, y, x in wet.pairs}
+    with pytest.raises(ValueError, match=r"expected at least one \(window, tile\) pair .* got none of 1 windows x 2 tiles"):
+        TiledWindowDataset(da, 4, 2, tile_size=16, region=(0, 16, 0, 32), max_nan_fraction=0.0)
+
+
+def test_time_split_is_disjoint_and_covers_the_frames():
+    da = _frames(n=20, minutes=5)
+    first, rest = split_in_time(da, 0.8)
+    assert first.sizes["time"] == 16 and rest.sizes["time"] == 4
+    assert first.time.values.max() < rest.time.values.min()
+    np.testing.assert_array_equal(np.concatenate([first.values, rest.values]), da.values)
+    a = TiledWindowDataset(first, 3, 3, tile_size=16)
+    b = TiledWindowDataset(rest, 1, 3, tile_size=16)
+    assert set(a.times).isdisjoint(b.times)
+    for bad in (0.0, 1.0, 0.01):
+        with pytest.raises(ValueError, match="time-split fraction|both parts"):
+            split_in_time(da, bad)
+
+
+def test_time_range_cuts_and_held_out_frames_are_refused():
+    da = _frames(n=9)  # 12:00 .. 14:00 every 15 min
+    held_out = [["2020-04-01T13:00:01", "2020-04-01T23:59:59"]]
+    ds = TiledWindowDataset(da, 4, 4, tile_size=16, min_target_steps=1, time_range=[None, "2020-04-01T13:00"], held_out=held_out)
+    assert str(ds.times[-1])[:16] == "2020-04-01T13:00" and ds.num_windows == 1
+    np.testing.assert_array_equal(ds[0]["target"][0].numpy(), da.values[4, :, :16, :16])  # 13:00, then NaN
+    assert np.isnan(ds[0]["target"][1:].numpy()).all()
+    with pytest.raises(ValueError, match=r"expected no held-out frames in frames, got 4 frame\(s\) .*\(first at 2020-04-01T13:15"):
+        TiledWindowDataset(da, 4, 4, tile_size=16, held_out=held_out)
+    with pytest.raises(ValueError, match="datetime 'time' coordinate"):
+        TiledWindowDataset(da.values, 4, 4, tile_size=16, held_out=held_out)
+    with pytest.raises(ValueError, match="start <= end"):
+        check_not_held_out(da.time.values, [["2020-04-01T14:00", "2020-04-01T13:00"]])
+    with pytest.raises(ValueError, match=r"\[start, end\] pairs"):
+        check_not_held_out(da.time.values, ["2020-04-01T13:00"])
+    check_not_held_out(da.time.values, [["2016-09-28T14:45", "2016-09-28T18:00"]])  # another event: fine
+
+
+def test_bad_arguments_are_refused_with_what_came():
+    da = _frames(n=6)
+    with pytest.raises(ValueError, match=r"tile_size as one positive int or \(h, w\), got \(16, 0\)"):
+        TiledWindowDataset(da, 2, 2, tile_size=(16, 0))
+    with pytest.raises(ValueError, match=r"at least the tile size 64 x 64, got 32 x 40"):
+        TiledWindowDataset(da, 2, 2, tile_size=64)
+    with pytest.raises(ValueError, match="max_nan_fraction and min_nonzero_fraction in \\[0, 1\\], got 1.5"):
+        TiledWindowDataset(da, 2, 2, tile_size=16, max_nan_fraction=1.5)
+    with pytest.raises(ValueError, match=r"1 <= min_target_steps <= forecast_steps, got 2, 2, 1, 1, 3"):
+        TiledWindowDataset(da, 2, 2, tile_size=16, min_target_steps=3)
+    with pytest.raises(ValueError, match=r"expected channels \['VIS006'\]"):
+        TiledWindowDataset(da, 2, 2, tile_size=16, channels=["VIS006"])
+    with pytest.raises(ValueError, match="inside time_range"):
+        TiledWindowDataset(da, 2, 2, tile_size=16, time_range=["2021-01-01", None])
