@@ -2,7 +2,8 @@
 
 A wheel (``pip install .``, ``pip wheel .``, ``python -m build``) carries each bundle under
 ``monai_glue/bundles/<name>/``, where :func:`monai_glue.bundles.bundle_root` finds it. Only what a bundle
-ships is copied: ``LICENSE``, ``configs/``, ``docs/`` and ``models/model.pt`` (with ``models/README.md``); local
+ships is copied: ``LICENSE``, ``configs/``, ``docs/``, ``models/model.pt`` and weights trained on real data
+(``models/real_*/model.pt``), with ``models/README.md``; local
 data, outputs, checkpoints and training states are left out. An editable install copies nothing: the package
 then finds the checkout's ``bundles/``. The sdist carries the same files through MANIFEST.in.
 """
@@ -18,9 +19,9 @@ from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUNDLES = os.path.join(HERE, "bundles")
-#: files of a bundle that go into the wheel, relative to the bundle's folder (fnmatch patterns; no subfolders of
-#: models/ and nothing else)
-SHIPPED = ("LICENSE", "configs/*", "docs/*", "models/model.pt", "models/README.md")
+#: files of a bundle that go into the wheel, relative to the bundle's folder (fnmatch patterns, each matching at its
+#: own depth only; of the subfolders of models/ only the real-data weights, never run folders)
+SHIPPED = ("LICENSE", "configs/*", "docs/*", "models/model.pt", "models/real_*/model.pt", "models/README.md")
 
 
 def bundle_files(bundle_dir: str) -> list[str]:

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_SUFFIXES = ("/LICENSE", ".json", ".conf", ".md", "/models/model.pt")
+SHIPPED_SUFFIXES = ("/LICENSE", ".json", ".conf", ".md", "/models/model.pt", "/models/real_satellite/model.pt",
+                    "/models/real_radar/model.pt")
 
 
 def _working_tree_copy(dest: Path) -> Path:
@@ -92,6 +93,8 @@ def test_wheel_carries_each_bundle_and_nothing_else(installed):
             assert f"monai_glue/bundles/{bundle}/{rel}" in names
     for bundle in ("sadaan_abdominal_ct_segmentation", "gru_timeseries_regression", "iam4vp_cloudcasting"):
         assert f"monai_glue/bundles/{bundle}/models/model.pt" in names
+    for real in ("real_satellite", "real_radar"):  # IAM4VP weights trained on real frames
+        assert f"monai_glue/bundles/iam4vp_cloudcasting/models/{real}/model.pt" in names
     assert all(n.endswith(SHIPPED_SUFFIXES) for n in bundle_files), bundle_files
     assert not [n for n in bundle_files if "/data/" in n or "/eval/" in n or "training_state" in n]
 
