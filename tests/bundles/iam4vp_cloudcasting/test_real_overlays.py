@@ -17,7 +17,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai_glue import load_checkpoint
 from seq_models.data.satellite import open_satellite_frames, write_frames
 from tests.benchmark_scripts import load_benchmark
-from tests.bundles.iam4vp_cloudcasting.tiny_bundle import BUNDLE, copy_bundle_configs
+from tests.bundles.iam4vp_cloudcasting.tiny_bundle import BUNDLE, copy_bundle_configs, exception_chain
 
 KNMI = BUNDLE.parents[2] / "shared" / "data" / "radar" / "knmi_20100826"
 
@@ -122,10 +122,7 @@ def test_radar_overlay_refuses_the_held_out_fmi_event(tmp_path):
     workflow.initialize()
     with pytest.raises(Exception) as info:
         workflow.parser.get_parsed_content("train#dataset#data")
-    chain, err = [], info.value
-    while err is not None:
-        chain.append(str(err))
-        err = err.__cause__
+    chain = [str(e) for e in exception_chain(info.value)]
     assert any("expected no held-out frames" in m and "2016-09-28T14:45" in m for m in chain)
 
 
@@ -150,10 +147,7 @@ def test_satellite_overlay_trains_on_frames_up_to_13_and_refuses_later_ones(tmp_
     late.initialize()
     with pytest.raises(Exception) as info:
         late.parser.get_parsed_content("train#dataset#data")
-    chain, err = [], info.value
-    while err is not None:
-        chain.append(str(err))
-        err = err.__cause__
+    chain = [str(e) for e in exception_chain(info.value)]
     assert any("expected no held-out frames" in m and "4 frame(s)" in m for m in chain)
 
 
