@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .satellite import check_frames, data_variable, select_channels
+from .satellite import check_frames, data_variable, open_dataset, select_channels
 
 __all__ = [
     "RADAR_CHANNEL",
@@ -176,7 +176,7 @@ def open_seviri_frames(
     """SEVIRI frames from a ``nowcasting_dataset`` Zarr store as ``(time, channel, y, x)`` float32 in ``[0, 1]``.
 
     Args:
-        path: the Zarr store (folder).
+        path: the Zarr store (folder; a NetCDF file of the same layout is read too, :func:`seq_models.data.satellite.open_dataset`).
         channels: channel names to keep, in this order (one name, as a string or a list of one, is fine);
             ``None`` keeps the store's channels.
         variable: the data variable; ``None`` takes ``data`` (or the only variable).
@@ -193,10 +193,7 @@ def open_seviri_frames(
             values outside ``0..scale`` (:func:`seq_models.data.satellite.check_frames`).
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"expected a SEVIRI Zarr store, got a missing path: {p}")
-    ds = xr.open_zarr(p, consolidated=False)
-    raw = data_variable(ds, variable, p)
+    raw = data_variable(open_dataset(p, "a SEVIRI Zarr store"), variable, p)
     dims = list(raw.dims)
     if "time" not in dims:
         raise ValueError(f"expected a time dim in {p}, got dims {dims}")
@@ -216,7 +213,7 @@ def open_seviri_frames(
         raw = raw.expand_dims("channel", axis=1)
     raw = raw.transpose("time", "channel", "y", "x")
     if channels is not None:
-        raw = select_channels(raw, [channels] if isinstance(channels, str) else list(channels), source=str(p))
+        raw = select_channels(raw, channels, source=str(p))
     if north_up:
         raw = raw.sortby("y", ascending=False).sortby("x", ascending=True)
     frames = scaling.to_unit(raw)

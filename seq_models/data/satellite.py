@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,10 +21,13 @@ __all__ = [
     "FRAME_DIMS",
     "SatelliteWindowDataset",
     "TiledWindowDataset",
+    "WindowFrames",
     "channel_names_of",
     "check_frames",
     "check_not_held_out",
     "data_variable",
+    "load_window_frames",
+    "open_dataset",
     "open_satellite_frames",
     "select_channels",
     "split_in_time",
@@ -109,7 +112,6 @@ def select_channels(frames: xr.DataArray, channels: Sequence[str], source: str =
     return frames.isel(channel=index)
 
 
-
 def data_variable(ds: Any, variable: str | None, source: str | os.PathLike) -> Any:
     """The frames' variable of a dataset: ``variable`` when given, else ``"data"`` or the only data variable.
 
@@ -130,6 +132,35 @@ def data_variable(ds: Any, variable: str | None, source: str | os.PathLike) -> A
     if variable not in ds:
         raise KeyError(f"expected variable {variable!r} in {source}, got {names}")
     return ds[variable]
+
+
+def open_dataset(path: str | os.PathLike, what: str = "a Zarr store or NetCDF file") -> xr.Dataset:
+    """Open a Zarr store (a folder or ``*.zarr``) or a NetCDF file (``*.nc``) lazily as an ``xarray.Dataset``.
+
+    Args:
+        path: Zarr store or NetCDF file.
+        what: what the store is, for the message when it is missing.
+
+    Raises:
+        FileNotFoundError: no such path.
+        ValueError: neither a Zarr nor a NetCDF path.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"expected {what}, got a missing path: {p}")
+    if p.is_dir() or p.suffix == ".zarr":
+        return xr.open_zarr(p, consolidated=False)
+    if p.suffix in (".nc", ".nc4", ".h5", ".netcdf"):
+        return xr.open_dataset(p, engine="h5netcdf")
+    raise ValueError(f"expected a Zarr store (folder, .zarr) or NetCDF file (.nc), got {p.name}")
+
+
+def _lazy_frames(path: str | os.PathLike, variable: str | None, channels: Sequence[str] | None) -> xr.DataArray:
+    """The store's frames as ``(time, channel, y, x)``, channels selected by name; no values are read."""
+    p = Path(path)
+    frames = data_variable(open_dataset(p), variable, p)
+    return select_channels(frames, channels, source=str(p)) if channels is not None else _frame_layout(frames, str(p))
+
 
 def open_satellite_frames(
     path: str | os.PathLike, variable: str | None = None, channels: Sequence[str] | None = None, num_channels: int | None = None
@@ -152,19 +183,7 @@ def open_satellite_frames(
         ValueError: not a Zarr / NetCDF path, bad dims or values (:func:`check_frames`), or a channel of
             ``channels`` missing from the store (:func:`select_channels`).
     """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"expected a Zarr store or NetCDF file, got a missing path: {p}")
-    if p.is_dir() or p.suffix == ".zarr":
-        ds = xr.open_zarr(p, consolidated=False)
-    elif p.suffix in (".nc", ".nc4", ".h5", ".netcdf"):
-        ds = xr.open_dataset(p, engine="h5netcdf")
-    else:
-        raise ValueError(f"expected a Zarr store (folder, .zarr) or NetCDF file (.nc), got {p.name}")
-    frames = data_variable(ds, variable, p)
-    if channels is not None:
-        frames = select_channels(frames, channels, source=str(p))
-    return check_frames(frames, num_channels, source=str(p))
+    return check_frames(_lazy_frames(path, variable, channels), num_channels, source=str(Path(path)))
 
 
 def write_frames(frames: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> Path:
@@ -182,6 +201,147 @@ def write_frames(frames: xr.DataArray | xr.Dataset, path: str | os.PathLike) -> 
     else:
         raise ValueError(f"expected an output path ending in .zarr or .nc, got {p.name}")
     return p
+
+
+def _frame_times(frames: Any) -> np.ndarray | None:
+    """The ``time`` coordinate of ``frames`` as ``datetime64[ns]``, or ``None`` when it has none."""
+    if isinstance(frames, xr.DataArray) and "time" in frames.coords and np.issubdtype(frames["time"].dtype, np.datetime64):
+        return frames["time"].values.astype("datetime64[ns]")
+    return None
+
+
+def _as_time(value: Any, what: str) -> np.datetime64 | None:
+    if value is None:
+        return None
+    try:
+        return np.datetime64(value, "ns")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"expected an ISO time (for example '2020-04-01T13:00') for {what}, got {value!r}") from err
+
+
+def _inside(times: np.ndarray, interval: Sequence[Any], what: str) -> np.ndarray:
+    """Mask ``(N,)`` of ``times`` inside ``interval`` ``[start, end]`` (ISO times, both ends included, ``None`` open).
+
+    Raises:
+        ValueError: ``interval`` not a ``[start, end]`` pair, a value that is not an ISO time, or ``end < start``.
+    """
+    if isinstance(interval, (str, bytes)) or len(interval) != 2:
+        raise ValueError(f"expected {what} as a [start, end] pair of ISO times (None for an open end), got {interval!r}")
+    start, end = _as_time(interval[0], f"{what} start"), _as_time(interval[1], f"{what} end")
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"expected {what} with start <= end, got {list(interval)}")
+    inside = np.ones(times.shape, dtype=bool)
+    if start is not None:
+        inside &= times >= start
+    if end is not None:
+        inside &= times <= end
+    return inside
+
+
+def check_not_held_out(times: np.ndarray, held_out: Sequence[Sequence[Any]] | None, source: str = "frames") -> None:
+    """Refuse frames whose times fall in a held-out interval.
+
+    Args:
+        times: the frames' times, ``(N,)`` ``datetime64``.
+        held_out: ``[[start, end], ...]`` ISO times, both ends included (an end ``None`` is open); ``None`` or
+            empty checks nothing.
+        source: what the frames are, for the message.
+
+    Raises:
+        ValueError: an interval that is not ``[start, end]`` with ``start <= end``, or a frame inside one (the
+            message names the interval, the count and the first such time).
+    """
+    for interval in held_out or ():
+        inside = _inside(times, interval, "a held-out interval")
+        if inside.any():
+            raise ValueError(
+                f"expected no held-out frames in {source}, got {int(inside.sum())} frame(s) in the held-out interval "
+                f"{[str(v) for v in interval]} (first at {str(times[inside][0])[:19]}): never train on held-out frames"
+            )
+
+
+class WindowFrames(NamedTuple):
+    """Frames loaded for a window dataset by :func:`load_window_frames`.
+
+    Attributes:
+        values: ``(N, C, H, W)`` float32, NaN where there is no data.
+        channel_names: the channels' names in order, or ``None`` for frames without channel names.
+        times: ``(N,)`` ``datetime64[ns]`` of the frames, or ``None`` without a datetime ``time`` coordinate.
+        source: what the frames are (the path, or ``"frames"``), for error messages.
+    """
+
+    values: np.ndarray
+    channel_names: list[str] | None
+    times: np.ndarray | None
+    source: str
+
+
+def load_window_frames(
+    frames: xr.DataArray | np.ndarray | str | os.PathLike,
+    channels: Sequence[str] | None = None,
+    region: Sequence[int] | None = None,
+    time_range: Sequence[Any] | None = None,
+    held_out: Sequence[Sequence[Any]] | None = None,
+) -> WindowFrames:
+    """Frames for the window datasets, from a path, a DataArray or an array, guarded against held-out times.
+
+    In order: open a Zarr / NetCDF path lazily (:func:`open_satellite_frames`'s store), select ``channels`` by
+    name (:func:`select_channels`), keep the frames inside ``time_range``, refuse kept frames in a ``held_out``
+    interval (:func:`check_not_held_out`), then read the values of the frames kept and check dims and range
+    (:func:`check_frames`) and cut ``region``. Values outside ``time_range`` are never read.
+
+    Args:
+        frames: ``(time, channel, y, x)`` DataArray (a datetime ``time`` coordinate is needed for ``time_range`` /
+            ``held_out``), array, or a Zarr / NetCDF path.
+        channels: channel names to select, in this order; ``None`` keeps the frames' channels. Needs named
+            channels (a path or a DataArray, not a bare array).
+        region: optional ``(y0, y1, x0, x1)`` crop of every frame.
+        time_range: ``(start, end)`` ISO times, both included (``None`` for an open end): the frames kept.
+        held_out: ``[[start, end], ...]`` ISO times no kept frame may fall in.
+
+    Returns:
+        :class:`WindowFrames` with ``values`` ``(N, C, H, W)`` float32.
+
+    Raises:
+        FileNotFoundError: a missing path.
+        ValueError: bad dims or values; ``channels`` on an unnamed array, or a channel missing (named, with those
+            found); ``time_range`` / ``held_out`` on frames without times; no frame inside ``time_range``; a kept
+            frame in a held-out interval; a ``region`` that is not four ints.
+    """
+    source = str(frames) if isinstance(frames, (str, os.PathLike)) else "frames"
+    if isinstance(frames, (str, os.PathLike)):
+        frames = _lazy_frames(frames, None, channels)
+    elif isinstance(frames, xr.DataArray):
+        frames = select_channels(frames, channels, source) if channels is not None else _frame_layout(frames, source)
+    elif channels is not None:
+        raise ValueError(
+            f"expected frames with named channels (a Zarr / NetCDF path or an xarray.DataArray) to select "
+            f"{list(channels)} by name, got an unnamed {type(frames).__name__}"
+        )
+    times = _frame_times(frames)
+    if (time_range is not None or held_out) and times is None:
+        raise ValueError(f"expected {source} with a datetime 'time' coordinate for time_range / held_out, got none")
+    if time_range is not None:
+        keep = _inside(times, time_range, "time_range")
+        frames, times = frames[keep], times[keep]
+        if times.size == 0:
+            raise ValueError(f"expected frames inside time_range {list(time_range)} in {source}, got none")
+    if times is not None:
+        check_not_held_out(times, held_out, source)
+    names = None
+    if isinstance(frames, xr.DataArray):  # values are read (range check) only for the frames kept
+        frames = check_frames(frames, source=source)
+        names = channel_names_of(frames)
+        frames = frames.values
+    values = np.asarray(frames, dtype=np.float32)
+    if values.ndim != 4:
+        raise ValueError(f"expected frames (time, channel, y, x), got shape {values.shape}")
+    if region is not None:
+        if isinstance(region, (str, bytes)) or len(region) != 4:
+            raise ValueError(f"expected region as (y0, y1, x0, x1), got {region!r}")
+        y0, y1, x0, x1 = (int(v) for v in region)
+        values = values[:, :, y0:y1, x0:x1]
+    return WindowFrames(values, names, times, source)
 
 
 class SatelliteWindowDataset(Dataset):
@@ -218,26 +378,8 @@ class SatelliteWindowDataset(Dataset):
         region: Sequence[int] | None = None,
         channels: Sequence[str] | None = None,
     ) -> None:
-        source = str(frames) if isinstance(frames, (str, os.PathLike)) else "frames"
-        names: list[str] | None = None
-        if isinstance(frames, (str, os.PathLike)):
-            frames = open_satellite_frames(frames, channels=channels)
-        elif isinstance(frames, xr.DataArray):
-            frames = check_frames(select_channels(frames, channels) if channels is not None else frames)
-        elif channels is not None:
-            raise ValueError(
-                f"expected frames with named channels (a Zarr / NetCDF path or an xarray.DataArray) to select "
-                f"{list(channels)} by name, got an unnamed {type(frames).__name__}"
-            )
-        if isinstance(frames, xr.DataArray):
-            names = channel_names_of(frames)
-            frames = frames.values
-        frames = np.asarray(frames, dtype=np.float32)
-        if frames.ndim != 4:
-            raise ValueError(f"expected frames (time, channel, y, x), got shape {frames.shape}")
-        if region is not None:
-            y0, y1, x0, x1 = region
-            frames = frames[:, :, y0:y1, x0:x1]
+        loaded = load_window_frames(frames, channels=channels, region=region)
+        frames, names, source = loaded.values, loaded.channel_names, loaded.source
         if history_steps < 1 or forecast_steps < 0 or stride < 1:
             raise ValueError(
                 f"expected history_steps >= 1, forecast_steps >= 0 and stride >= 1, got {history_steps}, {forecast_steps}, {stride}"
@@ -276,53 +418,6 @@ class SatelliteWindowDataset(Dataset):
         if self.forecast_steps:
             item["target"] = torch.from_numpy(self.frames[mid : mid + self.forecast_steps].copy())
         return item
-
-
-def _frame_times(frames: Any) -> np.ndarray | None:
-    """The ``time`` coordinate of ``frames`` as ``datetime64[ns]``, or ``None`` when it has none."""
-    if isinstance(frames, xr.DataArray) and "time" in frames.coords and np.issubdtype(frames["time"].dtype, np.datetime64):
-        return frames["time"].values.astype("datetime64[ns]")
-    return None
-
-
-def _as_time(value: Any, what: str) -> np.datetime64 | None:
-    if value is None:
-        return None
-    try:
-        return np.datetime64(value, "ns")
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"expected an ISO time (for example '2020-04-01T13:00') for {what}, got {value!r}") from err
-
-
-def check_not_held_out(times: np.ndarray, held_out: Sequence[Sequence[Any]] | None, source: str = "frames") -> None:
-    """Refuse frames whose times fall in a held-out interval.
-
-    Args:
-        times: the frames' times, ``(N,)`` ``datetime64``.
-        held_out: ``[[start, end], ...]`` ISO times, both ends included (an end ``None`` is open); ``None`` or
-            empty checks nothing.
-        source: what the frames are, for the message.
-
-    Raises:
-        ValueError: an interval that is not ``[start, end]`` with ``start <= end``, or a frame inside one (the
-            message names the interval, the count and the first such time).
-    """
-    for interval in held_out or ():
-        if isinstance(interval, (str, bytes)) or len(interval) != 2:
-            raise ValueError(f"expected held-out intervals as [start, end] pairs of ISO times, got {interval!r}")
-        start, end = _as_time(interval[0], "a held-out start"), _as_time(interval[1], "a held-out end")
-        if start is not None and end is not None and end < start:
-            raise ValueError(f"expected a held-out interval with start <= end, got {list(interval)}")
-        inside = np.ones(times.shape, dtype=bool)
-        if start is not None:
-            inside &= times >= start
-        if end is not None:
-            inside &= times <= end
-        if inside.any():
-            raise ValueError(
-                f"expected no held-out frames in {source}, got {int(inside.sum())} frame(s) in the held-out interval "
-                f"{[str(v) for v in interval]} (first at {str(times[inside][0])[:19]}): never train on held-out frames"
-            )
 
 
 def split_in_time(frames: xr.DataArray | np.ndarray, fraction: float) -> tuple[xr.DataArray | np.ndarray, xr.DataArray | np.ndarray]:
@@ -402,42 +497,9 @@ class TiledWindowDataset(Dataset):
         time_range: Sequence[Any] | None = None,
         held_out: Sequence[Sequence[Any]] | None = None,
     ) -> None:
-        source = str(frames) if isinstance(frames, (str, os.PathLike)) else "frames"
-        if isinstance(frames, (str, os.PathLike)):
-            frames = open_satellite_frames(frames, channels=channels)
-        elif isinstance(frames, xr.DataArray):
-            frames = _frame_layout(select_channels(frames, channels) if channels is not None else frames, source)
-        elif channels is not None:
-            raise ValueError(
-                f"expected frames with named channels (a Zarr / NetCDF path or an xarray.DataArray) to select "
-                f"{list(channels)} by name, got an unnamed {type(frames).__name__}"
-            )
-        times = _frame_times(frames)
-        if (time_range is not None or held_out) and times is None:
-            raise ValueError(f"expected {source} with a datetime 'time' coordinate for time_range / held_out, got none")
-        if time_range is not None:
-            if isinstance(time_range, (str, bytes)) or len(time_range) != 2:
-                raise ValueError(f"expected time_range as [start, end] ISO times (None for an open end), got {time_range!r}")
-            start, end = _as_time(time_range[0], "time_range start"), _as_time(time_range[1], "time_range end")
-            keep = np.ones(times.shape, dtype=bool)
-            if start is not None:
-                keep &= times >= start
-            if end is not None:
-                keep &= times <= end
-            frames, times = frames[keep], times[keep]
-            if times.size == 0:
-                raise ValueError(f"expected frames inside time_range {list(time_range)} in {source}, got none")
-        if times is not None:
-            check_not_held_out(times, held_out, source)
-        if isinstance(frames, xr.DataArray):  # values are read (range check) only for the frames kept
-            frames = check_frames(frames, source=source)
-        self.channel_names = channel_names_of(frames) if isinstance(frames, xr.DataArray) else None
-        data = np.asarray(frames.values if isinstance(frames, xr.DataArray) else frames, dtype=np.float32)
-        if data.ndim != 4:
-            raise ValueError(f"expected frames (time, channel, y, x), got shape {data.shape}")
-        if region is not None:
-            y0, y1, x0, x1 = (int(v) for v in region)
-            data = data[:, :, y0:y1, x0:x1]
+        loaded = load_window_frames(frames, channels=channels, region=region, time_range=time_range, held_out=held_out)
+        data, times, source = loaded.values, loaded.times, loaded.source
+        self.channel_names = loaded.channel_names
         th, tw = _pair(tile_size, "tile_size")
         sy, sx = _pair(tile_stride if tile_stride is not None else (th, tw), "tile_stride")
         min_targets = forecast_steps if min_target_steps is None else int(min_target_steps)

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seq_models.data.satellite import TiledWindowDataset, check_not_held_out, split_in_time
+from seq_models.data.satellite import (
+    SatelliteWindowDataset,
+    TiledWindowDataset,
+    check_not_held_out,
+    load_window_frames,
+    split_in_time,
+    write_frames,
+)
 
 
 def _frames(n: int = 10, h: int = 32, w: int = 40, minutes: int = 15, seed: int = 0) -> xr.DataArray:
@@ -92,7 +99,7 @@ def test_time_range_cuts_and_held_out_frames_are_refused():
         TiledWindowDataset(da.values, 4, 4, tile_size=16, held_out=held_out)
     with pytest.raises(ValueError, match="start <= end"):
         check_not_held_out(da.time.values, [["2020-04-01T14:00", "2020-04-01T13:00"]])
-    with pytest.raises(ValueError, match=r"\[start, end\] pairs"):
+    with pytest.raises(ValueError, match=r"\[start, end\] pair"):
         check_not_held_out(da.time.values, ["2020-04-01T13:00"])
     check_not_held_out(da.time.values, [["2016-09-28T14:45", "2016-09-28T18:00"]])  # another event: fine
 
@@ -111,3 +118,41 @@ def test_bad_arguments_are_refused_with_what_came():
         TiledWindowDataset(da, 2, 2, tile_size=16, channels=["VIS006"])
     with pytest.raises(ValueError, match="inside time_range"):
         TiledWindowDataset(da, 2, 2, tile_size=16, time_range=["2021-01-01", None])
+
+
+def test_one_loader_serves_both_datasets_from_a_path_or_a_dataarray(tmp_path):
+    da = xr.concat([_frames(n=9), _frames(n=9, seed=1).assign_coords(channel=["IR_039"])], dim="channel")  # two named
+    path = write_frames(da.rename("data"), tmp_path / "two.zarr")
+    kwargs = dict(channels=["IR_039"], region=(4, 28, 8, 40), time_range=["2020-04-01T12:15", None])
+    from_path, from_array = load_window_frames(path, **kwargs), load_window_frames(da, **kwargs)
+    np.testing.assert_array_equal(from_path.values, da.values[1:, [1], 4:28, 8:40])
+    np.testing.assert_array_equal(from_array.values, from_path.values)
+    np.testing.assert_array_equal(from_array.times, da.time.values[1:])
+    assert from_path.channel_names == from_array.channel_names == ["IR_039"] and from_path.source == str(path)
+    assert from_path.values.dtype == np.float32
+    # both datasets read what the loader gives: the same frames from the same arguments
+    sat = SatelliteWindowDataset(path, 2, 1, region=(4, 28, 8, 40), channels=["IR_039"])
+    tiled = TiledWindowDataset(path, 2, 1, tile_size=(24, 32), region=(4, 28, 8, 40), channels=["IR_039"])
+    np.testing.assert_array_equal(sat.frames, tiled.frames)
+    assert sat.channel_names == tiled.channel_names == ["IR_039"]
+    np.testing.assert_array_equal(sat[3]["history"].numpy(), tiled[3]["history"].numpy())
+
+
+def test_values_outside_time_range_are_never_read(tmp_path):
+    da = _frames(n=9)
+    da[-1] = 5.0  # out of range, at 14:00 only: outside the kept range, never read, so never refused
+    path = write_frames(da.rename("data"), tmp_path / "late.zarr")
+    ds = TiledWindowDataset(path, 2, 2, tile_size=16, time_range=[None, "2020-04-01T13:45"])
+    assert ds.frames.shape[0] == 8 and float(np.nanmax(ds.frames)) <= 1.0
+    with pytest.raises(ValueError, match=r"expected values scaled to \[0, 1\].*late.zarr"):
+        TiledWindowDataset(path, 2, 2, tile_size=16)
+
+
+def test_loader_refuses_bad_region_and_inverted_time_range():
+    da = _frames(n=6)
+    with pytest.raises(ValueError, match=r"expected region as \(y0, y1, x0, x1\), got \(0, 16\)"):
+        load_window_frames(da, region=(0, 16))
+    with pytest.raises(ValueError, match=r"expected time_range with start <= end"):
+        load_window_frames(da, time_range=["2020-04-01T13:00", "2020-04-01T12:00"])
+    with pytest.raises(ValueError, match=r"expected an ISO time .* for time_range start, got 'noon'"):
+        load_window_frames(da, time_range=["noon", None])
