@@ -87,6 +87,7 @@ class Patient:
     bed_loops: list[Tube]
     ribs: list[tuple[int, Tube, Tube | None]]
     extras: dict = field(default_factory=dict)
+    bowel_lumen_shrink: list[float] = field(default_factory=list)  # per loop of ``bowel``: wall thickness (mm)
 
     # ---- profiles -------------------------------------------------------------------------------------------------
     def spine_xy(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -509,17 +510,20 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
         r = colon.radii[i] * u(0.3, 0.75)
         gas_bubbles.append(np.concatenate([colon.points[i] + [u(-5, 5), colon.radii[i] * u(0.0, 0.5), u(-5, 5)], [r]]))
 
-    # small bowel: random walks through the mid and lower abdomen and pelvis, painted only into free space
+    # small bowel: random walks through the mid and lower abdomen and pelvis, painted only into free space. Four to
+    # six metres of it fill most of the infracolic space (mesenteric fat between the loops); about a third of the
+    # loops are collapsed (thick soft-tissue wall around a slit of fluid), the rest hold fluid.
     bowel: list[Tube] = []
-    lo = np.array([-aL3 + 30, spine_y(L["L3"]) + 20, z_fh + 10])
-    hi = np.array([aL3 - 30, frL3 - 10, L["L2"] + 10])
+    bowel_lumen_shrink: list[float] = []
+    lo = np.array([-aL3 + 22, spine_y(L["L3"]) + 20, z_fh + 10])
+    hi = np.array([aL3 - 22, frL3 - 5, L["L2"] + 20])
     centre_sb = 0.5 * (lo + hi)
-    for _ in range(int(rng.integers(5, 8))):
+    for _ in range(int(rng.integers(24, 34))):
         p = lo + (hi - lo) * rng.random(3)
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         pts = []
-        for _ in range(int(rng.integers(16, 28))):
+        for _ in range(int(rng.integers(18, 31))):
             pts.append(p.copy())
             # a persistent random turn; outside the region the loop bends back towards its middle
             direction = direction + rng.normal(scale=0.55, size=3)
@@ -528,7 +532,9 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
                 direction = direction + 1.5 * back / np.linalg.norm(back)
             direction /= np.linalg.norm(direction)
             p = p + direction * 11.0
-        bowel.append(Tube.through(np.array(pts), u(9, 14), 4.0))
+        radius = u(10, 14)
+        bowel.append(Tube.through(np.array(pts), radius, 4.0))
+        bowel_lumen_shrink.append(0.7 * radius if rng.random() < 0.35 else 2.5)
 
     # beds of removed organs: loops, clips
     bed_loops: list[Tube] = []
@@ -649,7 +655,7 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
         female=female, arms_down=arms_down, z_top=z_top, z_bottom=z_bottom, z_split=z_split, z_fh=z_fh,
         z_floor=z_floor, z_apex=z_apex, sacrum_top=sacrum_top, domes=domes, dome_curv=dome_curv, organs=organs,
         tubes=tubes, liver=liver, spleen_carve=carve, kidney_bend=kidney_bend, bowel=bowel, gas_bubbles=gas_bubbles,
-        clips=clips, bed_loops=bed_loops, ribs=ribs, extras=extras,
+        clips=clips, bed_loops=bed_loops, ribs=ribs, extras=extras, bowel_lumen_shrink=bowel_lumen_shrink,
     )  # fmt: skip
 
 
@@ -793,9 +799,10 @@ def render_patient(canvas: Canvas, p: Patient, removed: Sequence[str]) -> list[t
             Xb, Yb, Zb = canvas.grid(box)
             canvas.paint(box, (Xb - b[0]) ** 2 + (Yb - b[1]) ** 2 + (Zb - b[2]) ** 2 < b[3] ** 2, "gas",
                          where=("feces",))
-    for loop in p.bed_loops + p.bowel:
+    shrinks = [2.5] * len(p.bed_loops) + (list(p.bowel_lumen_shrink) or [2.5] * len(p.bowel))
+    for loop, shrink in zip(p.bed_loops + p.bowel, shrinks):
         canvas.paint_tube(loop, "gut_wall", where=("visceral_fat",))
-        canvas.paint_tube(loop, "gut_fluid", where=("gut_wall",), shrink=2.5)
+        canvas.paint_tube(loop, "gut_fluid", where=("gut_wall",), shrink=shrink)
     for clip in p.clips:
         canvas.paint_point(clip, 1.5, "metal")
         wx, wy = canvas.world_xy(clip[0], clip[1])

@@ -43,7 +43,7 @@ __all__ = [
     "check_fov_weights",
 ]
 
-TRUNK_GENERATOR_VERSION = 4
+TRUNK_GENERATOR_VERSION = 5
 """Bumped whenever a change alters the cases drawn for a seed (datasets stamped with another version are remade)."""
 
 FIELDS_OF_VIEW: tuple[str, ...] = (

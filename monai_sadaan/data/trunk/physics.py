@@ -14,7 +14,7 @@ contrasts change, so that a network trained on both learns shape and context rat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,7 +101,8 @@ class ImagingParameters:
         slice_thickness: nominal slice thickness (mm).
         kernel: ``"smooth"`` or ``"sharp"``.
         psf_mm: in-plane FWHM of the reconstruction kernel's point spread (mm).
-        noise_sd: standard deviation of the final noise (HU).
+        noise_sd: standard deviation of the quantum noise on the scanner's own reconstruction grid (HU), before the
+            image is averaged onto the (usually coarser) output grid.
         streaks: strength of the streaks from dense objects (HU).
         oral_contrast: positive oral contrast in the stomach and bowel.
         fatty_liver: the liver was drawn steatotic.
@@ -120,6 +121,23 @@ class ImagingParameters:
     oral_contrast: bool = False
     fatty_liver: bool = False
     extra: dict = field(default_factory=dict)
+    recon_pixel_mm: float = 0.78
+    averaged_grid: bool = False
+
+    def output_noise_sd(self, spacing: Sequence[float]) -> float:
+        """Noise SD (HU) on an output grid of voxel size ``spacing`` (x, y, z mm).
+
+        Without ``averaged_grid`` the output grid samples a fine reconstruction (as a resampling that does not
+        average does), so the noise keeps its SD. With it the scanner reconstructed onto the coarser grid itself: it
+        reconstructs on ``recon_pixel_mm`` pixels whose noise is correlated over about the kernel's point spread, a
+        coarser output voxel averages ``(voxel / cell)`` independent cells per in-plane axis, and the SD falls by
+        ``cell / voxel`` for square pixels (slices are already about as thick as they are apart).
+        """
+        if not self.averaged_grid:
+            return float(self.noise_sd)
+        cell = max(float(self.recon_pixel_mm), float(self.psf_mm))
+        factor = math.sqrt(min(1.0, cell / float(spacing[0])) * min(1.0, cell / float(spacing[1])))
+        return float(self.noise_sd) * factor
 
     def metadata(self) -> dict:
         """JSON-ready summary (phase, mode, kernel, thickness, noise)."""
@@ -129,6 +147,8 @@ class ImagingParameters:
             "kernel": self.kernel,
             "slice_thickness_mm": round(float(self.slice_thickness), 3),
             "noise_sd_hu": round(float(self.noise_sd), 2),
+            "recon_pixel_mm": round(float(self.recon_pixel_mm), 3),
+            "averaged_grid": bool(self.averaged_grid),
             "oral_contrast": bool(self.oral_contrast),
             "fatty_liver": bool(self.fatty_liver),
         }
@@ -165,13 +185,16 @@ def sample_imaging(
     noise = float(np.clip(u(8.0, 28.0) * size_factor * (1.25 if kernel == "sharp" else 1.0), 8.0, 40.0))
     streaks = float(u(0.0, 40.0))
     texture_mm = float(u(1.5, 4.0))
+    recon_pixel = float(u(0.6, 0.9))  # 350-460 mm reconstruction field on 512 pixels
+    averaged = bool(rng.random() < 0.5)  # reconstructed on the output grid (averaged) or resampled from a fine one
     if intensity_mode == "random":
         means = rng.uniform(-300.0, 400.0, size=n)
         textures = rng.uniform(0.0, 35.0, size=n)
         noise = float(u(0.0, 50.0))
         thickness = float(u(t_lo, max(t_lo, 2.5 * z_spacing)))
         return ImagingParameters("random", phase, means.astype(np.float32), textures.astype(np.float32), texture_mm,
-                                 thickness, kernel, psf, noise, streaks)
+                                 thickness, kernel, psf, noise, streaks, recon_pixel_mm=recon_pixel,
+                                 averaged_grid=averaged)
     means = np.array([TRUNK_TISSUE_HU[t][0][0] for t in TISSUES], dtype=np.float64)
     phase_means = np.array([TRUNK_TISSUE_HU[t][0][p] for t in TISSUES], dtype=np.float64)
     enhancement = u(0.7, 1.3)  # injection rate, cardiac output, timing
@@ -200,7 +223,8 @@ def sample_imaging(
         means[TISSUE_INDEX["cartilage"]] = u(200.0, 450.0)
     textures = np.array([TRUNK_TISSUE_HU[t][1] for t in TISSUES], dtype=np.float64) * u(0.7, 1.4)
     return ImagingParameters("ct", phase, means.astype(np.float32), textures.astype(np.float32), texture_mm,
-                             thickness, kernel, psf, noise, streaks, oral_contrast=oral, fatty_liver=fatty_liver)
+                             thickness, kernel, psf, noise, streaks, oral_contrast=oral, fatty_liver=fatty_liver,
+                             recon_pixel_mm=recon_pixel, averaged_grid=averaged)
 
 
 def _unit_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]) -> np.ndarray:
@@ -253,11 +277,12 @@ def form_image(
     image = ndimage.gaussian_filter(image, sigma=sigma_vox.tolist(), mode="nearest", truncate=3.0)
     if streak_sources and axes is not None and params.streaks > 0:
         _add_streaks(image, axes, streak_sources, params.streaks, rng)
-    # quantum noise: in-plane correlated (smooth kernel) or nearly white (sharp kernel), thin correlation along z
+    # quantum noise: in-plane correlated (smooth kernel) or nearly white (sharp kernel), thin correlation along z,
+    # averaged down to the output voxel's size
     corr_mm = 1.2 * params.psf_mm if params.kernel == "smooth" else 0.45 * params.psf_mm
     noise_sigma = (corr_mm / sp[0], corr_mm / sp[1], 0.25 * params.slice_thickness / sp[2])
     noise = _unit_noise(rng, tissue.shape, tuple(float(min(s, 3.0)) for s in noise_sigma))
-    image += noise * np.float32(params.noise_sd)
+    image += noise * np.float32(params.output_noise_sd(sp))
     np.clip(image, -1024.0, 3071.0, out=image)
     return image.astype(np.float32, copy=False)
 
