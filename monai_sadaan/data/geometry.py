@@ -9,7 +9,7 @@ geometry (:func:`affine_to_itk_geometry`, :func:`itk_geometry_to_affine`) is bui
 
 An affine here is a 4x4 matrix from voxel index ``(i, j, k)`` to RAS millimetres (nibabel's convention; MONAI's
 ``MetaTensor.affine``). Checking label maps and affines that arrive from the pipeline is
-:mod:`monai_sadaan.io.labelmap`'s job.
+:mod:`monai_sadaan.io.nifti`'s job.
 """
 
 from __future__ import annotations

@@ -48,8 +48,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom_geometry import DicomSeriesError, check_dicom_series_geometry
-
 __all__ = [
     "IMAGE_SUFFIXES",
     "INPUT_FLAG_CODES",
@@ -500,6 +498,8 @@ def _direction3(direction: Sequence[float]) -> tuple[float, ...]:
 
 def _dicom_header(p: Path) -> VolumeHeader:
     import SimpleITK as sitk
+
+    from .dicom_geometry import DicomSeriesError, check_dicom_series_geometry  # DICOM inputs only
 
     series = _dicom_series(p)
     if not series:

@@ -15,10 +15,16 @@ disagree, assumes an LPS identity orientation when both codes are 0 and drops a 
 disagree) are reported by the pre-flight, :func:`monai_sadaan.data.image_folder.check_volume_header`.
 
 NRRD, MetaImage files and DICOM series folders are read with ITK (MONAI's ``ITKReader``, LPS converted to RAS).
+
+NIfTI voxel data is read by :func:`read_nifti_array`: what ``np.asanyarray(nibabel.load(path).dataobj)`` gives
+(nibabel's scaling, the stored type otherwise), but C-ordered in native byte order and read slab by slab. nibabel
+reads a ``.nii.gz`` through a temporary buffer of the volume's size, and MONAI's ``LoadImage`` then copies nibabel's
+Fortran-ordered array into C order: three times the volume at the peak, where this reader holds it once.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,9 +34,52 @@ from monai.data import ITKReader, NibabelReader
 from monai.data.image_reader import ImageReader
 from monai.utils import ensure_tuple
 
-__all__ = ["NIFTI_READ_SUFFIXES", "NiftiStandardReader", "SADAAnImageReader", "is_nifti_path"]
+from monai_sadaan.data.image_folder import iter_nifti_data  # the pre-flight's chunked read of the same data
+
+__all__ = ["NIFTI_READ_SUFFIXES", "NiftiStandardReader", "SADAAnImageReader", "is_nifti_path", "read_nifti_array"]
 
 NIFTI_READ_SUFFIXES = (".nii", ".nii.gz")
+
+_SLAB_BYTES = 1 << 24
+
+
+def read_nifti_array(img: Any, slab_bytes: int = _SLAB_BYTES) -> np.ndarray:
+    """The voxels of a NIfTI image, equal to ``np.asanyarray(img.dataobj)``, C-ordered, in native byte order.
+
+    The stored data (Fortran order) is read in slabs along its last axis of more than one voxel and each slab put in
+    place, scaled as nibabel scales it (``scl_slope`` / ``scl_inter``; none: the stored type): the only buffer of the
+    volume's size is the result.
+
+    Args:
+        img: a nibabel NIfTI image as ``nibabel.load`` gives it.
+        slab_bytes: stored bytes per slab (at least one plane).
+    """
+    from nibabel.arrayproxy import ArrayProxy
+    from nibabel.volumeutils import apply_read_scaling
+
+    proxy = img.dataobj
+    if not isinstance(proxy, ArrayProxy) or getattr(proxy, "order", "F") != "F":
+        return np.ascontiguousarray(np.asanyarray(proxy))
+    shape = tuple(int(s) for s in proxy.shape)
+    core = list(shape)
+    while len(core) > 1 and core[-1] == 1:
+        core.pop()
+    stored = np.dtype(proxy.dtype)
+    slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)
+    # nibabel's ArrayProxy._get_scaled(dtype=None): scale factors in their own type, then apply_read_scaling
+    out_dtype = apply_read_scaling(np.zeros(1, stored), slope, inter).dtype.newbyteorder("=")
+    out = np.empty(core, dtype=out_dtype)  # C order
+    if math.prod(core) == 0:
+        return out.reshape(shape)
+    plane = math.prod(core[:-1])
+    rows = max(1, int(slab_bytes) // max(1, plane * stored.itemsize))
+    done = 0
+    for chunk in iter_nifti_data(img, chunk_items=plane * rows):
+        k = chunk.size // plane
+        slab = apply_read_scaling(chunk, slope, inter).reshape(*core[:-1], k, order="F")
+        out[..., done : done + k] = slab
+        done += k
+    return out.reshape(shape)
 
 
 def is_nifti_path(path: PathLike | Sequence[PathLike]) -> bool:
@@ -40,7 +89,8 @@ def is_nifti_path(path: PathLike | Sequence[PathLike]) -> bool:
 
 
 class NiftiStandardReader(NibabelReader):
-    """MONAI's ``NibabelReader`` without its header "correction": the affine is ``nibabel.load(path).affine``.
+    """MONAI's ``NibabelReader`` without its header "correction": the affine is ``nibabel.load(path).affine``; the
+    voxels are read by :func:`read_nifti_array` (C-ordered, no second buffer of the volume's size).
 
     Args:
         kwargs: as :class:`monai.data.NibabelReader` (``squeeze_non_spatial_dims=True`` drops a trailing axis of
@@ -65,12 +115,16 @@ class NiftiStandardReader(NibabelReader):
         images = [nib.load(name, **kwargs_) for name in filenames]
         return images if len(filenames) > 1 else images[0]
 
+    def _get_array_data(self, img: Any, filename: Any = None) -> np.ndarray:
+        return read_nifti_array(img)
+
 
 class SADAAnImageReader(ImageReader):
-    """NIfTI with :class:`NiftiStandardReader` (nibabel's affine, see the module docstring); NRRD, MetaImage and
-    DICOM series folders with MONAI's ``ITKReader``.
+    """NIfTI with :class:`NiftiStandardReader` (nibabel's affine, voxels read in slabs: see the module docstring);
+    NRRD, MetaImage and DICOM series folders with MONAI's ``ITKReader``.
 
-    Use it as ``LoadImaged(keys, reader="monai_sadaan.data.readers.SADAAnImageReader")``.
+    Use it as ``LoadImaged(keys, reader="monai_sadaan.data.readers.SADAAnImageReader", dtype=None)`` to keep the
+    voxels in their stored type.
 
     Args:
         nifti_kwargs: keyword arguments of :class:`NiftiStandardReader` (default ``squeeze_non_spatial_dims=True``).

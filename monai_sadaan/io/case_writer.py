@@ -35,12 +35,9 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from monai_sadaan.data.image_folder import case_name_from_path, safe_case_name  # one definition of case names
-from monai_sadaan.io.colour_table import write_colour_table
-from monai_sadaan.io.labelmap import labelmap_and_affine
-from monai_sadaan.io.nifti import write_label_map_nifti, write_probability_maps
+from monai_sadaan.io.nifti import labelmap_and_affine, write_label_map_nifti, write_probability_maps
 from monai_sadaan.io.presence import StructurePresence, presence_rows, write_presence_report
-from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation
-from monai_sadaan.io.structures import StructuresLike, structure_table
+from monai_sadaan.io.structures import StructuresLike, structure_table, write_colour_table
 from monai_glue.atomic import OutputFolderError, folder_lock, make_staging_dir, remove_stale_staging, swap_in
 from monai_glue.config_values import parse_bool
 
@@ -185,6 +182,8 @@ class SADAAnCaseWriter:
             write_label_map_nifti(lm, aff, folder / names["label_map"])
             written = ["label_map"]
             if self.write_segmentation:
+                from monai_sadaan.io.slicer_segmentation import write_slicer_segmentation  # only when written
+
                 write_slicer_segmentation(
                     lm, aff, rows, folder / names["segmentation"], self.structures, absent=self.absent
                 )

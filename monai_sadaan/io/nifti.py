@@ -1,12 +1,13 @@
-"""NIfTI: the outputs (label map, per-structure probability maps, in the input image's geometry) and a reader for
-the input that needs no second buffer of the volume's size.
+"""NIfTI outputs: the label map and the per-structure probability maps, in the input image's geometry, and the
+checks every SADAAn writer applies to the label map and affine it is given.
 
-Reading: :func:`read_nifti_array` gives what ``np.asanyarray(nibabel.load(path).dataobj)`` gives (nibabel's
-scaling, the stored type otherwise), but C-ordered in native byte order and read slab by slab. nibabel reads a
-``.nii.gz`` through a temporary buffer of the volume's size, and MONAI's ``LoadImage`` then copies nibabel's
-Fortran-ordered array into C order: three times the volume at the peak, where this reader holds it once.
-:class:`SADAAnSlabImageReader` is :class:`~monai_sadaan.data.readers.SADAAnImageReader` (nibabel's affine for NIfTI,
-ITK for the rest) with this reader for NIfTI: the bundle's ``LoadImaged`` uses it.
+Input convention of every SADAAn writer: a label map indexed ``[i, j, k]`` (the array order MONAI's ``LoadImage``
+gives for both its ITK and nibabel readers, and that nibabel's ``get_fdata`` gives) and a 4x4 affine from voxel
+index ``(i, j, k)`` to RAS millimetres (nibabel's convention; MONAI's ``MetaTensor.affine``, also after
+``Invertd``). A MetaTensor carries its affine, so ``affine`` may then be left out. :func:`labelmap_and_affine` turns
+what the pipeline holds (numpy arrays, torch tensors, MONAI MetaTensors) into that checked pair; :func:`label_counts`
+counts its labels. The geometry of the grid (RAS <-> LPS for 3D Slicer and ITK, the volume of a voxel) is
+:mod:`monai_sadaan.data.geometry`'s; reading the input is :mod:`monai_sadaan.data.readers`'.
 
 Writing: nibabel's gzip level, 1 (:data:`GZIP_LEVEL`; the ``.seg.nrrd`` writer uses it too): a label map
 compresses about 20-fold at level 1, and a higher level costs seconds per CT for a few percent.
@@ -14,23 +15,21 @@ compresses about 20-fold at level 1, and a higher level costs seconds per CT for
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from monai_sadaan.data.image_folder import iter_nifti_data
-from monai_sadaan.data.readers import NiftiStandardReader, SADAAnImageReader
-from monai_sadaan.io.labelmap import as_affine, labelmap_and_affine, to_numpy
-from monai_glue import atomic_write_with
+from monai_glue.atomic import atomic_write_with
 
 __all__ = [
     "GZIP_LEVEL",
-    "SADAAnSlabImageReader",
-    "SlabNiftiReader",
-    "read_nifti_array",
+    "as_affine",
+    "as_labelmap",
+    "label_counts",
+    "labelmap_and_affine",
+    "to_numpy",
     "write_label_map_nifti",
     "write_probability_maps",
 ]
@@ -38,65 +37,115 @@ __all__ = [
 GZIP_LEVEL = 1
 """gzip level of the NIfTI outputs (nibabel's ``Opener.default_compresslevel``) and of the ``.seg.nrrd``."""
 
-_SLAB_BYTES = 1 << 24
+
+# ---------------------------------------------------------------------------------------------------- label maps
+def to_numpy(x: Any) -> np.ndarray:
+    """numpy copy-free view of a numpy array, torch tensor or MetaTensor (detached, moved to the CPU)."""
+    if hasattr(x, "detach"):  # torch.Tensor / MetaTensor
+        x = x.detach()
+        if hasattr(x, "as_tensor"):
+            x = x.as_tensor()
+        return x.cpu().numpy()
+    return np.asarray(x)
 
 
-def read_nifti_array(img: Any, slab_bytes: int = _SLAB_BYTES) -> np.ndarray:
-    """The voxels of a NIfTI image, equal to ``np.asanyarray(img.dataobj)``, C-ordered, in native byte order.
+def as_affine(affine: Any) -> np.ndarray:
+    """A float64 [4, 4] affine, checked to be finite, invertible and with a last row ``0 0 0 1``.
 
-    The stored data (Fortran order) is read in slabs along its last axis of more than one voxel and each slab put in
-    place, scaled as nibabel scales it (``scl_slope`` / ``scl_inter``; none: the stored type): the only buffer of the
-    volume's size is the result.
+    Raises:
+        ValueError: wrong shape, non-finite values, a singular 3x3 part or a wrong last row.
+    """
+    a = to_numpy(affine).astype(np.float64)
+    if a.ndim == 3 and a.shape[0] == 1:  # a batch of one
+        a = a[0]
+    if a.shape != (4, 4):
+        raise ValueError(f"expected a 4x4 voxel-to-RAS affine, got shape {tuple(a.shape)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"expected a finite affine, got\n{a}")
+    if not np.allclose(a[3], [0, 0, 0, 1]):
+        raise ValueError(f"expected the affine's last row to be [0, 0, 0, 1], got {a[3].tolist()}")
+    if abs(np.linalg.det(a[:3, :3])) < 1e-12:
+        raise ValueError(f"expected an invertible affine (non-zero voxel spacing), got\n{a}")
+    return a
+
+
+def as_labelmap(labelmap: Any, name: str = "label map") -> np.ndarray:
+    """A 3D integer label map from a [X, Y, Z] or channel-first [1, X, Y, Z] array / tensor.
+
+    Float arrays are accepted when every value is a whole number (MONAI's ``Invertd`` returns float tensors).
+
+    Returns:
+        the label map, dtype uint8 when every value fits, otherwise uint16.
+
+    Raises:
+        ValueError: not 3D after removing one leading channel, non-integral or negative values, or values above 65535.
+    """
+    arr = to_numpy(labelmap)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3:
+        raise ValueError(
+            f"expected a 3D {name} of shape [X, Y, Z] or [1, X, Y, Z] (one channel of label values), "
+            f"got shape {tuple(arr.shape)}"
+        )
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype == np.uint8:  # the writers' own type: nothing to check or convert
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"expected whole-number label values in the {name}, got dtype {arr.dtype} with fractions")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"expected non-negative label values in the {name}, got minimum {arr.min()}")
+    top = int(arr.max()) if arr.size else 0
+    if top > np.iinfo(np.uint16).max:
+        raise ValueError(f"expected label values up to 65535 in the {name}, got {top}")
+    return arr.astype(np.uint8 if top <= 255 else np.uint16, copy=False)
+
+
+_COUNT_CHUNK = 1 << 22
+
+
+def label_counts(labelmap: np.ndarray, minlength: int = 0) -> np.ndarray:
+    """Voxels per label value of a checked label map (:func:`as_labelmap`), ``np.bincount`` of it, in chunks.
+
+    ``np.bincount`` of the whole volume converts it to 64-bit integers first (8 bytes per voxel: 0.6 GB for a
+    512 x 512 x 300 CT) and ``ravel()`` copies a Fortran-ordered one; here chunks of 4 M voxels in memory order are
+    counted, background (most of a label map) by a comparison only.
+    """
+    flat = np.asarray(labelmap).ravel(order="K")  # a view in memory order for C- and Fortran-ordered arrays
+    top = int(flat.max()) if flat.size else 0
+    counts = np.zeros(max(int(minlength), top + 1), dtype=np.int64)
+    for start in range(0, flat.size, _COUNT_CHUNK):
+        chunk = flat[start : start + _COUNT_CHUNK]
+        labelled = chunk[chunk != 0]
+        counts[0] += chunk.size - labelled.size
+        if labelled.size:
+            counts[: top + 1] += np.bincount(labelled, minlength=top + 1)
+    return counts
+
+
+def labelmap_and_affine(labelmap: Any, affine: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(labelmap [X, Y, Z] uint8/uint16, affine [4, 4] float64)``.
 
     Args:
-        img: a nibabel NIfTI image as ``nibabel.load`` gives it.
-        slab_bytes: stored bytes per slab (at least one plane).
+        labelmap: numpy array, torch tensor or MetaTensor, [X, Y, Z] or [1, X, Y, Z].
+        affine: voxel-to-RAS affine; when ``None`` it is taken from ``labelmap.affine`` (MetaTensor).
+
+    Raises:
+        ValueError: no affine given and the label map carries none, or an invalid label map / affine.
     """
-    from nibabel.arrayproxy import ArrayProxy
-    from nibabel.volumeutils import apply_read_scaling
-
-    proxy = img.dataobj
-    if not isinstance(proxy, ArrayProxy) or getattr(proxy, "order", "F") != "F":
-        return np.ascontiguousarray(np.asanyarray(proxy))
-    shape = tuple(int(s) for s in proxy.shape)
-    core = list(shape)
-    while len(core) > 1 and core[-1] == 1:
-        core.pop()
-    stored = np.dtype(proxy.dtype)
-    slope, inter = np.asanyarray(proxy.slope), np.asanyarray(proxy.inter)
-    # nibabel's ArrayProxy._get_scaled(dtype=None): scale factors in their own type, then apply_read_scaling
-    out_dtype = apply_read_scaling(np.zeros(1, stored), slope, inter).dtype.newbyteorder("=")
-    out = np.empty(core, dtype=out_dtype)  # C order
-    if math.prod(core) == 0:
-        return out.reshape(shape)
-    plane = math.prod(core[:-1])
-    rows = max(1, int(slab_bytes) // max(1, plane * stored.itemsize))
-    done = 0
-    for chunk in iter_nifti_data(img, chunk_items=plane * rows):
-        k = chunk.size // plane
-        slab = apply_read_scaling(chunk, slope, inter).reshape(*core[:-1], k, order="F")
-        out[..., done : done + k] = slab
-        done += k
-    return out.reshape(shape)
+    if affine is None:
+        affine = getattr(labelmap, "affine", None)
+        if affine is None:
+            raise ValueError(
+                f"expected an affine (4x4 voxel-to-RAS) or a MetaTensor that carries one, got a "
+                f"{type(labelmap).__name__} and affine=None"
+            )
+    return as_labelmap(labelmap), as_affine(affine)
 
 
-class SlabNiftiReader(NiftiStandardReader):
-    """:class:`~monai_sadaan.data.readers.NiftiStandardReader` (nibabel's affine, header unchanged) whose voxel data
-    is read by :func:`read_nifti_array`: C-ordered, no second buffer of the volume's size."""
-
-    def _get_array_data(self, img: Any, filename: Any = None) -> np.ndarray:
-        return read_nifti_array(img)
-
-
-class SADAAnSlabImageReader(SADAAnImageReader):
-    """:class:`~monai_sadaan.data.readers.SADAAnImageReader` with :class:`SlabNiftiReader` for NIfTI (ITK for NRRD,
-    MetaImage and DICOM as before). Use it as ``LoadImaged(keys, reader="monai_sadaan.io.nifti.SADAAnSlabImageReader",
-    dtype=None)`` to keep the voxels in their stored type."""
-
-    def __init__(self, nifti_kwargs: dict | None = None, itk_kwargs: dict | None = None) -> None:
-        super().__init__(nifti_kwargs, itk_kwargs)
-        self.nifti = SlabNiftiReader(**{"squeeze_non_spatial_dims": True, **(nifti_kwargs or {})})
-
+# ---------------------------------------------------------------------------------------------------- NIfTI files
 _PROBABILITY_TOLERANCE = 1e-3
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from monai_sadaan.io.colour_table import read_colour_table
+from monai_sadaan.io.structures import read_colour_table
 from monai_sadaan.io.presence import read_presence_report
 from monai_glue import atomic_write_with
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from monai_sadaan.data.geometry import voxel_volume_ml
-from monai_sadaan.io.labelmap import label_counts, labelmap_and_affine, to_numpy
+from monai_sadaan.io.nifti import label_counts, labelmap_and_affine, to_numpy
 from monai_sadaan.io.structures import StructuresLike, structure_table
 from monai_sadaan.networks.presence import call_presence
 from monai_glue import atomic_open

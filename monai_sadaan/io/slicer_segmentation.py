@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from monai_sadaan.data.geometry import ras_to_lps
-from monai_sadaan.io.labelmap import label_counts, labelmap_and_affine
+from monai_sadaan.io.nifti import GZIP_LEVEL, label_counts, labelmap_and_affine
 from monai_sadaan.io.presence import StructurePresence, presence_rows
 from monai_sadaan.io.structures import StructuresLike, structure_table, terminology_dict
 from monai_glue import atomic_write_with
@@ -149,7 +149,7 @@ def write_slicer_segmentation(
     path: str | os.PathLike,
     structures: StructuresLike = None,
     absent: str = "empty",
-    compression_level: int = 1,
+    compression_level: int = GZIP_LEVEL,
 ) -> str:
     """Write a Slicer ``.seg.nrrd`` through ``slicerio.write_segmentation``, atomically.
 

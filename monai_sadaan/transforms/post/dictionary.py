@@ -23,7 +23,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_sadaan.data.geometry import voxel_volume_ml
-from monai_sadaan.io.labelmap import to_numpy
+from monai_sadaan.io.nifti import to_numpy
 from monai_sadaan.networks.presence import gate_by_presence, is_called_present
 
 from ..spatial.functional import find_network_grid_record, input_grid_labels, input_grid_probabilities

@@ -99,12 +99,12 @@ def test_grid_geometry_has_one_home():
     import monai_sadaan.data
     import monai_sadaan.data.geometry as geometry
     import monai_sadaan.io
-    import monai_sadaan.io.labelmap
+    import monai_sadaan.io.nifti
 
     for name in ("ras_to_lps", "voxel_volume_ml"):
         assert getattr(monai_sadaan.io, name) is getattr(geometry, name)
         assert getattr(monai_sadaan.data, name) is getattr(geometry, name)
-        assert not hasattr(monai_sadaan.io.labelmap, name)
+        assert not hasattr(monai_sadaan.io.nifti, name)
 
 
 def test_extent_to_box_keeps_the_voxel_centres_inside_the_extent_bounds_included():

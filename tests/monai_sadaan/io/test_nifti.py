@@ -1,5 +1,5 @@
-"""NIfTI in :mod:`monai_sadaan.io.nifti`: the reader in slabs and the chunked pre-flight scan give nibabel's values;
-label and probability maps written at gzip level one read back with nibabel."""
+"""NIfTI outputs and the label-map checks of :mod:`monai_sadaan.io.nifti`: label and probability maps written at gzip
+level one read back with nibabel; label maps and affines: accepted forms, refusals and label counts."""
 
 from __future__ import annotations
 
@@ -9,85 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor
 
-from monai_sadaan.data.image_folder import InputImageError, check_volume_content, iter_nifti_data
-from monai_sadaan.io import write_label_map_nifti, write_probability_maps
-from monai_sadaan.io.nifti import GZIP_LEVEL, SADAAnSlabImageReader, read_nifti_array
+from monai_sadaan.io import labelmap_and_affine, write_label_map_nifti, write_probability_maps
+from monai_sadaan.io.nifti import GZIP_LEVEL, label_counts
 from tests.monai_sadaan.io.small_case import AFFINE, small_labelmap
-
-
-def _nifti(path, data, slope=None, inter=None, big_endian=False):
-    img = nib.Nifti1Image(data, np.diag([0.8, 0.9, 2.5, 1.0]))
-    if big_endian:
-        img = nib.Nifti1Image(data.astype(data.dtype.newbyteorder(">")), img.affine, nib.Nifti1Header(endianness=">"))
-    if slope is not None:
-        img.header.set_slope_inter(slope, inter)
-    nib.save(img, str(path))
-    return path
-
-
-@pytest.mark.parametrize(
-    "name, data, kwargs",
-    [
-        ("i16.nii.gz", np.arange(-3000, 3000 - 8, dtype=np.int16)[: 19 * 23 * 13].reshape(19, 23, 13), {}),
-        ("u8.nii", np.arange(19 * 23 * 13, dtype=np.uint8).reshape(19, 23, 13), {}),
-        ("scaled.nii.gz", np.arange(19 * 23 * 13, dtype=np.int16).reshape(19, 23, 13), {"slope": 0.5, "inter": -1024}),
-        ("f32.nii.gz", np.linspace(-1, 1, 19 * 23 * 13, dtype=np.float32).reshape(19, 23, 13), {}),
-        ("big.nii.gz", np.arange(19 * 23 * 13, dtype=np.int16).reshape(19, 23, 13), {"big_endian": True}),
-        ("four.nii.gz", np.arange(19 * 23 * 13, dtype=np.int16).reshape(19, 23, 13, 1), {}),
-    ],
-)
-@pytest.mark.parametrize("slab_bytes", [1, 1000, 1 << 24])
-def test_slab_reader_gives_nibabels_values_in_c_order(tmp_path, name, data, kwargs, slab_bytes):
-    path = _nifti(tmp_path / name, data, **kwargs)
-    expected = np.asanyarray(nib.load(str(path)).dataobj)
-    got = read_nifti_array(nib.load(str(path)), slab_bytes=slab_bytes)
-    assert got.shape == expected.shape and got.dtype == expected.dtype.newbyteorder("=")
-    assert got.flags.c_contiguous  # MONAI's LoadImage would copy anything else
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_bundle_reader_loads_into_c_order_without_a_copy(tmp_path):
-    from monai.transforms import LoadImaged
-
-    data = np.arange(20 * 21 * 22, dtype=np.int16).reshape(20, 21, 22)
-    path = _nifti(tmp_path / "ct.nii.gz", data)
-    image = LoadImaged("image", reader=SADAAnSlabImageReader(), dtype=None, image_only=True, ensure_channel_first=True)(
-        {"image": str(path)}
-    )["image"]
-    assert image.dtype == torch.int16 and tuple(image.shape) == (1, 20, 21, 22)
-    np.testing.assert_array_equal(image[0].numpy(), data)
-    np.testing.assert_array_equal(image.affine.numpy(), nib.load(str(path)).affine)
-
-
-def test_a_cut_gzip_stream_is_refused_by_the_scan_and_the_reader(tmp_path):
-    noise = np.random.default_rng(0).integers(-1000, 1000, (40, 40, 40)).astype(np.int16)
-    path = _nifti(tmp_path / "cut.nii.gz", noise)
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(InputImageError, match="truncated or corrupt"):
-        check_volume_content(path)
-    with pytest.raises((EOFError, OSError)):
-        read_nifti_array(nib.load(str(path)))
-    short = tmp_path / "short.nii"
-    _nifti(short, np.zeros((10, 10, 10), np.int16))
-    short.write_bytes(short.read_bytes()[:-100])
-    with pytest.raises(OSError, match="Expected 2000 bytes, got 1900"):
-        list(iter_nifti_data(nib.load(str(short)), chunk_items=64))
-
-
-def test_the_scan_reads_in_chunks_and_finds_nan_and_range(tmp_path):
-    data = np.zeros((30, 30, 30), np.float32)
-    data[29, 29, 29] = np.nan
-    data[0, 0, 1] = np.inf
-    with pytest.raises(InputImageError, match="got 1 NaN and 1 Inf voxels"):
-        check_volume_content(_nifti(tmp_path / "nan.nii.gz", data))
-    ok = _nifti(tmp_path / "ok.nii.gz", np.arange(27000, dtype=np.int16).reshape(30, 30, 30), slope=2.0, inter=-5)
-    assert check_volume_content(ok) == (30, 30, 30)
-    chunks = list(arr.copy() for arr in iter_nifti_data(nib.load(str(ok)), chunk_items=1000))
-    assert len(chunks) == 27 and all(c.size == 1000 for c in chunks)
-    stored = np.arange(27000, dtype=np.int16).reshape(30, 30, 30).ravel(order="F")  # NIfTI's file order
-    np.testing.assert_array_equal(np.concatenate(chunks), stored)
 
 
 def test_outputs_use_gzip_level_one():
@@ -173,3 +99,41 @@ def test_probability_maps_reject_bad_input(tmp_path, probs, message):
     with pytest.raises(ValueError, match=message):
         write_probability_maps(probs, AFFINE, tmp_path / "p.nii.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- label map input forms
+
+
+def test_labelmap_and_affine_accepts_metatensor_channel_first_float():
+    lm = small_labelmap()
+    mt = MetaTensor(torch.from_numpy(lm[None].astype(np.float32)), affine=torch.from_numpy(AFFINE))
+    out, aff = labelmap_and_affine(mt)
+    assert out.dtype == np.uint8 and out.shape == lm.shape
+    np.testing.assert_array_equal(out, lm)
+    np.testing.assert_allclose(aff, AFFINE)
+
+
+@pytest.mark.parametrize(
+    "labelmap, affine, message",
+    [
+        (np.zeros((5, 5)), AFFINE, r"got shape \(5, 5\)"),
+        (np.zeros((2, 4, 4, 4)), AFFINE, r"got shape \(2, 4, 4, 4\)"),
+        (np.full((3, 3, 3), 1.5), AFFINE, "whole-number"),
+        (np.full((3, 3, 3), -1), AFFINE, "non-negative"),
+        (np.zeros((3, 3, 3)), None, "expected an affine"),
+        (np.zeros((3, 3, 3)), np.eye(3), r"4x4 .* got shape \(3, 3\)"),
+        (np.zeros((3, 3, 3)), np.diag([1.0, 0.0, 1.0, 1.0]), "invertible"),
+    ],
+)
+def test_labelmap_and_affine_rejects_bad_input(labelmap, affine, message):
+    with pytest.raises(ValueError, match=message):
+        labelmap_and_affine(labelmap, affine)
+
+
+def test_label_counts_equal_bincount_in_any_memory_order():
+    rng = np.random.default_rng(1)
+    for order in "CF":
+        lm = np.asarray(rng.integers(0, 6, (31, 17, 9)), dtype=np.uint8, order=order)
+        lm[lm < 3] = 0
+        np.testing.assert_array_equal(label_counts(lm, minlength=8), np.bincount(lm.ravel(), minlength=8))
+    assert label_counts(np.zeros((3, 3, 3), np.uint8), minlength=4).tolist() == [27, 0, 0, 0]

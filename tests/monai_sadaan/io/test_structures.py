@@ -1,18 +1,23 @@
 """The structure table of :mod:`monai_sadaan.io.structures`: codes, labels, colours and terminology strings that
-slicerio parses back."""
+slicerio parses back, and its colour table CSV read back."""
 
 from __future__ import annotations
+
+import csv
 
 import pytest
 from slicerio.segmentation import terminology_entry_from_string
 
 from monai_sadaan.io import (
+    COLOUR_TABLE_COLUMNS,
     DEFAULT_STRUCTURE_NAMES,
+    read_colour_table,
     structure_colours,
     structure_info,
     structure_table,
     terminology_dict,
     terminology_string,
+    write_colour_table,
 )
 
 
@@ -64,3 +69,22 @@ def test_unknown_structure_falls_back_to_tissue_and_palette():
 def test_structure_table_rejects_bad_input(structures, message):
     with pytest.raises(ValueError, match=message):
         structure_table(structures)
+
+
+# ---------------------------------------------------------------- colour table
+
+
+def test_colour_table_round_trip(tmp_path):
+    path = write_colour_table(None, tmp_path / "colours.csv")
+    rows = read_colour_table(path)
+    with open(path, newline="") as f:
+        header = next(csv.reader(f))
+    assert tuple(header) == COLOUR_TABLE_COLUMNS
+    assert [r["LabelValue"] for r in rows] == [1, 2, 3, 4, 5]  # background left out
+    assert rows[0]["Name"] == "left_kidney"
+    assert (rows[0]["Color_R"], rows[0]["Color_G"], rows[0]["Color_B"], rows[0]["Color_A"]) == (212, 126, 151, 255)
+    assert (rows[0]["Type_CodeValue"], rows[0]["TypeModifier_CodeValue"]) == ("64033007", "7771000")
+    assert (rows[2]["Type_CodingScheme"], rows[2]["Type_CodeValue"], rows[2]["Type_CodeMeaning"]) == (
+        "SCT", "10200004", "Liver",
+    )  # fmt: skip
+    assert rows[2]["TypeModifier_CodeValue"] == "" and rows[2]["Category_CodeValue"] == "123037004"
