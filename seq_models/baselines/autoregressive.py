@@ -59,6 +59,20 @@ class LinearARForecaster:
             raise ValueError(f"expected exog with one row per value ({len(y)}), got shape {x.shape}")
         return np.column_stack([y, x])
 
+    def _fitted_joint(self, series: np.ndarray, exog: np.ndarray | None, method: str) -> np.ndarray:
+        """:meth:`_joint` of ``series`` and ``exog`` ``[N, 1 + E]`` for ``method``, once fitted with as many exog series.
+
+        Raises:
+            RuntimeError: not fitted yet.
+            ValueError: exogenous series given where ``fit`` had none, or missing where it had some.
+        """
+        if self.coef is None or self.train_mean is None:
+            raise RuntimeError(f"call fit() before {method}()")
+        if (exog is None) != (self.num_exog == 0):
+            got = "none" if exog is None else "some"
+            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {got}")
+        return self._joint(series, exog)
+
     def _design(self, y: np.ndarray, p: int) -> np.ndarray:
         z = y[:, None] if y.ndim == 1 else y
         n = len(z)
@@ -95,12 +109,7 @@ class LinearARForecaster:
     def predict_tail(self, series: np.ndarray, test_size: int, exog: np.ndarray | None = None) -> np.ndarray:
         """Predictions of ``series[-test_size:]`` from the true values ``horizon`` steps earlier and before
         (and the exogenous series up to then, when the model was fitted with them)."""
-        if self.coef is None:
-            raise RuntimeError("call fit() before predict_tail()")
-        if (exog is None) != (self.num_exog == 0):
-            got = "none" if exog is None else "some"
-            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {got}")
-        z = self._joint(series, exog)
+        z = self._fitted_joint(series, exog, "predict_tail")
         p, h, n = int(self.order), self.horizon, len(z)
         if n - test_size - h < p - 1:
             raise ValueError(f"expected at least {p} values before the scored tail, got {n - test_size - h + 1}")
@@ -117,12 +126,7 @@ class LinearARForecaster:
         "AR + network residual" hybrid (:class:`~seq_models.data.series.SeriesRegressionData`,
         ``target="ar_residual"``).
         """
-        if self.coef is None or self.train_mean is None:
-            raise RuntimeError("call fit() before forecast_each_step()")
-        if (exog is None) != (self.num_exog == 0):
-            got = "none" if exog is None else "some"
-            raise ValueError(f"expected exog with {self.num_exog} series as in fit(), got {got}")
-        z = self._joint(series, exog)
+        z = self._fitted_joint(series, exog, "forecast_each_step")
         p = int(self.order)
         padded = np.vstack([np.tile(self.train_mean, (p - 1, 1)), z])
         return self._design(padded, p) @ self.coef

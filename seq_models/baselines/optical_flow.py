@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import torch
 
+from .utils import as_history_batch, restore_history_batch
+
 __all__ = ["estimate_flow", "optical_flow_forecast"]
 
 
@@ -60,15 +62,7 @@ def optical_flow_forecast(
     Returns:
         ``(B, K, C, H, W)`` or ``(K, C, H, W)``, same type as ``history``.
     """
-    is_tensor = isinstance(history, torch.Tensor)
-    arr = history.detach().cpu().numpy() if is_tensor else np.asarray(history)
-    single = arr.ndim == 4
-    if single:
-        arr = arr[None]
-    if arr.ndim != 5 or arr.shape[1] < 2:
-        raise ValueError(f"expected a history (B, T>=2, C, H, W) or (T>=2, C, H, W), got shape {tuple(history.shape)}")
-    if steps < 1:
-        raise ValueError(f"expected at least one forecast step, got {steps}")
+    arr, single, device = as_history_batch(history, steps, min_steps=2)
     chans = motion_channels if motion_channels is not None else list(range(arr.shape[2]))
     out = np.empty((arr.shape[0], steps, *arr.shape[2:]), np.float32)
     for b in range(arr.shape[0]):
@@ -79,7 +73,4 @@ def optical_flow_forecast(
         flow = estimate_flow(prev[chans].mean(0), last[chans].mean(0), method)
         for k in range(steps):
             out[b, k] = _advect(last, flow, k + 1)
-    out = np.clip(out, 0.0, 1.0)
-    if single:
-        out = out[0]
-    return torch.from_numpy(out).to(history.device) if is_tensor else out
+    return restore_history_batch(np.clip(out, 0.0, 1.0), single, device)

@@ -34,25 +34,9 @@ import torch
 
 from seq_models.data.real_frames import RainRateScaling, import_pysteps
 
+from .utils import as_history_batch, restore_history_batch
+
 __all__ = ["lk_motion", "pysteps_extrapolation_forecast", "sprog_forecast"]
-
-
-def _as_batch(history: torch.Tensor | np.ndarray, min_steps: int) -> tuple[np.ndarray, bool, Any]:
-    is_tensor = isinstance(history, torch.Tensor)
-    arr = history.detach().cpu().numpy() if is_tensor else np.asarray(history)
-    single = arr.ndim == 4
-    if single:
-        arr = arr[None]
-    if arr.ndim != 5 or arr.shape[1] < min_steps:
-        raise ValueError(
-            f"expected a history (B, T>={min_steps}, C, H, W) or (T>={min_steps}, C, H, W), got shape {tuple(history.shape)}"
-        )
-    return arr.astype(np.float64), single, (history.device if is_tensor else None)
-
-
-def _back(out: np.ndarray, single: bool, device: Any) -> torch.Tensor | np.ndarray:
-    out = out[0] if single else out
-    return torch.from_numpy(out).to(device) if device is not None else out
 
 
 def lk_motion(fields: np.ndarray, **lk_kwargs: Any) -> np.ndarray:
@@ -107,9 +91,8 @@ def pysteps_extrapolation_forecast(
         ``(B, K, C, H, W)`` or ``(K, C, H, W)`` float32 in ``[0, 1]`` with NaN where pysteps gives no value, the
         type (and device) of ``history``.
     """
-    if steps < 1:
-        raise ValueError(f"expected at least one forecast step, got {steps}")
-    arr, single, device = _as_batch(history, 1 if motion is not None else 2)
+    arr, single, device = as_history_batch(history, steps, 1 if motion is not None else 2)
+    arr = arr.astype(np.float64)
     pysteps = import_pysteps()
     extrapolate = pysteps.nowcasts.get_method("extrapolation")
     b, _, c, h, w = arr.shape
@@ -123,7 +106,7 @@ def pysteps_extrapolation_forecast(
             with contextlib.redirect_stdout(io.StringIO()):
                 out[i, :, ch] = extrapolate(arr[i, -1, ch], v, steps, extrap_kwargs={"outval": outval})
     np.clip(out, 0.0, 1.0, out=out)  # NaN stays NaN
-    return _back(out, single, device)
+    return restore_history_batch(out, single, device)
 
 
 def sprog_forecast(
@@ -157,9 +140,8 @@ def sprog_forecast(
         ``(B, K, C, H, W)`` or ``(K, C, H, W)`` float32 in ``[0, 1]``, NaN on the advected domain mask (see the
         module notes).
     """
-    if steps < 1:
-        raise ValueError(f"expected at least one forecast step, got {steps}")
-    arr, single, device = _as_batch(history, ar_order + 1)
+    arr, single, device = as_history_batch(history, steps, ar_order + 1)
+    arr = arr.astype(np.float64)
     pysteps = import_pysteps()
     sprog = pysteps.nowcasts.get_method("sprog")
     b, _, c, h, w = arr.shape
@@ -176,4 +158,4 @@ def sprog_forecast(
                     **sprog_kwargs,
                 )
             out[i, :, ch] = scaling.from_dbr(forecast)
-    return _back(out, single, device)
+    return restore_history_batch(out, single, device)
