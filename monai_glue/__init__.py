@@ -9,7 +9,8 @@ module                      what it holds
 :mod:`.loss_adapter`        :class:`ComponentLoss`, :class:`LossComponentsHandler`: a loss returning a dict
 :mod:`.output_transforms`   :class:`PickFromDictOutput`: one tensor of a network's dict output for metrics
 :mod:`.atomic`              atomic files and folders (temporary name, then rename), guarded output folders
-:mod:`.checkpoint`          ``torch.load(..., weights_only=True)`` with clear errors, :class:`SafeCheckpointLoader`
+:mod:`.checkpoint`          ``torch.load(..., weights_only=True)`` with clear errors, :class:`SafeCheckpointLoader`,
+                            wrappers whose state dict is their network's (:class:`StateOfWrappedModel`)
 :mod:`.config_values`       :func:`parse_bool`, :func:`parse_device` for values from configs and command lines
 :mod:`.bundles`             where the bundles are (checkout or wheel) and the ``sadaan-bundle`` command
 :mod:`.lazy_names`          :func:`lazy_names`: package attributes imported on first use
@@ -31,7 +32,8 @@ _LAZY: dict[str, str] = names_by_module(
             "OutputFolderError", "atomic_directory", "atomic_open", "atomic_torch_save", "atomic_write_with",
         ),
         "monai_glue.checkpoint": (
-            "CheckpointError", "SafeCheckpointLoader", "load_checkpoint", "load_state_dict_checked", "unwrap_model",
+            "CheckpointError", "SafeCheckpointLoader", "StateOfWrappedModel", "load_checkpoint",
+            "load_state_dict_checked", "unwrap_model",
         ),
         "monai_glue.config_values": ("parse_bool", "parse_device"),
     }

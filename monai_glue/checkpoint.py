@@ -11,7 +11,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "SafeCheckpointLoader", "load_checkpoint", "load_state_dict_checked", "unwrap_model"]
+__all__ = [
+    "CheckpointError",
+    "SafeCheckpointLoader",
+    "StateOfWrappedModel",
+    "load_checkpoint",
+    "load_state_dict_checked",
+    "unwrap_model",
+]
 
 
 class CheckpointError(ValueError):
@@ -110,6 +117,21 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
         the wrapped network.
     """
     return model.module if isinstance(getattr(model, "module", None), torch.nn.Module) else model
+
+
+class StateOfWrappedModel(torch.nn.Module):
+    """Base of wrappers that hold a network as ``self.model`` and save / load exactly its state dict (no
+    ``model.`` prefix), so a checkpoint of the wrapper and of the bare network are interchangeable."""
+
+    model: torch.nn.Module
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(  # type: ignore[override]
+        self, state_dict: Any, strict: bool = True, assign: bool = False
+    ) -> Any:
+        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 class SafeCheckpointLoader:

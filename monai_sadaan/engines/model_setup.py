@@ -30,7 +30,7 @@ import torch.nn as nn
 from monai.networks.utils import freeze_layers
 
 from monai_glue import CheckpointError, load_checkpoint, load_state_dict_checked, parse_bool
-from monai_sadaan.networks.utils import StateOfWrappedModel, unwrap_model
+from monai_glue.checkpoint import StateOfWrappedModel, unwrap_model
 
 __all__ = [
     "PresenceHeadTuning",

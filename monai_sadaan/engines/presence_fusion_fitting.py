@@ -24,7 +24,7 @@ from monai_sadaan.networks.nets.presence_fusion import (
     PresenceEvidenceFusion,
     presence_rule,
 )
-from monai_sadaan.networks.utils import unwrap_model
+from monai_glue.checkpoint import unwrap_model
 
 __all__ = [
     "collect_presence_evidence",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from monai_glue import atomic_open, atomic_torch_save, load_checkpoint
-from monai_sadaan.networks.utils import unwrap_model
+from monai_glue.checkpoint import unwrap_model
 
 __all__ = ["TrainingStateCheckpoint"]
 

@@ -1,36 +1,44 @@
 """SADAAn networks: the blocks (encoder, attention module, heads), the segmenter built from them, its presence
-fusion head, the presence gating rule and the fast eval-only graph."""
+fusion head, the presence gating rule and the fast eval-only graph.
+
+=============================== ======================================================================================
+module                          what it holds
+=============================== ======================================================================================
+:mod:`.nets.sadaan`             :class:`SpatialAttentionMedicalSegmenter`, read top to bottom, and its export wrapper
+:mod:`.blocks.sadaan_block`     its four stages: :class:`Encoder`, :class:`AnatomicalAttentionModule`,
+                                :class:`AbsenceDetectionHead`, :class:`SegmentationHead`
+:mod:`.nets.presence_fusion`    :class:`PresenceEvidenceFusion`, the optional final presence call
+:mod:`.presence`                the presence call and the gating of masks by it
+:mod:`.fast_inference`          :func:`build_fast_inference`: a faster eval-only graph of a trained segmenter
+=============================== ======================================================================================
+
+Names are imported on first use: a model without presence fusion does not import it, a run without
+``fast_inference`` does not import the fast graph.
+"""
 
 from __future__ import annotations
 
-from .blocks import AbsenceDetectionHead, AnatomicalAttentionModule, Encoder, SegmentationHead
-from .fast_inference import FastSADAAnInference, build_fast_inference
-from .nets import (
-    PRESENCE_EVIDENCE_NAMES,
-    SADAAN_OUTPUT_KEYS,
-    PresenceEvidenceFusion,
-    SADAAnInferenceWrapper,
-    SpatialAttentionMedicalSegmenter,
-    presence_evidence,
-)
-from .presence import call_presence, gate_by_presence, presence_masks
-from .utils import unwrap_model
+from monai_glue.lazy_names import lazy_names, names_by_module
 
-__all__ = [
-    "PRESENCE_EVIDENCE_NAMES",
-    "SADAAN_OUTPUT_KEYS",
-    "AbsenceDetectionHead",
-    "AnatomicalAttentionModule",
-    "Encoder",
-    "FastSADAAnInference",
-    "PresenceEvidenceFusion",
-    "SADAAnInferenceWrapper",
-    "SegmentationHead",
-    "SpatialAttentionMedicalSegmenter",
-    "build_fast_inference",
-    "call_presence",
-    "gate_by_presence",
-    "presence_evidence",
-    "presence_masks",
-    "unwrap_model",
-]
+_LAZY: dict[str, str] = names_by_module(
+    {
+        "monai_sadaan.networks.blocks.sadaan_block": (
+            "AbsenceDetectionHead", "AnatomicalAttentionModule", "Encoder", "SegmentationHead",
+        ),
+        "monai_sadaan.networks.fast_inference": (
+            "FastSADAAnInference", "attach_fast_inference", "build_fast_inference",
+        ),
+        "monai_sadaan.networks.nets.sadaan": (
+            "SADAAN_OUTPUT_KEYS", "SADAAnInferenceWrapper", "SpatialAttentionMedicalSegmenter",
+        ),
+        "monai_sadaan.networks.nets.presence_fusion": (
+            "PRESENCE_EVIDENCE_NAMES", "PresenceEvidenceFusion", "presence_evidence",
+        ),
+        "monai_sadaan.networks.presence": ("call_presence", "gate_by_presence", "presence_masks"),
+        "monai_glue.checkpoint": ("unwrap_model",),
+    }
+)  # fmt: skip
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -36,10 +36,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from monai_glue.config_values import parse_bool
 
-from monai_sadaan.networks.blocks.anatomical_attention import apply_position_prior
-from monai_sadaan.networks.blocks.segmentation_head import modulate_by_attention
+from monai_glue.checkpoint import unwrap_model
+from monai_sadaan.networks.blocks.sadaan_block import apply_position_prior, modulate_by_attention
 from monai_sadaan.networks.nets.sadaan import SpatialAttentionMedicalSegmenter, check_sadaan_input, sadaan_outputs
-from monai_sadaan.networks.utils import unwrap_model
 
 __all__ = ["FastSADAAnInference", "attach_fast_inference", "build_fast_inference", "fold_double_conv"]
 
@@ -50,7 +49,7 @@ def fold_double_conv(block: nn.Sequential) -> nn.Sequential:
     """``Conv3d, BatchNorm3d, ReLU, Conv3d, BatchNorm3d, ReLU`` (eval mode) as ``Conv3d, ReLU, Conv3d, ReLU``.
 
     Args:
-        block: the six-layer block (see :func:`~monai_sadaan.networks.blocks.double_conv.double_conv3d`).
+        block: the six-layer block (see :func:`~monai_sadaan.networks.blocks.sadaan_block.double_conv3d`).
 
     Returns:
         a new four-layer block equal to ``block.eval()`` up to float rounding, ``[B, C_in, ...] -> [B, C_out, ...]``.

@@ -1,10 +1,18 @@
+"""The blocks of SADAAn: its four stages (encoder, anatomical attention, absence detection, segmentation head) and
+the double convolution they are built from, in :mod:`.sadaan_block`."""
+
 from __future__ import annotations
 
-from .absence_detection import AbsenceDetectionHead
-from .anatomical_attention import AnatomicalAttentionModule, apply_position_prior
-from .double_conv import double_conv3d
-from .encoder import Encoder
-from .segmentation_head import SegmentationHead, modulate_by_attention
+from .sadaan_block import (
+    AbsenceDetectionHead,
+    AnatomicalAttentionModule,
+    Encoder,
+    SegmentationHead,
+    apply_position_prior,
+    check_positive_sizes,
+    double_conv3d,
+    modulate_by_attention,
+)
 
 __all__ = [
     "AbsenceDetectionHead",
@@ -12,6 +20,7 @@ __all__ = [
     "Encoder",
     "SegmentationHead",
     "apply_position_prior",
+    "check_positive_sizes",
     "double_conv3d",
     "modulate_by_attention",
 ]

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
+from monai_glue.checkpoint import StateOfWrappedModel
 from monai_glue.config_values import parse_bool
-from monai_sadaan.networks.blocks.absence_detection import AbsenceDetectionHead
-from monai_sadaan.networks.blocks.anatomical_attention import AnatomicalAttentionModule
-from monai_sadaan.networks.blocks.encoder import Encoder
-from monai_sadaan.networks.blocks.segmentation_head import SegmentationHead
-from monai_sadaan.networks.nets.presence_fusion import PresenceEvidenceFusion, presence_evidence
+from monai_sadaan.networks.blocks.sadaan_block import (
+    AbsenceDetectionHead,
+    AnatomicalAttentionModule,
+    Encoder,
+    SegmentationHead,
+    check_positive_sizes,
+)
 from monai_sadaan.networks.presence import call_presence, presence_masks
-from monai_sadaan.networks.utils import StateOfWrappedModel, check_positive_sizes
+
+if TYPE_CHECKING:
+    from monai_sadaan.networks.nets.presence_fusion import PresenceEvidenceFusion
 
 __all__ = [
     "SADAAN_OUTPUT_KEYS",
@@ -102,6 +107,8 @@ def sadaan_outputs(
     (:func:`~monai_sadaan.networks.presence.presence_masks`). Shapes as in the forward's docstring.
     """
     if presence_fusion is not None:
+        from monai_sadaan.networks.nets.presence_fusion import presence_evidence  # imported with the fusion
+
         evidence = presence_evidence(
             x, absence_logits, alignment_scores, confidence_scores, segmentation_probs, attention_maps,
             feature_responses, position_priors,
@@ -262,9 +269,11 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             hidden_channels=hidden_channels,
             memory_efficient=memory_efficient_head,
         )
-        self.presence_fusion = (
-            PresenceEvidenceFusion(num_structures, presence_fusion_hidden_channels) if presence_fusion else None
-        )
+        self.presence_fusion: PresenceEvidenceFusion | None = None
+        if presence_fusion:  # the fusion's module is imported only when a config switches it on
+            from monai_sadaan.networks.nets.presence_fusion import PresenceEvidenceFusion
+
+            self.presence_fusion = PresenceEvidenceFusion(num_structures, presence_fusion_hidden_channels)
 
     def expected_input_shape(self) -> str:
         """The accepted input shape as text, e.g. ``"(B, 1, 64, 64, 64)"``."""

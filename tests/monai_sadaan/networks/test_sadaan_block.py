@@ -1,4 +1,5 @@
-"""``check_positive_sizes``: the one refusal of layer sizes below 1 that every SADAAn block and the network share."""
+"""The SADAAn blocks of :mod:`monai_sadaan.networks.blocks.sadaan_block`: ``check_positive_sizes``, the one refusal of
+layer sizes below 1 that every block and the network share, and the double conv they are built from."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from monai_sadaan.networks.blocks import (
     AnatomicalAttentionModule,
     Encoder,
     SegmentationHead,
+    check_positive_sizes,
     double_conv3d,
 )
-from monai_sadaan.networks.utils import check_positive_sizes
 
 
 def test_positive_sizes_pass():
