@@ -8,18 +8,29 @@ import torch
 from monai.inferers import Inferer
 from torch import nn
 
+from monai_glue.checkpoint import unwrap_model
 from monai_glue.config_values import parse_bool
 
-__all__ = ["AutoregressiveForecaster", "check_history", "model_geometry"]
+__all__ = ["AutoregressiveForecaster", "check_history", "model_geometry", "model_shape_in"]
 
 
-def model_geometry(network: nn.Module) -> tuple[int, int]:
-    """``(history_steps, channels)`` of an IAM4VP (or a wrapper with ``.module``)."""
-    net = getattr(network, "module", network)
+def model_shape_in(network: nn.Module) -> tuple[int, int, int, int]:
+    """``(T, C, H, W)``: the history an IAM4VP (or a wrapper with ``.module``) reads, from its ``shape_in``.
+
+    Raises:
+        TypeError: a network without ``shape_in``.
+    """
+    net = unwrap_model(network)
     shape_in = getattr(net, "shape_in", None)
     if shape_in is None:
         raise TypeError(f"expected an IAM4VP network (with .shape_in = (T, C, H, W)), got {type(net).__name__}")
-    return int(shape_in[0]), int(shape_in[1])
+    t, c, h, w = (int(v) for v in shape_in)
+    return t, c, h, w
+
+
+def model_geometry(network: nn.Module) -> tuple[int, int]:
+    """``(history_steps, channels)`` of an IAM4VP (or a wrapper with ``.module``): :func:`model_shape_in`'s first two."""
+    return model_shape_in(network)[:2]
 
 
 def check_history(

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from monai.inferers import Inferer, sliding_window_inference
 from torch import nn
 
+from monai_glue.checkpoint import unwrap_model
 from monai_glue.config_values import parse_bool
 
-from .forecaster import check_history
+from .forecaster import check_history, model_shape_in
 
 __all__ = ["TiledForecaster", "away_from_seams", "plan_tiles"]
 
@@ -123,19 +124,14 @@ class TiledForecaster(Inferer):
 
     def plan(self, network: nn.Module, height: int, width: int) -> dict[str, Any]:
         """Tile layout for a frame: ``{"padded": (H', W'), "overlap": (oy, ox), "starts": ([y...], [x...])}``."""
-        net = getattr(network, "module", network)
-        _, _, tile_h, tile_w = net.shape_in
-        align = int(getattr(net, "spatial_stride", 1))
+        _, _, tile_h, tile_w = model_shape_in(network)
+        align = int(getattr(unwrap_model(network), "spatial_stride", 1))
         ph, oy, sy = plan_tiles(height, tile_h, self.overlap[0], align)
         pw, ox, sx = plan_tiles(width, tile_w, self.overlap[1], align)
         return {"padded": (ph, pw), "overlap": (oy, ox), "starts": (sy, sx), "tile": (tile_h, tile_w)}
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, steps: int | None = None, **kwargs: Any) -> torch.Tensor:
-        net = getattr(network, "module", network)
-        shape_in = getattr(net, "shape_in", None)
-        if shape_in is None:
-            raise TypeError(f"expected an IAM4VP network (with .shape_in), got {type(net).__name__}")
-        history_steps, channels, tile_h, tile_w = (int(s) for s in shape_in)
+        history_steps, channels, tile_h, tile_w = model_shape_in(network)
         k_steps = int(steps or self.steps or history_steps)
         history = check_history(inputs, history_steps, channels, k_steps, fill_nan=False)
         b, t_in, c, h, w = history.shape

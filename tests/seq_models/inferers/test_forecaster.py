@@ -78,3 +78,18 @@ def test_forecaster_rejects_all_nan_frames():
     history[1, 2] = float("nan")
     with pytest.raises(ValueError, match=r"all-NaN frame \(sample 1, step 2"):
         AutoregressiveForecaster(steps=1)(history, small_iam4vp())
+
+
+def test_both_forecasters_read_the_model_geometry_in_one_place_through_a_wrapper():
+    from seq_models.inferers.forecaster import model_geometry, model_shape_in
+
+    model = small_iam4vp()
+    wrapped = torch.nn.DataParallel(model)  # holds it as .module
+    assert model_shape_in(wrapped) == model_shape_in(model) == tuple(int(v) for v in model.shape_in)
+    assert model_geometry(wrapped) == model_shape_in(model)[:2]
+    history = torch.rand(1, *model.shape_in)
+    with torch.no_grad():
+        torch.testing.assert_close(TiledForecaster(steps=2)(history, wrapped), TiledForecaster(steps=2)(history, model))
+    for forecaster in (AutoregressiveForecaster(steps=2), TiledForecaster(steps=2)):
+        with pytest.raises(TypeError, match=r"expected an IAM4VP network \(with .shape_in = \(T, C, H, W\)\), got Linear"):
+            forecaster(history, torch.nn.Linear(2, 2))
