@@ -9,82 +9,58 @@
 * ``targets/``: the training targets derived from the label map once, after the augmentations
   (:class:`LabelMapToStructures`, the target keys).
 * ``post/``: the network's output to label maps (:class:`InputGridLabelMapd`, :class:`PresenceAwareLabelMapd`, ...).
-* ``utils.py``: the shape and structure-table checks they share.
 
-Every public name is importable from here, e.g. ``monai_sadaan.transforms.CTWindowd`` in a bundle config. The
-post-processing, absence-augmentation and target names are imported on first use: inference of one image needs only
-the intensity and spatial ones (and post-processing needs the network's presence gating, the voxel volume and the
-label-map checks).
+The checks they share live with their concern: :func:`check_volume` in ``spatial/functional.py``,
+:func:`check_label_map` and :func:`structure_label_values` in ``targets/array.py``.
+
+Every public name is importable from here, e.g. ``monai_sadaan.transforms.CTWindowd`` in a bundle config, and is
+imported on first use: inference of one image loads the spatial transforms (with the CT window they apply) and the
+post-processing, not the dictionary CT window, the absence augmentations or the targets.
 """
 
 from __future__ import annotations
 
 from monai_glue.lazy_names import lazy_names
 
-from .intensity.array import CTWindow
-from .intensity.dictionary import CTWindowd, CTWindowD, CTWindowDict
-from .spatial.array import CTToNetworkGrid, FitToSpatialSize
-from .spatial.dictionary import (
-    CTToNetworkGridd,
-    CTToNetworkGridD,
-    CTToNetworkGridDict,
-    FitToSpatialSized,
-    FitToSpatialSizeD,
-    FitToSpatialSizeDict,
-)
-from .spatial.functional import (
-    NetworkGridRecord,
-    find_network_grid_record,
-    input_grid_labels,
-    input_grid_probabilities,
-)
-from .utils import check_label_map, check_volume, structure_label_values
-
 _PACKAGE = "monai_sadaan.transforms"
+
+
+def _variants(stem: str, array_module: str | None, dictionary_module: str) -> dict[str, str]:
+    """``stem`` (when it has an array transform), ``{stem}d``, ``{stem}D``, ``{stem}Dict`` -> their modules."""
+    table = {f"{stem}{suffix}": f"{_PACKAGE}.{dictionary_module}" for suffix in ("d", "D", "Dict")}
+    return table if array_module is None else {stem: f"{_PACKAGE}.{array_module}", **table}
+
+
 _LAZY: dict[str, str] = {
+    **_variants("CTWindow", "intensity.array", "intensity.dictionary"),
+    **_variants("FitToSpatialSize", "spatial.array", "spatial.dictionary"),
+    **_variants("CTToNetworkGrid", "spatial.array", "spatial.dictionary"),
     **{
-        name: f"{_PACKAGE}.post.dictionary"
+        name: f"{_PACKAGE}.spatial.functional"
+        for name in ("NetworkGridRecord", "find_network_grid_record", "input_grid_labels", "input_grid_probabilities",
+                     "check_volume")
+    },
+    **{
+        name: value
         for stem in ("SADAAnPredictionToItems", "PresenceAwareLabelMap", "InputGridLabelMap", "VoxelVolume")
-        for name in (f"{stem}d", f"{stem}D", f"{stem}Dict")
+        for name, value in _variants(stem, None, "post.dictionary").items()
     },
     **{
-        name: f"{_PACKAGE}.absence.{'array' if name == stem else 'dictionary'}"
+        name: value
         for stem in ("RandFieldOfViewCrop", "RandStructureEdgeCrop", "RandSyntheticResection")
-        for name in (stem, f"{stem}d", f"{stem}D", f"{stem}Dict")
+        for name, value in _variants(stem, "absence.array", "absence.dictionary").items()
     },
-    "LabelMapToStructures": f"{_PACKAGE}.targets.array",
-    "presence_from_masks": f"{_PACKAGE}.targets.array",
+    **_variants("LabelMapToStructures", "targets.array", "targets.dictionary"),
+    **{
+        name: f"{_PACKAGE}.targets.array"
+        for name in ("presence_from_masks", "check_label_map", "structure_label_values")
+    },
     **{
         name: f"{_PACKAGE}.targets.dictionary"
-        for name in ("LabelMapToStructuresd", "LabelMapToStructuresD", "LabelMapToStructuresDict",
-                     "SEGMENTATION_TARGETS", "PRESENCE_TARGETS", "ATTENTION_TARGETS")
+        for name in ("SEGMENTATION_TARGETS", "PRESENCE_TARGETS", "ATTENTION_TARGETS")
     },
-}
-__getattr__ = lazy_names(__name__, _LAZY)
+}  # fmt: skip
 
-__all__ = [
-    # intensity
-    "CTWindow",
-    "CTWindowd",
-    "CTWindowD",
-    "CTWindowDict",
-    # spatial
-    "FitToSpatialSize",
-    "FitToSpatialSized",
-    "FitToSpatialSizeD",
-    "FitToSpatialSizeDict",
-    "CTToNetworkGrid",
-    "CTToNetworkGridd",
-    "CTToNetworkGridD",
-    "CTToNetworkGridDict",
-    "NetworkGridRecord",
-    "find_network_grid_record",
-    "input_grid_labels",
-    "input_grid_probabilities",
-    # shared checks
-    "check_label_map",
-    "check_volume",
-    "structure_label_values",
-    # absence augmentation, targets, post-processing: imported on first use
-    *_LAZY,
-]
+__all__ = list(_LAZY)
+
+__getattr__ = lazy_names(__name__, _LAZY)

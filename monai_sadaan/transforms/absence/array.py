@@ -19,7 +19,8 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import RandomizableTransform, SpatialCrop
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from ..utils import check_label_map, check_volume, shape_of, structure_label_values
+from ..spatial.functional import check_volume, shape_of
+from ..targets.array import check_label_map, structure_label_values
 
 __all__ = ["RandFieldOfViewCrop", "RandStructureEdgeCrop", "RandSyntheticResection"]
 

@@ -17,7 +17,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_tensor, ensure_tuple, ensure_tuple_rep
 
-from ..utils import check_label_map, structure_label_values
+from ..targets.array import check_label_map, structure_label_values
 from .array import RandFieldOfViewCrop, RandStructureEdgeCrop, RandSyntheticResection
 
 __all__ = [

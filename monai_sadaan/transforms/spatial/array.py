@@ -30,8 +30,7 @@ from monai.transforms.utils import scale_affine
 from monai.utils import SpaceKeys, TraceKeys, TransformBackends
 
 from ..intensity.array import CTWindow
-from ..utils import check_volume, spatial_size_3d
-from .functional import NetworkGridRecord, interpolate_axis, linear_support, one_thread
+from .functional import NetworkGridRecord, check_volume, interpolate_axis, linear_support, one_thread, spatial_size_3d
 
 __all__ = ["FitToSpatialSize", "CTToNetworkGrid"]
 

@@ -24,6 +24,9 @@ CT. The bounded-memory path gives **the same values** (tested: equal bit for bit
 Interpolation is ``torch.nn.functional.interpolate(mode="linear", align_corners=False)`` along each axis in turn,
 the last (innermost) axis first, which is how the trilinear kernel nests its sums; which input voxels it reads
 (and with a non-zero weight) is found by interpolating one-hot probes (:func:`linear_support`), not re-derived.
+
+The checks of what comes in, shared by the SADAAn transforms: :func:`check_volume` (a channel-first 3D volume),
+:func:`spatial_size_3d` (a grid size) and :func:`shape_of`.
 """
 
 from __future__ import annotations
@@ -37,17 +40,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.utils import TraceKeys
 
 __all__ = [
     "NetworkGridRecord",
+    "check_volume",
     "find_network_grid_record",
     "input_grid_labels",
     "input_grid_probabilities",
     "interpolate_axis",
     "linear_support",
     "one_thread",
+    "shape_of",
+    "spatial_size_3d",
 ]
 
 ACTIVE_MARGIN = 1e-3
@@ -57,6 +64,26 @@ float32) cannot lift values below that over the threshold."""
 
 _RECORDING_CLASS = "CTToNetworkGrid"  # the transform whose applied-operations entry holds a NetworkGridRecord
 _SLAB_BYTES = 32 << 20  # float32 working set of one slab of the label map (per structure)
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """``x.shape`` as a tuple of Python ints (for messages and comparisons across numpy and torch)."""
+    return tuple(int(s) for s in x.shape)
+
+
+def spatial_size_3d(spatial_size: Any) -> tuple[int, int, int]:
+    """``spatial_size`` as three positive ints ``(D, H, W)``; anything else is refused naming what came."""
+    dims = tuple(spatial_size) if isinstance(spatial_size, Sequence) and not isinstance(spatial_size, str) else ()
+    if len(dims) != 3 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in dims):
+        raise ValueError(f"expected spatial_size as three positive integers (D, H, W), got {spatial_size!r}")
+    return (int(dims[0]), int(dims[1]), int(dims[2]))
+
+
+def check_volume(img: NdarrayOrTensor, what: str = "image") -> None:
+    """Raise ``ValueError`` unless ``img`` is a channel-first 3D volume ``(C, D, H, W)``."""
+    if not hasattr(img, "shape") or len(img.shape) != 4:
+        got = shape_of(img) if hasattr(img, "shape") else type(img).__name__
+        raise ValueError(f"expected a channel-first 3D {what} of shape (C, D, H, W), got {got}")
 
 
 @contextlib.contextmanager

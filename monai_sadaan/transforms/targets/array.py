@@ -2,7 +2,9 @@
 ``[S]`` and attention targets ``[S, D, H, W]``.
 
 Derived once per sample, after every transform that edits the label map (absence augmentations included), so the
-three always describe the label map the network is trained on.
+three always describe the label map the network is trained on. :func:`check_label_map` and
+:func:`structure_label_values` are the checks of a label map and of its structure table that the absence
+augmentations apply too.
 """
 
 from __future__ import annotations
@@ -18,12 +20,40 @@ from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 from scipy.ndimage import correlate1d, find_objects
 
-from ..utils import check_label_map, structure_label_values
+from ..spatial.functional import shape_of
 
-__all__ = ["LabelMapToStructures", "presence_from_masks"]
+__all__ = ["LabelMapToStructures", "check_label_map", "presence_from_masks", "structure_label_values"]
 
 
 _TRUNCATE = 4.0  # Gaussian kernel radius of the attention halo, in standard deviations
+
+
+def check_label_map(label: NdarrayOrTensor) -> None:
+    """Raise ``ValueError`` unless ``label`` has shape ``(1, D, H, W)``."""
+    if not hasattr(label, "shape") or len(label.shape) != 4 or label.shape[0] != 1:
+        got = shape_of(label) if hasattr(label, "shape") else type(label).__name__
+        raise ValueError(f"expected a label map of shape (1, D, H, W), got {got}")
+
+
+def structure_label_values(structure_labels: Mapping[str, int] | Sequence[int]) -> list[int]:
+    """The label values of ``structure_labels`` (a ``{name: value}`` mapping or a sequence), in channel order.
+
+    Raises:
+        ValueError: empty, non-integer, background (0) or repeated values.
+    """
+    values = list(structure_labels.values()) if isinstance(structure_labels, Mapping) else list(structure_labels)
+    if isinstance(structure_labels, (str, bytes)) or not values:
+        raise ValueError(f"expected a non-empty mapping or sequence of label values, got {structure_labels!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not float(v).is_integer():
+            raise ValueError(f"expected integer label values, got {v!r} in {structure_labels!r}")
+        out.append(int(v))
+    if 0 in out:
+        raise ValueError(f"label value 0 is background and cannot be a structure, got {structure_labels!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"expected distinct label values, got {out}")
+    return out
 
 
 def presence_from_masks(masks: torch.Tensor, min_voxels: int = 1) -> torch.Tensor:
