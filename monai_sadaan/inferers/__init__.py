@@ -1,6 +1,17 @@
+"""SADAAn inference: :class:`WholeVolumeInferer` (the whole volume at the network's grid and back) and
+:class:`PrefetchDataLoader` (the next case read while one is inferred), imported on first use."""
+
 from __future__ import annotations
 
-from .prefetch import PrefetchDataLoader, threads_beside_prefetch
-from .whole_volume import WholeVolumeInferer
+from monai_glue.lazy_names import lazy_names, names_by_module
 
-__all__ = ["PrefetchDataLoader", "WholeVolumeInferer", "threads_beside_prefetch"]
+_LAZY: dict[str, str] = names_by_module(
+    {
+        "monai_sadaan.inferers.prefetch": ("PrefetchDataLoader", "threads_beside_prefetch"),
+        "monai_sadaan.inferers.whole_volume": ("WholeVolumeInferer",),
+    }
+)
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -29,7 +29,7 @@ import re
 import shutil
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
@@ -37,12 +37,10 @@ from monai.transforms import MapTransform
 from monai_sadaan.data.image_folder import case_name_from_path, safe_case_name  # one definition of case names
 from monai_sadaan.io.nifti import labelmap_and_affine, write_label_map_nifti, write_probability_maps
 from monai_sadaan.io.presence import StructurePresence, presence_rows, write_presence_report
+from monai_sadaan.io.run_outputs import InferenceRun, case_folder_problems, parse_input_flags, write_case_marker
 from monai_sadaan.io.structures import StructuresLike, structure_table, write_colour_table
 from monai_glue.atomic import OutputFolderError, folder_lock, make_staging_dir, remove_stale_staging, swap_in
 from monai_glue.config_values import parse_bool
-
-if TYPE_CHECKING:
-    from monai_sadaan.io.run_outputs import InferenceRun
 
 __all__ = [
     "CASE_FILE_SUFFIXES",
@@ -155,8 +153,6 @@ class SADAAnCaseWriter:
                 or holds other files, or is (or holds) the input; nothing is written then.
             ValueError: bad label map, presence, probabilities or input flags.
         """
-        from monai_sadaan.io.run_outputs import case_folder_problems, parse_input_flags, write_case_marker
-
         final_dir = self.case_dir(case_name)
         lm, aff = labelmap_and_affine(labelmap, affine)
         rows = presence_rows(lm, aff, presence, self.structures, threshold=self.threshold)

@@ -479,7 +479,7 @@ class InferenceRun:
 
     def plan(self) -> list[dict[str, Any]]:
         """``[{"case", "source", "image", "input_flags"}]``: the case names as the writer makes them file-safe."""
-        from monai_sadaan.io.case_writer import case_name_from_path, safe_case_name
+        from monai_sadaan.data.image_folder import case_name_from_path, safe_case_name  # as the writer names cases
 
         out = []
         for i, item in enumerate(self.datalist or []):

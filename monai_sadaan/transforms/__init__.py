@@ -61,6 +61,6 @@ _LAZY: dict[str, str] = {
     },
 }  # fmt: skip
 
-__all__ = list(_LAZY)
+__all__ = sorted(_LAZY)
 
 __getattr__ = lazy_names(__name__, _LAZY)

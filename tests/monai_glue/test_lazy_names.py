@@ -21,7 +21,13 @@ def test_names_by_module_refuses_a_name_under_two_modules():
         names_by_module({"pkg.a": ("X", "X")})
 
 
-@pytest.mark.parametrize("package", ["monai_glue", "monai_sadaan", "monai_sadaan.data", "seq_models"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "monai_glue", "monai_sadaan", "monai_sadaan.data", "monai_sadaan.inferers", "monai_sadaan.io",
+        "monai_sadaan.networks", "monai_sadaan.networks.nets", "monai_sadaan.transforms", "seq_models",
+    ],
+)  # fmt: skip
 def test_every_lazy_name_of_a_package_is_in_all_and_defined_by_its_module(package):
     module = importlib.import_module(package)
     assert module.__all__ == sorted(module._LAZY)
