@@ -13,14 +13,3 @@ from .sadaan_block import (
     double_conv3d,
     modulate_by_attention,
 )
-
-__all__ = [
-    "AbsenceDetectionHead",
-    "AnatomicalAttentionModule",
-    "Encoder",
-    "SegmentationHead",
-    "apply_position_prior",
-    "check_positive_sizes",
-    "double_conv3d",
-    "modulate_by_attention",
-]
