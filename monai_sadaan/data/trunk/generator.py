@@ -41,6 +41,7 @@ __all__ = [
     "TrunkPhantom",
     "generate_trunk_phantom",
     "check_fov_weights",
+    "crop_fov_box",
 ]
 
 TRUNK_GENERATOR_VERSION = 5
@@ -134,6 +135,27 @@ def check_fov_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     return out
 
 
+def crop_fov_box(fov_box: np.ndarray, crop: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """The (3, 2) world extent (mm) of ``fov_box`` intersected with ``crop``.
+
+    Raises:
+        ValueError: ``crop`` is not (3, 2) finite ``[low, high]`` rows with ``low < high``, or misses the box.
+    """
+    try:
+        c = np.asarray(crop, dtype=np.float64)
+    except (TypeError, ValueError):
+        c = np.zeros(0)
+    if c.shape != (3, 2) or not np.isfinite(c).all() or not (c[:, 0] < c[:, 1]).all():
+        raise ValueError(f"expected crop as (3, 2) finite [low, high] rows in mm with low < high, got {crop!r}")
+    out = np.stack([np.maximum(fov_box[:, 0], c[:, 0]), np.minimum(fov_box[:, 1], c[:, 1])], axis=1)
+    if not (out[:, 0] < out[:, 1]).all():
+        raise ValueError(
+            f"expected a crop that overlaps the field of view {np.round(fov_box, 1).tolist()} (mm), got "
+            f"{np.round(c, 1).tolist()}"
+        )
+    return out
+
+
 def _fov_z(name: str, p: Patient, rng: np.random.Generator) -> tuple[float, float]:
     """The field of view's inferior and superior edges (mm)."""
     u = rng.uniform
@@ -177,6 +199,7 @@ def generate_trunk_phantom(
     spacing: float | Sequence[float] | None = None,
     orientation: str | None = None,
     min_voxels: int = 20,
+    crop: np.ndarray | Sequence[Sequence[float]] | None = None,
 ) -> TrunkPhantom:
     """Draw one synthetic CT of a trunk, cut to a field of view.
 
@@ -198,6 +221,10 @@ def generate_trunk_phantom(
         orientation: nibabel orientation code of the voxel axes; default random (``RAS`` / ``LPS`` / ``LAS`` half
             of the time).
         min_voxels: smallest voxel count of a structure that counts as present.
+        crop: optional (3, 2) world extent (mm, RAS, the frame of ``fov_box``) to render instead of the whole field
+            of view: the grid covers the field of view intersected with it, for the same patient, field of view and
+            imaging. With ``spacing``, a fine crop around one organ costs only its own voxels (the cascade's
+            training crops, :mod:`monai_sadaan.data.refine_crops`). ``None`` (default): the whole field of view.
 
     Returns:
         A :class:`TrunkPhantom`: ``image`` float32 HU (I, J, K), ``label`` int16 (I, J, K), RAS ``affine``,
@@ -205,7 +232,7 @@ def generate_trunk_phantom(
 
     Raises:
         ValueError: unknown scenario, structure, field of view, phase or intensity mode; bad weights, shape,
-            spacing, orientation, seed or min_voxels.
+            spacing, orientation, seed, min_voxels or crop (also a crop outside the field of view).
     """
     check_scenarios(scenario, TRUNK_SCENARIOS)
     structures = check_structures(structures)
@@ -286,8 +313,9 @@ def generate_trunk_phantom(
             _apply_fov_cut(box, fov_cut)
 
     # grid: square pixels in-plane, slices 0.6-5.5 mm apart (a thin slab gets fewer slices)
+    render_box = box if crop is None else crop_fov_box(box, crop)
     ras_shape, ras_spacing = _ras_grid(parsed, shape_arg, spacing_arg, (0, 0, 0))
-    extent_mm = box[:, 1] - box[:, 0]
+    extent_mm = render_box[:, 1] - render_box[:, 0]
     if not shape_arg:
         sp_xy = max(extent_mm[0], extent_mm[1]) / n_xy
         for axis in (0, 1):
@@ -295,7 +323,7 @@ def generate_trunk_phantom(
         nz = max(n_z, int(math.ceil(extent_mm[2] / 5.5)))
         nz = min(nz, 128, max(8, int(extent_mm[2] / 0.6)))
         ras_shape[2] = nz
-    axes, final_spacing = _grid_axes(box, ras_shape, ras_spacing, shape_arg is not None, fov_cut)
+    axes, final_spacing = _grid_axes(render_box, ras_shape, ras_spacing, shape_arg is not None, fov_cut)
 
     canvas = Canvas(*axes, structures=structures, roll=roll)
     streaks = render_patient(canvas, patient, plan.removed)

@@ -271,3 +271,31 @@ def test_small_bowel_fills_the_mid_abdomen():
     # about a third of the small-bowel loops are collapsed (a slit of fluid inside a thick wall)
     assert 0.0 < np.mean([s > 2.5 for s in patient.bowel_lumen_shrink]) < 0.8
     assert len(patient.bowel_lumen_shrink) == len(patient.bowel)
+
+
+def test_a_crop_renders_the_same_case_on_part_of_the_grid():
+    """``crop`` renders only a box of the field of view: the same patient and labels at the same world points, the
+    image's own noise aside; the field of view (``fov_box``) is the whole case's."""
+    kwargs = dict(field_of_view="abdomen", spacing=4.0, orientation="RAS")
+    full = generate_trunk_phantom("normal", 5, **kwargs)
+    lo = np.array([10, 12, 6])
+    hi = lo + np.array([14, 16, 12])
+    edges = (full.affine @ np.c_[np.stack([lo - 0.5, hi - 0.5]), np.ones(2)].T).T[:, :3]
+    crop = generate_trunk_phantom("normal", 5, crop=edges.T, **kwargs)
+    assert crop.shape == tuple(int(v) for v in hi - lo)
+    np.testing.assert_allclose(crop.affine[:3, :3], full.affine[:3, :3])
+    np.testing.assert_allclose(crop.affine[:3, 3], (full.affine @ np.r_[lo, 1])[:3], atol=1e-6)
+    np.testing.assert_array_equal(crop.label, full.label[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    np.testing.assert_allclose(crop.fov_box, full.fov_box)
+    fine = generate_trunk_phantom("normal", 5, crop=edges.T, **{**kwargs, "spacing": 1.5})
+    assert np.allclose(fine.spacing, 1.5) and fine.shape == tuple(int(round(v)) for v in (hi - lo) * 4.0 / 1.5)
+
+
+@pytest.mark.parametrize(
+    "crop, message",
+    [([[0, 1], [0, 1]], r"\(3, 2\) finite"), ([[0, 1], [0, 1], [2, 1]], "low < high"),
+     ([[0, 1], [0, 1], [5000, 5100]], "overlaps the field of view")],
+)
+def test_bad_crops_raise(crop, message):
+    with pytest.raises(ValueError, match=message):
+        generate_trunk_phantom("normal", 0, shape=8, crop=crop)

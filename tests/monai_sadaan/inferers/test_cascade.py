@@ -1,0 +1,243 @@
+"""The absence-aware cascade (monai_sadaan.inferers.cascade): boxes in world mm on anisotropic non-RAS inputs, the
+fine mask at the right world place, absent structures never painted, memory that follows the box, stage 2's input
+and the refusals. Stage 2 is replaced by small modules with a known answer; volumes are tiny."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_sadaan.inferers.cascade import (
+    CascadeInputsd,
+    CascadeRefine,
+    CascadeRefined,
+    box_to_input_grid,
+    cascade_inputs,
+    fine_box,
+    load_refine_network,
+    oriented_affine,
+    resample_to_box,
+)
+from monai_sadaan.transforms import CTToNetworkGrid, CTToNetworkGridd, InputGridLabelMapd
+from monai_sadaan.transforms.spatial.functional import find_network_grid_record
+
+# voxel axes (S, L, A) at (2.5, 1.2, 1.6) mm: not RAS, anisotropic
+AFFINE = np.array([[0.0, -1.2, 0.0, 30.0], [0.0, 0.0, 1.6, -20.0], [2.5, 0.0, 0.0, -35.0], [0.0, 0.0, 0.0, 1.0]])
+SHAPE = (28, 50, 40)
+GRID = (16, 16, 16)
+CENTRE = np.array([2.0, 12.0, -2.0])  # world mm (RAS)
+RADIUS = 11.0
+
+
+def _world(affine, shape):
+    """World (RAS) coordinates of every voxel centre, ``[*shape, 3]``."""
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    return (ijk @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]).reshape(*shape, 3)
+
+
+def _ball(radius, centre=CENTRE):
+    return np.linalg.norm(_world(AFFINE, SHAPE) - centre, axis=-1) <= radius
+
+
+def _image(inside=200, outside=-100):
+    img = np.where(_ball(RADIUS), inside, outside).astype(np.int16)
+    return MetaTensor(torch.from_numpy(img)[None], affine=torch.as_tensor(AFFINE))
+
+
+class Threshold(torch.nn.Module):
+    """Stage 2 that says 'the windowed CT is above 0.53' (the sphere's edge between -100 and 200 HU)."""
+
+    def forward(self, x):
+        return (x[:, :1] - 0.53) * 200.0
+
+
+class Everywhere(torch.nn.Module):
+    """Stage 2 that says 'everywhere', and records the shapes it was shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        return torch.full_like(x[:, :1], 10.0)
+
+
+def _stage1(prob_volumes, calls):
+    """A case as the bundle's post-processing has it: the preprocessed image with its record, stage 1's
+    probabilities on the network grid (from input-grid probability volumes), calls and the coarse label map."""
+    d = CTToNetworkGridd("image", GRID)({"image": _image()})
+    to_grid = CTToNetworkGrid(GRID, a_min=0.0, a_max=1.0)
+    probs = torch.cat([to_grid(MetaTensor(torch.from_numpy(v.astype(np.float32))[None], affine=torch.as_tensor(AFFINE)))
+                       for v in prob_volumes])  # fmt: skip
+    d.update(pred=probs.as_tensor(), presence_calls=torch.tensor(calls, dtype=torch.float32), source_image=_image())
+    return InputGridLabelMapd("pred", label_values=list(range(1, len(calls) + 1)))(d)
+
+
+def _dice(a, b):
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+def test_oriented_affine_maps_the_oriented_view_to_the_same_world_points():
+    record = CTToNetworkGrid(GRID).record_for(_image())[0]
+    oriented = oriented_affine(record)
+    assert np.allclose(np.abs(oriented[:3, :3]), np.diag([1.2, 1.6, 2.5]))
+    assert (np.diag(oriented[:3, :3]) > 0).all()  # RAS
+    index = np.arange(np.prod(SHAPE)).reshape(SHAPE)
+    view = record.oriented_view(index)
+    world_in, world_or = _world(AFFINE, SHAPE).reshape(-1, 3), _world(oriented, view.shape)
+    for o in [(0, 0, 0), (5, 17, 3), tuple(n - 1 for n in view.shape)]:
+        assert np.allclose(world_or[o], world_in[view[o]])
+
+
+def test_box_is_the_coarse_mask_plus_the_margin_in_world_mm_on_an_anisotropic_non_ras_input():
+    record = CTToNetworkGrid(GRID).record_for(_image())[0]
+    affine = oriented_affine(record)
+    mask = _ball(6.0)
+    box = fine_box(record.oriented_view(mask), affine, margin_mm=5.0, fine_spacing=1.5)
+    # the mask's world extent (voxel edges) plus 5 mm per world axis
+    idx = np.argwhere(mask)
+    corners = np.array([[a, b, c] for a in (-0.5, 0.5) for b in (-0.5, 0.5) for c in (-0.5, 0.5)])
+    pts = np.concatenate([(idx + k) @ AFFINE[:3, :3].T + AFFINE[:3, 3] for k in corners])
+    expected = np.stack([pts.min(0) - 5.0, pts.max(0) + 5.0], 1)
+    low = affine[:3, :3] @ np.asarray(box.low) + affine[:3, 3]
+    high = affine[:3, :3] @ np.asarray(box.high) + affine[:3, 3]
+    assert np.allclose(np.stack([low, high], 1), expected)
+    extent = expected[:, 1] - expected[:, 0]
+    assert box.shape == tuple(math.ceil(e / 1.5 - 1e-6) for e in extent)
+    assert np.allclose(np.linalg.norm(box.affine[:3, :3], axis=0), 1.5)  # the fine spacing, RAS directions
+    # centred on the box: the fine grid's first and last centres are symmetric about the box's middle
+    first, last = box.affine @ [0, 0, 0, 1], box.affine @ [*(n - 1 for n in box.shape), 1]
+    assert np.allclose((first[:3] + last[:3]) / 2, expected.mean(1))
+    # clipped to the grid: a margin past the volume stops at its edge
+    wide = fine_box(record.oriented_view(mask), affine, margin_mm=500.0, fine_spacing=1.5)
+    assert np.allclose(wide.low, -0.5) and np.allclose(np.asarray(wide.high), np.asarray(record.oriented_shape) - 0.5)
+    assert fine_box(np.zeros((4, 4, 4), bool), np.eye(4)) is None
+
+
+def test_resampling_to_a_box_and_back_is_the_identity_for_linear_values():
+    affine = np.diag([2.0, 1.0, 3.0, 1.0])
+    mask = np.zeros((20, 30, 12), bool)
+    mask[5:12, 8:20, 3:8] = True
+    box = fine_box(mask, affine, margin_mm=4.0, fine_spacing=1.0)
+    ramp = torch.from_numpy(np.fromfunction(lambda i, j, k: 2 * i - j + 0.5 * k, mask.shape, dtype=np.float32))[None]
+    fine = resample_to_box(ramp, box)
+    assert tuple(fine.shape) == (1, *box.shape)
+    # a linear function is kept exactly inside the volume (no clamping there)
+    slices, back = box_to_input_grid(fine, box, mask.shape)
+    inner = tuple(slice(1, -1) for _ in range(3))
+    assert torch.allclose(back[0][inner], ramp[0][slices][inner], atol=1e-4)
+
+
+def test_the_fine_mask_lands_at_the_right_world_position():
+    coarse = _ball(RADIUS + 6.0)  # stage 1's blob: too big
+    d = _stage1([coarse.astype(np.float32)], [1.0])
+    before = np.asarray(d["label_map"][0]) == 1
+    step = CascadeRefined(network=Threshold(), label_values=[1], fine_spacing=1.5, margin_mm=6.0, roi_size=32)
+    out = step(d)
+    refined = np.asarray(out["label_map"][0]) == 1
+    truth = _ball(RADIUS)
+    assert _dice(refined, truth) > 0.95 > _dice(before, truth)
+    centroid = _world(AFFINE, SHAPE)[refined].mean(0)
+    assert np.linalg.norm(centroid - CENTRE) < 0.5  # mm
+    assert isinstance(out["label_map"], MetaTensor) and np.allclose(out["label_map"].affine, AFFINE)
+
+
+def test_a_structure_called_absent_is_never_painted_whatever_stage_2_says():
+    big, small = _ball(RADIUS + 6.0).astype(np.float32), _ball(RADIUS).astype(np.float32)
+    d = _stage1([big, small, small], [0.0, 1.0, 0.0])  # structure 2 present; 1 and 3 called absent
+    everywhere = Everywhere()
+    out = CascadeRefined(network=everywhere, label_values=[1, 2, 3], fine_spacing=1.5, margin_mm=3.0, roi_size=32)(d)
+    labels = np.asarray(out["label_map"][0])
+    assert (labels == 1).sum() == 0 and (labels == 3).sum() == 0
+    assert len(everywhere.seen) > 0 and all(s[1] == 2 + 3 for s in everywhere.seen)
+    # stage 2 said 'everywhere': the structure fills its box on the input grid, and nothing outside it
+    record = find_network_grid_record(d["image"])
+    box = fine_box(record.oriented_view(np.asarray(d["label_map"][0]) == 2), oriented_affine(record), 3.0, 1.5)
+    slices = box.grid_slices(record.oriented_shape)
+    view = record.oriented_view(labels)
+    assert (view[slices] == 2).all()
+    assert (labels == 2).sum() == view[slices].size
+
+
+def test_overlaps_go_to_the_higher_probability():
+    class Preference(torch.nn.Module):  # logit 5 for structure 1 everywhere, 3 for structure 2
+        def forward(self, x):
+            code = x[:, 2:3, :1, :1, :1]
+            return torch.where(code > 0.5, torch.full_like(x[:, :1], 5.0), torch.full_like(x[:, :1], 3.0))
+
+    d = _stage1([_ball(RADIUS).astype(np.float32), _ball(RADIUS, CENTRE + [0, 0, 4.0]).astype(np.float32)], [1.0, 1.0])
+    d["label_map"] = d["label_map"].clone()
+    out = CascadeRefined(network=Preference(), label_values=[1, 2], fine_spacing=1.5, margin_mm=2.0, roi_size=16)(d)
+    labels = np.asarray(out["label_map"][0])
+    # structure 1 (logit 5) wins the whole shared part; structure 2 keeps only what lies outside structure 1's box
+    assert (labels == 1).sum() > 0 and (labels == 2).sum() > 0
+    record = find_network_grid_record(d["image"])
+    box1 = fine_box(record.oriented_view(_ball(RADIUS) & (np.asarray(d["label_map"][0]) == 1)), oriented_affine(record), 2.0, 1.5)
+    assert box1 is not None
+    assert not (record.oriented_view(labels)[box1.grid_slices(record.oriented_shape)] == 2).any()
+
+
+def test_memory_follows_the_box_and_the_patch():
+    d = _stage1([_ball(RADIUS).astype(np.float32)], [1.0])
+    everywhere = Everywhere()
+    refine = CascadeRefine(everywhere, 1, fine_spacing=1.0, margin_mm=4.0, roi_size=(16, 16, 16))
+    shown = []
+    original = refine.predict_box
+    refine.predict_box = lambda x: shown.append(tuple(x.shape)) or original(x)
+    record = find_network_grid_record(d["image"])
+    refine(d["source_image"], record, d["pred"], d["presence_calls"], [1], np.asarray(d["label_map"][0]))
+    box = refine.last_boxes[1]
+    coarse = np.asarray(d["label_map"][0]) == 1
+    idx = np.argwhere(record.oriented_view(coarse))
+    spacing = np.array([1.2, 1.6, 2.5])
+    extent = (idx.max(0) - idx.min(0) + 1) * spacing + 8.0
+    assert box.shape == tuple(math.ceil(e / 1.0 - 1e-6) for e in extent)
+    assert shown == [(3, *box.shape)]  # the resampled tensor is the box at the fine spacing, not the volume
+    assert set(everywhere.seen) == {(1, 3, 16, 16, 16)}  # stage 2 sees patches
+
+
+def test_cascade_inputs_and_their_dictionary_version():
+    image, context = torch.rand(1, 4, 5, 6), torch.rand(1, 4, 5, 6)
+    x = cascade_inputs(image, context, 3, 5)
+    assert x.shape == (7, 4, 5, 6)
+    assert torch.equal(x[0], image[0]) and torch.equal(x[1], context[0])
+    assert torch.equal(x[2:].amax(dim=(1, 2, 3)), torch.tensor([0.0, 0, 0, 1, 0])) and (x[5] == 1).all()
+    d = CascadeInputsd("image", num_structures=5)({"image": MetaTensor(image), "context": context, "structure_index": 3})
+    assert torch.equal(d["image"].as_tensor(), x) and isinstance(d["image"], MetaTensor)
+    with pytest.raises(ValueError, match="structure index in 0..4, got 5"):
+        cascade_inputs(image, context, 5, 5)
+    with pytest.raises(ValueError, match="context of the same shape"):
+        cascade_inputs(image, context[:, :3], 0, 5)
+
+
+def test_off_passes_through_and_refusals_name_what_came(tmp_path):
+    d = {"label_map": torch.zeros(1, 2, 2, 2)}
+    assert CascadeRefined(network=None, label_values=[1, 2])(d)["label_map"] is d["label_map"]
+    with pytest.raises(KeyError, match="input CT as read under 'source_image'"):
+        CascadeRefined(network=Threshold(), label_values=[1])(d)
+    with pytest.raises(FileNotFoundError, match=r"refine\.pt.*train_refine\.json"):
+        load_refine_network(Threshold(), tmp_path / "models" / "refine.pt")
+    with pytest.raises(ValueError, match="label_values or num_structures"):
+        CascadeRefined(network=None)
+    with pytest.raises(ValueError, match="roi_size"):
+        CascadeRefine(Threshold(), 1, roi_size=(16, 16))
+
+
+def test_trained_weights_load_strictly(tmp_path):
+    from monai.networks.nets import BasicUNet
+
+    from monai_glue import CheckpointError
+
+    net = BasicUNet(3, 7, 1, features=(2, 2, 2, 2, 2, 2))
+    torch.save({"model": net.state_dict()}, tmp_path / "refine.pt")
+    other = BasicUNet(3, 7, 1, features=(2, 2, 2, 2, 2, 2))
+    loaded = load_refine_network(other, tmp_path / "refine.pt")
+    assert not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(CheckpointError, match="another configuration"):
+        load_refine_network(BasicUNet(3, 6, 1, features=(2, 2, 2, 2, 2, 2)), tmp_path / "refine.pt")
