@@ -50,6 +50,9 @@ __all__ = [
     "CascadeInputsd",
     "CascadeInputsD",
     "CascadeInputsDict",
+    "KeepSourced",
+    "KeepSourceD",
+    "KeepSourceDict",
     "box_to_input_grid",
     "cascade_inputs",
     "fine_box",
@@ -570,5 +573,29 @@ class CascadeRefined(MapTransform):
         return d
 
 
+class KeepSourced(MapTransform):
+    """Keep the input CT as read beside the preprocessed one: ``data[source_key] = data[key]``, a reference (no copy),
+    placed after ``LoadImaged`` so that :class:`CascadeRefined` finds the voxels the grid transform replaces.
+
+    Args:
+        keys: the image key (one).
+        source_key: where the reference goes; ``None``: nothing is kept (the bundle's ``cascade`` switch off, so that
+            stage 1 alone carries no second volume through the loader).
+    """
+
+    def __init__(self, keys: KeysCollection = "image", source_key: str | None = "source_image") -> None:
+        super().__init__(keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"expected one image key to keep, got {list(self.keys)}")
+        self.source_key = source_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if self.source_key is not None:
+            d[self.source_key] = d[self.keys[0]]
+        return d
+
+
 CascadeRefineD = CascadeRefineDict = CascadeRefined
+KeepSourceD = KeepSourceDict = KeepSourced
 CascadeInputsD = CascadeInputsDict = CascadeInputsd
