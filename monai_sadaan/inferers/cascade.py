@@ -333,7 +333,9 @@ class CascadeRefine:
         num_structures: ``S``, stage 1's structures (the one-hot code's length).
         fine_spacing: stage 2's voxel size (mm), one value or one per axis of the orientated grid.
         margin_mm: world distance added around each coarse mask's box.
-        roi_size: sliding-window patch (fine voxels).
+        roi_size: sliding-window patch (fine voxels); a box smaller than it along an axis gets a patch of the box's
+            size there, rounded up to ``roi_multiple`` (a kidney's box is not padded to a liver's patch).
+        roi_multiple: what every patch side is a multiple of (``16`` for a ``BasicUNet``'s four poolings).
         sw_batch_size: patches per forward pass.
         overlap: sliding-window overlap.
         blend_mode: ``"gaussian"`` or ``"constant"`` (MONAI's ``sliding_window_inference`` ``mode``).
@@ -352,6 +354,7 @@ class CascadeRefine:
         fine_spacing: float | Sequence[float] = DEFAULT_FINE_SPACING,
         margin_mm: float = DEFAULT_MARGIN_MM,
         roi_size: Sequence[int] | int = (64, 64, 64),
+        roi_multiple: int = 16,
         sw_batch_size: int = 1,
         overlap: float = 0.25,
         blend_mode: str = "gaussian",
@@ -373,6 +376,9 @@ class CascadeRefine:
         if len(roi) != 3 or min(roi) < 1:
             raise ValueError(f"expected roi_size as one or three positive integers, got {roi_size!r}")
         self.roi_size = roi
+        if int(roi_multiple) < 1:
+            raise ValueError(f"expected roi_multiple >= 1, got {roi_multiple!r}")
+        self.roi_multiple = int(roi_multiple)
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
         self.blend_mode = blend_mode
@@ -405,12 +411,19 @@ class CascadeRefine:
             context = resample_to_box(probs[index : index + 1], box, scale=scale)
         return cascade_inputs(ct, context, index, self.num_structures)
 
+    def patch_size(self, box_shape: Sequence[int]) -> tuple[int, int, int]:
+        """The sliding-window patch for a box: ``roi_size``, or the box's size rounded up to ``roi_multiple`` where
+        that is smaller."""
+        m = self.roi_multiple
+        return tuple(min(r, -(-int(n) // m) * m) for r, n in zip(self.roi_size, box_shape))  # type: ignore[return-value]
+
     @torch.no_grad()
     def predict_box(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``[1, *box]`` stage 2's probabilities over a box (MONAI ``sliding_window_inference``, patches ``roi_size``)."""
+        """``[1, *box]`` stage 2's probabilities over a box (MONAI ``sliding_window_inference``, patches of
+        :meth:`patch_size`)."""
         device = self._device()
         logits = sliding_window_inference(
-            inputs[None], self.roi_size, self.sw_batch_size, self.network, overlap=self.overlap, mode=self.blend_mode,
+            inputs[None], self.patch_size(inputs.shape[1:]), self.sw_batch_size, self.network, overlap=self.overlap, mode=self.blend_mode,
             sw_device=device, device=torch.device("cpu"),
         )  # fmt: skip
         return torch.sigmoid(torch.as_tensor(logits)[0].float())

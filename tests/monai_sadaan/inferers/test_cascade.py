@@ -241,3 +241,11 @@ def test_trained_weights_load_strictly(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(CheckpointError, match="another configuration"):
         load_refine_network(BasicUNet(3, 6, 1, features=(2, 2, 2, 2, 2, 2)), tmp_path / "refine.pt")
+
+
+def test_a_small_box_gets_a_patch_of_its_own_size():
+    refine = CascadeRefine(Everywhere(), 1, roi_size=(96, 96, 96), roi_multiple=16)
+    assert refine.patch_size((40, 130, 96)) == (48, 96, 96)
+    everywhere = refine.network
+    out = refine.predict_box(torch.zeros(3, 20, 40, 100))
+    assert out.shape == (1, 20, 40, 100) and set(everywhere.seen) == {(1, 3, 32, 48, 96)}
