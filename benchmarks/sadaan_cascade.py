@@ -160,9 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs, "rows": {m: [r._asdict() for r in rs] for m, rs in rows.items()}, "summaries": summaries,
         "below_dice_targets": {m: dice_targets(rs) for m, rs in rows.items()}, "clinical_size": sizes,
     }  # fmt: skip
-    if args.output_json is not None:
-        args.output_json.parent.mkdir(parents=True, exist_ok=True)
-        args.output_json.write_text(json.dumps(result, indent=2))
+    real.write_result_json(args.output_json, result)
     return result
 
 

@@ -103,6 +103,13 @@ class Case(NamedTuple):
     note: str = ""
 
 
+def write_result_json(path: Path | None, result: dict[str, Any]) -> None:
+    """Write a benchmark's result dictionary as indented JSON (nothing when ``path`` is None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+
+
 def slab_affine(affine: np.ndarray, start: int, axis: int = 2) -> np.ndarray:
     """Affine of the slab that starts at index ``start`` of ``axis``: its voxel ``v`` is the source's voxel
     ``v + start * e_axis``, so both map to the same world point."""
@@ -659,9 +666,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": {name: [x._asdict() for x in r] for name, r in rows.items()},
         "summaries": summaries, "figures": figures,
     }  # fmt: skip
-    if args.output_json is not None:
-        args.output_json.parent.mkdir(parents=True, exist_ok=True)
-        args.output_json.write_text(json.dumps(result, indent=2))
+    write_result_json(args.output_json, result)
     return result
 
 

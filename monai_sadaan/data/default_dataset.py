@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from monai_glue import atomic_open
 
 from .datalist import write_phantom_dataset
 from .phantoms import DEFAULT_STRUCTURES
@@ -113,25 +115,46 @@ def _ensure(
         # stamps of abdominal datasets stay as they were; trunk ones record the generator, its version and options
         wanted.update(generator="trunk", generator_version=TRUNK_GENERATOR_VERSION, fov_weights=fov,
                       domain_randomization=fraction)
+
+    def make() -> str | os.PathLike:
+        if generator == "trunk":
+            from .trunk.dataset import write_trunk_dataset
+
+            return write_trunk_dataset(
+                root, num_cases=num_cases, seed=seed, splits=splits, structures=dict(structures),
+                datalist_name=datalist_name, progress=True, num_workers=int(options["num_workers"]), **scenario_args,
+                **trunk_args,
+            )  # fmt: skip
+        return write_phantom_dataset(
+            root, num_cases=num_cases, seed=seed, splits=splits, structures=dict(structures),
+            datalist_name=datalist_name, progress=True, num_workers=int(options["num_workers"]), **scenario_args,
+        )  # fmt: skip
+
+    return reuse_or_generate(root, path, wanted, make)
+
+
+def reuse_or_generate(root: Path, datalist: Path, wanted: dict, make: Callable[[], str | os.PathLike]) -> str:
+    """The datalist at ``datalist`` when ``root/.generated_with.json`` records exactly ``wanted``; otherwise
+    ``make()`` writes the data set (returning its datalist path) and the stamp is written after it, atomically, so an
+    interrupted generation is redone on the next call.
+
+    Args:
+        root: the data set's folder.
+        datalist: the datalist JSON path a previous generation wrote.
+        wanted: JSON-ready description of the data set asked for (arguments, generator version).
+        make: writes the data set; called only when the stamp does not match.
+
+    Returns:
+        The datalist path, as a string (MONAI configs pass it to ``load_datalist``).
+    """
     stamp = root / ".generated_with.json"
-    if path.is_file() and stamp.is_file():
+    if datalist.is_file() and stamp.is_file():
         try:
             if json.loads(stamp.read_text()) == wanted:
-                return str(path)
+                return str(datalist)
         except json.JSONDecodeError:
             pass
-    if generator == "trunk":
-        from .trunk.dataset import write_trunk_dataset
-
-        out = write_trunk_dataset(
-            root, num_cases=num_cases, seed=seed, splits=splits, structures=dict(structures),
-            datalist_name=datalist_name, progress=True, num_workers=int(options["num_workers"]), **scenario_args,
-            **trunk_args,
-        )  # fmt: skip
-    else:
-        out = write_phantom_dataset(
-            root, num_cases=num_cases, seed=seed, splits=splits, structures=dict(structures),
-            datalist_name=datalist_name, progress=True, num_workers=int(options["num_workers"]), **scenario_args,
-        )  # fmt: skip
-    stamp.write_text(json.dumps(wanted))
+    out = make()
+    with atomic_open(stamp, "w", encoding="utf-8") as f:
+        json.dump(wanted, f)
     return str(out)

@@ -311,21 +311,15 @@ def ensure_refine_datalist(
     """
     from .trunk import TRUNK_GENERATOR_VERSION
 
+    from .default_dataset import reuse_or_generate
+
     root = Path(data_dir)
-    path = root / datalist_name
     stamped = {k: v for k, v in kwargs.items() if k not in ("num_workers", "progress")}
     wanted = json.loads(json.dumps({
         "num_cases": int(num_cases), "seed": int(seed), "structures": {str(k): int(v) for k, v in structures.items()},
         "trunk_version": TRUNK_GENERATOR_VERSION, **stamped,
     }, default=list))  # fmt: skip
-    stamp = root / ".generated_with.json"
-    if path.is_file() and stamp.is_file():
-        try:
-            if json.loads(stamp.read_text()) == wanted:
-                return str(path)
-        except json.JSONDecodeError:
-            pass
-    out = write_refine_dataset(root, num_cases, seed, structures, datalist_name=datalist_name, **kwargs)
-    with atomic_open(stamp, "w", encoding="utf-8") as f:
-        json.dump(wanted, f)
-    return str(out)
+    return reuse_or_generate(
+        root, root / datalist_name, wanted,
+        lambda: write_refine_dataset(root, num_cases, seed, structures, datalist_name=datalist_name, **kwargs),
+    )
