@@ -166,3 +166,25 @@ def test_real_knmi_event_gives_the_expected_windows():
     assert 0 < len(train) < train.num_windows * train.num_tiles  # the tiles outside the radar range are skipped
     item = train[len(train) // 2]
     assert item["history"].shape == (6, 1, 64, 64) and np.isnan(item["history"].numpy()).mean() <= 0.5
+
+
+@pytest.mark.parametrize("overlay, folder", [("real_radar.json", "real_radar"), ("real_satellite.json", "real_satellite")])
+def test_shipped_real_weights_load_strictly_into_their_overlay_and_forecast(overlay, folder):
+    """The weights shipped for each real-frame overlay fit the network that overlay builds, key for key and shape for
+    shape, and give a finite forecast in [0, 1]-ish units of the overlay's own length."""
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / name) for name in ("train.json", "small.json", overlay)])
+    parser["bundle_root"] = str(BUNDLE)
+    parser["device"] = "cpu"
+    network = parser.get_parsed_content("network_def")
+    state = load_checkpoint(BUNDLE / "models" / folder / "model.pt", key="model")
+    network.load_state_dict(state, strict=True)
+    network.eval()
+    steps, channels, height, width = network.shape_in
+    history = torch.rand(1, steps, channels, height, width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        forecast = network(history)
+    forecast = forecast[0] if isinstance(forecast, (tuple, list)) else forecast
+    assert forecast.shape[-3:] == (channels, height, width)
+    assert torch.isfinite(forecast).all()
+    assert -0.5 < float(forecast.min()) and float(forecast.max()) < 1.5
