@@ -222,12 +222,6 @@ def _write_crops(job: tuple) -> dict[str, Any]:
     return {"entries": entries}
 
 
-def _intensity_mode(case_seed: int, fraction: float) -> str:
-    from .trunk.dataset import _intensity_mode as trunk_intensity_mode
-
-    return trunk_intensity_mode(case_seed, fraction)
-
-
 def write_refine_dataset(
     output_dir: str | os.PathLike,
     num_cases: int,
@@ -255,7 +249,7 @@ def write_refine_dataset(
         Path of the datalist JSON.
     """
     from .trunk import TRUNK_GENERATOR_VERSION
-    from .trunk.dataset import check_domain_randomization
+    from .trunk.dataset import _intensity_mode, check_domain_randomization
 
     scenarios = check_scenarios(scenarios, TRUNK_SCENARIOS)
     structures = check_structures(structures)

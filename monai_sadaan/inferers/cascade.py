@@ -39,6 +39,8 @@ from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from monai.transforms import MapTransform
 
+from monai_sadaan.io.nifti import to_numpy
+
 __all__ = [
     "DEFAULT_FINE_SPACING",
     "DEFAULT_MARGIN_MM",
@@ -401,11 +403,11 @@ class CascadeRefine:
             record: its :class:`~monai_sadaan.transforms.spatial.functional.NetworkGridRecord`.
             probs: ``[S, *grid]`` stage 1's probabilities on the network's grid (or on the input grid).
         """
-        oriented = record.oriented_view(_numpy(image), channel_first=True)
+        oriented = record.oriented_view(to_numpy(image), channel_first=True)
         ct = resample_to_box(oriented, box, window=self.window)
         grid = tuple(int(s) for s in probs.shape[1:])
         if grid == tuple(record.input_shape):  # probabilities already on the input grid
-            context = resample_to_box(record.oriented_view(_numpy(probs), channel_first=True)[index : index + 1], box)
+            context = resample_to_box(record.oriented_view(to_numpy(probs), channel_first=True)[index : index + 1], box)
         else:
             scale = [g / n for g, n in zip(grid, record.oriented_shape)]
             context = resample_to_box(probs[index : index + 1], box, scale=scale)
@@ -506,15 +508,6 @@ class CascadeRefine:
         return labels
 
 
-def _numpy(x: Any) -> np.ndarray:
-    """A numpy view of an array or (Meta)tensor on the CPU (no copy where the data is already there)."""
-    if isinstance(x, MetaTensor):
-        x = x.as_tensor()
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 class CascadeRefined(MapTransform):
     """Dictionary version of :class:`CascadeRefine`: the bundle's post-processing step after
     :class:`~monai_sadaan.transforms.InputGridLabelMapd`.
@@ -572,7 +565,7 @@ class CascadeRefined(MapTransform):
         values = self.label_values or list(range(1, self.num_structures + 1))
         for key in self.key_iterator(d):
             label_map = d[key]
-            labels = _numpy(label_map)
+            labels = to_numpy(label_map)
             if labels.ndim != 4 or labels.shape[0] != 1:
                 raise ValueError(f"expected a label map [1, X, Y, Z] under {key!r}, got {tuple(labels.shape)}")
             out = self.refiner(
