@@ -650,6 +650,12 @@ def sample_patient(rng: np.random.Generator, removed: Sequence[str]) -> Patient:
                         nd = rng.normal(size=3) * [0.5, 0.6, 1.2] + [sigma * 0.8, 0, 0]
                     stack.append((q, nd, r * 0.7, depth + 1))
 
+    # drawn last, so every earlier draw of a seed is what version 5 drew
+    # perirenal fat inside Gerota's fascia: a few millimetres in thin people, 1-3 cm in obese ones
+    extras["perirenal_fat_mm"] = u(3.0, 9.0) + 20.0 * fat * u(0.5, 1.0)
+    # fatty pancreas (interlobular fat grows with age and body fat): the fraction of the gland's volume that is fat
+    extras["pancreas_fat"] = float(np.clip(rng.beta(1.5, 4.0) + 0.3 * fat, 0.03, 0.7))
+
     return Patient(
         vertebrae=verts, level_z=L, spine_knots=sp_y, scoliosis=scol, body=body, fat=fat, pelvis_width=pw,
         female=female, arms_down=arms_down, z_top=z_top, z_bottom=z_bottom, z_split=z_split, z_fh=z_fh,
@@ -766,6 +772,7 @@ def render_patient(canvas: Canvas, p: Patient, removed: Sequence[str]) -> list[t
             _paint_renal_bed(canvas, p, name)
         else:
             _paint_kidney(canvas, p, name)
+            _paint_perirenal_fat(canvas, p, name, max_mm=_PERIRENAL_ANTERIOR_MM)  # before the organs around it
     for key in ("left_adrenal", "right_adrenal"):
         canvas.paint_tube(t[key], "adrenal", where=("visceral_fat", "lung"))
     if "spleen" in removed:
@@ -784,6 +791,10 @@ def render_patient(canvas: Canvas, p: Patient, removed: Sequence[str]) -> list[t
         gb = p.organs["gallbladder"]
         canvas.paint_ellipsoid(gb, "gut_wall", "gallbladder", where=("visceral_fat", "liver"))
         canvas.paint_ellipsoid(gb, "bile", "gallbladder", where=("gut_wall",), scale=0.85)
+
+    for name in ("left_kidney", "right_kidney"):
+        if name not in removed:
+            _paint_perirenal_fat(canvas, p, name)
 
     # ---- pelvis organs, bowel ---------------------------------------------------------------------------------
     bl = p.extras["bladder"]
@@ -1191,6 +1202,29 @@ def _paint_kidney(canvas: Canvas, p: Patient, name: str) -> None:
     canvas.paint(box, (m2 > 0.0) & (r2 < 0.42) & (np.abs(q[2]) < 0.35), "urine", where=("fat",))
 
 
+_PERIRENAL_ANTERIOR_MM = 4.0
+"""Perirenal fat (mm) kept between a kidney and the liver, spleen, pancreas or bowel painted after it."""
+
+
+def _paint_perirenal_fat(canvas: Canvas, p: Patient, name: str, max_mm: float | None = None) -> None:
+    """The perirenal space inside Gerota's fascia: what is still free fat within ``perirenal_fat_mm`` of the kidney
+    (at most ``max_mm``) becomes retroperitoneal fat, which the organs and bowel painted afterwards cannot enter.
+    Painted twice: a thin layer right after the kidney, so the liver and spleen keep a fat plane from it, and the
+    patient's whole thickness after the organs, into what is left free. Muscles and bone keep their voxels."""
+    k = p.organs[name]
+    t = float(p.extras.get("perirenal_fat_mm", 0.0))
+    if max_mm is not None:
+        t = min(t, float(max_mm))
+    if t <= 0.0:
+        return
+    shell = Ellipsoid(k.centre, k.semi + np.float32(t), k.rot, k.deform, exponent=k.exponent)
+    box = canvas.box(shell.extent())
+    if box is None:
+        return
+    r, _ = shell.radius(*canvas.grid(box))
+    canvas.paint(box, r < 1.0, "fat", where=("visceral_fat",))
+
+
 def _paint_renal_bed(canvas: Canvas, p: Patient, name: str) -> None:
     """After a nephrectomy: the fossa holds fat with a few fibrous strands (loops and clips come later)."""
     k = p.organs[name]
@@ -1238,8 +1272,12 @@ def _paint_pancreas(canvas: Canvas, p: Patient) -> None:
     X, Y, Z = canvas.grid(box)
     lob = p.organs["pancreas_lob"].deform
     dx, dy, dz = lob(X, Y, Z)
-    clefts = np.sin(np.float32(0.45) * dx) * np.sin(np.float32(0.4) * dy) * np.sin(np.float32(0.45) * dz) > 0.6
-    canvas.paint(box, clefts, "visceral_fat", "pancreas", where=("pancreas",))
+    lobules = np.sin(np.float32(0.45) * dx) * np.sin(np.float32(0.4) * dy) * np.sin(np.float32(0.45) * dz)
+    gland = canvas.tissue[box] == np.uint8(canvas.where_lut(("pancreas",)).argmax())
+    level = np.float32(0.6)  # clefts of a lean gland
+    if gland.any():  # a fattier gland: the given fraction of it, the lobules' margins first
+        level = min(level, np.float32(np.quantile(lobules[gland], 1.0 - float(p.extras.get("pancreas_fat", 0.0)))))
+    canvas.paint(box, lobules > level, "visceral_fat", "pancreas", where=("pancreas",))
 
 
 def _paint_liver(canvas: Canvas, p: Patient) -> None:

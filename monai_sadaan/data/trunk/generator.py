@@ -44,7 +44,7 @@ __all__ = [
     "crop_fov_box",
 ]
 
-TRUNK_GENERATOR_VERSION = 5
+TRUNK_GENERATOR_VERSION = 6
 """Bumped whenever a change alters the cases drawn for a seed (datasets stamped with another version are remade)."""
 
 FIELDS_OF_VIEW: tuple[str, ...] = (

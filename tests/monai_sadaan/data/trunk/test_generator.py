@@ -299,3 +299,69 @@ def test_a_crop_renders_the_same_case_on_part_of_the_grid():
 def test_bad_crops_raise(crop, message):
     with pytest.raises(ValueError, match=message):
         generate_trunk_phantom("normal", 0, shape=8, crop=crop)
+
+
+def test_kidneys_lie_in_perirenal_fat():
+    """Gerota's fascia keeps a fat plane around each kidney: in the voxels just outside a kidney, fat outnumbers the
+    liver, spleen and bowel together, and no bowel loop touches the renal capsule through the perirenal space. With
+    ``perirenal_fat_mm`` set to zero (what version 5 drew) the same patient's kidneys touch far more of those."""
+    from scipy.ndimage import binary_dilation
+
+    import monai_sadaan.data.trunk.generator as gen
+
+    fat = [TISSUE_INDEX["fat"], TISSUE_INDEX["visceral_fat"]]
+    neighbours = [TISSUE_INDEX[t] for t in ("liver", "spleen", "gut_wall", "gut_fluid", "feces", "gas")]
+
+    def shell_shares(canvas):
+        shares = []
+        for name in ("left_kidney", "right_kidney"):
+            kidney = canvas.label == DEFAULT_STRUCTURES[name]
+            shell = binary_dilation(kidney) & ~kidney
+            shares.append((np.isin(canvas.tissue[shell], fat).mean(), np.isin(canvas.tissue[shell], neighbours).mean()))
+        return np.array(shares)
+
+    kwargs = dict(field_of_view="abdomen", spacing=2.5, orientation="RAS")
+    _, canvas, patient = _tissue_case("normal", 41, **kwargs)
+    assert 3.0 <= patient.extras["perirenal_fat_mm"] <= 29.0
+    with_fat = shell_shares(canvas)
+    assert (with_fat[:, 0] > with_fat[:, 1]).all(), with_fat
+
+    original = gen.sample_patient
+
+    def thin(*args, **kw):
+        p = original(*args, **kw)
+        p.extras["perirenal_fat_mm"] = 0.0
+        return p
+
+    gen.sample_patient = thin
+    try:
+        _, canvas0, _ = _tissue_case("normal", 41, **kwargs)
+    finally:
+        gen.sample_patient = original
+    without = shell_shares(canvas0)
+    assert (with_fat[:, 1] < without[:, 1]).all() and (with_fat[:, 0] > without[:, 0]).all(), (with_fat, without)
+
+
+def test_pancreas_fat_fraction_follows_the_patient():
+    """A fatty pancreas (interlobular fat, labelled as the gland, as segmentations label it) holds about the fraction
+    of fat the patient drew; a lean gland keeps only its thin clefts."""
+    import monai_sadaan.data.trunk.generator as gen
+
+    fractions = {}
+    for drawn in (0.03, 0.5):
+        original = gen.sample_patient
+
+        def fixed(*args, _drawn=drawn, **kw):
+            p = original(*args, **kw)
+            p.extras["pancreas_fat"] = _drawn
+            return p
+
+        gen.sample_patient = fixed
+        try:
+            _, canvas, _ = _tissue_case("normal", 42, field_of_view="abdomen", spacing=2.0, orientation="RAS")
+        finally:
+            gen.sample_patient = original
+        gland = canvas.label == DEFAULT_STRUCTURES["pancreas"]
+        fractions[drawn] = float((canvas.tissue[gland] == TISSUE_INDEX["visceral_fat"]).mean())
+    assert fractions[0.03] < 0.1, fractions
+    assert 0.35 < fractions[0.5] < 0.6, fractions
