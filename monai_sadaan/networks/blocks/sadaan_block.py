@@ -140,7 +140,18 @@ class Encoder(nn.Module):
             x: image batch ``[B, in_channels, D, H, W]``, each spatial size divisible by 16.
 
         Returns:
-            feature maps ``[B, feature_channels, D, H, W]``.
+            feature maps ``[B, feature_channels, D, H, W]``: ``final_conv`` of :meth:`narrow_features`.
+        """
+        return self.final_conv(self.narrow_features(x))
+
+    def narrow_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder-decoder up to ``dec1``, before the ``final_conv`` projection.
+
+        Args:
+            x: image batch ``[B, in_channels, D, H, W]``, each spatial size divisible by 16.
+
+        Returns:
+            ``[B, features[0], D, H, W]``.
         """
         e1 = self.enc1(x)
         e2 = self.enc2(self.pool(e1))
@@ -150,8 +161,7 @@ class Encoder(nn.Module):
         d4 = self.dec4(torch.cat([self.up4(e5), e4], dim=1))
         d3 = self.dec3(torch.cat([self.up3(d4), e3], dim=1))
         d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
-        return self.final_conv(d1)
+        return self.dec1(torch.cat([self.up1(d2), e1], dim=1))
 
 # ----------------------------------------------------------------------------------- stage 2: anatomical attention
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
 from monai_glue.checkpoint import StateOfWrappedModel
 from monai_glue.config_values import parse_bool
@@ -20,6 +17,7 @@ from monai_sadaan.networks.blocks.sadaan_block import (
     SegmentationHead,
     check_positive_sizes,
 )
+from monai_sadaan.networks.checkpointing import checkpointed_stages
 from monai_sadaan.networks.presence import call_presence, presence_masks
 
 if TYPE_CHECKING:
@@ -131,26 +129,6 @@ def sadaan_outputs(
     }
 
 
-@contextmanager
-def _batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
-    """Restore the running statistics of the BatchNorms in ``module`` on exit: a checkpointed stage's second
-    forward (the recomputation in backward) must not update them a second time. The recomputed outputs do not
-    depend on them (training mode normalises with batch statistics)."""
-    saved = [
-        (buffer, buffer.detach().clone())
-        for bn in module.modules()
-        if isinstance(bn, _BatchNorm) and bn.track_running_stats
-        for buffer in (bn.running_mean, bn.running_var, bn.num_batches_tracked)
-        if buffer is not None
-    ]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
-
-
 def _spatial_size_or_alias(spatial_size: Sequence[int] | None, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
     """The network's ``(D, H, W)`` from ``spatial_size`` or its seed alias ``spatial_dims``: whichever is given,
     both when they agree, ``(64, 64, 64)`` when neither is.
@@ -200,10 +178,11 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         feature_channels: channels of the shared full-resolution feature map; the attention and refinement
             hidden layers use ``feature_channels // 2`` (64 in the seed model).
         dropout: dropout probability in the presence classifiers.
-        use_checkpoint: training memory saver: the encoder, the attention module and the segmentation head each
-            run under ``torch.utils.checkpoint`` (recomputed in backward instead of storing their activations)
-            whenever gradients are enabled. Outputs, gradients and BatchNorm statistics are those of the plain
-            graph; BatchNorm statistics are updated once per step.
+        use_checkpoint: training memory saver: whenever gradients are enabled the four stages run in small
+            segments under ``torch.utils.checkpoint``, recomputed in backward instead of keeping their activations
+            (:func:`~monai_sadaan.networks.checkpointing.checkpointed_stages`: under half the plain step's peak
+            memory). Outputs, gradients and BatchNorm statistics are those of the plain graph up to float
+            rounding; BatchNorm statistics are updated once per step.
         presence_fusion: add a :class:`PresenceEvidenceFusion` that makes the final presence call from the head's
             logit together with evidence read off the segmentation, attention and image (not in the seed; off by
             default). Unfitted, it is the identity on the head's call; fit it on a frozen network with
@@ -284,14 +263,6 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         :func:`check_sadaan_input`)."""
         check_sadaan_input(x, self.in_channels, self.spatial_size, self.training, presence_threshold)
 
-    def _stage(self, stage: nn.Module, *args: torch.Tensor) -> Any:
-        """``stage(*args)``, under activation checkpointing when ``use_checkpoint`` and gradients are enabled."""
-        if self.use_checkpoint and torch.is_grad_enabled():
-            return checkpoint(
-                stage, *args, use_reentrant=False, context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(stage))
-            )
-        return stage(*args)
-
     def forward(self, x: torch.Tensor, presence_threshold: float = 0.5) -> dict[str, torch.Tensor]:
         """
         Args:
@@ -319,12 +290,13 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         """
         if not torch.jit.is_tracing():
             self.check_input(x, presence_threshold)
-        features = self._stage(self.encoder, x)
-        attention_maps, feature_responses, alignment_scores, position_priors = self._stage(
-            self.attention_module, features
-        )
+        if self.use_checkpoint and torch.is_grad_enabled():  # the same stages, recomputed in backward
+            stages = checkpointed_stages(self, x)
+            return sadaan_outputs(x, *stages, self.presence_fusion, presence_threshold)
+        features = self.encoder(x)
+        attention_maps, feature_responses, alignment_scores, position_priors = self.attention_module(features)
         presence_probs, absence_logits, confidence_scores = self.absence_detector(features, alignment_scores)
-        segmentation_logits, segmentation_probs = self._stage(self.segmentation_head, features, attention_maps)
+        segmentation_logits, segmentation_probs = self.segmentation_head(features, attention_maps)
         return sadaan_outputs(
             x, attention_maps, feature_responses, alignment_scores, position_priors, absence_logits, presence_probs,
             confidence_scores, segmentation_logits, segmentation_probs, self.presence_fusion, presence_threshold,
@@ -343,8 +315,8 @@ class SADAAnInferenceWrapper(StateOfWrappedModel):
     Export by tracing: ``torch.jit.trace(wrapper, example)``, or MONAI's
     ``convert_to_torchscript(wrapper, path, inputs=[example], verify=True, use_trace=True)`` /
     ``ckpt_export(..., use_trace=True, input_shape=[1, in_channels, D, H, W])``. ``torch.jit.script`` is not
-    supported (the checkpointing helper takes variadic arguments); the traced graph is fixed to the model's
-    ``spatial_size`` anyway.
+    supported (the checkpointed path, :mod:`monai_sadaan.networks.checkpointing`, is plain Python); the traced
+    graph is fixed to the model's ``spatial_size`` anyway.
 
     The wrapper's state dict is the wrapped model's (no ``model.`` prefix), so a checkpoint of the bare network,
     as the bundle writes it, loads into either; that is what MONAI's ``ckpt_export --net_id export_network_def``

@@ -15,6 +15,7 @@ from monai_sadaan.networks import (
     SegmentationHead,
     SpatialAttentionMedicalSegmenter,
 )
+from monai_sadaan.networks import checkpointing
 
 TINY = {"features": (4, 8, 8, 8, 8), "feature_channels": 8, "spatial_size": (16, 16, 32), "num_structures": 3}
 
@@ -255,7 +256,12 @@ def test_anisotropic_multichannel_single_structure():
 
 def test_blocks_standalone_and_widths():
     enc = Encoder(in_channels=1, features=(2, 3, 4, 5, 6), feature_channels=7).eval()
-    assert enc(torch.randn(1, 1, 16, 16, 16)).shape == (1, 7, 16, 16, 16)
+    image = torch.randn(1, 1, 16, 16, 16)
+    assert enc(image).shape == (1, 7, 16, 16, 16)
+    with torch.no_grad():  # the map before the 1x1x1 projection, as the checkpointed graph reads it
+        narrow = enc.narrow_features(image)
+        assert narrow.shape == (1, 2, 16, 16, 16)
+        assert torch.equal(enc(image), enc.final_conv(narrow))
     assert enc.dec4[0].in_channels == 10 and enc.up1.out_channels == 2
     att = AnatomicalAttentionModule(in_channels=7, num_structures=2, spatial_size=(16, 16, 16), hidden_channels=3)
     maps, resp, align, prior = att(torch.randn(2, 7, 16, 16, 16))
@@ -282,8 +288,12 @@ def _bn_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
 
 
+@pytest.mark.parametrize("channel_group", [32, 3])
 @pytest.mark.parametrize("memory_efficient_head", [True, False])
-def test_use_checkpoint_is_exact(memory_efficient_head):
+def test_use_checkpoint_is_exact(memory_efficient_head, channel_group, monkeypatch):
+    """Checkpointed segments (hidden layers whole, or in uneven groups of 3 channels: 8 -> 3 + 3 + 2, 4 -> 3 + 1)
+    give the plain graph's outputs, gradients and BatchNorm statistics, each BatchNorm counting the batch once."""
+    monkeypatch.setattr(checkpointing, "CHANNEL_GROUP", channel_group)
     plain = randomise(tiny_net(memory_efficient_head=memory_efficient_head), seed=5).train()
     ckpt = tiny_net(memory_efficient_head=memory_efficient_head, use_checkpoint="true").train()
     ckpt.load_state_dict(plain.state_dict())
@@ -311,24 +321,32 @@ def test_use_checkpoint_is_exact(memory_efficient_head):
             assert torch.equal(bn_a[name], bn_b[name]), name
         else:
             torch.testing.assert_close(bn_b[name], bn_a[name], atol=1e-5, rtol=1e-4, msg=name)
+    counts = {name: int(value) for name, value in bn_b.items() if name.endswith("num_batches_tracked")}
+    assert len(counts) == 22 and set(counts.values()) == {1}, counts  # 18 encoder, 2 attention, 2 head
     assert int(bn_b["encoder.enc1.1.num_batches_tracked"]) == 1
     assert int(bn_b["attention_module.feature_matcher.1.num_batches_tracked"]) == 1
     assert int(bn_b["segmentation_head.feature_refine.4.num_batches_tracked"]) == 1
 
 
-def test_use_checkpoint_saves_only_stage_inputs():
-    """The stages run under checkpointing: backward keeps far fewer tensors than the plain graph."""
+def test_use_checkpoint_saves_only_segment_inputs():
+    """The stages run in checkpointed segments: backward keeps far fewer tensors than the plain graph, and none
+    with the feature map's width at full resolution (the segments that read the map recompute it)."""
     plain = randomise(tiny_net(), seed=5).train()
     ckpt = tiny_net(use_checkpoint=True).train()
     ckpt.load_state_dict(plain.state_dict())
-    counts = []
+    counts, widths = [], []
     for net in (plain, ckpt):
         saved = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
             out = net(tiny_input(seed=5))
         out["segmentation_logits"].sum().backward()
-        counts.append(sum(saved))
+        counts.append(sum(t.numel() for t in saved))
+        widths.append(max(t.shape[1] for t in saved if t.ndim == 5 and tuple(t.shape[2:]) == TINY["spatial_size"]))
     assert counts[1] < 0.5 * counts[0], counts
+    assert widths[0] == TINY["feature_channels"]  # the plain graph keeps the feature map
+    # the checkpointed graph: segment inputs (the narrow map before final_conv, the refined features' first layer)
+    # and per-structure maps, never the feature map
+    assert widths[1] == max(TINY["features"][0], TINY["feature_channels"] // 2, TINY["num_structures"]), widths
 
 
 def test_checkpointing_is_skipped_without_grad():
