@@ -5,15 +5,20 @@ its masks written back on the input grid are coarse. Stage 2 is a plain MONAI ne
 segments **one** structure inside a box at a fine spacing (1.5 mm by default). For every structure stage 1 calls
 present (the call of :mod:`monai_sadaan.networks.presence`, never decided again here):
 
-1. the box of its coarse mask on the input grid, plus ``margin_mm`` of world distance on every side
-   (:func:`fine_box`), on the input grid orientated as stage 1 orientates it (``RAS``);
+1. one box per connected component of its coarse mask on the input grid (:func:`component_boxes`: a mask painted in
+   two places gets two boxes, not one spanning both; specks under ``min_component_ml`` are dropped; overlapping boxes
+   merge where that costs no more), each the component's voxels plus ``margin_mm`` of world distance on every side
+   (:func:`fine_box`), on the input grid orientated as stage 1 orientates it (``RAS``), grown by whole fine voxels to
+   whole sliding-window patches (:meth:`CascadeRefine.fit_to_patches`);
 2. only that box of the input image is windowed (stage 1's CT window) and resampled to the fine spacing
    (:func:`resample_to_box`), with stage 1's probability map of the structure resampled into the same box as
    context and the structure's one-hot code as constant channels (:func:`cascade_inputs`);
-3. MONAI's ``sliding_window_inference`` runs stage 2 over the box (patches of ``roi_size``);
+3. MONAI's ``sliding_window_inference`` runs stage 2 over the box (balanced patches of at most ``roi_size``, no
+   overlap by default: each fine voxel is predicted once);
 4. the fine probabilities are resampled onto the input voxels inside the box (:func:`box_to_input_grid`),
    thresholded, and written into the label map in place of the structure's coarse voxels; where two refined
-   structures claim a voxel, the higher probability wins (a tie: the first structure).
+   structures claim a voxel, the higher probability wins (a tie: the first structure); where two boxes of one
+   structure meet, a voxel either claims is the structure's.
 
 A structure called absent is never refined and keeps zero voxels, whatever stage 2 would say. Memory follows the
 box and the patch: nothing of the whole input is resampled or copied beyond the box's own input voxels.
@@ -44,6 +49,8 @@ from monai_sadaan.io.nifti import to_numpy
 __all__ = [
     "DEFAULT_FINE_SPACING",
     "DEFAULT_MARGIN_MM",
+    "DEFAULT_MIN_COMPONENT_ML",
+    "DEFAULT_COMPONENT_BLOCK_MM",
     "FineBox",
     "CascadeRefine",
     "CascadeRefined",
@@ -57,6 +64,7 @@ __all__ = [
     "KeepSourceDict",
     "box_to_input_grid",
     "cascade_inputs",
+    "component_boxes",
     "fine_box",
     "load_refine_network",
     "oriented_affine",
@@ -68,6 +76,13 @@ DEFAULT_FINE_SPACING = 1.5
 
 DEFAULT_MARGIN_MM = 15.0
 """World distance (mm) added on every side of a coarse mask's box: stage 1's masks are about one 8 mm voxel off."""
+
+DEFAULT_MIN_COMPONENT_ML = 1.0
+"""Volume (mL) a connected component of a coarse mask, other than its largest, needs for a box of its own (about two
+of stage 1's 8 mm voxels); smaller specks are not refined and not painted."""
+
+DEFAULT_COMPONENT_BLOCK_MM = 4.0
+"""Side (mm) of the blocks connected components are found on: half a stage-1 voxel, cheap on a clinical grid."""
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -122,6 +137,55 @@ class FineBox:
         return out[0], out[1], out[2]
 
 
+def _grid_spacing_and_fine(
+    affine: Any, fine_spacing: float | Sequence[float], margin_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(affine, grid spacing, fine spacing)`` as float64 arrays, checked (see :func:`fine_box`)."""
+    a = np.asarray(affine, dtype=np.float64)
+    if a.shape != (4, 4):
+        raise ValueError(f"expected a 4x4 affine, got shape {a.shape}")
+    spacing = np.linalg.norm(a[:3, :3], axis=0)
+    fine = np.broadcast_to(np.asarray(fine_spacing, dtype=np.float64), (3,))
+    if not (spacing > 0).all() or not (fine > 0).all() or not float(margin_mm) >= 0:
+        raise ValueError(
+            f"expected positive grid and fine spacings and a margin >= 0 mm, got grid spacing {spacing.tolist()}, "
+            f"fine spacing {fine.tolist()}, margin {margin_mm!r}"
+        )
+    return a, spacing, fine
+
+
+def _mask_extent(m: np.ndarray) -> list[tuple[int, int]]:
+    """``[(first, last)]`` per axis: the rows of a non-empty 3-D bool mask that hold a voxel."""
+    out = []
+    for axis in range(3):
+        rows = np.flatnonzero(m.any(axis=tuple(i for i in range(3) if i != axis)))
+        out.append((int(rows[0]), int(rows[-1])))
+    return out
+
+
+def _padded_bounds(
+    extent: Sequence[tuple[int, int]], pad: np.ndarray, grid_shape: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous ``(low, high)`` edges of the voxel rows ``extent`` grown by ``pad`` voxels, clipped to the grid."""
+    low = np.array([max(-0.5, e[0] - 0.5 - p) for e, p in zip(extent, pad)])
+    high = np.array([min(n - 0.5, e[1] + 0.5 + p) for e, p, n in zip(extent, pad, grid_shape)])
+    return low, high
+
+
+def _box_from_bounds(
+    low: np.ndarray, high: np.ndarray, affine: np.ndarray, spacing: np.ndarray, fine: np.ndarray
+) -> FineBox:
+    """The :class:`FineBox` of the continuous grid edges ``[low, high]``: a fine grid centred on them, covering them."""
+    step = fine / spacing
+    shape = tuple(max(1, int(np.ceil((high[i] - low[i]) / step[i] - 1e-6))) for i in range(3))
+    first = np.array([0.5 * (low[i] + high[i]) - 0.5 * (shape[i] - 1) * step[i] for i in range(3)])
+    box_affine = affine @ np.block([[np.diag(step), first[:, None]], [np.zeros((1, 3)), np.ones((1, 1))]])
+    return FineBox(
+        tuple(float(v) for v in low), tuple(float(v) for v in high), shape,  # type: ignore[arg-type]
+        tuple(float(v) for v in step), box_affine,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 def fine_box(
     mask: np.ndarray,
     affine: np.ndarray,
@@ -144,53 +208,141 @@ def fine_box(
         ValueError: ``mask`` is not 3-D, ``affine`` not 4x4 with non-zero axes, or a spacing / margin not positive.
     """
     m = np.asarray(mask)
-    a = np.asarray(affine, dtype=np.float64)
-    if m.ndim != 3 or a.shape != (4, 4):
-        raise ValueError(f"expected a 3-D mask and a 4x4 affine, got shapes {m.shape} and {a.shape}")
-    spacing = np.linalg.norm(a[:3, :3], axis=0)
-    fine = np.broadcast_to(np.asarray(fine_spacing, dtype=np.float64), (3,))
-    if not (spacing > 0).all() or not (fine > 0).all() or not float(margin_mm) >= 0:
-        raise ValueError(
-            f"expected positive grid and fine spacings and a margin >= 0 mm, got grid spacing {spacing.tolist()}, "
-            f"fine spacing {fine.tolist()}, margin {margin_mm!r}"
-        )
+    if m.ndim != 3 or np.shape(affine) != (4, 4):
+        raise ValueError(f"expected a 3-D mask and a 4x4 affine, got shapes {m.shape} and {np.shape(affine)}")
+    a, spacing, fine = _grid_spacing_and_fine(affine, fine_spacing, margin_mm)
     if not m.any():
         return None
-    low, high = np.zeros(3), np.zeros(3)
-    for axis in range(3):
-        rows = np.flatnonzero(m.any(axis=tuple(i for i in range(3) if i != axis)))
-        pad = float(margin_mm) / spacing[axis]
-        low[axis] = max(-0.5, rows[0] - 0.5 - pad)
-        high[axis] = min(m.shape[axis] - 0.5, rows[-1] + 0.5 + pad)
+    low, high = _padded_bounds(_mask_extent(m), float(margin_mm) / spacing, m.shape)
+    return _box_from_bounds(low, high, a, spacing, fine)
+
+
+def _fine_volume(low: np.ndarray, high: np.ndarray, step: np.ndarray) -> float:
+    """Fine voxels of a box with continuous edges ``[low, high]`` (what stage 2 spends on it)."""
+    return float(np.prod(np.maximum(1.0, np.ceil((high - low) / step - 1e-6))))
+
+
+def component_boxes(
+    mask: np.ndarray,
+    affine: np.ndarray,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+    fine_spacing: float | Sequence[float] = DEFAULT_FINE_SPACING,
+    min_component_ml: float = DEFAULT_MIN_COMPONENT_ML,
+    block_mm: float = DEFAULT_COMPONENT_BLOCK_MM,
+) -> list[FineBox]:
+    """One :func:`fine_box` per connected component of ``mask`` (components closer than ``block_mm`` count as one),
+    the largest component always, the others when they hold at least ``min_component_ml``; boxes that overlap are
+    merged where the merged box costs no more fine voxels than the two apart.
+
+    Stage 1's mask of a structure can come in pieces (an organ painted twice, or on a neighbour as well): one box
+    around all of them refines, at the fine spacing, everything between them. Components are found on blocks of
+    about ``block_mm`` per side (a voxel of the block grid is set when any of its voxels is), each component's box is
+    the extent of its own voxels plus ``margin_mm``; specks below ``min_component_ml`` get no box (the cascade does
+    not paint them).
+
+    Args:
+        mask: ``[D, H, W]`` bool, the structure's voxels on a grid (the orientated input grid).
+        affine: ``(4, 4)`` voxel-to-world affine of that grid.
+        margin_mm: distance (mm) added on every side of each component's voxels.
+        fine_spacing: the fine voxel size (mm), one value or one per axis.
+        min_component_ml: the volume (mL) a component other than the largest needs for a box of its own.
+        block_mm: the side (mm) of the blocks components are found on (``0``: single voxels).
+
+    Returns:
+        The boxes, ordered by their low corner; ``[]`` when ``mask`` has no voxel.
+
+    Raises:
+        ValueError: as :func:`fine_box`, or a negative ``min_component_ml`` / ``block_mm``.
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask)
+    if m.ndim != 3 or np.shape(affine) != (4, 4):
+        raise ValueError(f"expected a 3-D mask and a 4x4 affine, got shapes {m.shape} and {np.shape(affine)}")
+    a, spacing, fine = _grid_spacing_and_fine(affine, fine_spacing, margin_mm)
+    if not float(min_component_ml) >= 0 or not float(block_mm) >= 0:
+        raise ValueError(f"expected min_component_ml >= 0 and block_mm >= 0, got {min_component_ml!r} and {block_mm!r}")
+    if not m.any():
+        return []
+    extent = _mask_extent(m)
+    origin = np.array([e[0] for e in extent])
+    crop = m[tuple(slice(e[0], e[1] + 1) for e in extent)]  # a view
+    k = [max(1, int(round(float(block_mm) / s))) for s in spacing]
+    blocks = crop
+    for axis in sorted(range(3), key=lambda i: -k[i]):  # block-wise "any" (reduceat keeps a short last block)
+        blocks = np.logical_or.reduceat(blocks, np.arange(0, blocks.shape[axis], k[axis]), axis=axis)
+    components, _ = ndimage.label(blocks, structure=np.ones((3, 3, 3), dtype=bool))
+    pieces = []  # (voxels, extent on the grid) per component
+    for j, region in enumerate(ndimage.find_objects(components), start=1):
+        if region is None:
+            continue
+        vox = tuple(slice(r.start * kk, min(r.stop * kk, n)) for r, kk, n in zip(region, k, crop.shape))
+        voxels = crop[vox]
+        own = components[region] == j
+        if not own.all():  # another component's blocks inside this one's box: keep this one's voxels only
+            for axis in range(3):
+                own = np.repeat(own, k[axis], axis=axis)
+            voxels = voxels & own[tuple(slice(0, v.stop - v.start) for v in vox)]
+        rows = _mask_extent(voxels)
+        rows_on_grid = [(o + v.start + r0, o + v.start + r1) for o, v, (r0, r1) in zip(origin, vox, rows)]
+        pieces.append((int(np.count_nonzero(voxels)), rows_on_grid))
+    pieces.sort(key=lambda p: -p[0])
+    ml_per_voxel = float(np.prod(spacing)) / 1000.0
+    kept = [p for i, p in enumerate(pieces) if i == 0 or p[0] * ml_per_voxel >= float(min_component_ml)]
+    pad = float(margin_mm) / spacing
     step = fine / spacing
-    shape = tuple(max(1, int(np.ceil((high[i] - low[i]) / step[i] - 1e-6))) for i in range(3))
-    first = np.array([0.5 * (low[i] + high[i]) - 0.5 * (shape[i] - 1) * step[i] for i in range(3)])
-    box_affine = a @ np.block([[np.diag(step), first[:, None]], [np.zeros((1, 3)), np.ones((1, 1))]])
-    return FineBox(
-        tuple(float(v) for v in low), tuple(float(v) for v in high), shape,  # type: ignore[arg-type]
-        tuple(float(v) for v in step), box_affine,  # type: ignore[arg-type]
-    )  # fmt: skip
+    bounds = [_padded_bounds(e, pad, m.shape) for _, e in kept]
+    merged = True
+    while merged and len(bounds) > 1:  # greedy: merge the pair that saves the most, until no merge saves
+        merged = False
+        best = None
+        for i in range(len(bounds)):
+            for j in range(i + 1, len(bounds)):
+                (l1, h1), (l2, h2) = bounds[i], bounds[j]
+                if (np.minimum(h1, h2) <= np.maximum(l1, l2)).any():
+                    continue  # disjoint
+                lo, hi = np.minimum(l1, l2), np.maximum(h1, h2)
+                saving = _fine_volume(l1, h1, step) + _fine_volume(l2, h2, step) - _fine_volume(lo, hi, step)
+                if saving >= 0 and (best is None or saving > best[0]):
+                    best = (saving, i, j, lo, hi)
+        if best is not None:
+            _, i, j, lo, hi = best
+            bounds = [b for n, b in enumerate(bounds) if n not in (i, j)] + [(lo, hi)]
+            merged = True
+    bounds.sort(key=lambda b: tuple(b[0]))
+    return [_box_from_bounds(lo, hi, a, spacing, fine) for lo, hi in bounds]
 
 
-def _linear_along(x: torch.Tensor, axis: int, coords: np.ndarray) -> torch.Tensor:
-    """``x`` linearly interpolated along ``axis`` at ``coords`` (voxel coordinates, clamped to the edge voxels,
-    as ``F.interpolate(align_corners=False)`` clamps)."""
+def _linear_along(x: np.ndarray, axis: int, coords: np.ndarray) -> np.ndarray:
+    """``x`` (float32) linearly interpolated along ``axis`` at ``coords`` (voxel coordinates, clamped to the edge
+    voxels, as ``F.interpolate(align_corners=False)`` clamps). Gathers with ``np.take`` (a strided gather; torch's
+    ``index_select`` along an inner axis is an order of magnitude slower on CPU)."""
     n = x.shape[axis]
     c = np.clip(np.asarray(coords, dtype=np.float64), 0.0, n - 1)
-    i0 = np.floor(c).astype(np.int64)
+    i0 = np.floor(c).astype(np.intp)
     i1 = np.minimum(i0 + 1, n - 1)
     shape = [1] * x.ndim
     shape[axis] = len(c)
-    w = torch.from_numpy((c - i0).astype(np.float32)).reshape(shape)
-    lo = x.index_select(axis, torch.from_numpy(i0))
-    hi = x.index_select(axis, torch.from_numpy(i1))
-    return torch.lerp(lo, hi, w)
+    w = (c - i0).astype(np.float32).reshape(shape)
+    out = np.take(x, i0, axis=axis)
+    if not w.any():  # on the grid's own centres
+        return out
+    hi = np.take(x, i1, axis=axis)
+    hi -= out
+    hi *= w
+    out += hi
+    return out
 
 
-def _resample(volume: Any, coords: Sequence[np.ndarray], window: Any = None) -> torch.Tensor:
+def _resample(
+    volume: Any, coords: Sequence[np.ndarray], window: Any = None, order: Sequence[int] | None = None
+) -> torch.Tensor:
     """``[C, len(c0), len(c1), len(c2)]`` float32: trilinear samples of ``volume`` ``[C, D, H, W]`` (array or tensor)
     at the outer product of the voxel coordinates ``coords``. Only the rows the samples read are copied (then
-    passed through ``window``), so memory follows the samples, not the volume."""
+    passed through ``window``, which may work in place on that copy), so memory follows the samples, not the volume.
+    The three linear passes run in
+    ``order`` (spatial axes), by default the most shrinking axis first (the least growing last), so each pass works
+    on as few values as it can; a sample's value depends on the order only through rounding."""
     rows = []
     for axis, c in enumerate(coords):
         n = int(volume.shape[axis + 1])
@@ -198,16 +350,16 @@ def _resample(volume: Any, coords: Sequence[np.ndarray], window: Any = None) -> 
         hi = int(np.clip(np.ceil(np.max(c)), 0, n - 1)) + 1
         rows.append((lo, hi))
     (d0, d1), (h0, h1), (w0, w1) = rows
-    block = volume[:, d0:d1, h0:h1, w0:w1]
-    if isinstance(block, MetaTensor):
-        block = block.as_tensor()
-    block = torch.as_tensor(np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block.contiguous())
-    block = block.detach().to("cpu", torch.float32)
-    if window is not None:
-        block = torch.as_tensor(window(block), dtype=torch.float32)
-    for axis in (3, 2, 1):  # the last axis innermost, as the trilinear kernel nests its sums
-        block = _linear_along(block, axis, np.asarray(coords[axis - 1]) - rows[axis - 1][0])
-    return block
+    block = to_numpy(volume[:, d0:d1, h0:h1, w0:w1])
+    if window is not None:  # on a float32 copy of its own, which it may change in place
+        block = np.ascontiguousarray(to_numpy(window(np.array(block, dtype=np.float32, order="C"))), dtype=np.float32)
+    else:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+    if order is None:
+        order = sorted(range(3), key=lambda i: len(coords[i]) / (rows[i][1] - rows[i][0]))
+    for i in order:
+        block = _linear_along(block, i + 1, np.asarray(coords[i], dtype=np.float64) - rows[i][0])
+    return torch.from_numpy(np.ascontiguousarray(block))
 
 
 def resample_to_box(volume: Any, box: FineBox, window: Any = None, scale: Sequence[float] | None = None) -> torch.Tensor:
@@ -229,18 +381,33 @@ def resample_to_box(volume: Any, box: FineBox, window: Any = None, scale: Sequen
     return _resample(volume, coords, window)
 
 
-def box_to_input_grid(values: torch.Tensor, box: FineBox, grid_shape: Sequence[int]) -> tuple[tuple[slice, ...], torch.Tensor]:
+def box_to_input_grid(
+    values: torch.Tensor, box: FineBox, grid_shape: Sequence[int], region: Sequence[slice] | None = None
+) -> tuple[tuple[slice, ...], torch.Tensor]:
     """Fine values ``[C, *box.shape]`` sampled (trilinear) at the centres of the grid voxels inside ``box``.
 
+    Args:
+        values: ``[C, *box.shape]`` on the fine grid of ``box``.
+        box: the fine box.
+        grid_shape: the grid's shape.
+        region: only the grid voxels inside these slices as well (the samples there are the same, bit for bit, as
+            those of the whole box: the passes run in an order fixed by the box).
+
     Returns:
-        ``(slices, samples)``: the grid voxels (:meth:`FineBox.grid_slices`) and ``[C, *their shape]`` float32.
+        ``(slices, samples)``: the grid voxels (:meth:`FineBox.grid_slices`, cut to ``region``) and
+        ``[C, *their shape]`` float32.
     """
     slices = box.grid_slices(grid_shape)
+    if region is not None:
+        starts = [max(a.start, r.start) for a, r in zip(slices, region)]
+        slices = tuple(slice(b, max(b, min(a.stop, r.stop))) for b, a, r in zip(starts, slices, region))  # type: ignore
+    if any(sl.start >= sl.stop for sl in slices):
+        return slices, torch.zeros(values.shape[0], *(sl.stop - sl.start for sl in slices))
     coords = []
     for axis, sl in enumerate(slices):
         first = box.centres(axis)[0]
         coords.append((np.arange(sl.start, sl.stop, dtype=np.float64) - first) / box.step[axis])
-    return slices, _resample(values, coords)
+    return slices, _resample(values, coords, order=sorted(range(3), key=lambda i: box.step[i]))
 
 
 # ------------------------------------------------------------------------------------------------ stage 2's input
@@ -268,9 +435,11 @@ def cascade_inputs(image: NdarrayOrTensor, context: NdarrayOrTensor, structure: 
     index = int(structure)
     if not 0 <= index < s:
         raise ValueError(f"expected a structure index in 0..{s - 1}, got {structure!r}")
-    code = torch.zeros(s, *img.shape[1:], dtype=torch.float32)
-    code[index] = 1.0
-    return torch.cat([img, ctx.to(img.device), code.to(img.device)], dim=0)
+    out = torch.zeros(2 + s, *img.shape[1:], dtype=torch.float32, device=img.device)
+    out[0] = img[0]
+    out[1] = ctx[0].to(img.device)
+    out[2 + index] = 1.0
+    return out
 
 
 class CascadeInputsd(MapTransform):
@@ -328,25 +497,34 @@ def load_refine_network(network: torch.nn.Module, ckpt_path: str | os.PathLike, 
 
 # ------------------------------------------------------------------------------------------------ the cascade
 class CascadeRefine:
-    """Refine the coarse label map of every structure called present with stage 2, in a box at a fine spacing.
+    """Refine the coarse label map of every structure called present with stage 2, in boxes at a fine spacing.
 
     Args:
         network: stage 2: ``[B, 2 + S, *roi]`` -> ``[B, 1, *roi]`` logits (a MONAI ``BasicUNet``).
         num_structures: ``S``, stage 1's structures (the one-hot code's length).
         fine_spacing: stage 2's voxel size (mm), one value or one per axis of the orientated grid.
         margin_mm: world distance added around each coarse mask's box.
-        roi_size: sliding-window patch (fine voxels); a box smaller than it along an axis gets a patch of the box's
-            size there, rounded up to ``roi_multiple`` (a kidney's box is not padded to a liver's patch).
-        roi_multiple: what every patch side is a multiple of (``16`` for a ``BasicUNet``'s four poolings).
+        roi_size: the largest sliding-window patch (fine voxels); a box side above it is split into the fewest
+            windows of equal size, a side below it gets one window of its own size, both rounded up to
+            ``roi_multiple`` (:meth:`patch_size`); the box is grown to whole patches (:meth:`fit_to_patches`).
+        roi_multiple: what every patch side is a multiple of (``16``: a ``BasicUNet``'s four poolings stay exact).
         sw_batch_size: patches per forward pass.
-        overlap: sliding-window overlap.
-        blend_mode: ``"gaussian"`` or ``"constant"`` (MONAI's ``sliding_window_inference`` ``mode``).
+        overlap: sliding-window overlap (``0``: the patches tile the box, each fine voxel is predicted once).
+        blend_mode: ``"constant"`` or ``"gaussian"`` (MONAI's ``sliding_window_inference`` ``mode``; the same with
+            ``overlap=0``).
         threshold: fine probability a voxel must exceed to belong to the structure.
         a_min, a_max, b_min, b_max, clip: stage 1's CT window (:class:`~monai_sadaan.transforms.CTWindow`).
         device: where stage 2 runs (``None``: the network's device).
+        per_component: one box per connected component of a coarse mask (:func:`component_boxes`: a mask painted
+            in two places gets two boxes, not one spanning both); ``False``: one box around the whole mask.
+        min_component_ml: with ``per_component``, the volume a component other than the largest needs for a box;
+            smaller specks are neither refined nor painted.
+        num_threads: torch's intra-op threads while the cascade runs (restored after): ``None`` leaves them,
+            ``0`` takes every core the process may use.
 
     ``__call__(image, record, probs, present, label_values, label_map)`` returns the refined ``[X, Y, Z]`` label map
-    (a new array of ``label_map``'s dtype); :attr:`last_boxes` keeps ``{label value: FineBox}`` of the last call.
+    (a new array of ``label_map``'s dtype); :attr:`last_boxes` keeps ``{label value: [FineBox, ...]}`` of the last
+    call (the boxes stage 2 ran on).
     """
 
     def __init__(
@@ -355,11 +533,11 @@ class CascadeRefine:
         num_structures: int,
         fine_spacing: float | Sequence[float] = DEFAULT_FINE_SPACING,
         margin_mm: float = DEFAULT_MARGIN_MM,
-        roi_size: Sequence[int] | int = (64, 64, 64),
+        roi_size: Sequence[int] | int = (96, 96, 96),
         roi_multiple: int = 16,
         sw_batch_size: int = 1,
-        overlap: float = 0.25,
-        blend_mode: str = "gaussian",
+        overlap: float = 0.0,
+        blend_mode: str = "constant",
         threshold: float = 0.5,
         a_min: float = -175.0,
         a_max: float = 250.0,
@@ -367,6 +545,9 @@ class CascadeRefine:
         b_max: float = 1.0,
         clip: bool = True,
         device: Any = None,
+        per_component: bool = True,
+        min_component_ml: float = DEFAULT_MIN_COMPONENT_ML,
+        num_threads: int | None = None,
     ) -> None:
         from monai_sadaan.transforms.intensity.array import CTWindow
 
@@ -381,13 +562,34 @@ class CascadeRefine:
         if int(roi_multiple) < 1:
             raise ValueError(f"expected roi_multiple >= 1, got {roi_multiple!r}")
         self.roi_multiple = int(roi_multiple)
+        if int(sw_batch_size) < 1 or not 0.0 <= float(overlap) < 1.0 or blend_mode not in ("constant", "gaussian"):
+            raise ValueError(
+                f"expected sw_batch_size >= 1, 0 <= overlap < 1 and blend_mode 'constant' or 'gaussian', got "
+                f"{sw_batch_size!r}, {overlap!r} and {blend_mode!r}"
+            )
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
         self.blend_mode = blend_mode
         self.threshold = float(threshold)
         self.window = CTWindow(a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=clip, dtype=np.float32)
+        # CTWindow = clip(scale * HU + offset, b_min, b_max) = scale * clip(HU, a_min, a_max) + offset where
+        # b_min < b_max: a linear map commutes with linear interpolation, so only the clip runs on the voxels read
+        scale = (float(b_max) - float(b_min)) / (float(a_max) - float(a_min))
+        self._window_affine = (
+            (float(a_min), float(a_max), scale, float(b_min) - float(a_min) * scale)
+            if clip and float(b_min) < float(b_max) else None
+        )  # fmt: skip
         self.device = device
-        self.last_boxes: dict[int, FineBox] = {}
+        self.per_component = bool(per_component)
+        if not float(min_component_ml) >= 0:
+            raise ValueError(f"expected min_component_ml >= 0, got {min_component_ml!r}")
+        self.min_component_ml = float(min_component_ml)
+        if num_threads is not None and int(num_threads) < 0:
+            raise ValueError(
+                f"expected num_threads None, 0 (every core the process may use) or > 0, got {num_threads!r}"
+            )
+        self.num_threads = None if num_threads is None else int(num_threads)
+        self.last_boxes: dict[int, list[FineBox]] = {}
 
     def _device(self) -> torch.device:
         if self.device is not None:
@@ -404,7 +606,12 @@ class CascadeRefine:
             probs: ``[S, *grid]`` stage 1's probabilities on the network's grid (or on the input grid).
         """
         oriented = record.oriented_view(to_numpy(image), channel_first=True)
-        ct = resample_to_box(oriented, box, window=self.window)
+        if self._window_affine is None:
+            ct = resample_to_box(oriented, box, window=self.window)
+        else:  # the window is a clip then an affine map: clip the HU read, scale the (fewer) fine samples
+            a_min, a_max, scale, offset = self._window_affine
+            ct = resample_to_box(oriented, box, window=lambda x: np.clip(x, a_min, a_max, out=x))
+            ct.mul_(scale).add_(offset)
         grid = tuple(int(s) for s in probs.shape[1:])
         if grid == tuple(record.input_shape):  # probabilities already on the input grid
             context = resample_to_box(record.oriented_view(to_numpy(probs), channel_first=True)[index : index + 1], box)
@@ -414,12 +621,55 @@ class CascadeRefine:
         return cascade_inputs(ct, context, index, self.num_structures)
 
     def patch_size(self, box_shape: Sequence[int]) -> tuple[int, int, int]:
-        """The sliding-window patch for a box: ``roi_size``, or the box's size rounded up to ``roi_multiple`` where
-        that is smaller."""
+        """The sliding-window patch for a box: per axis, the box's side split into the fewest windows of at most
+        ``roi_size``, each rounded up to ``roi_multiple`` (balanced: a side of 130 with ``roi_size`` 96 gets two
+        windows of 80, not two of 96; a side smaller than ``roi_size`` one window of its own size), and at least two
+        multiples (a ``BasicUNet``'s instance norm needs more than one voxel after its four poolings)."""
         m = self.roi_multiple
-        return tuple(min(r, -(-int(n) // m) * m) for r, n in zip(self.roi_size, box_shape))  # type: ignore[return-value]
+        out = []
+        for r, n in zip(self.roi_size, box_shape):
+            windows = -(-int(n) // r)
+            out.append(min(r, max(2 * m, -(-(-(-int(n) // windows)) // m) * m)))
+        return out[0], out[1], out[2]
 
-    @torch.no_grad()
+    def fit_to_patches(self, box: FineBox, grid_shape: Sequence[int]) -> FineBox:
+        """``box`` grown by whole fine voxels to a whole number of its patches (:meth:`patch_size`) per axis, so that
+        stage 2 sees the CT around the structure where it would otherwise see padding, at no extra cost. The box's
+        own fine voxels keep their places; the growth is split evenly between both sides, and goes inward at the
+        grid's edge (where the grid is large enough)."""
+        patch = self.patch_size(box.shape)
+        size = [-(-n // t) * t for n, t in zip(box.shape, patch)]
+        if tuple(size) == tuple(box.shape):
+            return box
+        before = []
+        for axis, n in enumerate(grid_shape):
+            grow, step = size[axis] - box.shape[axis], box.step[axis]
+            room_low = int(np.floor((box.low[axis] + 0.5) / step + 1e-6))  # whole fine voxels inside the grid
+            room_high = int(np.floor((n - 0.5 - box.high[axis]) / step + 1e-6))
+            lowest, highest = max(0, grow - room_high), min(grow, room_low)
+            before.append(min(max(grow // 2, lowest), highest) if lowest <= highest else grow // 2)
+        step = np.asarray(box.step)
+        low = np.asarray(box.low) - np.asarray(before) * step
+        high = np.asarray(box.high) + (np.asarray(size) - np.asarray(box.shape) - np.asarray(before)) * step
+        shift = np.eye(4)
+        shift[:3, 3] = -np.asarray(before, dtype=np.float64)
+        return FineBox(
+            tuple(float(v) for v in low), tuple(float(v) for v in high), tuple(size),  # type: ignore[arg-type]
+            box.step, box.affine @ shift,
+        )  # fmt: skip
+
+    def boxes(self, mask: np.ndarray, affine: np.ndarray) -> list[FineBox]:
+        """The boxes stage 2 refines for one structure's coarse ``mask`` ``[D, H, W]`` on the orientated grid of
+        ``affine``: one per connected component (:func:`component_boxes`), or one around all (:func:`fine_box`) with
+        ``per_component=False``; each grown to whole patches (:meth:`fit_to_patches`)."""
+        if self.per_component:
+            found = component_boxes(mask, affine, self.margin_mm, self.fine_spacing, self.min_component_ml)
+        else:
+            box = fine_box(mask, affine, self.margin_mm, self.fine_spacing)
+            found = [] if box is None else [box]
+        return [self.fit_to_patches(box, mask.shape) for box in found]
+
+    @torch.inference_mode()
     def predict_box(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[1, *box]`` stage 2's probabilities over a box (MONAI ``sliding_window_inference``, patches of
         :meth:`patch_size`)."""
@@ -454,6 +704,25 @@ class CascadeRefine:
         Raises:
             ValueError: shapes that do not match the record or the structure count.
         """
+        threads = self.num_threads
+        if threads == 0:
+            try:
+                threads = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):  # not on Linux
+                threads = os.cpu_count() or 1
+        before = torch.get_num_threads()
+        if threads is not None and threads != before:
+            torch.set_num_threads(threads)
+        try:
+            return self._refine(image, record, probs, present, label_values, label_map)
+        finally:
+            if threads is not None and threads != before:
+                torch.set_num_threads(before)
+
+    def _refine(
+        self, image: Any, record: Any, probs: Any, present: Any, label_values: Sequence[int], label_map: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`__call__` on the threads it set."""
         from monai_sadaan.networks.presence import is_called_present
 
         p = torch.as_tensor(probs.as_tensor() if isinstance(probs, MetaTensor) else probs).detach().cpu().float()
@@ -475,33 +744,34 @@ class CascadeRefine:
         view = record.oriented_view(labels)
         affine = oriented_affine(record)
         shape = record.oriented_shape
-        refined: list[tuple[int, tuple[slice, ...], torch.Tensor]] = []
+        refined: list[tuple[int, int, FineBox, torch.Tensor]] = []  # (structure, value, box, fine probabilities)
         self.last_boxes = {}
         for index, value in enumerate(values):
+            mask = view == value
             if not bool(calls[index]):
-                labels[labels == value] = 0  # called absent: never refined, never painted (stage 1 paints none)
+                view[mask] = 0  # called absent: never refined, never painted (stage 1 paints none)
                 continue
-            box = fine_box(view == value, affine, self.margin_mm, self.fine_spacing)
-            if box is None:
-                continue
-            self.last_boxes[value] = box
-            fine = self.predict_box(self.box_inputs(image, record, p, index, box))
+            boxes = self.boxes(mask, affine)
+            view[mask] = 0  # refined: painted by stage 2 only (specks without a box are dropped)
+            del mask
+            self.last_boxes[value] = boxes
+            for box in boxes:
+                refined.append((index, value, box, self.predict_box(self.box_inputs(image, record, p, index, box))))
+        # write-back, one box at a time on the input grid (only the overlaps of another structure's box are sampled
+        # again): a voxel goes to the structure whose probability is highest there, if above the threshold (a tie:
+        # the first structure); two boxes of one structure: a voxel either box wins is the structure's
+        for index, value, box, fine in refined:
             slices, on_grid = box_to_input_grid(fine, box, shape)
-            refined.append((value, slices, on_grid[0]))
-        for value, slices, _ in refined:
-            region = view[slices]
-            region[region == value] = 0
-        for i, (value, slices, prob) in enumerate(refined):
+            prob = on_grid[0]
             wins = prob > self.threshold
-            for j, (_, other_slices, other) in enumerate(refined):
-                if j == i:
+            for other_index, other_value, other_box, other_fine in refined:
+                if other_value == value:
                     continue
-                inter = [slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(slices, other_slices)]
+                inter, other = box_to_input_grid(other_fine, other_box, shape, region=slices)
                 if any(sl.start >= sl.stop for sl in inter):
                     continue
                 mine = tuple(slice(sl.start - a.start, sl.stop - a.start) for sl, a in zip(inter, slices))
-                theirs = tuple(slice(sl.start - b.start, sl.stop - b.start) for sl, b in zip(inter, other_slices))
-                beat = prob[mine] > other[theirs] if j < i else prob[mine] >= other[theirs]
+                beat = prob[mine] > other[0] if other_index < index else prob[mine] >= other[0]
                 wins[mine] &= beat
             region = view[slices]
             region[wins.numpy()] = value

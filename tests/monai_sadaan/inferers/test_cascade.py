@@ -17,6 +17,7 @@ from monai_sadaan.inferers.cascade import (
     CascadeRefined,
     box_to_input_grid,
     cascade_inputs,
+    component_boxes,
     fine_box,
     load_refine_network,
     oriented_affine,
@@ -151,13 +152,20 @@ def test_a_structure_called_absent_is_never_painted_whatever_stage_2_says():
     big, small = _ball(RADIUS + 6.0).astype(np.float32), _ball(RADIUS).astype(np.float32)
     d = _stage1([big, small, small], [0.0, 1.0, 0.0])  # structure 2 present; 1 and 3 called absent
     everywhere = Everywhere()
-    out = CascadeRefined(network=everywhere, label_values=[1, 2, 3], fine_spacing=1.5, margin_mm=3.0, roi_size=32)(d)
+    step = CascadeRefined(network=everywhere, label_values=[1, 2, 3], fine_spacing=1.5, margin_mm=3.0, roi_size=32)
+    out = step(d)
     labels = np.asarray(out["label_map"][0])
     assert (labels == 1).sum() == 0 and (labels == 3).sum() == 0
     assert len(everywhere.seen) > 0 and all(s[1] == 2 + 3 for s in everywhere.seen)
-    # stage 2 said 'everywhere': the structure fills its box on the input grid, and nothing outside it
+    assert set(step.refiner.last_boxes) == {2}  # only the structure called present gets a box
+    # stage 2 said 'everywhere': the structure fills its box on the input grid, and nothing outside it; the box is
+    # the coarse mask's box plus the margin, grown to whole patches
     record = find_network_grid_record(d["image"])
-    box = fine_box(record.oriented_view(np.asarray(d["label_map"][0]) == 2), oriented_affine(record), 3.0, 1.5)
+    coarse = fine_box(record.oriented_view(np.asarray(d["label_map"][0]) == 2), oriented_affine(record), 3.0, 1.5)
+    [box] = step.refiner.last_boxes[2]
+    assert (np.asarray(box.low) <= np.asarray(coarse.low) + 1e-9).all()
+    assert (np.asarray(box.high) >= np.asarray(coarse.high) - 1e-9).all()
+    assert all(n % 16 == 0 for n in box.shape)
     slices = box.grid_slices(record.oriented_shape)
     view = record.oriented_view(labels)
     assert (view[slices] == 2).all()
@@ -191,12 +199,14 @@ def test_memory_follows_the_box_and_the_patch():
     refine.predict_box = lambda x: shown.append(tuple(x.shape)) or original(x)
     record = find_network_grid_record(d["image"])
     refine(d["source_image"], record, d["pred"], d["presence_calls"], [1], np.asarray(d["label_map"][0]))
-    box = refine.last_boxes[1]
+    [box] = refine.last_boxes[1]
     coarse = np.asarray(d["label_map"][0]) == 1
     idx = np.argwhere(record.oriented_view(coarse))
     spacing = np.array([1.2, 1.6, 2.5])
     extent = (idx.max(0) - idx.min(0) + 1) * spacing + 8.0
-    assert box.shape == tuple(math.ceil(e / 1.0 - 1e-6) for e in extent)
+    coarse_box = fine_box(record.oriented_view(coarse), oriented_affine(record), 4.0, 1.0)
+    assert coarse_box.shape == tuple(math.ceil(e / 1.0 - 1e-6) for e in extent)
+    assert box.shape == tuple(-(-n // 16) * 16 for n in coarse_box.shape)  # grown to whole 16³ patches
     assert shown == [(3, *box.shape)]  # the resampled tensor is the box at the fine spacing, not the volume
     assert set(everywhere.seen) == {(1, 3, 16, 16, 16)}  # stage 2 sees patches
 
@@ -245,7 +255,144 @@ def test_trained_weights_load_strictly(tmp_path):
 
 def test_a_small_box_gets_a_patch_of_its_own_size():
     refine = CascadeRefine(Everywhere(), 1, roi_size=(96, 96, 96), roi_multiple=16)
-    assert refine.patch_size((40, 130, 96)) == (48, 96, 96)
+    # a side above roi_size is split into the fewest windows of equal size (130: two of 80, not two of 96)
+    assert refine.patch_size((40, 130, 96)) == (48, 80, 96)
+    assert refine.patch_size((5, 200, 97)) == (32, 80, 64)  # >= 32 (BasicUNet's bottleneck), 3 x 80, 2 x 64
     everywhere = refine.network
     out = refine.predict_box(torch.zeros(3, 20, 40, 100))
-    assert out.shape == (1, 20, 40, 100) and set(everywhere.seen) == {(1, 3, 32, 48, 96)}
+    assert out.shape == (1, 20, 40, 100) and set(everywhere.seen) == {(1, 3, 32, 48, 64)}
+
+
+# ------------------------------------------------------------------------------------------------ one box per component
+ISO = np.eye(4)  # 1 mm voxels, RAS: fine voxels of 1 mm with whole-mm margins fall on the grid's own voxel centres
+
+
+def _cube(shape, lo, size):
+    m = np.zeros(shape, bool)
+    m[tuple(slice(a, a + s) for a, s in zip(lo, size))] = True
+    return m
+
+
+def test_component_boxes_one_box_per_blob_specks_dropped_overlaps_merged():
+    shape = (80, 40, 40)
+    a, b = _cube(shape, (5, 10, 10), (10, 10, 10)), _cube(shape, (60, 20, 15), (8, 8, 8))  # 1.0 mL and 0.512 mL
+    speck = _cube(shape, (35, 30, 30), (2, 2, 2))  # 0.008 mL
+    boxes = component_boxes(a | b | speck, ISO, margin_mm=3.0, fine_spacing=1.5, min_component_ml=0.1)
+    assert [(x.low, x.high, x.shape) for x in boxes] == [
+        (y.low, y.high, y.shape) for y in (fine_box(a, ISO, 3.0, 1.5), fine_box(b, ISO, 3.0, 1.5))]  # fmt: skip
+    assert len(component_boxes(a | b | speck, ISO, 3.0, 1.5, min_component_ml=0.0)) == 3  # the speck kept
+    # the largest component always gets a box, whatever its size
+    [only] = component_boxes(a | b | speck, ISO, 3.0, 1.5, min_component_ml=100.0)
+    assert only.low == fine_box(a, ISO, 3.0, 1.5).low
+    # components closer than block_mm count as one; boxes that overlap merge when the merged box costs no more
+    near = _cube(shape, (17, 10, 10), (10, 10, 10))  # 2 mm from a
+    [one] = component_boxes(a | near, ISO, 3.0, 1.5, min_component_ml=0.1, block_mm=4.0)
+    assert one.low == fine_box(a | near, ISO, 3.0, 1.5).low and one.high == fine_box(a | near, ISO, 3.0, 1.5).high
+    assert len(component_boxes(a | near, ISO, 3.0, 1.5, min_component_ml=0.1, block_mm=0.0)) == 1  # merged boxes
+    assert len(component_boxes(a | near, ISO, 0.0, 1.5, min_component_ml=0.1, block_mm=0.0)) == 2  # apart
+    assert component_boxes(np.zeros(shape, bool), ISO) == []
+    with pytest.raises(ValueError, match="min_component_ml >= 0 and block_mm >= 0, got -1.0"):
+        component_boxes(a, ISO, min_component_ml=-1.0)
+
+
+def _blobs_case():
+    """An isotropic RAS CT with three bright cubes; stage 1 painted structure 1 on the outer two (one coarse mask in
+    two places), not on the middle one, and a speck of structure 1 elsewhere; structure 2 is called absent."""
+    shape = (96, 40, 40)
+    left, middle, right = (_cube(shape, (x, 12, 12), (12, 12, 12)) for x in (6, 42, 78))
+    hu = np.where(left | middle | right, 200, -100).astype(np.int16)
+    image = MetaTensor(torch.from_numpy(hu)[None], affine=torch.as_tensor(ISO))
+    coarse = np.zeros(shape, np.uint8)
+    coarse[_cube(shape, (4, 10, 10), (16, 16, 16)) | _cube(shape, (76, 10, 10), (16, 16, 16))] = 1
+    coarse[_cube(shape, (44, 33, 33), (2, 2, 2))] = 1  # a speck (0.008 mL)
+    record = CTToNetworkGrid(GRID).record_for(image)[0]
+    probs = torch.zeros(2, *GRID)
+    probs[1] = 1.0  # structure 2 'everywhere' for stage 1, but called absent
+    return image, record, probs, torch.tensor([1.0, 0.0]), coarse
+
+
+def test_one_box_per_component_gives_the_single_box_voxels_inside_each_component_box():
+    image, record, probs, calls, coarse = _blobs_case()
+    net = Threshold()
+    slow = CascadeRefine(net, 2, fine_spacing=1.0, margin_mm=4.0, roi_size=32, per_component=False, overlap=0.25,
+                         blend_mode="gaussian")  # fmt: skip
+    fast = CascadeRefine(net, 2, fine_spacing=1.0, margin_mm=4.0, roi_size=32, min_component_ml=0.1)
+    out_slow = slow(image, record, probs, calls, [1, 2], coarse)
+    out_fast = fast(image, record, probs, calls, [1, 2], coarse)
+    assert len(slow.last_boxes[1]) == 1 and len(fast.last_boxes[1]) == 2 and set(fast.last_boxes) == {1}
+    assert sum(np.prod(b.shape) for b in fast.last_boxes[1]) < 0.5 * np.prod(slow.last_boxes[1][0].shape)
+    [big] = slow.last_boxes[1]
+    outer = big.grid_slices(coarse.shape)
+    for box in fast.last_boxes[1]:
+        inner = box.grid_slices(coarse.shape)
+        both = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(inner, outer))
+        assert (out_fast[both] == 1).sum() == 12**3  # the bright cube, found at 1 mm
+        np.testing.assert_array_equal(out_fast[both], out_slow[both])
+    middle = _cube(coarse.shape, (42, 12, 12), (12, 12, 12))
+    assert (out_slow[middle] == 1).all()  # the single box spans the middle cube, which stage 1 did not paint
+    assert (out_fast[middle] == 0).all()  # one box per component: between them, stage 1's answer stays
+    assert out_fast[44:46, 33:35, 33:35].max() == 0  # the speck got no box and is not painted
+    assert (out_fast == 2).sum() == 0 and (out_slow == 2).sum() == 0  # called absent: never painted
+
+
+def test_fit_to_patches_grows_by_whole_fine_voxels_and_inward_at_the_edge():
+    refine = CascadeRefine(Everywhere(), 1, roi_size=32, roi_multiple=16)
+    mask = _cube((60, 60, 80), (0, 20, 25), (5, 9, 40))
+    box = fine_box(mask, ISO, margin_mm=2.0, fine_spacing=1.5)
+    grown = refine.fit_to_patches(box, mask.shape)
+    assert box.shape == (5, 9, 30) and grown.shape == (32, 32, 32)  # at least two multiples of 16 per side
+    for axis in range(3):
+        centres, own = grown.centres(axis), box.centres(axis)
+        offset = int(np.argmin(np.abs(centres - own[0])))
+        np.testing.assert_allclose(centres[offset : offset + len(own)], own, atol=1e-9)  # the box's voxels stay
+        assert np.allclose(np.diff(centres), box.step[axis])
+    assert grown.low[0] >= -0.5 - 1e-9  # at the grid's low edge the growth went inward
+    world = grown.affine @ np.array([0, 0, 0, 1.0])
+    assert np.allclose(world[:3], [grown.centres(a)[0] for a in range(3)])  # the affine follows the shift (ISO grid)
+    assert refine.fit_to_patches(grown, mask.shape) is grown  # whole patches already
+
+
+def test_fast_window_and_region_write_back_equal_the_plain_ones():
+    d = _stage1([_ball(RADIUS).astype(np.float32)], [1.0])
+    refine = CascadeRefine(Everywhere(), 1, fine_spacing=1.5, margin_mm=4.0, roi_size=16)
+    record = find_network_grid_record(d["image"])
+    [box] = refine.boxes(record.oriented_view(np.asarray(d["label_map"][0]) == 1), oriented_affine(record))
+    x = refine.box_inputs(d["source_image"], record, d["pred"], 0, box)
+    oriented = record.oriented_view(np.asarray(d["source_image"]), channel_first=True)
+    plain = resample_to_box(oriented, box, window=refine.window)  # the window on the HU read, then sampled
+    torch.testing.assert_close(x[:1], plain, atol=1e-5, rtol=0)
+    # a float CT read whole (a box over the whole grid): the window must not clip the caller's voxels in place
+    image, iso_record, probs, _, coarse = _blobs_case()
+    image = image.float() * 3.0  # 600 and -300 HU: both outside the window
+    kept = image.clone()
+    everything = fine_box(coarse == 1, ISO, margin_mm=500.0, fine_spacing=1.0)
+    assert everything.shape == coarse.shape
+    refine.box_inputs(image, iso_record, probs, 0, everything)
+    assert torch.equal(image, kept)
+    values = torch.rand(1, *box.shape)
+    slices, whole = box_to_input_grid(values, box, record.oriented_shape)
+    region = tuple(slice(s.start + 2, s.stop - 1) for s in slices)
+    part_slices, part = box_to_input_grid(values, box, record.oriented_shape, region=region)
+    assert part_slices == region
+    assert torch.equal(part, whole[(slice(None), *(slice(2, -1),) * 3)])  # bit for bit
+
+
+def test_num_threads_holds_while_the_cascade_runs_and_refusals():
+    seen = []
+
+    class Threads(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return torch.full_like(x[:, :1], -10.0)
+
+    d = _stage1([_ball(RADIUS).astype(np.float32)], [1.0])
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    out = CascadeRefined(network=Threads(), label_values=[1], roi_size=16, num_threads=wanted)(d)
+    assert set(seen) == {wanted} and torch.get_num_threads() == before
+    assert (np.asarray(out["label_map"][0]) == 1).sum() == 0  # stage 2 said 'nowhere': the coarse voxels are gone
+    for kwargs, match in [({"overlap": 1.0}, "0 <= overlap < 1"), ({"blend_mode": "mean"}, "blend_mode 'constant'"),
+                          ({"sw_batch_size": 0}, "sw_batch_size >= 1"), ({"num_threads": -1}, "num_threads None, 0"),
+                          ({"min_component_ml": -1}, "min_component_ml >= 0")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            CascadeRefine(Threshold(), 1, **kwargs)
