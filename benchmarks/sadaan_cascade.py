@@ -2,7 +2,7 @@
 
     flock /tmp/heavy.lock .venv/bin/python benchmarks/sadaan_cascade.py --refine_ckpt models/refine.pt
         [--ckpt CKPT] [--bundle_root DIR] [--data_dir DIR] [--work_dir DIR] [--size 512] [--slices 300]
-        [--no_synthetic] [--cascade_args "--cascade_roi_size [96,96,96]"] [--output_json OUT.json]
+        [--no_synthetic | --skip_real] [--cascade_args "--cascade_roi_size [96,96,96]"] [--output_json OUT.json]
 
 Two modes run the bundle's own inference command (``configs/inference.json``), each in its own process, as a user
 would: **stage1** (``--cascade false``) and **cascade** (``--cascade true --refine_ckpt_path REFINE``), both with
@@ -18,7 +18,8 @@ the same stage-1 weights (``--ckpt``, default the bundle's ``models/model.pt``).
    ``ru_maxrss``), and the inference seconds of the run manifest (start-up excluded). Targets for the cascade:
    <= 30 s and <= 2 GB on the 2-core CPU.
 
-Each line says which mode, and the cascade / stage-1 ratio of time and memory. Dice here is agreement with
+``--skip_real`` runs the clinical-size timing alone (two bundle runs), ``--no_synthetic`` the real cases alone. Each
+line says which mode, and the cascade / stage-1 ratio of time and memory. Dice here is agreement with
 TotalSegmentator, itself a model, not manual truth. The real CT is read for validation only.
 """
 
@@ -98,6 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=512, help="in-plane voxels of the synthetic clinical-size CT")
     p.add_argument("--slices", type=int, default=300, help="slices of the synthetic clinical-size CT")
     p.add_argument("--no_synthetic", action="store_true", help="skip the clinical-size timing")
+    p.add_argument("--skip_real", action="store_true", help="skip the real cases (the clinical-size timing alone)")
     p.add_argument("--cascade_args", default="", help="extra bundle arguments of the cascade mode (shell words)")
     p.add_argument("--thin_slices", type=int, default=6, help="as benchmarks/sadaan_real_ct.py")
     p.add_argument("--bed_dilation", type=int, default=2, help="as benchmarks/sadaan_real_ct.py")
@@ -106,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.refine_ckpt.is_file():
         p.error(f"expected the stage-2 weights file given by --refine_ckpt, got a missing path: {args.refine_ckpt}")
+    if args.no_synthetic and args.skip_real:
+        p.error("expected at most one of --no_synthetic and --skip_real, got both (nothing would run)")
     if args.size < 8 or args.slices < 8:
         p.error(f"expected --size and --slices >= 8, got {args.size} and {args.slices}")
     args.ckpt = args.ckpt or args.bundle_root / "models" / "model.pt"
@@ -122,18 +126,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     extra = shlex.split(args.cascade_args)
     settings = real.bundle_settings(bundle_root)
     print(f"# {os.uname().nodename}, {os.cpu_count()} CPUs; load average at start {os.getloadavg()}; work {work}")
-    cases = real.derive_cases(real.load_sources(args.data_dir), settings["spatial_size"], settings["min_voxels"],
-                              args.thin_slices, args.bed_dilation, args.seed)  # fmt: skip
-    images, _ = real.write_cases(cases, work)
     rows: dict[str, list[Any]] = {}
     runs: dict[str, dict[str, Any]] = {}
-    predictions: dict[str, dict[str, Any]] = {c.name: {} for c in cases}
-    for mode in MODES:
-        out = work / "outputs" / mode
-        runs[mode] = run_mode(mode, images, out, ckpt, refine, bundle_root, extra)
-        rows[mode] = real.score_outputs(mode, cases, lambda c, o=out: real.read_bundle_case(o, c), predictions)
+    if not args.skip_real:
+        cases = real.derive_cases(real.load_sources(args.data_dir), settings["spatial_size"], settings["min_voxels"],
+                                  args.thin_slices, args.bed_dilation, args.seed)  # fmt: skip
+        images, _ = real.write_cases(cases, work)
+        predictions: dict[str, dict[str, Any]] = {c.name: {} for c in cases}
+        for mode in MODES:
+            out = work / "outputs" / mode
+            runs[mode] = run_mode(mode, images, out, ckpt, refine, bundle_root, extra)
+            rows[mode] = real.score_outputs(mode, cases, lambda c, o=out: real.read_bundle_case(o, c), predictions)
     summaries = {mode: real.summarise(r) for mode, r in rows.items()}
-    for mode in MODES:
+    for mode in rows:
         below = dice_targets(rows[mode])
         print(f"\n## {mode} (real cases: {runs[mode]['wall_s']:.1f} s, {runs[mode]['peak_rss_mb']:.0f} MB)\n")
         print(real.format_table(rows[mode]))

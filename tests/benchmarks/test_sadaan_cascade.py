@@ -49,6 +49,15 @@ def test_missing_weights_are_refused(tmp_path, capsys):
     assert "--refine_ckpt, got a missing path" in capsys.readouterr().err
 
 
+def test_skip_real_and_no_synthetic_together_are_refused(tmp_path, capsys):
+    (tmp_path / "r.pt").write_bytes(b"")
+    args = _bench().parse_args(["--refine_ckpt", str(tmp_path / "r.pt"), "--skip_real", "--ckpt", str(tmp_path / "r.pt")])
+    assert args.skip_real and not args.no_synthetic
+    with pytest.raises(SystemExit):
+        _bench().parse_args(["--refine_ckpt", str(tmp_path / "r.pt"), "--skip_real", "--no_synthetic"])
+    assert "at most one of --no_synthetic and --skip_real, got both" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_tiny_run_scores_both_modes(tmp_path):
     from monai.networks.nets import BasicUNet
