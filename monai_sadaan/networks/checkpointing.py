@@ -14,10 +14,12 @@ small at full resolution:
 
 * the encoder up to its last decoder level (:meth:`Encoder.narrow_features`, ``features[0]`` = 16 channels) is
   one segment;
-* the 128-channel feature map ``final_conv(narrow)`` is never kept: each segment that reads it recomputes it from
-  the narrow map (a 1x1x1 convolution, cheap), so the map and its gradient live only inside one segment and the
-  gradients that flow between segments are 16-channel maps. The global pool of the absence head reads
-  ``final_conv(mean(narrow))``, the same numbers (the projection is linear);
+* the 128-channel feature map ``final_conv(narrow)`` is never computed. Its readers are linear in it up to their
+  first BatchNorm, so the three 3x3x3 convolutions that read it (``attention_conv[0]``, ``feature_matcher[0]``,
+  ``feature_refine[0]``) run on ``[narrow, 1]`` with weights composed with ``final_conv``
+  (:func:`~monai_sadaan.networks.blocks.sadaan_block.compose_with_projection`, as the fast inference graph does),
+  reading 17 channels instead of 128, and the global pool of the absence head is the projection of the pooled
+  narrow map. Gradients reach ``final_conv`` through the composed weights;
 * every full-resolution ``Conv3d -> BatchNorm3d -> ReLU`` layer of the heads runs in groups of
   :data:`CHANNEL_GROUP` output channels, one segment per group. BatchNorm normalises each channel on its own, so a
   group's rows of the convolution followed by the group's slice of the BatchNorm (weights and running statistics,
@@ -25,9 +27,9 @@ small at full resolution:
   convolution that follows (``attention_conv[3]``, ``feature_matcher[3]``, ``segmentation_layer``) is a sum over
   the groups, so only the second layer of ``feature_refine`` needs its input (64 channels) whole.
 
-Outputs and gradients equal the plain graph's up to float rounding. BatchNorm running statistics are updated once
-per forward: a segment's recomputation in backward restores what it changes (:func:`batchnorm_statistics_kept`),
-and each layer counts ``num_batches_tracked`` once.
+Outputs and gradients equal the plain graph's up to float rounding (the composed convolutions sum in another
+order). BatchNorm running statistics are updated once per forward: a segment's recomputation in backward restores
+what it changes (:func:`batchnorm_statistics_kept`), and each layer counts ``num_batches_tracked`` once.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from monai_sadaan.networks.blocks.sadaan_block import apply_position_prior, modulate_by_attention
+from monai_sadaan.networks.blocks.sadaan_block import (
+    apply_position_prior,
+    compose_with_projection,
+    modulate_by_attention,
+)
 
 if TYPE_CHECKING:
     from monai_sadaan.networks.nets.sadaan import SpatialAttentionMedicalSegmenter
@@ -101,12 +107,21 @@ def _count_batch(bn: _BatchNorm) -> float:
     return 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum  # type: ignore[arg-type]
 
 
-def _conv_bn_relu(x: torch.Tensor, conv: nn.Conv3d, bn: _BatchNorm, rows: slice, momentum: float) -> torch.Tensor:
-    """``relu(bn(conv(x)))[:, rows]`` from the ``rows`` of ``conv``'s weights and of ``bn`` only.
+def _conv_bn_relu(
+    x: torch.Tensor,
+    projection: torch.Tensor | None,
+    conv: nn.Conv3d,
+    bn: _BatchNorm,
+    rows: slice,
+    momentum: float,
+) -> torch.Tensor:
+    """``relu(bn(conv(f)))[:, rows]`` from the ``rows`` of ``conv``'s weights and of ``bn`` only, where ``f`` is
+    ``x`` or, with ``projection``, the feature map ``projection @ x``.
 
     Args:
-        x: ``[B, conv.in_channels, D, H, W]``.
-        conv: a ``groups=1`` convolution.
+        x: ``[B, conv.in_channels, D, H, W]``, or ``[narrow, 1]`` (``[B, projection.shape[1], D, H, W]``).
+        projection: the encoder's :meth:`~Encoder.projection`, or None.
+        conv: a ``groups=1`` convolution with zero padding.
         bn: the BatchNorm after it; in training mode its running statistics of ``rows`` are updated in place.
         rows: the output channels to compute.
         momentum: the update factor from :func:`_count_batch`.
@@ -118,7 +133,8 @@ def _conv_bn_relu(x: torch.Tensor, conv: nn.Conv3d, bn: _BatchNorm, rows: slice,
     def part(tensor: torch.Tensor | None) -> torch.Tensor | None:
         return None if tensor is None else tensor[rows]
 
-    y = F.conv3d(x, conv.weight[rows], part(conv.bias), conv.stride, conv.padding, conv.dilation)
+    weight = conv.weight[rows] if projection is None else compose_with_projection(conv.weight[rows], projection)
+    y = F.conv3d(x, weight, part(conv.bias), conv.stride, conv.padding, conv.dilation)
     use_batch = bn.training or bn.running_mean is None
     y = F.batch_norm(
         y, part(bn.running_mean), part(bn.running_var), part(bn.weight), part(bn.bias), use_batch, momentum, bn.eps
@@ -127,38 +143,38 @@ def _conv_bn_relu(x: torch.Tensor, conv: nn.Conv3d, bn: _BatchNorm, rows: slice,
 
 
 def _hidden_in_groups(
-    x: torch.Tensor, read: Callable[[torch.Tensor], torch.Tensor], conv: nn.Conv3d, bn: _BatchNorm, group: int
+    x: torch.Tensor, projection: torch.Tensor | None, conv: nn.Conv3d, bn: _BatchNorm, group: int
 ) -> torch.Tensor:
-    """``relu(bn(conv(read(x))))``, one checkpointed segment per group of output channels; ``[B, conv.out_channels,
-    D, H, W]``."""
+    """``relu(bn(conv(f)))`` (``f`` as in :func:`_conv_bn_relu`), one checkpointed segment per group of output
+    channels; ``[B, conv.out_channels, D, H, W]``."""
     momentum = _count_batch(bn)
 
-    def segment(inp: torch.Tensor, rows: slice) -> torch.Tensor:
-        return _conv_bn_relu(read(inp), conv, bn, rows, momentum)
+    def segment(inp: torch.Tensor, proj: torch.Tensor | None, rows: slice) -> torch.Tensor:
+        return _conv_bn_relu(inp, proj, conv, bn, rows, momentum)
 
-    parts = [checkpoint_segment(segment, x, rows, modules=(bn,)) for rows in _channel_groups(conv.out_channels, group)]
-    return torch.cat(parts, dim=1)
+    groups = _channel_groups(conv.out_channels, group)
+    return torch.cat([checkpoint_segment(segment, x, projection, rows, modules=(bn,)) for rows in groups], dim=1)
 
 
 def _pointwise_of_hidden_in_groups(
     x: torch.Tensor,
-    read: Callable[[torch.Tensor], torch.Tensor],
+    projection: torch.Tensor | None,
     conv: nn.Conv3d,
     bn: _BatchNorm,
     pointwise: nn.Conv3d,
     group: int,
 ) -> torch.Tensor:
-    """``pointwise(relu(bn(conv(read(x)))))`` for a 1x1x1 ``pointwise``, as a sum over groups of ``conv``'s output
-    channels, each group one checkpointed segment: the hidden layer is never whole. ``[B, pointwise.out_channels,
-    D, H, W]``."""
+    """``pointwise(relu(bn(conv(f))))`` for a 1x1x1 ``pointwise`` (``f`` as in :func:`_conv_bn_relu`), as a sum over
+    groups of ``conv``'s output channels, each group one checkpointed segment: the hidden layer is never whole.
+    ``[B, pointwise.out_channels, D, H, W]``."""
     momentum = _count_batch(bn)
 
-    def segment(inp: torch.Tensor, rows: slice) -> torch.Tensor:
-        return F.conv3d(_conv_bn_relu(read(inp), conv, bn, rows, momentum), pointwise.weight[:, rows])
+    def segment(inp: torch.Tensor, proj: torch.Tensor | None, rows: slice) -> torch.Tensor:
+        return F.conv3d(_conv_bn_relu(inp, proj, conv, bn, rows, momentum), pointwise.weight[:, rows])
 
     out = None
     for rows in _channel_groups(conv.out_channels, group):
-        part = checkpoint_segment(segment, x, rows, modules=(bn,))
+        part = checkpoint_segment(segment, x, projection, rows, modules=(bn,))
         out = part if out is None else out + part
     return out if pointwise.bias is None else out + pointwise.bias.view(1, -1, 1, 1, 1)
 
@@ -181,29 +197,33 @@ def checkpointed_stages(
     """
     group = CHANNEL_GROUP if channel_group is None else int(channel_group)
     encoder, attention, head = model.encoder, model.attention_module, model.segmentation_head
-    project = encoder.final_conv  # narrow map -> feature map, recomputed inside each segment that reads the map
 
-    narrow = checkpoint_segment(encoder.narrow_features, x, modules=(encoder,))
+    def narrow_with_ones(image: torch.Tensor) -> torch.Tensor:
+        narrow = encoder.narrow_features(image)
+        return torch.cat([narrow, narrow.new_ones(narrow.shape[0], 1, *narrow.shape[2:])], dim=1)
+
+    low = checkpoint_segment(narrow_with_ones, x, modules=(encoder,))  # [B, features[0] + 1, D, H, W]
+    projection = encoder.projection()  # the feature map is projection @ low at every voxel
 
     attention_conv, matcher = attention.attention_conv, attention.feature_matcher
     spatial_attention = torch.sigmoid(
-        _pointwise_of_hidden_in_groups(narrow, project, attention_conv[0], attention_conv[1], attention_conv[3], group)
+        _pointwise_of_hidden_in_groups(low, projection, attention_conv[0], attention_conv[1], attention_conv[3], group)
     )
-    feature_responses = _pointwise_of_hidden_in_groups(narrow, project, matcher[0], matcher[1], matcher[3], group)
+    feature_responses = _pointwise_of_hidden_in_groups(low, projection, matcher[0], matcher[1], matcher[3], group)
     attention_maps, feature_responses, alignment_scores, position_priors = apply_position_prior(
         spatial_attention, feature_responses, attention.position_prior(), attention.eps
     )
 
-    pooled = project(narrow.mean(dim=(2, 3, 4), keepdim=True)).flatten(1)  # the global mean of the feature map
+    pooled = low.mean(dim=(2, 3, 4)) @ projection.t()  # the global mean of the feature map, [B, C]
     presence_probs, absence_logits, confidence_scores = model.absence_detector.classify(pooled, alignment_scores)
 
     refine, layer = head.feature_refine, head.segmentation_layer
-    refined_first = _hidden_in_groups(narrow, project, refine[0], refine[1], group)
+    refined_first = _hidden_in_groups(low, projection, refine[0], refine[1], group)
     if head.memory_efficient:
-        projected = _pointwise_of_hidden_in_groups(refined_first, nn.Identity(), refine[3], refine[4], layer, group)
+        projected = _pointwise_of_hidden_in_groups(refined_first, None, refine[3], refine[4], layer, group)
         segmentation_logits = modulate_by_attention(projected, attention_maps, layer.bias)
     else:  # the seed's per-structure copies need the refined features whole
-        refined = _hidden_in_groups(refined_first, nn.Identity(), refine[3], refine[4], group)
+        refined = _hidden_in_groups(refined_first, None, refine[3], refine[4], group)
         segmentation_logits = checkpoint_segment(head.modulated_logits, refined, attention_maps)
     return (
         attention_maps, feature_responses, alignment_scores, position_priors, absence_logits, presence_probs,

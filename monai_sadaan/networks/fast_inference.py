@@ -37,7 +37,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from monai_glue.config_values import parse_bool
 
 from monai_glue.checkpoint import unwrap_model
-from monai_sadaan.networks.blocks.sadaan_block import apply_position_prior, modulate_by_attention
+from monai_sadaan.networks.blocks.sadaan_block import (
+    apply_position_prior,
+    compose_with_projection,
+    modulate_by_attention,
+)
 from monai_sadaan.networks.nets.sadaan import SpatialAttentionMedicalSegmenter, check_sadaan_input, sadaan_outputs
 
 __all__ = ["FastSADAAnInference", "attach_fast_inference", "build_fast_inference", "fold_double_conv"]
@@ -64,7 +68,7 @@ def _compose(conv: nn.Conv3d, projection: torch.Tensor) -> nn.Conv3d:
     """A convolution over ``[low, 1]`` equal to ``conv`` over ``f = projection . [low, 1]`` (see the module)."""
     out = nn.Conv3d(projection.shape[1], conv.out_channels, conv.kernel_size, padding=conv.padding)
     with torch.no_grad():
-        out.weight.copy_(torch.einsum("oc...,cj->oj...", conv.weight, projection))
+        out.weight.copy_(compose_with_projection(conv.weight, projection))
         out.bias.copy_(conv.bias if conv.bias is not None else torch.zeros_like(out.bias))
     return out
 
@@ -100,9 +104,7 @@ class FastSADAAnInference(nn.Module):
         self.up = nn.ModuleList([encoder.up4, encoder.up3, encoder.up2, encoder.up1])
         self.dec = nn.ModuleList(fold_double_conv(b) for b in (encoder.dec4, encoder.dec3, encoder.dec2, encoder.dec1))
 
-        final = encoder.final_conv  # [C, C_low, 1, 1, 1] -> projection [C, C_low + 1] with the bias last
-        bias = final.bias if final.bias is not None else torch.zeros(final.out_channels)
-        projection = torch.cat([final.weight.flatten(1), bias[:, None]], dim=1).detach()
+        projection = encoder.projection().detach()  # final_conv as [C, C_low + 1], the bias last
         self.register_buffer("projection", projection)
         fold = fuse_conv_bn_eval
         self.attention_in = _compose(fold(attention.attention_conv[0], attention.attention_conv[1]), projection)

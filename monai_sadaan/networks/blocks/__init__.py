@@ -10,6 +10,7 @@ from .sadaan_block import (
     SegmentationHead,
     apply_position_prior,
     check_positive_sizes,
+    compose_with_projection,
     double_conv3d,
     modulate_by_attention,
 )

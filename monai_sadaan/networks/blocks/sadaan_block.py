@@ -8,8 +8,10 @@ in the order it runs them (one module, as MONAI keeps one network's blocks toget
 4. :class:`SegmentationHead`: attention-modulated per-structure segmentation.
 
 :func:`double_conv3d` is the basic unit of the encoder and the segmentation head; :func:`apply_position_prior` and
-:func:`modulate_by_attention` are the arithmetic of stages 2 and 4, shared with the fast inference graph
-(:mod:`monai_sadaan.networks.fast_inference`); :func:`check_positive_sizes` is the one refusal of layer sizes below
+:func:`modulate_by_attention` are the arithmetic of stages 2 and 4 and :func:`compose_with_projection` that of a
+convolution reading the encoder's output, shared with the fast inference graph
+(:mod:`monai_sadaan.networks.fast_inference`) and the checkpointed training graph
+(:mod:`monai_sadaan.networks.checkpointing`); :func:`check_positive_sizes` is the one refusal of layer sizes below
 1 that every block and the network share.
 """
 
@@ -27,6 +29,7 @@ __all__ = [
     "SegmentationHead",
     "apply_position_prior",
     "check_positive_sizes",
+    "compose_with_projection",
     "double_conv3d",
     "modulate_by_attention",
 ]
@@ -162,6 +165,32 @@ class Encoder(nn.Module):
         d3 = self.dec3(torch.cat([self.up3(d4), e3], dim=1))
         d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
         return self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+
+    def projection(self) -> torch.Tensor:
+        """``final_conv`` as a matrix with its bias as the last column, ``[feature_channels, features[0] + 1]``: at
+        every voxel the feature map is ``projection @ [narrow, 1]`` (``narrow`` from :meth:`narrow_features`)."""
+        weight, bias = self.final_conv.weight.flatten(1), self.final_conv.bias
+        bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
+        return torch.cat([weight, bias[:, None]], dim=1)
+
+
+def compose_with_projection(weight: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+    """Weights of a convolution over ``[narrow, 1]`` (the narrow map with a channel of ones appended) that equals the
+    convolution ``weight`` over the feature map ``f = projection @ [narrow, 1]``.
+
+    A convolution is linear in its input, so ``conv(f; W) = conv([narrow, 1]; W o projection)``. With zero padding
+    the ones channel is padded with zeros like ``f``, so ``final_conv``'s bias enters from inside the volume only,
+    exactly as with the materialised map. The convolution then reads ``C_low + 1`` channels instead of ``C`` (17
+    instead of 128 in the seed model) and ``f`` is never computed.
+
+    Args:
+        weight: ``[O, C, k, k, k]``, a convolution over the ``C`` feature channels (stride 1, zero padding).
+        projection: ``[C, C_low + 1]`` from :meth:`Encoder.projection`.
+
+    Returns:
+        ``[O, C_low + 1, k, k, k]``; differentiable in both arguments.
+    """
+    return torch.einsum("oc...,cj->oj...", weight, projection)
 
 # ----------------------------------------------------------------------------------- stage 2: anatomical attention
 

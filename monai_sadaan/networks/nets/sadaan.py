@@ -179,10 +179,11 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
             hidden layers use ``feature_channels // 2`` (64 in the seed model).
         dropout: dropout probability in the presence classifiers.
         use_checkpoint: training memory saver: whenever gradients are enabled the four stages run in small
-            segments under ``torch.utils.checkpoint``, recomputed in backward instead of keeping their activations
-            (:func:`~monai_sadaan.networks.checkpointing.checkpointed_stages`: under half the plain step's peak
-            memory). Outputs, gradients and BatchNorm statistics are those of the plain graph up to float
-            rounding; BatchNorm statistics are updated once per step.
+            segments under ``torch.utils.checkpoint``, recomputed in backward instead of keeping their activations,
+            and the 128-channel feature map is never computed
+            (:func:`~monai_sadaan.networks.checkpointing.checkpointed_stages`: about a quarter of the plain
+            training step's peak memory at the seed size). Outputs, gradients and BatchNorm statistics are those of
+            the plain graph up to float rounding; BatchNorm statistics are updated once per step.
         presence_fusion: add a :class:`PresenceEvidenceFusion` that makes the final presence call from the head's
             logit together with evidence read off the segmentation, attention and image (not in the seed; off by
             default). Unfitted, it is the identity on the head's call; fit it on a frozen network with

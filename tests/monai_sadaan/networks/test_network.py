@@ -16,6 +16,7 @@ from monai_sadaan.networks import (
     SpatialAttentionMedicalSegmenter,
 )
 from monai_sadaan.networks import checkpointing
+from monai_sadaan.networks.blocks import compose_with_projection
 
 TINY = {"features": (4, 8, 8, 8, 8), "feature_channels": 8, "spatial_size": (16, 16, 32), "num_structures": 3}
 
@@ -262,6 +263,13 @@ def test_blocks_standalone_and_widths():
         narrow = enc.narrow_features(image)
         assert narrow.shape == (1, 2, 16, 16, 16)
         assert torch.equal(enc(image), enc.final_conv(narrow))
+        # a convolution of the feature map is one of [narrow, 1] with composed weights, borders included
+        low = torch.cat([narrow, torch.ones_like(narrow[:, :1])], dim=1)
+        assert enc.projection().shape == (7, 3)
+        conv = nn.Conv3d(7, 3, kernel_size=3, padding=1)
+        composed = nn.functional.conv3d(low, compose_with_projection(conv.weight, enc.projection()), conv.bias, padding=1)
+        torch.testing.assert_close(composed, conv(enc(image)))
+        torch.testing.assert_close(low.mean(dim=(2, 3, 4)) @ enc.projection().t(), enc(image).mean(dim=(2, 3, 4)))
     assert enc.dec4[0].in_channels == 10 and enc.up1.out_channels == 2
     att = AnatomicalAttentionModule(in_channels=7, num_structures=2, spatial_size=(16, 16, 16), hidden_channels=3)
     maps, resp, align, prior = att(torch.randn(2, 7, 16, 16, 16))
@@ -344,9 +352,9 @@ def test_use_checkpoint_saves_only_segment_inputs():
         widths.append(max(t.shape[1] for t in saved if t.ndim == 5 and tuple(t.shape[2:]) == TINY["spatial_size"]))
     assert counts[1] < 0.5 * counts[0], counts
     assert widths[0] == TINY["feature_channels"]  # the plain graph keeps the feature map
-    # the checkpointed graph: segment inputs (the narrow map before final_conv, the refined features' first layer)
-    # and per-structure maps, never the feature map
-    assert widths[1] == max(TINY["features"][0], TINY["feature_channels"] // 2, TINY["num_structures"]), widths
+    # the checkpointed graph: segment inputs (the narrow map before final_conv with its channel of ones, the refined
+    # features' first layer) and per-structure maps, never the feature map
+    assert widths[1] == max(TINY["features"][0] + 1, TINY["feature_channels"] // 2, TINY["num_structures"]), widths
 
 
 def test_checkpointing_is_skipped_without_grad():
