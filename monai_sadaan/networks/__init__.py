@@ -10,6 +10,8 @@ module                          what it holds
 :mod:`.nets.presence_fusion`    :class:`PresenceEvidenceFusion`, the optional final presence call
 :mod:`.presence`                the presence call and the gating of masks by it
 :mod:`.fast_inference`          :func:`build_fast_inference`: a faster eval-only graph of a trained segmenter
+:mod:`.checkpointing`           :func:`checkpointed_stages`: the training graph ``use_checkpoint`` runs (a quarter of
+                                the plain step's memory; imported only when it runs)
 =============================== ======================================================================================
 
 Names are imported on first use: a model without presence fusion does not import it, a run without

@@ -17,7 +17,6 @@ from monai_sadaan.networks.blocks.sadaan_block import (
     SegmentationHead,
     check_positive_sizes,
 )
-from monai_sadaan.networks.checkpointing import checkpointed_stages
 from monai_sadaan.networks.presence import call_presence, presence_masks
 
 if TYPE_CHECKING:
@@ -292,6 +291,8 @@ class SpatialAttentionMedicalSegmenter(nn.Module):
         if not torch.jit.is_tracing():
             self.check_input(x, presence_threshold)
         if self.use_checkpoint and torch.is_grad_enabled():  # the same stages, recomputed in backward
+            from monai_sadaan.networks.checkpointing import checkpointed_stages  # training only: not loaded at inference
+
             stages = checkpointed_stages(self, x)
             return sadaan_outputs(x, *stages, self.presence_fusion, presence_threshold)
         features = self.encoder(x)
