@@ -31,7 +31,6 @@ bundle's post-processing step after :class:`~monai_sadaan.transforms.InputGridLa
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,12 +39,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from monai.transforms import MapTransform
-from torch.overrides import TorchFunctionMode
 
 from monai_sadaan.io.nifti import to_numpy
 
@@ -499,38 +496,6 @@ def load_refine_network(network: torch.nn.Module, ckpt_path: str | os.PathLike, 
 
 
 # ------------------------------------------------------------------------------------------------ the cascade
-class _OneDNNConv3d(TorchFunctionMode):
-    """Within it, ``F.conv3d`` on CPU float32 runs oneDNN's convolution (``aten::mkldnn_convolution``), the kernel
-    torch itself picks for a batch of two or more. For one sample torch's heuristic (batch x channels x depth x
-    height > 20480) sends small patches to its im2col path (``slow_conv3d``), 2-4 times slower for stage 2's patches
-    of 32-64 voxels. Same convolution, same weights; the outputs differ by float rounding (about 1e-5 on logits).
-    :attr:`routed` counts the convolutions it ran."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.routed = 0
-
-    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
-        if func is F.conv3d and not kwargs and len(args) == 7:
-            x, weight, bias, stride, padding, dilation, groups = args
-            if (
-                isinstance(x, torch.Tensor) and x.device.type == "cpu" and x.dtype == torch.float32 and x.ndim == 5
-                and weight.dtype == torch.float32 and not isinstance(padding, str)
-            ):  # fmt: skip
-                self.routed += 1
-                return torch.ops.aten.mkldnn_convolution(
-                    x, weight, bias, list(padding), list(stride), list(dilation), int(groups)
-                )
-        return func(*args, **(kwargs or {}))
-
-
-def _fast_conv3d(device: torch.device) -> Any:
-    """:class:`_OneDNNConv3d` where stage 2 runs on the CPU and torch has oneDNN, else a context that does nothing."""
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
-        return _OneDNNConv3d()
-    return contextlib.nullcontext()
-
-
 class CascadeRefine:
     """Refine the coarse label map of every structure called present with stage 2, in boxes at a fine spacing.
 
@@ -707,13 +672,12 @@ class CascadeRefine:
     @torch.inference_mode()
     def predict_box(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[1, *box]`` stage 2's probabilities over a box (MONAI ``sliding_window_inference``, patches of
-        :meth:`patch_size`; on the CPU its 3-D convolutions run oneDNN's kernel, :class:`_OneDNNConv3d`)."""
+        :meth:`patch_size`)."""
         device = self._device()
-        with _fast_conv3d(device):
-            logits = sliding_window_inference(
-                inputs[None], self.patch_size(inputs.shape[1:]), self.sw_batch_size, self.network, overlap=self.overlap,
-                mode=self.blend_mode, sw_device=device, device=torch.device("cpu"),
-            )  # fmt: skip
+        logits = sliding_window_inference(
+            inputs[None], self.patch_size(inputs.shape[1:]), self.sw_batch_size, self.network, overlap=self.overlap, mode=self.blend_mode,
+            sw_device=device, device=torch.device("cpu"),
+        )  # fmt: skip
         return torch.sigmoid(torch.as_tensor(logits)[0].float())
 
     def __call__(

@@ -396,21 +396,3 @@ def test_num_threads_holds_while_the_cascade_runs_and_refusals():
                           ({"min_component_ml": -1}, "min_component_ml >= 0")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
             CascadeRefine(Threshold(), 1, **kwargs)
-
-
-def test_stage_2_convolutions_run_on_onednn_with_the_same_outputs():
-    from monai.networks.nets import BasicUNet
-
-    from monai_sadaan.inferers.cascade import _OneDNNConv3d
-
-    torch.manual_seed(0)
-    net = BasicUNet(3, 3, 1, features=(4, 4, 8, 8, 8, 4)).eval()
-    x = torch.rand(1, 3, 32, 32, 48)
-    with torch.inference_mode():
-        plain = net(x)
-        with _OneDNNConv3d() as mode:
-            fast = net(x)
-    assert mode.routed == sum(isinstance(m, torch.nn.Conv3d) for m in net.modules())  # every 3-D convolution
-    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
-    refine = CascadeRefine(net, 1, roi_size=64)
-    torch.testing.assert_close(refine.predict_box(x[0]), torch.sigmoid(plain[0]), atol=1e-5, rtol=0)
