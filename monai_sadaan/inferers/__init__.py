@@ -7,7 +7,7 @@ from monai_glue.lazy_names import lazy_names, names_by_module
 
 _LAZY: dict[str, str] = names_by_module(
     {
-        "monai_sadaan.inferers.prefetch": ("PrefetchDataLoader", "threads_beside_prefetch"),
+        "monai_sadaan.inferers.prefetch": ("PrefetchDataLoader", "threads_beside_prefetch", "usable_cores"),
         "monai_sadaan.inferers.whole_volume": ("WholeVolumeInferer",),
     }
 )

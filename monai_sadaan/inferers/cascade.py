@@ -704,20 +704,11 @@ class CascadeRefine:
         Raises:
             ValueError: shapes that do not match the record or the structure count.
         """
-        threads = self.num_threads
-        if threads == 0:
-            try:
-                threads = len(os.sched_getaffinity(0))
-            except (AttributeError, OSError):  # not on Linux
-                threads = os.cpu_count() or 1
-        before = torch.get_num_threads()
-        if threads is not None and threads != before:
-            torch.set_num_threads(threads)
-        try:
+        from monai_sadaan.inferers.prefetch import usable_cores
+        from monai_sadaan.transforms.spatial.functional import intra_op_threads
+
+        with intra_op_threads(usable_cores() if self.num_threads == 0 else self.num_threads):
             return self._refine(image, record, probs, present, label_values, label_map)
-        finally:
-            if threads is not None and threads != before:
-                torch.set_num_threads(before)
 
     def _refine(
         self, image: Any, record: Any, probs: Any, present: Any, label_values: Sequence[int], label_map: np.ndarray

@@ -17,7 +17,7 @@ from typing import Any
 
 from monai.data import DataLoader
 
-__all__ = ["PrefetchDataLoader", "threads_beside_prefetch"]
+__all__ = ["PrefetchDataLoader", "threads_beside_prefetch", "usable_cores"]
 
 _POLL = 0.05
 
@@ -31,11 +31,15 @@ def threads_beside_prefetch() -> int:
 
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
+    return max(1, usable_cores() - 1)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; the machine's count where affinity is unknown)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+        return os.cpu_count() or 1
 
 
 class PrefetchDataLoader(DataLoader):

@@ -52,6 +52,7 @@ __all__ = [
     "input_grid_probabilities",
     "interpolate_axis",
     "linear_support",
+    "intra_op_threads",
     "one_thread",
     "shape_of",
     "spatial_size_3d",
@@ -87,24 +88,29 @@ def check_volume(img: NdarrayOrTensor, what: str = "image") -> None:
 
 
 @contextlib.contextmanager
-def one_thread() -> Iterator[None]:
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch on ``threads`` intra-op threads in the calling thread while the block runs, restored after (``None``:
+    left as they are). The setting is per thread (OpenMP), so other threads keep theirs."""
+    before = torch.get_num_threads()
+    if threads is None or int(threads) == before:
+        yield
+        return
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def one_thread() -> contextlib.AbstractContextManager[None]:
     """PyTorch on one intra-op thread in the calling thread, for the many small and medium operations here.
 
     Their work is small next to the cost of waking and joining a thread team, and a team stalls whenever one of its
     threads waits for a core (other processes, or the loader's thread beside the model): measured on a busy 2-core
     machine, the label map of a 512 x 512 x 768 CT took 0.95 s on one thread and 5.3 s on two. The bundle runs
-    reading and inference side by side instead (:class:`~monai_sadaan.inferers.PrefetchDataLoader`). The setting
-    is per thread (OpenMP), so other threads keep theirs.
+    reading and inference side by side instead (:class:`~monai_sadaan.inferers.PrefetchDataLoader`).
     """
-    before = torch.get_num_threads()
-    if before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return intra_op_threads(1)
 
 
 # ---------------------------------------------------------------------------------------------------- 1-D helpers
