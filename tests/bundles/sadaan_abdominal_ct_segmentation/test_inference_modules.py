@@ -1,5 +1,5 @@
 """What one run of ``configs/inference.json`` imports of the project: the modules of what it uses, not those of the
-switches it leaves off (the ``.seg.nrrd`` writer), of inputs it does not have (DICOM geometry) or of
+switches it leaves off (the ``.seg.nrrd`` writer, the cascade), of inputs it does not have (DICOM geometry) or of
 training (augmentations, targets, engines, losses, the sequence models)."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_inference_imports_only_the_modules_it_uses(tmp_path):
     assert used <= loaded, sorted(used - loaded)
     not_used = {
         "monai_sadaan.io.slicer_segmentation", "monai_sadaan.data.dicom_geometry",
-        "monai_sadaan.transforms.intensity.dictionary",
+        "monai_sadaan.transforms.intensity.dictionary", "monai_sadaan.inferers.cascade",
     }  # fmt: skip
     assert not loaded & not_used, sorted(loaded & not_used)
     training = ("monai_sadaan.transforms.absence", "monai_sadaan.transforms.targets", "monai_sadaan.engines",
