@@ -45,6 +45,7 @@ from monai.inferers import sliding_window_inference
 from monai.transforms import MapTransform
 
 from monai_sadaan.io.nifti import to_numpy
+from monai_sadaan.networks.presence import is_called_present
 
 __all__ = [
     "DEFAULT_FINE_SPACING",
@@ -714,8 +715,6 @@ class CascadeRefine:
         self, image: Any, record: Any, probs: Any, present: Any, label_values: Sequence[int], label_map: np.ndarray
     ) -> np.ndarray:
         """:meth:`__call__` on the threads it set."""
-        from monai_sadaan.networks.presence import is_called_present
-
         p = torch.as_tensor(probs.as_tensor() if isinstance(probs, MetaTensor) else probs).detach().cpu().float()
         values = [int(v) for v in label_values]
         calls = is_called_present(torch.as_tensor(present).detach().cpu().float()).reshape(-1)

@@ -44,6 +44,8 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.utils import TraceKeys
 
+from monai_sadaan.networks.presence import is_called_present
+
 __all__ = [
     "NetworkGridRecord",
     "check_volume",
@@ -325,8 +327,6 @@ def _input_grid_labels(
     slab_bytes: int,
 ) -> np.ndarray:
     values = [int(v) for v in label_values]
-    from monai_sadaan.networks.presence import is_called_present  # here: the package would load every network
-
     calls = is_called_present(torch.as_tensor(present).detach().cpu().float()).reshape(-1)
     if len(values) != coarse.shape[0] or calls.numel() != coarse.shape[0]:
         raise ValueError(
