@@ -43,9 +43,12 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from monai.transforms import MapTransform
+from monai.transforms.utils import generate_spatial_bounding_box
 
+from monai_sadaan.inferers.prefetch import usable_cores
 from monai_sadaan.io.nifti import to_numpy
 from monai_sadaan.networks.presence import is_called_present
+from monai_sadaan.transforms.spatial.functional import intra_op_threads
 
 __all__ = [
     "DEFAULT_FINE_SPACING",
@@ -156,12 +159,10 @@ def _grid_spacing_and_fine(
 
 
 def _mask_extent(m: np.ndarray) -> list[tuple[int, int]]:
-    """``[(first, last)]`` per axis: the rows of a non-empty 3-D bool mask that hold a voxel."""
-    out = []
-    for axis in range(3):
-        rows = np.flatnonzero(m.any(axis=tuple(i for i in range(3) if i != axis)))
-        out.append((int(rows[0]), int(rows[-1])))
-    return out
+    """``[(first, last)]`` per axis: the rows of a non-empty 3-D bool mask that hold a voxel (MONAI's bounding box,
+    its exclusive end made inclusive)."""
+    start, end = generate_spatial_bounding_box(m[None])
+    return [(int(s), int(e) - 1) for s, e in zip(start, end)]
 
 
 def _padded_bounds(
@@ -705,9 +706,6 @@ class CascadeRefine:
         Raises:
             ValueError: shapes that do not match the record or the structure count.
         """
-        from monai_sadaan.inferers.prefetch import usable_cores
-        from monai_sadaan.transforms.spatial.functional import intra_op_threads
-
         with intra_op_threads(usable_cores() if self.num_threads == 0 else self.num_threads):
             return self._refine(image, record, probs, present, label_values, label_map)
 
