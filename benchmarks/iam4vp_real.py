@@ -132,7 +132,8 @@ def radar_case(args: argparse.Namespace) -> Case:
 
 
 def iam4vp_from_checkpoint(path: Path, tile: tuple[int, int] | None = None) -> torch.nn.Module:
-    """An ``IAM4VP`` built from what its state dict says (history, channels, latent, N_S, N_T, time dim, tile)."""
+    """An ``IAM4VP`` built from what its state dict says (history, channels, latent, N_S, N_T, time dim, tile,
+    nowcast-prior frames)."""
     from monai_glue import load_checkpoint, load_state_dict_checked
     from seq_models.networks.iam4vp import IAM4VP
 
@@ -147,7 +148,8 @@ def iam4vp_from_checkpoint(path: Path, tile: tuple[int, int] | None = None) -> t
     time_dim = state["hid.st_block.0.mlp.1.weight"].shape[1]
     stride = 2 ** (n_s // 2)
     h, w = tile if tile else (h_lat * stride, w_lat * stride)
-    model = IAM4VP((int(t_in), int(channels), int(h), int(w)), int(latent), n_s, n_t, int(time_dim))
+    prior_steps = int(state["prior_steps"]) if "prior_steps" in state else 0
+    model = IAM4VP((int(t_in), int(channels), int(h), int(w)), int(latent), n_s, n_t, int(time_dim), prior_steps)
     load_state_dict_checked(model, state, source=str(path))
     return model.eval()
 
@@ -189,11 +191,11 @@ def forecasts_for(case: Case, origin: int, model: torch.nn.Module | None, tiled)
         timed(SPROG, lambda: sprog_forecast(history, k, scaling=RainRateScaling(), motion=motion))
         case.seconds[SPROG] += lk_s
     if model is not None:
-        t_in = model.shape_in[0]
+        t_in, most = model.num_history_steps, model.num_prior_steps or model.shape_in[0]
         if history.shape[0] < t_in:
             case.skipped[IAM4VP_NAME] = f"needs {t_in} history frames, the windows have {history.shape[0]}"
-        elif k > t_in:
-            case.skipped[IAM4VP_NAME] = f"forecasts at most {t_in} steps, the set needs {k}"
+        elif k > most:
+            case.skipped[IAM4VP_NAME] = f"forecasts at most {most} steps, the set needs {k}"
         else:
             with torch.no_grad():
                 timed(IAM4VP_NAME, lambda: tiled(torch.from_numpy(history[None].copy()), model, steps=k)[0].numpy())
@@ -342,9 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     wall = time.perf_counter()
 
-    from seq_models.inferers import TiledForecaster
+    from seq_models.inferers import NowcastPriorForecaster, TiledForecaster
 
-    tiled = TiledForecaster(overlap=0.25)
+    tiled = NowcastPriorForecaster(TiledForecaster(overlap=0.25))  # a model without a prior: the tiled forecast
     tile = tuple(int(v) for v in args.iam4vp_tile.split(",")) if args.iam4vp_tile else None
     checkpoints = parse_checkpoints(args.iam4vp_checkpoint)
     models = {kind: iam4vp_from_checkpoint(p, tile) for kind, p in checkpoints.items() if p.is_file()}
@@ -373,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     status = []
     for kind in ("satellite", "radar"):
         if kind in models:
-            status.append(f"{kind}: weights {checkpoints[kind]} (IAM4VP {models[kind].shape_in})")
+            prior = models[kind].num_prior_steps
+            what = f"; the last {prior} input frames are the optical-flow nowcast it corrects" if prior else ""
+            status.append(f"{kind}: weights {checkpoints[kind]} (IAM4VP {models[kind].shape_in}{what})")
         elif kind in missing:
             status.append(f"{kind}: weights {missing[kind]} not found, so IAM4VP is not scored")
         else:

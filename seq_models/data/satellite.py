@@ -363,6 +363,9 @@ class SatelliteWindowDataset(Dataset):
         region: optional ``(y0, y1, x0, x1)`` crop.
         channels: channel names to select from the frames' ``channel`` coordinate, in this order; ``None`` keeps
             the frames' channels as they are. Needs named channels (a path or a DataArray, not a bare array).
+        prior_steps: ``P`` > 0 appends the history's optical-flow nowcast of ``P`` leads to it (``"history"`` then
+            holds ``T + P`` frames), for an IAM4VP with a nowcast prior
+            (:func:`seq_models.baselines.append_nowcast_prior`).
 
     Raises:
         ValueError: bad shapes or counts; a channel of ``channels`` missing (the message names the missing and the
@@ -377,6 +380,7 @@ class SatelliteWindowDataset(Dataset):
         stride: int = 1,
         region: Sequence[int] | None = None,
         channels: Sequence[str] | None = None,
+        prior_steps: int = 0,
     ) -> None:
         loaded = load_window_frames(frames, channels=channels, region=region)
         frames, names, source = loaded.values, loaded.channel_names, loaded.source
@@ -384,6 +388,8 @@ class SatelliteWindowDataset(Dataset):
             raise ValueError(
                 f"expected history_steps >= 1, forecast_steps >= 0 and stride >= 1, got {history_steps}, {forecast_steps}, {stride}"
             )
+        _check_prior_steps(prior_steps, history_steps)
+        self.prior_steps = int(prior_steps)
         need = history_steps + forecast_steps
         if frames.shape[0] < need:
             raise ValueError(f"expected at least {need} frames ({history_steps} history + {forecast_steps} forecast), got {frames.shape[0]}")
@@ -414,7 +420,12 @@ class SatelliteWindowDataset(Dataset):
             raise IndexError(f"expected an index in [0, {self._count}), got {index}")
         start = (index % self._count) * self.stride
         mid = start + self.history_steps
-        item = {"history": torch.from_numpy(self.frames[start:mid].copy())}
+        history = self.frames[start:mid]
+        if self.prior_steps:
+            from seq_models.baselines.nowcast_prior import append_nowcast_prior  # baselines import data
+
+            history = append_nowcast_prior(history, self.prior_steps)
+        item = {"history": torch.from_numpy(history.copy())}
         if self.forecast_steps:
             item["target"] = torch.from_numpy(self.frames[mid : mid + self.forecast_steps].copy())
         return item
@@ -450,7 +461,8 @@ class TiledWindowDataset(Dataset):
     pixels of its real target frames, are NaN, and at least ``min_nonzero_fraction`` of its valid pixels are above 0
     (radar: skip dry tiles).
 
-    Item ``i`` is ``{"history": (T, C, h, w), "target": (K, C, h, w)}`` float32 with NaN kept (the forecaster zeroes
+    Item ``i`` is ``{"history": (T, C, h, w), "target": (K, C, h, w)}`` (history ``(T + P, C, h, w)`` with a
+    nowcast prior) float32 with NaN kept (the forecaster zeroes
     NaN inputs; :class:`seq_models.losses.NaNAwareForecastLoss` and the metrics skip NaN targets). ``pairs`` lists
     each item's ``(first frame, y0, x0)``: frame index in the frames kept, tile corner in ``region``; ``times`` are
     the kept frames' times (``None`` without a time coordinate).
@@ -474,6 +486,10 @@ class TiledWindowDataset(Dataset):
         min_target_steps: smallest number of real target frames; ``None`` is ``K`` (complete windows only).
         time_range: ``(start, end)`` ISO times, both included (``None`` for an open end): the frames kept.
         held_out: ``[[start, end], ...]`` ISO times no kept frame may fall in (:func:`check_not_held_out`).
+        prior_steps: ``P`` > 0 appends each window's optical-flow nowcast of ``P`` leads to its history
+            (``"history"`` then holds ``T + P`` frames), for an IAM4VP with a nowcast prior. The nowcast is made
+            on the frames in ``region`` (not on the tile), once per window, as
+            :class:`seq_models.inferers.NowcastPriorForecaster` makes it on the whole frame at inference.
 
     Raises:
         ValueError: bad sizes, strides or thresholds; times asked for on frames without a time coordinate; a frame
@@ -496,6 +512,7 @@ class TiledWindowDataset(Dataset):
         min_target_steps: int | None = None,
         time_range: Sequence[Any] | None = None,
         held_out: Sequence[Sequence[Any]] | None = None,
+        prior_steps: int = 0,
     ) -> None:
         loaded = load_window_frames(frames, channels=channels, region=region, time_range=time_range, held_out=held_out)
         data, times, source = loaded.values, loaded.times, loaded.source
@@ -508,6 +525,7 @@ class TiledWindowDataset(Dataset):
                 f"expected history_steps >= 1, forecast_steps >= 1, window_stride >= 1, step >= 1 and 1 <= "
                 f"min_target_steps <= forecast_steps, got {history_steps}, {forecast_steps}, {window_stride}, {step}, {min_targets}"
             )
+        _check_prior_steps(prior_steps, history_steps)
         if not (0.0 <= max_nan_fraction <= 1.0 and 0.0 <= min_nonzero_fraction <= 1.0):
             raise ValueError(f"expected max_nan_fraction and min_nonzero_fraction in [0, 1], got {max_nan_fraction} and {min_nonzero_fraction}")
         n, _, height, width = data.shape
@@ -547,6 +565,15 @@ class TiledWindowDataset(Dataset):
             )
         self.pairs = pairs
         self.num_windows, self.num_tiles = len(starts), len(ys) * len(xs)
+        self.prior_steps = int(prior_steps)
+        self._priors = {s: self._window_prior(s) for s in sorted({p[0] for p in pairs})} if prior_steps else {}
+
+    def _window_prior(self, start: int) -> np.ndarray:
+        """``(P, C, H, W)``: the optical-flow nowcast of window ``start``'s history over the whole region."""
+        from seq_models.baselines.optical_flow import optical_flow_forecast  # baselines import data
+
+        t, step = self.history_steps, self.step
+        return optical_flow_forecast(self.frames[start : start + t * step : step], self.prior_steps)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -561,7 +588,17 @@ class TiledWindowDataset(Dataset):
         target = np.full((k, *tile.shape[1:]), np.nan, dtype=np.float32)
         real = tile[s + t * step : s + (t + k) * step : step]
         target[: real.shape[0]] = real
+        if self.prior_steps:
+            history = np.concatenate([history, self._priors[s][:, :, y : y + th, x : x + tw]], axis=0)
         return {"history": torch.from_numpy(history.copy()), "target": torch.from_numpy(target)}
+
+
+def _check_prior_steps(prior_steps: int, history_steps: int) -> None:
+    if int(prior_steps) < 0 or (prior_steps and history_steps < 2):
+        raise ValueError(
+            f"expected prior_steps >= 0, and history_steps >= 2 for a prior (its motion needs two frames), got "
+            f"prior_steps {prior_steps} with history_steps {history_steps}"
+        )
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:

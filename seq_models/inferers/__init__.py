@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .forecaster import AutoregressiveForecaster
+from .nowcast_prior import NowcastPriorForecaster
 from .tiled_forecast import TiledForecaster
 
-__all__ = ["AutoregressiveForecaster", "TiledForecaster"]
+__all__ = ["AutoregressiveForecaster", "NowcastPriorForecaster", "TiledForecaster"]

@@ -39,12 +39,21 @@ class IAM4VP(nn.Module):
     The mask token has the latent's spatial size, so a model is tied to its frame size ``(H, W)``; larger frames
     are handled by tiled inference (:class:`seq_models.inferers.TiledForecaster`).
 
+    **Nowcast prior** (``prior_steps = P > 0``): the last ``P`` of the ``T`` input frames are not history but an
+    extrapolation nowcast of leads ``1..P`` (the optical-flow forecast, appended by
+    :func:`seq_models.baselines.append_nowcast_prior`), and the model predicts a correction to it: call ``k``
+    returns ``x[:, T - P + k]`` plus the refined output. The readout starts at zero, so an untrained model *is*
+    the nowcast and training learns what the advection misses (growth, decay, smoothing of uncertain detail). At
+    most ``P`` steps can be forecast. The value is kept in the state dict (buffer ``prior_steps``), so weights of
+    a prior model do not load into a plain one, or the reverse.
+
     Args:
         shape_in: ``(T, C, H, W)``: history steps, channels, height, width. Default: the seed's 12×11×372×614.
         latent_channels: hidden channels per frame (``hid_S``; 64).
         num_convolutions_space: ``N_S``, ``ConvSC`` units in the encoder and in the decoder (4).
         num_convolutions_time: ``N_T``, ConvNeXt blocks in the predictor (6).
         time_dim: size of the time embedding (64).
+        prior_steps: ``P``, the input frames that are a nowcast prior (0: none, the seed's model).
 
     Example::
 
@@ -59,11 +68,16 @@ class IAM4VP(nn.Module):
         num_convolutions_space: int = 4,
         num_convolutions_time: int = 6,
         time_dim: int = 64,
+        prior_steps: int = 0,
     ) -> None:
         super().__init__()
         if len(shape_in) != 4 or any(int(s) < 1 for s in shape_in):
             raise ValueError(f"expected shape_in = (T, C, H, W) of positive sizes, got {tuple(shape_in)}")
         t_in, c_in, h_in, w_in = (int(s) for s in shape_in)
+        if not 0 <= int(prior_steps) < t_in:
+            raise ValueError(
+                f"expected 0 <= prior_steps < T = {t_in} (at least one history frame before the prior), got {prior_steps}"
+            )
         self.shape_in = (t_in, c_in, h_in, w_in)
         self.latent_channels = latent_channels
         h_lat, w_lat = _latent_size(h_in, num_convolutions_space), _latent_size(w_in, num_convolutions_space)
@@ -80,6 +94,21 @@ class IAM4VP(nn.Module):
         self.hid = Predictor(t_in, latent_channels, num_convolutions_time, time_dim)
         self.dec = Decoder(latent_channels, c_in, num_convolutions_space)
         self.attn = SpatioTemporalRefinement(t_in, c_in)
+        if prior_steps:
+            self.register_buffer("prior_steps", torch.tensor(int(prior_steps)))
+            nn.init.zeros_(self.attn.conv.weight)  # start as the nowcast: a zero correction
+            nn.init.zeros_(self.attn.conv.bias)
+
+    @property
+    def num_prior_steps(self) -> int:
+        """``P``: input frames that are a nowcast prior (0 for a plain model)."""
+        prior = getattr(self, "prior_steps", None)
+        return int(prior) if prior is not None else 0
+
+    @property
+    def num_history_steps(self) -> int:
+        """``T - P``: the observed history frames (all ``T`` for a plain model)."""
+        return self.shape_in[0] - self.num_prior_steps
 
     @property
     def history_steps(self) -> int:
@@ -101,7 +130,7 @@ class IAM4VP(nn.Module):
         over the larger latent grid (and cropped). Used to compare tiled inference with a whole-frame pass."""
         t_in, c_in, _, _ = self.shape_in
         other = IAM4VP((t_in, c_in, height, width), self.latent_channels, self.num_convolutions_space,
-                       self.num_convolutions_time, self.time_dim)
+                       self.num_convolutions_time, self.time_dim, self.num_prior_steps)
         state = {k: v for k, v in self.state_dict().items() if k != "mask_token"}
         other.load_state_dict(state, strict=False)
         h_lat, w_lat = other.latent_shape
@@ -134,6 +163,11 @@ class IAM4VP(nn.Module):
             )
         if len(previous_predictions) > t_in:
             raise ValueError(f"expected at most {t_in} previous predictions, got {len(previous_predictions)}")
+        if self.num_prior_steps and len(previous_predictions) >= self.num_prior_steps:
+            raise ValueError(
+                f"expected fewer than {self.num_prior_steps} previous predictions (a model with a nowcast prior of "
+                f"{self.num_prior_steps} frames forecasts at most that many steps), got {len(previous_predictions)}"
+            )
         for k, p in enumerate(previous_predictions):
             if not isinstance(p, torch.Tensor) or tuple(p.shape) != (x.shape[0], c_in, h_in, w_in):
                 got = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
@@ -152,7 +186,8 @@ class IAM4VP(nn.Module):
         """Predict one frame.
 
         Args:
-            x: history ``(B, T, C, H, W)``, time before channels.
+            x: history ``(B, T, C, H, W)``, time before channels (with a prior: ``T - P`` history frames, then the
+                ``P`` nowcast frames).
             previous_predictions: up to ``T`` frames ``(B, C, H, W)`` already predicted, oldest first.
             t: time value per sample ``(B,)`` (a scalar is broadcast); the forecaster passes
                 ``100 * len(previous_predictions)``. ``None`` means that value.
@@ -180,4 +215,7 @@ class IAM4VP(nn.Module):
         time_emb = self.time_mlp(t)
         z = self.hid(torch.cat([latent, slots], dim=1), time_emb)
         decoded = self.dec(z.reshape(b * t_in, *z.shape[2:]), skip)
-        return self.attn(decoded.reshape(b, t_in * c, h, w))
+        out = self.attn(decoded.reshape(b, t_in * c, h, w))
+        if self.num_prior_steps:
+            out = out + x[:, t_in - self.num_prior_steps + len(previous)]
+        return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import xarray as xr
@@ -94,3 +95,28 @@ def test_shipped_small_weights_load_strictly_and_forecast(tmp_path):
     seed.update({"bundle_root": str(BUNDLE), "device": "cpu"})
     with pytest.raises(CheckpointError, match="made for another configuration of IAM4VP"):
         load_state_dict_checked(seed.get_parsed_content("network_def"), state, source=f"checkpoint {ckpt}")
+
+
+def test_bundle_with_a_nowcast_prior_trains_and_its_untrained_weights_forecast_the_whole_frame_nowcast(tmp_path):
+    """``--prior_steps 2``: train.json's windows carry the optical-flow prior and the network corrects it; with a
+    learning rate of 0 the saved weights are the zero correction, so inference.json (the prior made on the whole
+    20 x 36 frame, then tiled over 16 x 16) writes exactly the optical-flow forecast of each window's history."""
+    from seq_models.baselines import optical_flow_forecast
+
+    bundle = copy_bundle_configs(tmp_path)
+    write_frames(generate_cloud_dataset(12, 16, 16, seed=0), bundle / "data" / "train.zarr")
+    write_frames(generate_cloud_dataset(8, 16, 16, seed=1), bundle / "data" / "val.zarr")
+    test = generate_cloud_dataset(4, 20, 36, seed=2)
+    write_frames(test, bundle / "data" / "test.zarr")
+
+    trained = run_config(bundle, "train.json", max_epochs=1, prior_steps=2, learning_rate=0.0)
+    assert trained.parser.get_parsed_content("network").shape_in == (4, 11, 16, 16)
+    assert trained.parser.get_parsed_content("train#dataset")[0]["history"].shape == (4, 11, 16, 16)
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    assert int(state["prior_steps"]) == 2
+
+    run_config(bundle, "inference.json", file_format="nc", prior_steps=2)
+    out = xr.open_dataset(bundle / "eval" / "forecast_00000.nc", engine="h5netcdf")
+    expected = optical_flow_forecast(test.values[:2], 2)  # the first window: frames 0-1, leads 2-3
+    np.testing.assert_allclose(out["forecast"].values, expected, rtol=0, atol=1e-6)
+    out.close()

@@ -115,6 +115,21 @@ def test_radar_overlay_trains_writes_where_asked_resumes_and_the_benchmark_loads
     assert ConfigParser.load_config_file(BUNDLE / "configs" / "real_radar.json")["ckpt_dir"].endswith("/models/real_radar'")
 
 
+def test_radar_overlay_with_a_nowcast_prior_reads_windows_with_it_and_the_benchmark_rebuilds_the_model(tmp_path):
+    bundle = copy_bundle_configs(tmp_path)
+    frames = open_satellite_frames(_radar_store(tmp_path / "radar.zarr"))
+    workflow = _workflow(bundle, "real_radar.json", real_frames=frames, train_fraction=0.6, tile_stride=8, prior_steps=6)
+    workflow.initialize()
+    network = workflow.parser.get_parsed_content("network")
+    assert network.shape_in == (12, 1, 16, 16) and network.num_prior_steps == 6
+    for part in ("train", "validate"):
+        data = workflow.parser.get_parsed_content(f"{part}#dataset#data")
+        assert data.prior_steps == 6 and data[0]["history"].shape == (12, 1, 16, 16)
+    torch.save(network.state_dict(), tmp_path / "prior.pt")
+    rebuilt = load_benchmark("iam4vp_real").iam4vp_from_checkpoint(tmp_path / "prior.pt")
+    assert (rebuilt.shape_in, rebuilt.num_prior_steps, rebuilt.num_history_steps) == ((12, 1, 16, 16), 6, 6)
+
+
 def test_radar_overlay_refuses_the_held_out_fmi_event(tmp_path):
     bundle = copy_bundle_configs(tmp_path)
     store = _radar_store(tmp_path / "fmi_like.zarr", start="2016-09-28T14:45")

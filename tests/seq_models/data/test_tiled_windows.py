@@ -156,3 +156,36 @@ def test_loader_refuses_bad_region_and_inverted_time_range():
         load_window_frames(da, time_range=["2020-04-01T13:00", "2020-04-01T12:00"])
     with pytest.raises(ValueError, match=r"expected an ISO time .* for time_range start, got 'noon'"):
         load_window_frames(da, time_range=["noon", None])
+
+
+def test_a_prior_is_the_windows_whole_region_nowcast_cut_to_the_tile():
+    from seq_models.baselines import optical_flow_forecast
+
+    da = _frames(n=8, h=32, w=40)
+    region = (0, 32, 8, 40)
+    ds = TiledWindowDataset(da, history_steps=2, forecast_steps=3, tile_size=16, tile_stride=16, window_stride=2,
+                            step=1, region=region, prior_steps=3)
+    plain = TiledWindowDataset(da, history_steps=2, forecast_steps=3, tile_size=16, tile_stride=16, window_stride=2,
+                               region=region)
+    assert ds.pairs == plain.pairs
+    frames = da.values[:, :, 0:32, 8:40]
+    for i in (0, len(ds) - 1):
+        s, y, x = ds.pairs[i]
+        item, ref = ds[i], plain[i]
+        assert item["history"].shape == (2 + 3, 1, 16, 16)
+        np.testing.assert_array_equal(item["history"][:2].numpy(), ref["history"].numpy())
+        np.testing.assert_array_equal(item["target"].numpy(), ref["target"].numpy())
+        whole = optical_flow_forecast(frames[s : s + 2], 3)  # the motion of the whole region, then the tile
+        np.testing.assert_array_equal(item["history"][2:].numpy(), whole[:, :, y : y + 16, x : x + 16])
+
+
+def test_a_prior_needs_two_history_frames_and_a_window_dataset_appends_one_too():
+    from seq_models.baselines import optical_flow_forecast
+
+    with pytest.raises(ValueError, match="history_steps >= 2 for a prior.*prior_steps 2 with history_steps 1"):
+        TiledWindowDataset(_frames(), history_steps=1, forecast_steps=2, tile_size=16, prior_steps=2)
+    da = _frames(n=6, h=16, w=16)
+    item = SatelliteWindowDataset(da, history_steps=3, forecast_steps=2, prior_steps=2)[1]
+    assert item["history"].shape == (5, 1, 16, 16) and item["target"].shape == (2, 1, 16, 16)
+    np.testing.assert_array_equal(item["history"][:3].numpy(), da.values[1:4])
+    np.testing.assert_array_equal(item["history"][3:].numpy(), optical_flow_forecast(da.values[1:4], 2))
