@@ -457,7 +457,8 @@ class TiledWindowDataset(Dataset):
     ``step``-th frame: history ``s, s + step, ..., s + (T - 1) step``, targets the ``K`` frames after it. A target
     frame after the last frame kept is NaN (never read); windows need at least ``min_target_steps`` real target
     frames. Tiles lie on a grid with ``tile_stride`` inside ``region`` (``(y0, y1, x0, x1)``, or the whole frame).
-    A pair is kept when at most ``max_nan_fraction`` of its history pixels, and at most ``max_nan_fraction`` of the
+    A pair is kept when none of its history frames is entirely NaN in the tile (a drop-out frame: the forecasters
+    refuse those), at most ``max_nan_fraction`` of its history pixels, and at most ``max_nan_fraction`` of the
     pixels of its real target frames, are NaN, and at least ``min_nonzero_fraction`` of its valid pixels are above 0
     (radar: skip dry tiles).
 
@@ -555,7 +556,9 @@ class TiledWindowDataset(Dataset):
             t_nan = nan_count[..., targ].sum(-1) / (per_frame * len(targ))
             n_valid = len(hist + targ) * per_frame - nan_count[..., hist + targ].sum(-1)
             wet = wet_count[..., hist + targ].sum(-1) / np.maximum(n_valid, 1)
+            empty_frame = (nan_count[..., hist] == per_frame).any(-1)  # the forecasters refuse an all-NaN frame
             keep = (h_nan <= max_nan_fraction) & (t_nan <= max_nan_fraction) & (n_valid > 0) & (wet >= min_nonzero_fraction)
+            keep &= ~empty_frame
             pairs += [(s, ys[i], xs[j]) for i, j in zip(*np.nonzero(keep))]
         if not pairs:
             raise ValueError(

@@ -65,15 +65,15 @@ def _radar_store(path: Path, n: int = 30, start: str = "2010-08-26T00:00") -> Pa
 
 
 def _seviri_store(path: Path) -> Path:
-    """``ir016_15min.zarr``'s layout: 12:00 .. 14:00 every 15 min, ``(time, y_geostationary, x_geostationary,
+    """``ir016_5min.zarr``'s layout: 12:00 .. 14:00 every 5 min, ``(time, y_geostationary, x_geostationary,
     channels)``, the source's 0..1023 values, 0 for no data."""
     rng = np.random.default_rng(1)
-    raw = rng.integers(100, 900, size=(9, 24, 40, 1)).astype(np.float64)
+    raw = rng.integers(100, 900, size=(25, 24, 40, 1)).astype(np.float64)
     raw[:, -4:, -8:] = 0.0  # the no-data block (north-east once north is up)
     ds = xr.Dataset(
         {"data": (("time", "y_geostationary", "x_geostationary", "channels"), raw)},
         coords={
-            "time": np.datetime64("2020-04-01T12:00") + np.arange(9) * np.timedelta64(15, "m"),
+            "time": np.datetime64("2020-04-01T12:00") + np.arange(25) * np.timedelta64(5, "m"),
             "y_geostationary": np.arange(24.0) * 3000,
             "x_geostationary": -np.arange(40.0) * 3000,
             "channels": np.array(["IR_016"], dtype=object),
@@ -93,18 +93,20 @@ def test_radar_overlay_trains_writes_where_asked_resumes_and_the_benchmark_loads
     train = workflow.parser.get_parsed_content("train#dataset#data")
     val = workflow.parser.get_parsed_content("validate#dataset#data")
     assert (train.history_steps, train.forecast_steps, train.channel_names) == (6, 6, ["rain_rate"])
+    assert train.prior_steps == val.prior_steps == 6  # each window carries its optical-flow nowcast
     assert (train.num_windows, val.num_windows) == (18 - 12 + 1, 1)  # 18 + 12 frames, 6 + 6 per window
     assert train.times.max() < val.times.min()  # the time split is disjoint
-    assert workflow.parser.get_parsed_content("network").shape_in == (6, 1, 16, 16)
+    network = workflow.parser.get_parsed_content("network")
+    assert network.shape_in == (12, 1, 16, 16) and network.num_prior_steps == 6  # 6 history + 6 prior frames
     item = workflow.parser.get_parsed_content("train#dataset")[0]  # augmented: plain tensors, history and target
-    assert type(item["history"]) is torch.Tensor and item["history"].shape == (6, 1, 16, 16) and item["target"].shape == (6, 1, 16, 16)
+    assert type(item["history"]) is torch.Tensor and item["history"].shape == (12, 1, 16, 16) and item["target"].shape == (6, 1, 16, 16)
     workflow.run()
     workflow.finalize()
     assert workflow.parser.get_parsed_content("train#trainer").state.iteration == 2
     ckpt = tmp_path / "weights" / "model.pt"
     assert ckpt.is_file() and not (bundle / "models" / "model.pt").exists()
     model = load_benchmark("iam4vp_real").iam4vp_from_checkpoint(ckpt)
-    assert model.shape_in == (6, 1, 16, 16)
+    assert (model.shape_in, model.num_prior_steps, model.num_history_steps) == ((12, 1, 16, 16), 6, 6)
 
     # resume: the weights are loaded before training starts (a learning rate of 0 keeps them as they were)
     resumed = _train(bundle, "real_radar.json", ckpt_dir=str(tmp_path / "again"), resume_from=str(ckpt), learning_rate=0.0, **common)
@@ -113,21 +115,6 @@ def test_radar_overlay_trains_writes_where_asked_resumes_and_the_benchmark_loads
         torch.testing.assert_close(value, state[key])
     # default weights path is models/real_radar/, beside (never over) the shipped models/model.pt
     assert ConfigParser.load_config_file(BUNDLE / "configs" / "real_radar.json")["ckpt_dir"].endswith("/models/real_radar'")
-
-
-def test_radar_overlay_with_a_nowcast_prior_reads_windows_with_it_and_the_benchmark_rebuilds_the_model(tmp_path):
-    bundle = copy_bundle_configs(tmp_path)
-    frames = open_satellite_frames(_radar_store(tmp_path / "radar.zarr"))
-    workflow = _workflow(bundle, "real_radar.json", real_frames=frames, train_fraction=0.6, tile_stride=8, prior_steps=6)
-    workflow.initialize()
-    network = workflow.parser.get_parsed_content("network")
-    assert network.shape_in == (12, 1, 16, 16) and network.num_prior_steps == 6
-    for part in ("train", "validate"):
-        data = workflow.parser.get_parsed_content(f"{part}#dataset#data")
-        assert data.prior_steps == 6 and data[0]["history"].shape == (12, 1, 16, 16)
-    torch.save(network.state_dict(), tmp_path / "prior.pt")
-    rebuilt = load_benchmark("iam4vp_real").iam4vp_from_checkpoint(tmp_path / "prior.pt")
-    assert (rebuilt.shape_in, rebuilt.num_prior_steps, rebuilt.num_history_steps) == ((12, 1, 16, 16), 6, 6)
 
 
 def test_radar_overlay_refuses_the_held_out_fmi_event(tmp_path):
@@ -143,27 +130,32 @@ def test_radar_overlay_refuses_the_held_out_fmi_event(tmp_path):
 
 def test_satellite_overlay_trains_on_frames_up_to_13_and_refuses_later_ones(tmp_path):
     bundle = copy_bundle_configs(tmp_path)
-    store = _seviri_store(tmp_path / "ir016_15min.zarr")
+    store = _seviri_store(tmp_path / "ir016_5min.zarr")
     overrides = {"satellite_store": str(store), "train_region": [0, 24, 0, 24], "val_region": [0, 24, 24, 40], "tile_stride": 8}
     workflow = _workflow(bundle, "real_satellite.json", ckpt_dir=str(tmp_path / "weights"), **overrides)
     workflow.initialize()
     train = workflow.parser.get_parsed_content("train#dataset#data")
     val = workflow.parser.get_parsed_content("validate#dataset#data")
     for ds in (train, val):
-        assert str(ds.times[-1])[:16] == "2020-04-01T13:00" and ds.num_windows == 1  # 12:00-12:45 -> 13:00
-        assert np.isnan(ds[0]["target"][1:].numpy()).all() and not np.isnan(ds[0]["target"][0].numpy()).all()
-    assert len(train) == 2 * 2 and len(val) == 1  # 16 x 16 tiles: stride 8 in 24 x 24; the val strip's lower tile
+        # 15-minute steps through the 5-minute frames up to 13:00: history (s, s+3) -> targets s+6, s+9, ... <= 13:00
+        assert str(ds.times[-1])[:16] == "2020-04-01T13:00" and (ds.step, ds.num_windows, ds.prior_steps) == (3, 7, 4)
+        first, last = ds[0]["target"].numpy(), ds[len(ds) - 1]["target"].numpy()  # windows 12:00 and 12:30
+        real = [not np.isnan(frame).all() for frame in first]
+        assert real == [True, True, True, False]  # 12:30, 12:45, 13:00 real; 13:15 held out (NaN)
+        assert [not np.isnan(frame).all() for frame in last] == [True, False, False, False]  # 13:00 only
+        assert ds[0]["history"].shape == (2 + 4, 1, 16, 16)
+    assert len(train) == 7 * 2 * 2 and len(val) == 7  # 16 x 16 tiles: stride 8 in 24 x 24; the val strip's lower tile
     workflow.run()
     workflow.finalize()
     ckpt = tmp_path / "weights" / "model.pt"
-    assert load_benchmark("iam4vp_real").iam4vp_from_checkpoint(ckpt).shape_in == (4, 1, 16, 16)
+    assert load_benchmark("iam4vp_real").iam4vp_from_checkpoint(ckpt).shape_in == (2 + 4, 1, 16, 16)
 
     late = _workflow(bundle, "real_satellite.json", development_times=[None, "2020-04-01T14:00"], **overrides)
     late.initialize()
     with pytest.raises(Exception) as info:
         late.parser.get_parsed_content("train#dataset#data")
     chain = [str(e) for e in exception_chain(info.value)]
-    assert any("expected no held-out frames" in m and "4 frame(s)" in m for m in chain)
+    assert any("expected no held-out frames" in m and "12 frame(s)" in m for m in chain)
 
 
 @pytest.mark.skipif(not KNMI.is_dir(), reason="the shared KNMI radar event is not here")
@@ -180,7 +172,8 @@ def test_real_knmi_event_gives_the_expected_windows():
     assert train.num_tiles == val.num_tiles == 11 * 10
     assert 0 < len(train) < train.num_windows * train.num_tiles  # the tiles outside the radar range are skipped
     item = train[len(train) // 2]
-    assert item["history"].shape == (6, 1, 64, 64) and np.isnan(item["history"].numpy()).mean() <= 0.5
+    assert item["history"].shape == (6 + 6, 1, 64, 64) and np.isnan(item["history"][:6].numpy()).mean() <= 0.5
+    assert not np.isnan(item["history"][6:].numpy()).any()  # the optical-flow prior has no NaN
 
 
 @pytest.mark.parametrize("overlay, folder", [("real_radar.json", "real_radar"), ("real_satellite.json", "real_satellite")])
@@ -203,3 +196,26 @@ def test_shipped_real_weights_load_strictly_into_their_overlay_and_forecast(over
     assert forecast.shape[-3:] == (channels, height, width)
     assert torch.isfinite(forecast).all()
     assert -0.5 < float(forecast.min()) and float(forecast.max()) < 1.5
+
+
+@pytest.mark.parametrize("folder, sizes", [("real_radar", (6, 6, 6)), ("real_satellite", (2, 4, 4))])
+def test_shipped_real_weights_run_through_inference_json_with_the_overlays_sizes(folder, sizes):
+    """The bundle README's inference recipe: inference.json + small.json with the overlay's history / forecast /
+    prior sizes builds the network the weights fit, and its inferer makes the prior on the whole frame."""
+    from seq_models.baselines import optical_flow_forecast
+
+    history_steps, forecast_steps, prior_steps = sizes
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / name) for name in ("inference.json", "small.json")])
+    parser.update({"bundle_root": str(BUNDLE), "device": "cpu", "history_steps": history_steps,
+                   "forecast_steps": forecast_steps, "prior_steps": prior_steps, "channel_names": ["rain_rate"]})
+    network = parser.get_parsed_content("network_def").eval()
+    network.load_state_dict(load_checkpoint(BUNDLE / "models" / folder / "model.pt", key="model"), strict=True)
+    yy, xx = np.mgrid[0:72, 0:100]
+    frames = np.stack([np.exp(-((yy - 30 - 2 * t) ** 2 + (xx - 30 - 3 * t) ** 2) / 150.0) for t in range(history_steps)])
+    history = torch.from_numpy(frames[None, :, None].astype(np.float32))
+    with torch.no_grad():
+        forecast = parser.get_parsed_content("inferer")(history, network)
+    assert forecast.shape == (1, forecast_steps, 1, 72, 100) and bool(torch.isfinite(forecast).all())
+    prior = optical_flow_forecast(history[:, -history_steps:], prior_steps)[:, :forecast_steps]
+    assert float((forecast - prior).abs().mean()) < 0.05  # a correction of the whole-frame nowcast, not another field

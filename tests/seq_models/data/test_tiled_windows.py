@@ -189,3 +189,12 @@ def test_a_prior_needs_two_history_frames_and_a_window_dataset_appends_one_too()
     assert item["history"].shape == (5, 1, 16, 16) and item["target"].shape == (2, 1, 16, 16)
     np.testing.assert_array_equal(item["history"][:3].numpy(), da.values[1:4])
     np.testing.assert_array_equal(item["history"][3:].numpy(), optical_flow_forecast(da.values[1:4], 2))
+
+
+def test_a_window_whose_tile_has_an_all_nan_history_frame_is_skipped():
+    da = _frames(n=6, h=16, w=32)
+    da.values[2, :, :, :16] = np.nan  # a drop-out of frame 2 in the western tile only: half of a 2-frame history
+    ds = TiledWindowDataset(da, history_steps=2, forecast_steps=1, tile_size=16, max_nan_fraction=0.5)
+    # windows read frames (s, s+1) -> s+2. Western tile: window 0's target is all NaN (over 0.5); windows 1 and 2
+    # have half their history NaN (0.5 passes max_nan_fraction) but one whole frame missing, so they are skipped too
+    assert ds.pairs == [(0, 0, 16), (1, 0, 16), (2, 0, 16), (3, 0, 0), (3, 0, 16)]
