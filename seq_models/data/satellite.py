@@ -424,8 +424,10 @@ class SatelliteWindowDataset(Dataset):
         if self.prior_steps:
             from seq_models.baselines.nowcast_prior import append_nowcast_prior  # baselines import data
 
-            history = append_nowcast_prior(history, self.prior_steps)
-        item = {"history": torch.from_numpy(history.copy())}
+            history = append_nowcast_prior(history, self.prior_steps)  # a new array
+        else:
+            history = history.copy()
+        item = {"history": torch.from_numpy(history)}
         if self.forecast_steps:
             item["target"] = torch.from_numpy(self.frames[mid : mid + self.forecast_steps].copy())
         return item
@@ -591,9 +593,11 @@ class TiledWindowDataset(Dataset):
         target = np.full((k, *tile.shape[1:]), np.nan, dtype=np.float32)
         real = tile[s + t * step : s + (t + k) * step : step]
         target[: real.shape[0]] = real
-        if self.prior_steps:
+        if self.prior_steps:  # concatenate makes the one copy
             history = np.concatenate([history, self._priors[s][:, :, y : y + th, x : x + tw]], axis=0)
-        return {"history": torch.from_numpy(history.copy()), "target": torch.from_numpy(target)}
+        else:
+            history = history.copy()
+        return {"history": torch.from_numpy(history), "target": torch.from_numpy(target)}
 
 
 def _check_prior_steps(prior_steps: int, history_steps: int) -> None:

@@ -20,11 +20,11 @@ class NowcastPriorForecaster(Inferer):
     The motion is estimated on the frames as given (the whole frame, before any tiling), as the training windows'
     priors are (:class:`seq_models.data.satellite.TiledWindowDataset` with ``prior_steps``). For a model without a
     prior (``num_prior_steps == 0``) the history goes to ``forecaster`` unchanged, so a bundle can use this
-    inferer for either kind of weights.
+    inferer for either kind of weights. The prior is Farneback's optical flow, the one method the training datasets
+    use, so inference cannot drift from training.
 
     Args:
         forecaster: the inferer that runs the model (:class:`TiledForecaster` or :class:`AutoregressiveForecaster`).
-        method: optical-flow method of the prior (``"farneback"``, as in training).
 
     Call: ``forecaster(history, network, steps=K)`` with history ``(B, T', C, H, W)``, ``T' >= T - P`` (the last
     ``T - P`` are used) → ``(B, K, C, H, W)``, ``K <= P``.
@@ -33,10 +33,9 @@ class NowcastPriorForecaster(Inferer):
         ValueError: a history shorter than the model's ``T - P`` frames (named with both counts).
     """
 
-    def __init__(self, forecaster: Inferer, method: str = "farneback") -> None:
+    def __init__(self, forecaster: Inferer) -> None:
         super().__init__()
         self.forecaster = forecaster
-        self.method = method
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         net = unwrap_model(network)
@@ -52,5 +51,5 @@ class NowcastPriorForecaster(Inferer):
             )
         if kwargs.get("steps") is None and getattr(self.forecaster, "steps", None) is None:
             kwargs["steps"] = prior_steps  # the forecasters' default (T) is more than such a model forecasts
-        stacked = append_nowcast_prior(inputs[:, -history_steps:], prior_steps, self.method)
+        stacked = append_nowcast_prior(inputs[:, -history_steps:], prior_steps)
         return self.forecaster(stacked, network, *args, **kwargs)
