@@ -42,6 +42,7 @@ import torch
 
 from monai_glue import atomic_open
 from seq_models.baselines import (
+    NOWCAST_PRIOR_METHODS,
     lk_motion,
     optical_flow_forecast,
     persistence_forecast,
@@ -149,7 +150,8 @@ def iam4vp_from_checkpoint(path: Path, tile: tuple[int, int] | None = None) -> t
     stride = 2 ** (n_s // 2)
     h, w = tile if tile else (h_lat * stride, w_lat * stride)
     prior_steps = int(state["prior_steps"]) if "prior_steps" in state else 0
-    model = IAM4VP((int(t_in), int(channels), int(h), int(w)), int(latent), n_s, n_t, int(time_dim), prior_steps)
+    method = NOWCAST_PRIOR_METHODS[int(state["prior_method"]) if "prior_method" in state else 0]
+    model = IAM4VP((int(t_in), int(channels), int(h), int(w)), int(latent), n_s, n_t, int(time_dim), prior_steps, method)
     load_state_dict_checked(model, state, source=str(path))
     return model.eval()
 
@@ -376,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("satellite", "radar"):
         if kind in models:
             prior = models[kind].num_prior_steps
-            what = f"; the last {prior} input frames are the optical-flow nowcast it corrects" if prior else ""
+            nowcast = {"farneback": "optical-flow", "sprog": "S-PROG"}[models[kind].prior_method_name]
+            what = f"; the last {prior} input frames are the {nowcast} nowcast it corrects" if prior else ""
             status.append(f"{kind}: weights {checkpoints[kind]} (IAM4VP {models[kind].shape_in}{what})")
         elif kind in missing:
             status.append(f"{kind}: weights {missing[kind]} not found, so IAM4VP is not scored")

@@ -363,9 +363,9 @@ class SatelliteWindowDataset(Dataset):
         region: optional ``(y0, y1, x0, x1)`` crop.
         channels: channel names to select from the frames' ``channel`` coordinate, in this order; ``None`` keeps
             the frames' channels as they are. Needs named channels (a path or a DataArray, not a bare array).
-        prior_steps: ``P`` > 0 appends the history's optical-flow nowcast of ``P`` leads to it (``"history"`` then
-            holds ``T + P`` frames), for an IAM4VP with a nowcast prior
-            (:func:`seq_models.baselines.append_nowcast_prior`).
+        prior_steps: ``P`` > 0 appends the history's nowcast of ``P`` leads to it (``"history"`` then holds
+            ``T + P`` frames), for an IAM4VP with a nowcast prior (:func:`seq_models.baselines.append_nowcast_prior`).
+        prior_method: that nowcast, ``"farneback"`` (optical flow) or ``"sprog"`` (pysteps' S-PROG, radar rain).
 
     Raises:
         ValueError: bad shapes or counts; a channel of ``channels`` missing (the message names the missing and the
@@ -381,6 +381,7 @@ class SatelliteWindowDataset(Dataset):
         region: Sequence[int] | None = None,
         channels: Sequence[str] | None = None,
         prior_steps: int = 0,
+        prior_method: str = "farneback",
     ) -> None:
         loaded = load_window_frames(frames, channels=channels, region=region)
         frames, names, source = loaded.values, loaded.channel_names, loaded.source
@@ -388,8 +389,8 @@ class SatelliteWindowDataset(Dataset):
             raise ValueError(
                 f"expected history_steps >= 1, forecast_steps >= 0 and stride >= 1, got {history_steps}, {forecast_steps}, {stride}"
             )
-        _check_prior_steps(prior_steps, history_steps)
-        self.prior_steps = int(prior_steps)
+        _check_prior(prior_steps, prior_method, history_steps)
+        self.prior_steps, self.prior_method = int(prior_steps), prior_method
         need = history_steps + forecast_steps
         if frames.shape[0] < need:
             raise ValueError(f"expected at least {need} frames ({history_steps} history + {forecast_steps} forecast), got {frames.shape[0]}")
@@ -424,7 +425,7 @@ class SatelliteWindowDataset(Dataset):
         if self.prior_steps:
             from seq_models.baselines.nowcast_prior import append_nowcast_prior  # baselines import data
 
-            history = append_nowcast_prior(history, self.prior_steps)  # a new array
+            history = append_nowcast_prior(history, self.prior_steps, self.prior_method)  # a new array
         else:
             history = history.copy()
         item = {"history": torch.from_numpy(history)}
@@ -489,10 +490,12 @@ class TiledWindowDataset(Dataset):
         min_target_steps: smallest number of real target frames; ``None`` is ``K`` (complete windows only).
         time_range: ``(start, end)`` ISO times, both included (``None`` for an open end): the frames kept.
         held_out: ``[[start, end], ...]`` ISO times no kept frame may fall in (:func:`check_not_held_out`).
-        prior_steps: ``P`` > 0 appends each window's optical-flow nowcast of ``P`` leads to its history
-            (``"history"`` then holds ``T + P`` frames), for an IAM4VP with a nowcast prior. The nowcast is made
-            on the frames in ``region`` (not on the tile), once per window, as
-            :class:`seq_models.inferers.NowcastPriorForecaster` makes it on the whole frame at inference.
+        prior_steps: ``P`` > 0 appends each window's nowcast of ``P`` leads to its history (``"history"`` then
+            holds ``T + P`` frames), for an IAM4VP with a nowcast prior. The nowcast is made on the frames in
+            ``region`` (not on the tile), once per window, as :class:`seq_models.inferers.NowcastPriorForecaster`
+            makes it on the whole frame at inference.
+        prior_method: that nowcast (:func:`seq_models.baselines.nowcast_prior`): ``"farneback"`` (optical flow)
+            or ``"sprog"`` (pysteps' S-PROG, for radar rain; a few seconds per window on a radar grid).
 
     Raises:
         ValueError: bad sizes, strides or thresholds; times asked for on frames without a time coordinate; a frame
@@ -516,6 +519,7 @@ class TiledWindowDataset(Dataset):
         time_range: Sequence[Any] | None = None,
         held_out: Sequence[Sequence[Any]] | None = None,
         prior_steps: int = 0,
+        prior_method: str = "farneback",
     ) -> None:
         loaded = load_window_frames(frames, channels=channels, region=region, time_range=time_range, held_out=held_out)
         data, times, source = loaded.values, loaded.times, loaded.source
@@ -528,7 +532,7 @@ class TiledWindowDataset(Dataset):
                 f"expected history_steps >= 1, forecast_steps >= 1, window_stride >= 1, step >= 1 and 1 <= "
                 f"min_target_steps <= forecast_steps, got {history_steps}, {forecast_steps}, {window_stride}, {step}, {min_targets}"
             )
-        _check_prior_steps(prior_steps, history_steps)
+        _check_prior(prior_steps, prior_method, history_steps)
         if not (0.0 <= max_nan_fraction <= 1.0 and 0.0 <= min_nonzero_fraction <= 1.0):
             raise ValueError(f"expected max_nan_fraction and min_nonzero_fraction in [0, 1], got {max_nan_fraction} and {min_nonzero_fraction}")
         n, _, height, width = data.shape
@@ -570,15 +574,15 @@ class TiledWindowDataset(Dataset):
             )
         self.pairs = pairs
         self.num_windows, self.num_tiles = len(starts), len(ys) * len(xs)
-        self.prior_steps = int(prior_steps)
+        self.prior_steps, self.prior_method = int(prior_steps), prior_method
         self._priors = {s: self._window_prior(s) for s in sorted({p[0] for p in pairs})} if prior_steps else {}
 
     def _window_prior(self, start: int) -> np.ndarray:
-        """``(P, C, H, W)``: the optical-flow nowcast of window ``start``'s history over the whole region."""
-        from seq_models.baselines.optical_flow import optical_flow_forecast  # baselines import data
+        """``(P, C, H, W)``: the nowcast prior of window ``start``'s history over the whole region."""
+        from seq_models.baselines.nowcast_prior import nowcast_prior  # baselines import data
 
         t, step = self.history_steps, self.step
-        return optical_flow_forecast(self.frames[start : start + t * step : step], self.prior_steps)
+        return nowcast_prior(self.frames[start : start + t * step : step], self.prior_steps, self.prior_method)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -600,10 +604,15 @@ class TiledWindowDataset(Dataset):
         return {"history": torch.from_numpy(history), "target": torch.from_numpy(target)}
 
 
-def _check_prior_steps(prior_steps: int, history_steps: int) -> None:
-    if int(prior_steps) < 0 or (prior_steps and history_steps < 2):
+def _check_prior(prior_steps: int, prior_method: str, history_steps: int) -> None:
+    from seq_models.baselines.nowcast_prior import NOWCAST_PRIOR_METHODS  # baselines import data
+
+    if prior_method not in NOWCAST_PRIOR_METHODS:
+        raise ValueError(f"expected prior_method in {NOWCAST_PRIOR_METHODS}, got {prior_method!r}")
+    need = 3 if prior_method == "sprog" else 2  # S-PROG's AR(2) needs three frames, a motion two
+    if int(prior_steps) < 0 or (prior_steps and history_steps < need):
         raise ValueError(
-            f"expected prior_steps >= 0, and history_steps >= 2 for a prior (its motion needs two frames), got "
+            f"expected prior_steps >= 0, and history_steps >= {need} for a {prior_method} prior, got "
             f"prior_steps {prior_steps} with history_steps {history_steps}"
         )
 

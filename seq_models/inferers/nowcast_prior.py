@@ -15,13 +15,13 @@ __all__ = ["NowcastPriorForecaster"]
 
 
 class NowcastPriorForecaster(Inferer):
-    """Run ``forecaster`` on the history with the optical-flow nowcast appended, for a model with a nowcast prior.
+    """Run ``forecaster`` on the history with its nowcast appended, for a model with a nowcast prior.
 
-    The motion is estimated on the frames as given (the whole frame, before any tiling), as the training windows'
+    The nowcast is made on the frames as given (the whole frame, before any tiling), as the training windows'
     priors are (:class:`seq_models.data.satellite.TiledWindowDataset` with ``prior_steps``). For a model without a
     prior (``num_prior_steps == 0``) the history goes to ``forecaster`` unchanged, so a bundle can use this
-    inferer for either kind of weights. The prior is Farneback's optical flow, the one method the training datasets
-    use, so inference cannot drift from training.
+    inferer for either kind of weights. The nowcast method is the model's own (``prior_method_name``, kept in its
+    weights), so inference makes the prior the model was trained to correct.
 
     Args:
         forecaster: the inferer that runs the model (:class:`TiledForecaster` or :class:`AutoregressiveForecaster`).
@@ -51,5 +51,5 @@ class NowcastPriorForecaster(Inferer):
             )
         if kwargs.get("steps") is None and getattr(self.forecaster, "steps", None) is None:
             kwargs["steps"] = prior_steps  # the forecasters' default (T) is more than such a model forecasts
-        stacked = append_nowcast_prior(inputs[:, -history_steps:], prior_steps)
+        stacked = append_nowcast_prior(inputs[:, -history_steps:], prior_steps, net.prior_method_name)
         return self.forecaster(stacked, network, *args, **kwargs)

@@ -45,7 +45,10 @@ class IAM4VP(nn.Module):
     returns ``x[:, T - P + k]`` plus the refined output. The readout starts at zero, so an untrained model *is*
     the nowcast and training learns what the advection misses (growth, decay, smoothing of uncertain detail). At
     most ``P`` steps can be forecast. The value is kept in the state dict (buffer ``prior_steps``), so weights of
-    a prior model do not load into a plain one, or the reverse.
+    a prior model do not load into a plain one, or the reverse. ``prior_method`` names the nowcast
+    (:data:`seq_models.baselines.NOWCAST_PRIOR_METHODS`): Farneback's optical flow by default, or pysteps' S-PROG
+    for radar rain. A method other than the default is kept in the state dict too (buffer ``prior_method``, its
+    index in that tuple), so weights trained on one nowcast refuse to load where another one is made.
 
     Args:
         shape_in: ``(T, C, H, W)``: history steps, channels, height, width. Default: the seed's 12×11×372×614.
@@ -54,6 +57,7 @@ class IAM4VP(nn.Module):
         num_convolutions_time: ``N_T``, ConvNeXt blocks in the predictor (6).
         time_dim: size of the time embedding (64).
         prior_steps: ``P``, the input frames that are a nowcast prior (0: none, the seed's model).
+        prior_method: the nowcast those frames are, ``"farneback"`` or ``"sprog"`` (only with ``P > 0``).
 
     Example::
 
@@ -69,6 +73,7 @@ class IAM4VP(nn.Module):
         num_convolutions_time: int = 6,
         time_dim: int = 64,
         prior_steps: int = 0,
+        prior_method: str = "farneback",
     ) -> None:
         super().__init__()
         if len(shape_in) != 4 or any(int(s) < 1 for s in shape_in):
@@ -77,6 +82,13 @@ class IAM4VP(nn.Module):
         if not 0 <= int(prior_steps) < t_in:
             raise ValueError(
                 f"expected 0 <= prior_steps < T = {t_in} (at least one history frame before the prior), got {prior_steps}"
+            )
+        from seq_models.baselines.nowcast_prior import NOWCAST_PRIOR_METHODS  # baselines need OpenCV: only here
+
+        if prior_method not in NOWCAST_PRIOR_METHODS or (prior_method != NOWCAST_PRIOR_METHODS[0] and not prior_steps):
+            raise ValueError(
+                f"expected prior_method in {NOWCAST_PRIOR_METHODS} (other than {NOWCAST_PRIOR_METHODS[0]!r} only with "
+                f"prior_steps > 0), got {prior_method!r} with prior_steps {prior_steps}"
             )
         self.shape_in = (t_in, c_in, h_in, w_in)
         self.latent_channels = latent_channels
@@ -96,6 +108,8 @@ class IAM4VP(nn.Module):
         self.attn = SpatioTemporalRefinement(t_in, c_in)
         if prior_steps:
             self.register_buffer("prior_steps", torch.tensor(int(prior_steps)))
+            if prior_method != NOWCAST_PRIOR_METHODS[0]:  # the default stays out: earlier prior weights still load
+                self.register_buffer("prior_method", torch.tensor(NOWCAST_PRIOR_METHODS.index(prior_method)))
             nn.init.zeros_(self.attn.conv.weight)  # start as the nowcast: a zero correction
             nn.init.zeros_(self.attn.conv.bias)
 
@@ -104,6 +118,14 @@ class IAM4VP(nn.Module):
         """``P``: input frames that are a nowcast prior (0 for a plain model)."""
         prior = getattr(self, "prior_steps", None)
         return int(prior) if prior is not None else 0
+
+    @property
+    def prior_method_name(self) -> str:
+        """The nowcast the prior frames are (``"farneback"`` for a plain model too: it has no prior frames)."""
+        from seq_models.baselines.nowcast_prior import NOWCAST_PRIOR_METHODS
+
+        code = getattr(self, "prior_method", None)
+        return NOWCAST_PRIOR_METHODS[int(code) if code is not None else 0]
 
     @property
     def num_history_steps(self) -> int:
@@ -130,7 +152,7 @@ class IAM4VP(nn.Module):
         over the larger latent grid (and cropped). Used to compare tiled inference with a whole-frame pass."""
         t_in, c_in, _, _ = self.shape_in
         other = IAM4VP((t_in, c_in, height, width), self.latent_channels, self.num_convolutions_space,
-                       self.num_convolutions_time, self.time_dim, self.num_prior_steps)
+                       self.num_convolutions_time, self.time_dim, self.num_prior_steps, self.prior_method_name)
         state = {k: v for k, v in self.state_dict().items() if k != "mask_token"}
         other.load_state_dict(state, strict=False)
         h_lat, w_lat = other.latent_shape

@@ -1,9 +1,10 @@
 """``append_nowcast_prior``: the history unchanged (NaN kept), then its optical-flow forecast, for a batch or one
-sample, tensor or array."""
+sample, tensor or array; an S-PROG prior is pysteps' S-PROG filled with the optical flow where it has no value."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from seq_models.baselines import append_nowcast_prior, optical_flow_forecast
@@ -36,3 +37,34 @@ def test_a_tensor_batch_gives_a_tensor_batch():
     assert isinstance(out, torch.Tensor) and out.shape == (2, 6, 1, 40, 48) and out.dtype == torch.float32
     torch.testing.assert_close(out[:, :3], history, rtol=0, atol=0)
     torch.testing.assert_close(out[:, 3:], optical_flow_forecast(history, 3), rtol=0, atol=0)
+
+
+def _rain(frames: int = 4, h: int = 48, w: int = 64) -> np.ndarray:
+    """A moving rain cell in the radar scaling (0 = no rain), NaN outside the "radar" (the first 4 columns)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    cells = np.stack([0.6 * np.exp(-((yy - 18 - 2 * t) ** 2 + (xx - 20 - 3 * t) ** 2) / 80.0) for t in range(frames)])
+    rain = np.where(cells > 0.05, cells, 0.0)[:, None].astype(np.float32)
+    rain[:, :, :, :4] = np.nan
+    return rain
+
+
+def test_an_sprog_prior_is_pysteps_sprog_with_the_optical_flow_where_sprog_has_no_value():
+    from seq_models.baselines import nowcast_prior, sprog_forecast
+
+    history = _rain()
+    sprog, flow = sprog_forecast(history, 3), optical_flow_forecast(history, 3)
+    hole = np.isnan(sprog)
+    assert hole.any() and (~hole).any()  # the advected radar edge has no S-PROG value
+    prior = nowcast_prior(history, 3, "sprog")
+    assert prior.shape == (3, 1, 48, 64) and prior.dtype == np.float32 and not np.isnan(prior).any()
+    np.testing.assert_array_equal(prior[~hole], sprog[~hole])
+    np.testing.assert_array_equal(prior[hole], flow[hole])
+    assert float(np.abs(sprog[~hole] - flow[~hole]).max()) > 0.05  # two different nowcasts
+    out = append_nowcast_prior(torch.from_numpy(history)[None], 3, "sprog")  # a tensor batch alike
+    assert isinstance(out, torch.Tensor) and out.shape == (1, 7, 1, 48, 64)
+    np.testing.assert_array_equal(out[0, 4:].numpy(), prior)
+
+
+def test_an_unknown_prior_method_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match=r"expected a nowcast prior method in \('farneback', 'sprog'\), got 'tvl1'"):
+        append_nowcast_prior(_moving_blob(), 2, "tvl1")

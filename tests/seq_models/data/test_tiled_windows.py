@@ -182,13 +182,29 @@ def test_a_prior_is_the_windows_whole_region_nowcast_cut_to_the_tile():
 def test_a_prior_needs_two_history_frames_and_a_window_dataset_appends_one_too():
     from seq_models.baselines import optical_flow_forecast
 
-    with pytest.raises(ValueError, match="history_steps >= 2 for a prior.*prior_steps 2 with history_steps 1"):
+    with pytest.raises(ValueError, match="history_steps >= 2 for a farneback prior.*prior_steps 2 with history_steps 1"):
         TiledWindowDataset(_frames(), history_steps=1, forecast_steps=2, tile_size=16, prior_steps=2)
     da = _frames(n=6, h=16, w=16)
     item = SatelliteWindowDataset(da, history_steps=3, forecast_steps=2, prior_steps=2)[1]
     assert item["history"].shape == (5, 1, 16, 16) and item["target"].shape == (2, 1, 16, 16)
     np.testing.assert_array_equal(item["history"][:3].numpy(), da.values[1:4])
     np.testing.assert_array_equal(item["history"][3:].numpy(), optical_flow_forecast(da.values[1:4], 2))
+
+
+def test_an_sprog_prior_is_made_per_window_on_the_region_and_needs_three_history_frames():
+    from seq_models.baselines import nowcast_prior
+
+    da = _frames(n=7, h=32, w=32)
+    ds = TiledWindowDataset(da, history_steps=3, forecast_steps=2, tile_size=16, window_stride=2, prior_steps=2,
+                            prior_method="sprog")
+    assert ds.prior_method == "sprog"
+    s, y, x = ds.pairs[-1]
+    whole = nowcast_prior(da.values[s : s + 3], 2, "sprog")
+    np.testing.assert_array_equal(ds[len(ds) - 1]["history"][3:].numpy(), whole[:, :, y : y + 16, x : x + 16])
+    with pytest.raises(ValueError, match="history_steps >= 3 for a sprog prior.*prior_steps 2 with history_steps 2"):
+        TiledWindowDataset(da, history_steps=2, forecast_steps=2, tile_size=16, prior_steps=2, prior_method="sprog")
+    with pytest.raises(ValueError, match=r"prior_method in \('farneback', 'sprog'\), got 'steps'"):
+        SatelliteWindowDataset(da, history_steps=3, forecast_steps=2, prior_steps=2, prior_method="steps")
 
 
 def test_a_window_whose_tile_has_an_all_nan_history_frame_is_skipped():

@@ -46,3 +46,18 @@ def test_a_history_shorter_than_the_models_is_refused():
     model = IAM4VP((3 + 2, 1, 16, 16), latent_channels=4, num_convolutions_time=1, time_dim=8, prior_steps=2)
     with pytest.raises(ValueError, match=r"expected a history \(B, T>=3, C, H, W\).*3 history and 2 nowcast-prior.*\(1, 2, 1, 16, 16\)"):
         NowcastPriorForecaster(AutoregressiveForecaster())(torch.rand(1, 2, 1, 16, 16), model)
+
+
+def test_the_prior_is_the_nowcast_the_model_was_built_for():
+    from seq_models.baselines import nowcast_prior
+
+    torch.manual_seed(0)
+    model = IAM4VP((3 + 2, 1, 16, 16), latent_channels=4, num_convolutions_time=1, time_dim=8, prior_steps=2,
+                   prior_method="sprog").eval()
+    history = _history(frames=4) * 0.6
+    history = torch.where(history > 0.05, history, torch.zeros(()))  # a rain cell in the radar scaling
+    with torch.no_grad():
+        out = NowcastPriorForecaster(TiledForecaster(overlap=0.25))(history, model)
+    expected = nowcast_prior(history[:, -3:], 2, "sprog")  # the model's 3 history frames, whole frame
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    assert float((expected - optical_flow_forecast(history[:, -3:], 2)).abs().max()) > 0.01

@@ -60,3 +60,25 @@ def test_misuse_is_refused():
     x = torch.rand(1, 5, 2, 16, 24)
     with pytest.raises(ValueError, match="fewer than 2 previous predictions.*got 2"):
         model(x, [x[:, 0], x[:, 1]])
+
+
+def test_a_prior_method_other_than_optical_flow_travels_in_the_state_dict_and_guards_loading():
+    def model(method: str) -> IAM4VP:
+        return IAM4VP((5, 2, 16, 24), latent_channels=4, num_convolutions_time=1, time_dim=8, prior_steps=2,
+                      prior_method=method)
+
+    sprog, flow = model("sprog"), model("farneback")
+    assert (sprog.prior_method_name, flow.prior_method_name) == ("sprog", "farneback")
+    assert int(sprog.state_dict()["prior_method"]) == 1
+    assert "prior_method" not in flow.state_dict()  # optical-flow prior weights of bundle 0.4.0 still load
+    with pytest.raises(RuntimeError, match="prior_method"):
+        flow.load_state_dict(sprog.state_dict(), strict=True)
+    with pytest.raises(RuntimeError, match="prior_method"):
+        sprog.load_state_dict(flow.state_dict(), strict=True)
+    assert sprog.for_frame_size(32, 48).prior_method_name == "sprog"
+    plain = IAM4VP((5, 2, 16, 24), latent_channels=4, num_convolutions_time=1, time_dim=8)
+    assert plain.prior_method_name == "farneback" and "prior_method" not in plain.state_dict()
+    with pytest.raises(ValueError, match=r"prior_method in \('farneback', 'sprog'\).*got 'sprog' with prior_steps 0"):
+        IAM4VP((5, 2, 16, 24), latent_channels=4, num_convolutions_time=1, prior_method="sprog")
+    with pytest.raises(ValueError, match=r"prior_method in.*got 'lk' with prior_steps 2"):
+        model("lk")
