@@ -4,6 +4,7 @@ weights load strictly and forecast."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -120,3 +121,13 @@ def test_bundle_with_a_nowcast_prior_trains_and_its_untrained_weights_forecast_t
     expected = optical_flow_forecast(test.values[:2], 2)  # the first window: frames 0-1, leads 2-3
     np.testing.assert_allclose(out["forecast"].values, expected, rtol=0, atol=1e-6)
     out.close()
+
+    # weights that correct the optical flow refuse a bundle asked to make another nowcast (--prior_method)
+    from monai_glue import CheckpointError
+
+    shutil.rmtree(bundle / "eval")  # the first run's outputs (this test's own temporary folder)
+    with pytest.raises(RuntimeError) as info:
+        run_config(bundle, "inference.json", file_format="nc", prior_steps=2, prior_method="sprog")
+    chain = exception_chain(info.value)
+    assert any(isinstance(e, CheckpointError) and "prior_method" in str(e) for e in chain)
+    assert not (bundle / "eval").exists() or not list((bundle / "eval").iterdir())  # nothing written

@@ -93,11 +93,13 @@ def test_radar_overlay_trains_writes_where_asked_resumes_and_the_benchmark_loads
     train = workflow.parser.get_parsed_content("train#dataset#data")
     val = workflow.parser.get_parsed_content("validate#dataset#data")
     assert (train.history_steps, train.forecast_steps, train.channel_names) == (6, 6, ["rain_rate"])
-    assert train.prior_steps == val.prior_steps == 6  # each window carries its optical-flow nowcast
+    assert train.prior_steps == val.prior_steps == 6  # each window carries its S-PROG nowcast
+    assert train.prior_method == val.prior_method == "sprog"
     assert (train.num_windows, val.num_windows) == (18 - 12 + 1, 1)  # 18 + 12 frames, 6 + 6 per window
     assert train.times.max() < val.times.min()  # the time split is disjoint
     network = workflow.parser.get_parsed_content("network")
     assert network.shape_in == (12, 1, 16, 16) and network.num_prior_steps == 6  # 6 history + 6 prior frames
+    assert network.prior_method_name == "sprog"
     item = workflow.parser.get_parsed_content("train#dataset")[0]  # augmented: plain tensors, history and target
     assert type(item["history"]) is torch.Tensor and item["history"].shape == (12, 1, 16, 16) and item["target"].shape == (6, 1, 16, 16)
     workflow.run()
@@ -107,6 +109,7 @@ def test_radar_overlay_trains_writes_where_asked_resumes_and_the_benchmark_loads
     assert ckpt.is_file() and not (bundle / "models" / "model.pt").exists()
     model = load_benchmark("iam4vp_real").iam4vp_from_checkpoint(ckpt)
     assert (model.shape_in, model.num_prior_steps, model.num_history_steps) == ((12, 1, 16, 16), 6, 6)
+    assert model.prior_method_name == "sprog"  # the benchmark rebuilds the S-PROG prior model from its weights
 
     # resume: the weights are loaded before training starts (a learning rate of 0 keeps them as they were)
     resumed = _train(bundle, "real_radar.json", ckpt_dir=str(tmp_path / "again"), resume_from=str(ckpt), learning_rate=0.0, **common)
@@ -198,17 +201,23 @@ def test_shipped_real_weights_load_strictly_into_their_overlay_and_forecast(over
     assert -0.5 < float(forecast.min()) and float(forecast.max()) < 1.5
 
 
-@pytest.mark.parametrize("folder, sizes", [("real_radar", (6, 6, 6)), ("real_satellite", (2, 4, 4))])
-def test_shipped_real_weights_run_through_inference_json_with_the_overlays_sizes(folder, sizes):
+@pytest.mark.parametrize(
+    "folder, sizes, method", [("real_radar", (6, 6, 6), "sprog"), ("real_satellite", (2, 4, 4), "farneback")]
+)
+def test_shipped_real_weights_run_through_inference_json_with_the_overlays_sizes(folder, sizes, method):
     """The bundle README's inference recipe: inference.json + small.json with the overlay's history / forecast /
-    prior sizes builds the network the weights fit, and its inferer makes the prior on the whole frame."""
-    from seq_models.baselines import optical_flow_forecast
+    prior sizes and prior method builds the network the weights fit, and its inferer makes the prior on the whole
+    frame."""
+    from seq_models.baselines import nowcast_prior
 
     history_steps, forecast_steps, prior_steps = sizes
+    overlay = ConfigParser.load_config_file(BUNDLE / "configs" / f"{folder}.json")
+    assert overlay["history_steps"] == history_steps and overlay.get("prior_method", "farneback") == method
     parser = ConfigParser()
     parser.read_config([str(BUNDLE / "configs" / name) for name in ("inference.json", "small.json")])
     parser.update({"bundle_root": str(BUNDLE), "device": "cpu", "history_steps": history_steps,
-                   "forecast_steps": forecast_steps, "prior_steps": prior_steps, "channel_names": ["rain_rate"]})
+                   "forecast_steps": forecast_steps, "prior_steps": prior_steps, "prior_method": method,
+                   "channel_names": ["rain_rate"]})
     network = parser.get_parsed_content("network_def").eval()
     network.load_state_dict(load_checkpoint(BUNDLE / "models" / folder / "model.pt", key="model"), strict=True)
     yy, xx = np.mgrid[0:72, 0:100]
@@ -217,5 +226,5 @@ def test_shipped_real_weights_run_through_inference_json_with_the_overlays_sizes
     with torch.no_grad():
         forecast = parser.get_parsed_content("inferer")(history, network)
     assert forecast.shape == (1, forecast_steps, 1, 72, 100) and bool(torch.isfinite(forecast).all())
-    prior = optical_flow_forecast(history[:, -history_steps:], prior_steps)[:, :forecast_steps]
+    prior = nowcast_prior(history[:, -history_steps:], prior_steps, method)[:, :forecast_steps]
     assert float((forecast - prior).abs().mean()) < 0.05  # a correction of the whole-frame nowcast, not another field
