@@ -27,7 +27,9 @@ def _assert_outputs_close(got: dict, want: dict) -> None:
     assert tuple(got) == SADAAN_OUTPUT_KEYS
     for key in SADAAN_OUTPUT_KEYS:
         assert got[key].shape == want[key].shape, key
-        torch.testing.assert_close(got[key], want[key], atol=2e-5, rtol=1e-4, msg=key)
+        # float32 rounding of the folded graph grows with the outputs' size (CPU kernels sum in different orders)
+        atol = max(2e-5, 4e-6 * float(want[key].abs().max()))
+        torch.testing.assert_close(got[key], want[key], atol=atol, rtol=1e-4, msg=key)
 
 
 @pytest.mark.parametrize("memory_efficient_head", [True, False])
