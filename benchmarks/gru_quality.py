@@ -4,14 +4,15 @@ For each series in ``--series`` the GRU (PaddedGRURegressor) is trained with MON
 seed in ``--seeds``; each seed's held-out RMSE is reported with their mean and standard deviation (ddof 1), and
 the RMSE of the seeds' mean forecast. The held-out tail (``--test-size``, or each series' default) is scored once,
 one step ahead from the true past, for the GRU, persistence and a linear AR model whose order statsmodels picks
-by AIC on the head (``ar_select_order``); for a multivariate series (macrodata: inflation with unemployment and
+by AIC on the head (``ar_select_order``); for a seasonal series (elnino, co2) also the seasonal-anomaly AR (the
+head's phase means removed, order by AIC), which is then the hybrid's linear part; for a multivariate series (macrodata: inflation with unemployment and
 the T-bill rate) also the VAR equation of the target over the same inputs as the GRU, order by AIC
 (``VAR.select_order``).
 
 The training recipe defaults to the GRU bundle's ``configs/train.json`` (what the GRU predicts, ``target``:
 the next value, its change, or the residual of the AR(AIC) forecast in the "AR + GRU" hybrid, whose linear part
-is the same AR model as the baseline, fitted on the same head; hidden size, layers, window, stride, batch,
-learning rate, AdamW weight decay, zero-started output layer, epochs, patience, validation steps and whether
+is the same AR model as the baseline (the seasonal-anomaly one where there is a period), fitted on the same head;
+hidden size, layers, window, stride, batch, learning rate, AdamW weight decay, zero-started output layer, epochs, patience, validation steps and whether
 their lead-in is scored, skipped warm-up steps); command-line options override it. On series too short for its
 window or validation part, the window is cut to half the training steps and the validation part to a quarter of
 the head (said in the table).
@@ -68,9 +69,15 @@ def run_series(name: str, args: argparse.Namespace) -> dict:
     head = slice(0, data.train_end + 1)
     baselines = {"persistence": rmse(persistence_forecast(data.series, test_size))}
     ar = LinearARForecaster(max_order=30).fit(data.series[head])
-    if data.ar_order is not None and data.ar_order != ar.order:  # the hybrid's linear part is the AR baseline
-        raise RuntimeError(f"expected the hybrid's AR order to be the baseline's {ar.order}, got {data.ar_order}")
     baselines[f"linear AR({ar.order}), AIC"] = rmse(ar.predict_tail(data.series, test_size))
+    linear_part = ar
+    if data.period:
+        linear_part = LinearARForecaster(max_order=30, period=data.period).fit(data.series[head])
+        baselines[f"seasonal-anomaly AR({linear_part.order}), AIC"] = rmse(linear_part.predict_tail(data.series, test_size))
+    if data.ar_order is not None and data.ar_order != linear_part.order:  # the hybrid's linear part is a baseline
+        raise RuntimeError(
+            f"expected the hybrid's AR order to be the baseline's {linear_part.order}, got {data.ar_order}"
+        )
     if data.exog is not None:
         var = LinearARForecaster(max_order=30).fit(data.series[head], data.exog[head])
         var_pred = var.predict_tail(data.series, test_size, data.exog)
@@ -154,22 +161,23 @@ def main(argv: list[str] | None = None) -> int:
         "RMSE in the series' units, "
         "held-out tail scored one step ahead from the true past.",
         "",
-        f"| series | values / held out | persistence | linear AR (AIC) | VAR (AIC) | GRU mean +- std "
-        f"({len(args.seeds)} seeds) | GRU seeds' mean forecast | GRU mean vs best baseline | "
+        f"| series | values / held out | persistence | linear AR (AIC) | seasonal-anomaly AR (AIC) | VAR (AIC) | "
+        f"GRU mean +- std ({len(args.seeds)} seeds) | GRU seeds' mean forecast | GRU mean vs best baseline | "
         "best baseline - GRU mean, in std | target met |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         b = r["baselines"]
-        ar = next(v for k, v in b.items() if k.startswith("linear AR"))
-        ar_order = next(k for k in b if k.startswith("linear AR")).split(")")[0].split("(")[1]
-        var = [(k, v) for k, v in b.items() if k.startswith("VAR")]
-        var_cell = f"{var[0][1]:.4g} (p={var[0][0].split(')')[0].split('(')[1]})" if var else "n/a (univariate)"
+
+        def cell(prefix: str, absent: str) -> str:
+            found = [(k, v) for k, v in b.items() if k.startswith(prefix)]
+            return f"{found[0][1]:.4g} (p={found[0][0].split(')')[0].split('(')[1]})" if found else absent
+
         note = f" (window {r['window']}, validation {r['val_size']})" if r["adapted"] else ""
         lines.append(
             f"| {r['series']}{note} | {r['values']} / {r['test_size']} | {b['persistence']:.4g} | "
-            f"{ar:.4g} (p={ar_order}) | "
-            f"{var_cell} | {r['mean']:.4g} +- {r['std']:.2g} | {r['ensemble']:.4g} | "
+            f"{cell('linear AR', 'n/a')} | {cell('seasonal-anomaly AR', 'n/a (no period)')} | "
+            f"{cell('VAR', 'n/a (univariate)')} | {r['mean']:.4g} +- {r['std']:.2g} | {r['ensemble']:.4g} | "
             f"{100 * (r['mean'] / b[r['best_baseline']] - 1):+.2f} % | {r['margin_in_std']:+.1f} | "
             f"{'yes' if r['pass'] else 'NO'} |"
         )

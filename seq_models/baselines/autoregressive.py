@@ -34,19 +34,44 @@ class LinearARForecaster:
     by AIC over the joint series with statsmodels' ``VAR.select_order`` (at most ``12 (N / 100)^(1/4)`` lags,
     statsmodels' default for VARs).
 
+    With ``period`` the model is a seasonal-anomaly AR, the usual linear model for a series with a fixed seasonal
+    cycle: the training head's mean at each phase (step index modulo ``period``, counted from the series' first
+    value, so ``fit``'s head and the series given to the predictions must start at the same step) is removed
+    first, the AR (order by AIC) is fitted on the anomalies, and the target step's phase mean is added back to
+    every forecast. Only the target is deseasonalised; exogenous series enter as they are.
+
     Args:
         order: fixed number of lags, or ``None`` to select it.
         max_order: largest order tried by the selection.
         horizon: steps ahead (>= 1).
+        period: seasonal period (>= 2) whose phase means are removed first, or ``None``.
     """
 
-    def __init__(self, order: int | None = None, max_order: int = 30, horizon: int = 1) -> None:
+    def __init__(
+        self, order: int | None = None, max_order: int = 30, horizon: int = 1, period: int | None = None
+    ) -> None:
         if horizon < 1:
             raise ValueError(f"expected horizon >= 1, got {horizon}")
-        self.order, self.max_order, self.horizon = order, max_order, horizon
+        if period is not None and period < 2:
+            raise ValueError(f"expected period >= 2 or None, got {period}")
+        self.order, self.max_order, self.horizon, self.period = order, max_order, horizon, period
         self.coef: np.ndarray | None = None
         self.num_exog = 0
         self.train_mean: np.ndarray | None = None
+        #: [period] the training head's mean at each phase (``period`` only)
+        self.seasonal_means: np.ndarray | None = None
+
+    def _phase_means(self, n: int) -> np.ndarray:
+        """The fitted phase mean of each of the first ``n`` steps [n] (zeros without ``period``)."""
+        if self.seasonal_means is None:
+            return np.zeros(n)
+        return self.seasonal_means[np.arange(n) % len(self.seasonal_means)]
+
+    def _deseasonalised(self, z: np.ndarray) -> np.ndarray:
+        """``z`` [N, 1 + E] with the target column's phase means removed (a copy)."""
+        z = z.copy()
+        z[:, 0] -= self._phase_means(len(z))
+        return z
 
     @staticmethod
     def _joint(y: np.ndarray, exog: np.ndarray | None) -> np.ndarray:
@@ -82,6 +107,13 @@ class LinearARForecaster:
     def fit(self, train: np.ndarray, exog: np.ndarray | None = None) -> LinearARForecaster:
         """Fit on the training head [N_train] (raw values), with exogenous series [N_train, E] if given."""
         z = self._joint(train, exog)
+        self.seasonal_means = None
+        if self.period is not None:
+            if len(z) < 2 * self.period:
+                raise ValueError(f"expected at least two periods ({2 * self.period} values) to fit, got {len(z)}")
+            phase = np.arange(len(z)) % self.period
+            self.seasonal_means = np.array([z[phase == k, 0].mean() for k in range(self.period)])
+            z = self._deseasonalised(z)
         y = z[:, 0]
         self.num_exog = z.shape[1] - 1
         self.train_mean = z.mean(axis=0)
@@ -113,9 +145,9 @@ class LinearARForecaster:
         p, h, n = int(self.order), self.horizon, len(z)
         if n - test_size - h < p - 1:
             raise ValueError(f"expected at least {p} values before the scored tail, got {n - test_size - h + 1}")
-        x = self._design(z, p)  # row for origin t is t - (p - 1)
+        x = self._design(self._deseasonalised(z), p)  # row for origin t is t - (p - 1)
         origins = np.arange(n - test_size - h, n - h)
-        return x[origins - (p - 1)] @ self.coef
+        return x[origins - (p - 1)] @ self.coef + self._phase_means(n + h)[origins + h]
 
     def forecast_each_step(self, series: np.ndarray, exog: np.ndarray | None = None) -> np.ndarray:
         """The fitted model's forecast of ``series[t + horizon]`` made at every origin ``t`` (one per value, [N]).
@@ -127,6 +159,6 @@ class LinearARForecaster:
         ``target="ar_residual"``).
         """
         z = self._fitted_joint(series, exog, "forecast_each_step")
-        p = int(self.order)
-        padded = np.vstack([np.tile(self.train_mean, (p - 1, 1)), z])
-        return self._design(padded, p) @ self.coef
+        p, n = int(self.order), len(z)
+        padded = np.vstack([np.tile(self.train_mean, (p - 1, 1)), self._deseasonalised(z)])
+        return self._design(padded, p) @ self.coef + self._phase_means(n + self.horizon)[self.horizon :]

@@ -84,8 +84,9 @@ class SeriesRegressionData:
     residual of a linear AR model's forecast (``target="ar_residual"``, the "AR + network" hybrid):
     ``(y_{t + horizon} - a_t) / std`` where ``a_t`` is the forecast of ``y_{t + horizon}`` made at ``t`` by a
     :class:`~seq_models.baselines.autoregressive.LinearARForecaster` fitted on the training part only (order by
-    AIC, up to ``ar_max_order``, as the benchmark's AR baseline; the target alone, exogenous series are GRU inputs
-    only); the standardised forecast ``(a_t - mean) / std`` is then one more feature (after the calendar features,
+    AIC, up to ``ar_max_order``, as the benchmark's AR baseline; for a series with a ``period``, the
+    seasonal-anomaly AR: the head's phase means removed first and added back to the forecast; the target alone,
+    exogenous series are GRU inputs only); the standardised forecast ``(a_t - mean) / std`` is then one more feature (after the calendar features,
     before the exogenous series). The last ``horizon`` steps have no target and are never used. :meth:`to_values`
     turns per-step predictions of any kind into raw values.
 
@@ -139,7 +140,7 @@ class SeriesRegressionData:
         if self.target == "ar_residual":
             from seq_models.baselines.autoregressive import LinearARForecaster
 
-            ar = LinearARForecaster(max_order=self.ar_max_order, horizon=self.horizon).fit(train)
+            ar = LinearARForecaster(max_order=self.ar_max_order, horizon=self.horizon, period=self.period).fit(train)
             self.ar_order, self.ar_forecast = int(ar.order), ar.forecast_each_step(y)
             feats.append(self.scale(self.ar_forecast))
         if self.exog is not None:

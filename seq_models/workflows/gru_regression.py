@@ -334,6 +334,9 @@ def evaluate_gru_on_series(
 ) -> dict[str, float]:
     """Bundle evaluation: held-out RMSE of the GRU (full pass and streaming) against persistence and linear AR.
 
+    The linear AR's order is chosen by AIC on the head; for a series with a seasonal ``data.period`` it is the
+    seasonal-anomaly AR (:class:`~seq_models.baselines.autoregressive.LinearARForecaster` ``period``).
+
     Writes ``metrics.json`` and ``heldout.png`` (truth and forecasts over the held-out tail) into ``output_dir``.
 
     Returns:
@@ -353,7 +356,7 @@ def evaluate_gru_on_series(
     gru_stream = data.test_predictions(predict_series(network, data.features, mode="streaming").numpy())
     pers = persistence_forecast(data.series, n_test, data.horizon)
     head = data.series[: data.train_end + data.horizon]
-    ar = LinearARForecaster(max_order=ar_max_order, horizon=data.horizon).fit(head)
+    ar = LinearARForecaster(max_order=ar_max_order, horizon=data.horizon, period=data.period).fit(head)
     ar_pred = ar.predict_tail(data.series, n_test)
 
     def rmse(p: np.ndarray) -> float:

@@ -35,3 +35,39 @@ def test_forecast_each_step_by_hand():
     np.testing.assert_allclose(each[-4:-1], ar.predict_tail(y, 3))
     with pytest.raises(RuntimeError, match="fit"):
         LinearARForecaster(order=1).forecast_each_step(y)
+
+
+def test_seasonal_anomaly_ar_recovers_cycle_and_process():
+    """A fixed 4-step cycle plus an exact AR(1) around it: the phase means, the coefficient and every forecast."""
+    cycle = np.array([10.0, 12.0, 9.0, 5.0])
+    n, a = 80, 0.6
+    anomaly = np.zeros(n)
+    anomaly[0] = 2.0
+    for t in range(1, n):
+        anomaly[t] = a * anomaly[t - 1]
+    y = cycle[np.arange(n) % 4] + anomaly
+    head = y[:60]
+    ar = LinearARForecaster(order=1, period=4).fit(head)
+    # phase means of the head: the cycle plus the mean anomaly at that phase
+    expected_means = [head[k::4].mean() for k in range(4)]
+    np.testing.assert_allclose(ar.seasonal_means, expected_means)
+    # by hand: d_t = y_t - m(t mod 4); forecast m((t+1) mod 4) + c + b d_t, c and b from least squares on the head
+    d = head - ar.seasonal_means[np.arange(60) % 4]
+    b, c = np.polyfit(d[:-1], d[1:], 1)
+    np.testing.assert_allclose(ar.coef, [c, b], rtol=1e-6, atol=1e-9)
+    means = ar.seasonal_means
+    hand = np.array([means[t % 4] + c + b * (y[t - 1] - means[(t - 1) % 4]) for t in range(60, 80)])
+    np.testing.assert_allclose(ar.predict_tail(y, 20), hand, rtol=1e-9)
+    # forecast_each_step makes the same forecasts (origin t forecasts t + 1)
+    np.testing.assert_allclose(ar.forecast_each_step(y)[59:79], hand, rtol=1e-9)
+    # the cycle is a step function of the phase, which a plain AR(1) cannot follow
+    plain = LinearARForecaster(order=1).fit(head)
+    assert np.abs(plain.predict_tail(y, 20) - y[-20:]).max() > 1.0
+    assert np.abs(ar.predict_tail(y, 20) - y[-20:]).max() < 0.2  # the head's phase means carry its decaying anomaly
+
+
+def test_seasonal_anomaly_ar_bad_input():
+    with pytest.raises(ValueError, match="period >= 2"):
+        LinearARForecaster(period=1)
+    with pytest.raises(ValueError, match="at least two periods"):
+        LinearARForecaster(order=1, period=12).fit(np.arange(20.0))

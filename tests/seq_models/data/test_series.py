@@ -105,6 +105,26 @@ def test_ar_residual_target_features_and_values():
     np.testing.assert_allclose(data.test_predictions(data.targets.astype(np.float64)), y[-test:], rtol=1e-5)
 
 
+def test_ar_residual_of_a_seasonal_series_uses_the_seasonal_anomaly_ar():
+    """With a period the hybrid's linear part is the seasonal-anomaly AR (phase means of the head removed)."""
+    rng = np.random.default_rng(3)
+    n, test = 240, 36
+    y = 5.0 * np.sin(2 * np.pi * np.arange(n) / 12) + np.cumsum(rng.normal(0, 0.3, n)) * 0.2 + rng.normal(0, 0.2, n)
+    data = SeriesRegressionData(y, test_size=test, period=12, target="ar_residual")
+    seasonal = LinearARForecaster(max_order=30, period=12).fit(y[: n - test])
+    assert data.ar_order == seasonal.order
+    np.testing.assert_allclose(data.ar_forecast, seasonal.forecast_each_step(y), rtol=1e-12)
+    # an output of 0 is the seasonal-anomaly AR on the tail, which beats the plain AR on a seasonal cycle
+    zero = data.test_predictions(np.zeros(n))
+    np.testing.assert_allclose(zero, seasonal.predict_tail(y, test), rtol=1e-10)
+    plain = LinearARForecaster(max_order=30).fit(y[: n - test]).predict_tail(y, test)
+    rmse = lambda p: float(np.sqrt(np.mean((p - y[-test:]) ** 2)))  # noqa: E731
+    assert rmse(zero) < rmse(plain)
+    # without a period the linear part stays the plain AR
+    flat = SeriesRegressionData(y, test_size=test, period=None, target="ar_residual")
+    np.testing.assert_allclose(flat.test_predictions(np.zeros(n)), plain, rtol=1e-10)
+
+
 def test_ar_residual_with_exog_puts_ar_feature_before_exog():
     y = ar1_series(100)
     x = np.column_stack([np.arange(100.0), np.cos(np.arange(100.0))])
