@@ -51,6 +51,7 @@ import numpy as np
 __all__ = [
     "IMAGE_SUFFIXES",
     "INPUT_FLAG_CODES",
+    "NOT_CT_FLAG_CODES",
     "MAX_CASE_NAME_LENGTH",
     "MAX_VOXELS",
     "PLAUSIBLE_FIELD_OF_VIEW_MM",
@@ -103,6 +104,13 @@ INPUT_FLAG_CODES: dict[str, str] = {
     "implausible_field_of_view": "an extent under 10 mm or over 2000 mm along an axis, not a CT of a body",
 }
 """Code -> meaning of the flags :func:`plausibility_flags` attaches to a case (``"input_flags"`` of a datalist item)."""
+
+NOT_CT_FLAG_CODES: frozenset[str] = frozenset(
+    {"constant_intensity", "no_air", "byte_range", "intensity_beyond_ct_range"}
+)
+"""Flags whose voxel values say the image is not CT in Hounsfield units: the model's presence calls on such an image
+mean nothing, so they are withheld (:func:`monai_sadaan.io.presence.withhold_presence_calls`). The geometry flags
+(spacing, field of view) leave the calls standing."""
 
 _CT_AIR_BELOW = -500.0
 _CT_RANGE = (-4096.0, 32767.0)
@@ -914,8 +922,11 @@ def list_image_inputs(
             flags = plausibility_flags(header, lo, hi)
             it["input_flags"] = json.dumps(flags)
             if flags:
+                not_ct = any(f["code"] in NOT_CT_FLAG_CODES for f in flags)
                 logger.warning(
-                    "input %s (case %s) does not look like CT; its results may mean nothing: %s",
-                    it["source"], it["case"], "; ".join(f"{f['code']}: {f['message']}" for f in flags),
+                    "input %s (case %s) does not look like CT; %s: %s",
+                    it["source"], it["case"],
+                    "no presence call is made and nothing is painted" if not_ct else "its results may mean nothing",
+                    "; ".join(f"{f['code']}: {f['message']}" for f in flags),
                 )
     return items

@@ -30,10 +30,12 @@ _LAZY: dict[str, str] = names_by_module(
         ),
         "monai_sadaan.io.nifti": ("labelmap_and_affine", "write_label_map_nifti", "write_probability_maps"),
         "monai_sadaan.io.presence": (
-            "PRESENCE_COLUMNS", "StructurePresence", "presence_rows", "read_presence_report", "write_presence_report",
+            "CALL_TEXT", "PRESENCE_COLUMNS", "StructurePresence", "presence_rows", "read_presence_report",
+            "withheld_call_reasons", "withhold_presence_calls", "write_presence_report",
         ),
         "monai_sadaan.io.slicer_segmentation": (
-            "ABSENT_MODES", "STATUS_ABSENT", "STATUS_PRESENT", "build_slicer_segmentation", "write_slicer_segmentation",
+            "ABSENT_MODES", "STATUS_ABSENT", "STATUS_PRESENT", "STATUS_WITHHELD", "build_slicer_segmentation",
+            "write_slicer_segmentation",
         ),
         "monai_sadaan.io.run_outputs": (
             "CASE_MARKER", "RUN_MANIFEST", "InferenceRun", "InferenceRunFailed", "OutputFolderError",

@@ -36,7 +36,12 @@ from monai.transforms import MapTransform
 
 from monai_sadaan.data.image_folder import case_name_from_path, safe_case_name  # one definition of case names
 from monai_sadaan.io.nifti import labelmap_and_affine, write_label_map_nifti, write_probability_maps
-from monai_sadaan.io.presence import StructurePresence, presence_rows, write_presence_report
+from monai_sadaan.io.presence import (
+    StructurePresence,
+    presence_rows,
+    withhold_presence_calls,
+    write_presence_report,
+)
 from monai_sadaan.io.run_outputs import InferenceRun, case_folder_problems, parse_input_flags, write_case_marker
 from monai_sadaan.io.structures import StructuresLike, structure_table, write_colour_table
 from monai_glue.atomic import OutputFolderError, folder_lock, make_staging_dir, remove_stale_staging, swap_in
@@ -142,7 +147,9 @@ class SADAAnCaseWriter:
                 folder's marker (an existing case folder is replaced only if written for the same input). Within
                 a started run, the run's datalist gives it when ``None``.
             input_flags: findings about the input (a JSON string or list of ``{"code", "message"}``): written into
-                the presence report (``input_flags``, ``warnings``) and logged as warnings.
+                the presence report (``input_flags``, ``warnings``) and logged as warnings. A flag saying the image
+                is not CT withholds every call and writes an empty label map
+                (:func:`~monai_sadaan.io.presence.withhold_presence_calls`).
 
         Returns:
             output kind (keys of :data:`CASE_FILE_SUFFIXES`) -> absolute path of the written file (within a
@@ -164,6 +171,7 @@ class SADAAnCaseWriter:
                     f"([S, X, Y, Z] on the label map's grid), got {shape}"
                 )
         flags = parse_input_flags(input_flags)
+        lm, rows = withhold_presence_calls(lm, rows, flags)  # not CT: no call, nothing painted
         run = self.inference_run if self.inference_run is not None and self.inference_run.started else None
         if run is not None:
             if os.path.realpath(run.output_dir) != os.path.realpath(self.output_dir):

@@ -27,7 +27,7 @@ import nibabel as nib
 import numpy as np
 
 from monai_sadaan.io.structures import read_colour_table
-from monai_sadaan.io.presence import read_presence_report
+from monai_sadaan.io.presence import CALL_TEXT, read_presence_report
 from monai_glue import atomic_write_with
 
 __all__ = ["render_case_overview", "main"]
@@ -138,7 +138,7 @@ def render_case_overview(
     table_ax = fig.add_subplot(grid[1, :])
     table_ax.axis("off")
     cells = [
-        [r.structure, "present" if r.present else "ABSENT", f"{r.presence_probability:.3f}", f"{r.confidence:.3f}",
+        [r.structure, CALL_TEXT[r.present], f"{r.presence_probability:.3f}", f"{r.confidence:.3f}",
          f"{r.volume_ml:.1f}"]
         for r in rows
     ]  # fmt: skip
@@ -153,7 +153,7 @@ def render_case_overview(
     table.scale(1.0, 1.25)
     for i, r in enumerate(rows, start=1):
         table[i, 0].set_facecolor((*colours.get(r.label, (1, 1, 1)), 0.55))
-        if not r.present:
+        if r.present is not True:
             for j in range(5):
                 table[i, j].get_text().set_color("red")
                 table[i, j].get_text().set_fontweight("bold")

@@ -8,6 +8,10 @@ The JSON also names the case's ``source`` input file (``null`` when the caller g
 found in that input (``[{"code", "message"}]``) and a top-level ``warnings`` list (one line per flag); when a
 source or flags are given, the CSV carries them in two more columns, ``source`` and ``input_flags`` (the codes,
 separated by ``;``).
+
+On an image that is not CT (a flag of :data:`~monai_sadaan.data.image_folder.NOT_CT_FLAG_CODES`: blank, no air,
+8-bit, far outside CT's range) no call is made: :func:`withhold_presence_calls` sets every ``present`` to ``None``
+(JSON ``null``, CSV ``withheld``), empties the label map and says why in ``calls_withheld``.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from monai_sadaan.networks.presence import call_presence
 from monai_glue import atomic_open
 
 __all__ = [
+    "CALL_TEXT",
     "PRESENCE_COLUMNS",
     "PRESENCE_FORMAT",
     "StructurePresence",
     "presence_rows",
+    "withheld_call_reasons",
+    "withhold_presence_calls",
     "write_presence_report",
     "read_presence_report",
 ]
@@ -47,6 +54,9 @@ PRESENCE_COLUMNS: tuple[str, ...] = (
 )
 PRESENCE_FORMAT = "sadaan-presence/1"
 
+CALL_TEXT: dict[bool | None, str] = {True: "present", False: "ABSENT", None: "withheld: not CT"}
+"""How a call reads in tables for people (the absent call stands out; ``None`` is a withheld call)."""
+
 
 @dataclass(frozen=True)
 class StructurePresence:
@@ -55,7 +65,8 @@ class StructurePresence:
     Args:
         structure: structure name.
         label: its label value in the label map.
-        present: the model's call.
+        present: the model's call; ``None`` when the call is withheld (the input is not CT, see
+            :func:`withhold_presence_calls`).
         presence_probability: P(present) from the absence-detection head, in [0, 1].
         confidence: the confidence head's output, in [0, 1].
         volume_ml: volume of the structure's voxels in the written label map (millilitres).
@@ -63,7 +74,7 @@ class StructurePresence:
 
     structure: str
     label: int
-    present: bool
+    present: bool | None
     presence_probability: float
     confidence: float
     volume_ml: float
@@ -106,7 +117,7 @@ def presence_rows(
             "present": [S] (optional)}`` as the inferer returns them.
         structures: the structure set (default: the five SADAAn structures, labels 1..5).
         threshold: presence probability at or above which a structure is called present when ``present`` is
-            not given.
+            not given (rows that are :class:`StructurePresence` keep theirs, a withheld ``None`` included).
 
     Returns:
         one :class:`StructurePresence` per structure, in ``structures`` order.
@@ -129,7 +140,7 @@ def presence_rows(
             {"presence_probability": probs[i], "confidence": conf[i], "present": bool(calls[i])} for i in range(n)
         ]
     else:
-        items = [r.as_dict() if isinstance(r, StructurePresence) else r for r in presence]
+        items = [dict(r.as_dict(), _row=True) if isinstance(r, StructurePresence) else r for r in presence]
         named = {str(r.get("structure", r.get("name"))): r for r in items if ("structure" in r or "name" in r)}
         if len(named) == len(items):
             missing = [s.name for s in table if s.name not in named]
@@ -149,7 +160,10 @@ def presence_rows(
     for info, row in zip(table, per_structure):
         prob = _unit_interval(row["presence_probability"], "presence_probability", info.name)
         conf = _unit_interval(row["confidence"], "confidence", info.name)
-        present = bool(row["present"]) if row.get("present") is not None else prob >= threshold
+        if row.get("_row") and row["present"] is None:  # a withheld call stays withheld
+            present = None
+        else:
+            present = bool(row["present"]) if row.get("present") is not None else prob >= threshold
         rows.append(
             StructurePresence(
                 structure=info.name,
@@ -161,6 +175,40 @@ def presence_rows(
             )
         )
     return rows
+
+
+def withheld_call_reasons(input_flags: Sequence[Mapping[str, str]] | None) -> list[str]:
+    """The codes among ``input_flags`` that say the image is not CT
+    (:data:`~monai_sadaan.data.image_folder.NOT_CT_FLAG_CODES`); empty when the calls stand."""
+    from monai_sadaan.data.image_folder import NOT_CT_FLAG_CODES
+
+    return [str(f["code"]) for f in (input_flags or []) if str(f["code"]) in NOT_CT_FLAG_CODES]
+
+
+def withhold_presence_calls(
+    labelmap: np.ndarray, rows: Sequence[StructurePresence], input_flags: Sequence[Mapping[str, str]] | None
+) -> tuple[np.ndarray, list[StructurePresence]]:
+    """No presence call and no painted voxel on an image that is not CT.
+
+    When ``input_flags`` hold a code of :data:`~monai_sadaan.data.image_folder.NOT_CT_FLAG_CODES`, the network's
+    calls on the image mean nothing: every row's ``present`` becomes ``None`` and its ``volume_ml`` 0, and the label
+    map becomes all background (same shape and dtype). The probabilities and confidences stay, as the network's raw
+    outputs. Otherwise both come back unchanged.
+
+    Args:
+        labelmap: the label map (any shape, numpy).
+        rows: the presence rows of that label map (:func:`presence_rows`).
+        input_flags: ``[{"code", "message"}]`` findings about the input.
+
+    Returns:
+        ``(labelmap, rows)``.
+    """
+    if not withheld_call_reasons(input_flags):
+        return labelmap, list(rows)
+    withheld = [
+        StructurePresence(r.structure, r.label, None, r.presence_probability, r.confidence, 0.0) for r in rows
+    ]
+    return np.zeros_like(labelmap), withheld
 
 
 def _as_presence(rows: Sequence[StructurePresence] | Sequence[Mapping[str, Any]]) -> list[StructurePresence]:
@@ -190,9 +238,10 @@ def write_presence_report(
     Args:
         presence: rows from :func:`presence_rows` (or mappings with all of :data:`PRESENCE_COLUMNS`).
         json_path: JSON output (``None`` to skip): ``{"format", "case", "source", "input_flags", "warnings",
-            "columns", "structures": [rows], "files": {...}}``.
-        csv_path: CSV output (``None`` to skip), header :data:`PRESENCE_COLUMNS`, ``present`` as ``true``/``false``;
-            plus ``source, input_flags`` columns when either is given.
+            "calls_withheld", "columns", "structures": [rows], "files": {...}}``; ``calls_withheld`` lists the
+            flags for which the calls were withheld (:func:`withheld_call_reasons`), empty when they stand.
+        csv_path: CSV output (``None`` to skip), header :data:`PRESENCE_COLUMNS`, ``present`` as ``true``/``false``
+            (``withheld`` for a withheld call); plus ``source, input_flags`` columns when either is given.
         case_name: stored in the JSON as ``case``.
         files: names of the case's other outputs relative to the JSON's folder, stored as ``files``
             (the Slicer module reads them from there).
@@ -202,6 +251,8 @@ def write_presence_report(
     """
     rows = _as_presence(presence)
     flags = [{"code": str(f["code"]), "message": str(f["message"])} for f in (input_flags or [])]
+    if withheld_call_reasons(flags):  # the report never carries a call its flags withhold
+        rows = withhold_presence_calls(np.zeros(0, np.uint8), rows, flags)[1]
     source_text = os.fspath(source) if source is not None else None
     if json_path is not None:
         doc = {
@@ -210,6 +261,7 @@ def write_presence_report(
             "source": source_text,
             "input_flags": flags,
             "warnings": [f"{f['code']}: {f['message']}" for f in flags],
+            "calls_withheld": withheld_call_reasons(flags),
             "columns": list(PRESENCE_COLUMNS),
             "structures": [r.as_dict() for r in rows],
             "files": dict(files or {}),
@@ -227,7 +279,7 @@ def write_presence_report(
                     [
                         r.structure,
                         r.label,
-                        "true" if r.present else "false",
+                        "withheld" if r.present is None else "true" if r.present else "false",
                         f"{r.presence_probability:.6f}",
                         f"{r.confidence:.6f}",
                         f"{r.volume_ml:.4f}",

@@ -34,13 +34,17 @@ from monai_sadaan.io.presence import StructurePresence, presence_rows
 from monai_sadaan.io.structures import StructuresLike, structure_table, terminology_dict
 from monai_glue import atomic_write_with
 
-__all__ = ["ABSENT_MODES", "STATUS_PRESENT", "STATUS_ABSENT", "build_slicer_segmentation", "write_slicer_segmentation"]
+__all__ = [
+    "ABSENT_MODES", "STATUS_PRESENT", "STATUS_ABSENT", "STATUS_WITHHELD", "build_slicer_segmentation",
+    "write_slicer_segmentation",
+]
 
 logger = logging.getLogger(__name__)
 
 ABSENT_MODES = ("empty", "omit")
 STATUS_PRESENT = "inprogress"
 STATUS_ABSENT = "flagged"
+STATUS_WITHHELD = "notstarted"  # no call: the input is not CT (an empty segment)
 
 
 def _fmt(x: float) -> str:
@@ -83,7 +87,7 @@ def build_slicer_segmentation(
         )
 
     for row in rows:
-        if not row.present and row.volume_ml > 0:
+        if row.present is False and row.volume_ml > 0:
             # the pipeline suppresses masks of absent structures; if a caller did not, say so rather than hide it
             logger.warning(
                 f"{row.structure} is called absent but has {row.volume_ml:.3g} ml of voxels in the label map; "
@@ -92,7 +96,7 @@ def build_slicer_segmentation(
     full_extent = [0, lm.shape[0] - 1, 0, lm.shape[1] - 1, 0, lm.shape[2] - 1]
     segments = []
     for info, row in zip(table, rows):
-        if not row.present and absent == "omit":
+        if row.present is False and absent == "omit":
             continue
         segments.append(
             {
@@ -107,9 +111,9 @@ def build_slicer_segmentation(
                 # segment's extent
                 "extent": full_extent,
                 "terminology": terminology_dict(info),
-                "status": STATUS_PRESENT if row.present else STATUS_ABSENT,
+                "status": STATUS_WITHHELD if row.present is None else STATUS_PRESENT if row.present else STATUS_ABSENT,
                 "tags": {
-                    "SADAAn.Present": "true" if row.present else "false",
+                    "SADAAn.Present": "withheld" if row.present is None else "true" if row.present else "false",
                     "SADAAn.PresenceProbability": _fmt(row.presence_probability),
                     "SADAAn.Confidence": _fmt(row.confidence),
                     "SADAAn.VolumeMl": _fmt(row.volume_ml),
@@ -122,7 +126,7 @@ def build_slicer_segmentation(
         "containedRepresentationNames": ["Binary labelmap"],
         "masterRepresentation": "Binary labelmap",
         "referenceImageExtentOffset": [0, 0, 0],
-        "SADAAn_AbsentStructures": ",".join(r.structure for r in rows if not r.present),
+        "SADAAn_AbsentStructures": ",".join(r.structure for r in rows if r.present is False),
         "segments": segments,
     }
 

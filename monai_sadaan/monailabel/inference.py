@@ -108,12 +108,12 @@ class CaseResult:
         ``source``, ``input_flags``, ``warnings``, ``columns`` and ``structures`` rows), plus the ``absent``
         names, the bundle and the step times.
         """
-        from monai_sadaan.io.presence import PRESENCE_COLUMNS, PRESENCE_FORMAT
+        from monai_sadaan.io.presence import PRESENCE_COLUMNS, PRESENCE_FORMAT, withheld_call_reasons
 
         rows = [r.as_dict() for r in self.rows]
         for r in rows:  # plain Python numbers, to the decimals of the bundle's presence CSV
             r["label"] = int(r["label"])
-            r["present"] = bool(r["present"])
+            r["present"] = None if r["present"] is None else bool(r["present"])
             for k in ("presence_probability", "confidence"):
                 r[k] = round(float(r[k]), 6)
             r["volume_ml"] = round(float(r["volume_ml"]), 4)
@@ -124,9 +124,10 @@ class CaseResult:
             "source": self.source,
             "input_flags": [dict(f) for f in self.input_flags],
             "warnings": [f"{f['code']}: {f['message']}" for f in self.input_flags],
+            "calls_withheld": withheld_call_reasons(self.input_flags),
             "columns": list(PRESENCE_COLUMNS),
             "structures": rows,
-            "absent": [r["structure"] for r in rows if not r["present"]],
+            "absent": [r["structure"] for r in rows if r["present"] is False],
             "summary": self.summary(),
             "bundle": dict(self.bundle),
             "latencies": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -136,6 +137,9 @@ class CaseResult:
     def summary(self) -> str:
         """One line for a reader: the absent structures with their probability and confidence, then the present
         ones with their volume (3D Slicer's MONAI Label module prints the params in its Python console)."""
+        flags = [f["code"] for f in self.input_flags]
+        if any(r.present is None for r in self.rows):
+            return f"SADAAn {self.case}: no presence calls, the input is not CT; input flags: " + ", ".join(flags)
         absent = [r for r in self.rows if not r.present]
         present = [r for r in self.rows if r.present]
         absent_text = ", ".join(
@@ -143,7 +147,6 @@ class CaseResult:
         )
         present_text = ", ".join(f"{r.structure} {r.volume_ml:.1f} mL" for r in present)
         parts = [f"absent: {absent_text or 'none'}", f"present: {present_text or 'none'}"]
-        flags = [f["code"] for f in self.input_flags]
         if flags:
             parts.append("input flags: " + ", ".join(flags))
         return f"SADAAn {self.case}: " + "; ".join(parts)
@@ -262,7 +265,7 @@ class BundleCaseInference:
         """Run the bundle's inference on one image file (NIfTI, NRRD, MetaImage) or DICOM series folder."""
         from monai.data import decollate_batch, list_data_collate
 
-        from monai_sadaan.io.presence import presence_rows
+        from monai_sadaan.io.presence import presence_rows, withhold_presence_calls
 
         with self._lock:
             t0 = time.perf_counter()
@@ -290,8 +293,9 @@ class BundleCaseInference:
             lm = label_map.detach().cpu().numpy()
             lm = lm[0] if lm.ndim == 4 else lm
             rows = presence_rows(lm, affine, out[self.presence_key], self.structures)
+            flags = json.loads(item.get("input_flags") or "[]")
+            lm, rows = withhold_presence_calls(lm, rows, flags)  # not CT: no call, nothing painted
             t4 = time.perf_counter()
-        flags = json.loads(item.get("input_flags") or "[]")
         return CaseResult(
             case=item["case"],
             source=item["source"],

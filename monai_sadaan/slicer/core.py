@@ -81,7 +81,12 @@ class CaseResult:
 
     @property
     def absent_structures(self) -> list[str]:
-        return [r["structure"] for r in self.presence if not r["present"]]
+        return [r["structure"] for r in self.presence if r["present"] is False]
+
+    @property
+    def calls_withheld(self) -> bool:
+        """Whether the presence calls were withheld (the input is not CT; the report's ``calls_withheld``)."""
+        return any(r["present"] is None for r in self.presence)
 
 
 def export_volume(
@@ -497,10 +502,15 @@ def find_results(output_dir: str | os.PathLike) -> dict[str, CaseResult]:
     return found
 
 
+#: how a call reads (``monai_sadaan.io.presence.CALL_TEXT``, repeated: this module imports the standard library only)
+_CALL_TEXT = {True: "present", False: "ABSENT", None: "withheld: not CT"}
+
+
 def presence_table(result: CaseResult | Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Rows for a display table (header first): Structure, Call, P(present), Confidence, Volume (ml).
 
-    Absent structures read ``ABSENT``, present ones ``present``, so the absent call stands out.
+    Absent structures read ``ABSENT``, present ones ``present``, so the absent call stands out; on an image that is
+    not CT every call reads ``withheld: not CT``.
     """
     rows = result.presence if isinstance(result, CaseResult) else list(result)
     table = [["Structure", "Call", "P(present)", "Confidence", "Volume (ml)"]]
@@ -508,7 +518,7 @@ def presence_table(result: CaseResult | Sequence[Mapping[str, Any]]) -> list[lis
         table.append(
             [
                 str(r["structure"]),
-                "present" if r["present"] else "ABSENT",
+                _CALL_TEXT[r["present"]],
                 f"{float(r['presence_probability']):.3f}",
                 f"{float(r['confidence']):.3f}",
                 f"{float(r['volume_ml']):.1f}",

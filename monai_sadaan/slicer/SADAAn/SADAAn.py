@@ -184,7 +184,14 @@ class SADAAnWidget(ScriptedLoadableModuleWidget):
                 self.statusLabel.text = ""
             self.showPresence(result)
             absent = result.absent_structures
-            self.statusLabel.text = "Done. " + (f"Absent: {', '.join(absent)}." if absent else "All structures present.")
+            if result.calls_withheld:
+                self.statusLabel.text = "Done. The input is not CT: no presence call, nothing segmented. " + " ".join(
+                    result.warnings
+                )
+            else:
+                self.statusLabel.text = "Done. " + (
+                    f"Absent: {', '.join(absent)}." if absent else "All structures present."
+                )
 
     def showPresence(self, result):
         rows = import_core().presence_table(result)

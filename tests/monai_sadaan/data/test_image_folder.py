@@ -19,6 +19,7 @@ import pytest
 
 from monai_sadaan.data.image_folder import (
     INPUT_FLAG_CODES,
+    NOT_CT_FLAG_CODES,
     InputImageError,
     check_volume_content,
     check_volume_header,
@@ -527,4 +528,8 @@ def test_non_ct_like_input_is_flagged_not_refused(tmp_path, caplog):
             assert flag["message"].startswith(INPUT_FLAG_CODES[flag["code"]])
     assert "zeros.nii.gz (case zeros) does not look like CT" in caplog.text and "every voxel is 0" in caplog.text
     assert "(case ct)" not in caplog.text
+    # the value flags withhold the calls, the geometry flags do not
+    assert "(case zeros) does not look like CT; no presence call is made and nothing is painted" in caplog.text
+    assert "(case coarse) does not look like CT; its results may mean nothing" in caplog.text
+    assert NOT_CT_FLAG_CODES == {"constant_intensity", "no_air", "byte_range", "intensity_beyond_ct_range"}
     assert all(_flags(it) == [] for it in list_image_inputs(tmp_path, check=False))

@@ -436,3 +436,35 @@ def test_slicer_reader_reads_the_source_and_warnings_and_skips_staging(tmp_path)
     assert result.label_map_path.is_file() and len(result.presence) == 5
     assert read_results(tmp_path / "b").source is None and read_results(tmp_path / "b").warnings == []
     assert sorted(find_results(tmp_path)) == ["a", "b"]
+
+
+@pytest.mark.parametrize("code", ["no_air", "byte_range", "constant_intensity", "intensity_beyond_ct_range"])
+def test_calls_are_withheld_on_an_image_that_is_not_ct(tmp_path, code):
+    """A not-CT flag: every call null / withheld, nothing painted, the Slicer segments not started; a geometry flag
+    leaves the calls and the label map as they are."""
+    import csv
+
+    flags = [{"code": code, "message": "not CT"}, {"code": "implausible_spacing", "message": "odd spacing"}]
+    files = SADAAnCaseWriter(tmp_path)("x", _labelmap(), AFFINE, VECTORS, input_flags=flags)
+    doc = json.loads(open(files["presence_json"]).read())
+    assert doc["calls_withheld"] == [code]
+    assert [r["present"] for r in doc["structures"]] == [None] * 5
+    assert [r["volume_ml"] for r in doc["structures"]] == [0.0] * 5
+    # the network's raw outputs stay
+    assert [r["presence_probability"] for r in doc["structures"]] == VECTORS["presence_probability"]
+    assert nib.load(files["label_map"]).get_fdata().max() == 0
+    with open(files["presence_csv"], newline="") as f:
+        assert {r["present"] for r in csv.DictReader(f)} == {"withheld"}
+    report = read_presence_report(files["presence_json"])
+    assert [r.present for r in report["structures"]] == [None] * 5
+    seg = slicerio.read_segmentation(files["segmentation"])
+    assert {s["status"] for s in seg["segments"]} == {"notstarted"}
+    assert all(s["tags"]["SADAAn.Present"] == "withheld" for s in seg["segments"])
+
+    # geometry alone: the calls stand
+    only_geometry = [{"code": "implausible_spacing", "message": "odd spacing"}]
+    files = SADAAnCaseWriter(tmp_path)("y", _labelmap(), AFFINE, VECTORS, input_flags=only_geometry)
+    doc = json.loads(open(files["presence_json"]).read())
+    assert doc["calls_withheld"] == []
+    assert [r["present"] for r in doc["structures"]] == VECTORS["present"]
+    np.testing.assert_array_equal(np.asarray(nib.load(files["label_map"]).dataobj), _labelmap())

@@ -257,6 +257,19 @@ def test_presence_table_marks_absent_structures(tmp_path):
     assert table[1] == ["left_kidney", "present", "0.900", "0.800", "0.2"]
     assert table[2] == ["right_kidney", "ABSENT", "0.100", "0.600", "0.0"]
     assert len(table) == 6
+    assert not read_results(tmp_path / "case_3").calls_withheld
+
+
+def test_presence_table_of_an_image_that_is_not_ct(tmp_path):
+    lm = np.zeros((6, 6, 4), np.uint8)
+    lm[1:3, 1:3, 1:3] = 1
+    flags = [{"code": "byte_range", "message": "values 0..255"}]
+    SADAAnCaseWriter(tmp_path)("photo", lm, np.diag([2.0, 2.0, 5.0, 1.0]), VECTORS, input_flags=flags)
+    r = read_results(tmp_path / "photo")
+    assert r.calls_withheld and r.absent_structures == []
+    table = presence_table(r)
+    assert [row[1] for row in table[1:]] == ["withheld: not CT"] * 5
+    assert table[1] == ["left_kidney", "withheld: not CT", "0.900", "0.800", "0.0"]
 
 
 # ---------------------------------------------------------------- running the bundle (real monai.bundle runs)
