@@ -400,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     if figures:
         print("figures:", *[str(p) for p in figures], sep="\n  ")
     if args.markdown:
-        command = "OMP_NUM_THREADS=1 flock /tmp/heavy.lock .venv/bin/python benchmarks/iam4vp_real.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        omp = os.environ.get("OMP_NUM_THREADS")  # the environment this run had, not the one the docs advise
+        command = (f"OMP_NUM_THREADS={omp} " if omp else "") + "flock /tmp/heavy.lock .venv/bin/python "
+        command += "benchmarks/iam4vp_real.py " + " ".join(sys.argv[1:] if argv is None else argv)
         with atomic_open(args.markdown) as f:
             f.write(MARKDOWN_HEAD.format(command=command) + text + MARKDOWN_TAIL)
     return 0 if all_ok else 1
