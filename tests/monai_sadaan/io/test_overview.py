@@ -42,3 +42,26 @@ def test_overview_renders_a_written_phantom_case(tmp_path):
 def test_overview_cli_requires_an_input(tmp_path):
     with pytest.raises(SystemExit):
         main(["--output", str(tmp_path / "x.png")])
+
+
+def test_overview_of_an_image_that_is_not_ct_shows_withheld_calls(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    phantom = generate_phantom("normal", seed=2, shape=40)
+    image = save_volume(phantom.image, phantom.affine, tmp_path / "ct.nii.gz")
+    names = list(phantom.structures)
+    presence = {"presence_probability": [0.9] * len(names), "confidence": [0.8] * len(names)}
+    flags = [{"code": "byte_range", "message": "values 0..255"}]
+    writer = SADAAnCaseWriter(tmp_path / "out", structures=phantom.structures)
+    writer("ct", phantom.label, phantom.affine, presence, input_flags=flags)
+    tables = []
+    original = Axes.table
+
+    def capture(self, *args, **kwargs):
+        tables.append(kwargs.get("cellText"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "table", capture)
+    render_case_overview(image, tmp_path / "out" / "ct", tmp_path / "ct.png")
+    assert [row[1] for row in tables[0]] == ["withheld: not CT"] * len(names)
+    assert [row[4] for row in tables[0]] == ["0.0"] * len(names)  # nothing painted

@@ -80,3 +80,28 @@ def test_presence_report_rejects_incomplete_rows(tmp_path):
     with pytest.raises(ValueError, match="volume_ml"):
         write_presence_report([{"structure": "liver", "label": 3, "present": True}], tmp_path / "p.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_withhold_presence_calls_only_on_a_not_ct_flag(tmp_path):
+    from monai_sadaan.io import withheld_call_reasons, withhold_presence_calls
+
+    lm = small_labelmap()
+    rows = presence_rows(lm, AFFINE, PRESENCE)
+    geometry = [{"code": "implausible_spacing", "message": "odd"}]
+    same_lm, same_rows = withhold_presence_calls(lm, rows, geometry)
+    assert same_lm is lm and same_rows == rows and withheld_call_reasons(geometry) == []
+    flags = [*geometry, {"code": "no_air", "message": "no air"}]
+    assert withheld_call_reasons(flags) == ["no_air"]
+    empty, withheld = withhold_presence_calls(lm, rows, flags)
+    assert empty.shape == lm.shape and empty.dtype == lm.dtype and not empty.any()
+    assert [r.present for r in withheld] == [None] * len(rows)
+    assert [r.volume_ml for r in withheld] == [0.0] * len(rows)
+    assert [r.presence_probability for r in withheld] == [r.presence_probability for r in rows]
+    # presence_rows keeps a withheld call of finished rows (it does not threshold it again)
+    assert [r.present for r in presence_rows(empty, AFFINE, withheld)] == [None] * len(rows)
+    # the report never carries a call its flags withhold, even when handed rows with calls
+    write_presence_report(rows, tmp_path / "p.json", tmp_path / "p.csv", "c", input_flags=flags)
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["calls_withheld"] == ["no_air"] and {r["present"] for r in doc["structures"]} == {None}
+    with open(tmp_path / "p.csv", newline="") as f:
+        assert {r["present"] for r in csv.DictReader(f)} == {"withheld"}
