@@ -5,17 +5,17 @@ seed in ``--seeds``; each seed's held-out RMSE is reported with their mean and s
 the RMSE of the seeds' mean forecast. The held-out tail (``--test-size``, or each series' default) is scored once,
 one step ahead from the true past, for the GRU, persistence and a linear AR model whose order statsmodels picks
 by AIC on the head (``ar_select_order``); for a seasonal series (elnino, co2) also the seasonal-anomaly AR (the
-head's phase means removed, order by AIC), which is then the hybrid's linear part; for a multivariate series (macrodata: inflation with unemployment and
-the T-bill rate) also the VAR equation of the target over the same inputs as the GRU, order by AIC
-(``VAR.select_order``).
+head's phase means removed, order by AIC), which is then the hybrid's linear part; for a multivariate series
+(macrodata: inflation with unemployment and the T-bill rate) also the VAR equation of the target over the same
+inputs as the GRU, order by AIC (``VAR.select_order``).
 
-The training recipe defaults to the GRU bundle's ``configs/train.json`` (what the GRU predicts, ``target``:
-the next value, its change, or the residual of the AR(AIC) forecast in the "AR + GRU" hybrid, whose linear part
-is the same AR model as the baseline (the seasonal-anomaly one where there is a period), fitted on the same head;
-hidden size, layers, window, stride, batch, learning rate, AdamW weight decay, zero-started output layer, epochs, patience, validation steps and whether
-their lead-in is scored, skipped warm-up steps); command-line options override it. On series too short for its
-window or validation part, the window is cut to half the training steps and the validation part to a quarter of
-the head (said in the table).
+The training recipe defaults to the GRU bundle's ``configs/train.json`` (what the GRU predicts, ``target``: the next
+value, its change, or the residual of the AR(AIC) forecast in the "AR + GRU" hybrid, whose linear part is the same
+AR model as the baseline (the seasonal-anomaly one where there is a period), fitted on the same head; hidden size,
+layers, window, stride, batch, learning rate, AdamW weight decay, zero-started output layer, epochs, patience,
+validation steps and whether their lead-in is scored, skipped warm-up steps); command-line options override it. On
+series too short for its window or validation part, the window is cut to half the training steps and the validation
+part to a quarter of the head (said in the table).
 
     flock /tmp/heavy.lock .venv/bin/python benchmarks/gru_quality.py --threads 1 --markdown /tmp/gru_quality.md
 
@@ -73,7 +73,8 @@ def run_series(name: str, args: argparse.Namespace) -> dict:
     linear_part = ar
     if data.period:
         linear_part = LinearARForecaster(max_order=30, period=data.period).fit(data.series[head])
-        baselines[f"seasonal-anomaly AR({linear_part.order}), AIC"] = rmse(linear_part.predict_tail(data.series, test_size))
+        seasonal_rmse = rmse(linear_part.predict_tail(data.series, test_size))
+        baselines[f"seasonal-anomaly AR({linear_part.order}), AIC"] = seasonal_rmse
     if data.ar_order is not None and data.ar_order != linear_part.order:  # the hybrid's linear part is a baseline
         raise RuntimeError(
             f"expected the hybrid's AR order to be the baseline's {linear_part.order}, got {data.ar_order}"

@@ -34,6 +34,7 @@ from monai_glue import atomic_open
 
 __all__ = [
     "CALL_TEXT",
+    "PRESENT_VALUE",
     "PRESENCE_COLUMNS",
     "PRESENCE_FORMAT",
     "StructurePresence",
@@ -56,6 +57,9 @@ PRESENCE_FORMAT = "sadaan-presence/1"
 
 CALL_TEXT: dict[bool | None, str] = {True: "present", False: "ABSENT", None: "withheld: not CT"}
 """How a call reads in tables for people (the absent call stands out; ``None`` is a withheld call)."""
+
+PRESENT_VALUE: dict[bool | None, str] = {True: "true", False: "false", None: "withheld"}
+"""How a call is written where the value is text (the CSV's ``present`` column, the Slicer segment tag)."""
 
 
 @dataclass(frozen=True)
@@ -205,10 +209,12 @@ def withhold_presence_calls(
     """
     if not withheld_call_reasons(input_flags):
         return labelmap, list(rows)
-    withheld = [
-        StructurePresence(r.structure, r.label, None, r.presence_probability, r.confidence, 0.0) for r in rows
-    ]
-    return np.zeros_like(labelmap), withheld
+    return np.zeros_like(labelmap), _withheld(rows)
+
+
+def _withheld(rows: Sequence[StructurePresence]) -> list[StructurePresence]:
+    """``rows`` with every call withheld (``present`` ``None``) and nothing painted (``volume_ml`` 0)."""
+    return [StructurePresence(r.structure, r.label, None, r.presence_probability, r.confidence, 0.0) for r in rows]
 
 
 def _as_presence(rows: Sequence[StructurePresence] | Sequence[Mapping[str, Any]]) -> list[StructurePresence]:
@@ -252,7 +258,7 @@ def write_presence_report(
     rows = _as_presence(presence)
     flags = [{"code": str(f["code"]), "message": str(f["message"])} for f in (input_flags or [])]
     if withheld_call_reasons(flags):  # the report never carries a call its flags withhold
-        rows = withhold_presence_calls(np.zeros(0, np.uint8), rows, flags)[1]
+        rows = _withheld(rows)
     source_text = os.fspath(source) if source is not None else None
     if json_path is not None:
         doc = {
@@ -279,7 +285,7 @@ def write_presence_report(
                     [
                         r.structure,
                         r.label,
-                        "withheld" if r.present is None else "true" if r.present else "false",
+                        PRESENT_VALUE[r.present],
                         f"{r.presence_probability:.6f}",
                         f"{r.confidence:.6f}",
                         f"{r.volume_ml:.4f}",

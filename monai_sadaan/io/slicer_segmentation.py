@@ -30,7 +30,7 @@ import numpy as np
 
 from monai_sadaan.data.geometry import ras_to_lps
 from monai_sadaan.io.nifti import GZIP_LEVEL, label_counts, labelmap_and_affine
-from monai_sadaan.io.presence import StructurePresence, presence_rows
+from monai_sadaan.io.presence import PRESENT_VALUE, StructurePresence, presence_rows
 from monai_sadaan.io.structures import StructuresLike, structure_table, terminology_dict
 from monai_glue import atomic_write_with
 
@@ -111,9 +111,9 @@ def build_slicer_segmentation(
                 # segment's extent
                 "extent": full_extent,
                 "terminology": terminology_dict(info),
-                "status": STATUS_WITHHELD if row.present is None else STATUS_PRESENT if row.present else STATUS_ABSENT,
+                "status": {True: STATUS_PRESENT, False: STATUS_ABSENT, None: STATUS_WITHHELD}[row.present],
                 "tags": {
-                    "SADAAn.Present": "withheld" if row.present is None else "true" if row.present else "false",
+                    "SADAAn.Present": PRESENT_VALUE[row.present],
                     "SADAAn.PresenceProbability": _fmt(row.presence_probability),
                     "SADAAn.Confidence": _fmt(row.confidence),
                     "SADAAn.VolumeMl": _fmt(row.volume_ml),

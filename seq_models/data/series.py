@@ -80,15 +80,15 @@ class SeriesRegressionData:
     ``[z_t, z_t - z_{t-1}]`` plus ``[sin, cos](2 pi t / period)`` when ``period`` is set, plus the exogenous
     series at step t (each standardised with its own training-part mean and std) when ``exog`` is given.
     Target at step t: ``z_{t + horizon}`` (``target="level"``), the change ``z_{t + horizon} - z_t``
-    (``target="change"``, for trending series whose tail leaves the training range, such as co2), or the
-    residual of a linear AR model's forecast (``target="ar_residual"``, the "AR + network" hybrid):
-    ``(y_{t + horizon} - a_t) / std`` where ``a_t`` is the forecast of ``y_{t + horizon}`` made at ``t`` by a
-    :class:`~seq_models.baselines.autoregressive.LinearARForecaster` fitted on the training part only (order by
-    AIC, up to ``ar_max_order``, as the benchmark's AR baseline; for a series with a ``period``, the
-    seasonal-anomaly AR: the head's phase means removed first and added back to the forecast; the target alone,
-    exogenous series are GRU inputs only); the standardised forecast ``(a_t - mean) / std`` is then one more feature (after the calendar features,
-    before the exogenous series). The last ``horizon`` steps have no target and are never used. :meth:`to_values`
-    turns per-step predictions of any kind into raw values.
+    (``target="change"``, for trending series whose tail leaves the training range, such as co2), or the residual of
+    a linear AR model's forecast (``target="ar_residual"``, the "AR + network" hybrid): ``(y_{t + horizon} - a_t) /
+    std`` where ``a_t`` is the forecast of ``y_{t + horizon}`` made at ``t`` by a
+    :class:`~seq_models.baselines.autoregressive.LinearARForecaster` fitted on the training part only (order by AIC,
+    up to ``ar_max_order``, as the benchmark's AR baseline; for a series with a ``period``, the seasonal-anomaly AR:
+    the head's phase means removed first and added back to the forecast; the target alone, exogenous series are GRU
+    inputs only); the standardised forecast ``(a_t - mean) / std`` is then one more feature (after the calendar
+    features, before the exogenous series). The last ``horizon`` steps have no target and are never used.
+    :meth:`to_values` turns per-step predictions of any kind into raw values.
 
     Args:
         series: [N] raw values.

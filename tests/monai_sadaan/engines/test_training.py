@@ -67,7 +67,8 @@ def test_supervised_trainer_learns_presence_and_masks():
         max_epochs=40,
         train_data_loader=data,
         network=net,
-        optimizer=torch.optim.Adam(net.parameters(), lr=3e-3),  # 1e-2 left one kidney pair out of order on an AVX2 CPU, 1 thread
+        # lr 1e-2 left one kidney pair out of order on an AVX2 CPU, 1 thread
+        optimizer=torch.optim.Adam(net.parameters(), lr=3e-3),
         loss_function=loss,
         prepare_batch=DictTargetPrepareBatch("image", ["segmentation_targets", "presence_targets", "attention_targets"]),
         decollate=False,
