@@ -9,6 +9,8 @@ optimiser, learning rate, batch size and number of epochs) on a Dice + BCE loss 
 A plain segmenter has no presence head: it calls a structure present when it predicts at least ``min_voxels``
 voxels of it, which is how absence is read from nnU-Net or TotalSegmentator outputs.
 
+``--no_unet`` scores SADAAn alone (no baseline trained or loaded), e.g. to compare SADAAn weights.
+
 ``--heldout_cases N`` scores both models on a fresh set of ``N`` phantoms (dataset seed ``--heldout_seed``, every case
 in the test split) that no training run of the bundle reads, instead of the 21-case test split.
 
@@ -118,7 +120,10 @@ def evaluate(model: torch.nn.Module, p, structure_names: list[str], out_dir: Pat
 
     report = ScenarioMetricsReport(out_dir, structure_names)
     tf = p.get_parsed_content("validate#preprocessing")
-    items = load_datalist(p.get_parsed_content("datalist"), "test")
+    datalist = p.get_parsed_content("datalist")
+    items = load_datalist(datalist, "test")
+    if not items:
+        raise ValueError(f"expected at least one case in the test split of {datalist}, got none (more --num_cases?)")
     model.eval()
     with torch.no_grad():
         for i, item in enumerate(items):
@@ -143,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sadaan_ckpt", default=str(BUNDLE / "models" / "model.pt"))
     ap.add_argument("--unet_ckpt", default=None, help="reuse a trained baseline instead of training one")
     ap.add_argument("--unet_epochs", type=int, default=12)
+    ap.add_argument(
+        "--no_unet", action="store_true",
+        help="score SADAAn alone: no UNet is trained or loaded, and the false-positive ratio is not printed",
+    )  # fmt: skip
     ap.add_argument("--override", nargs="*", default=[], help="config overrides id=json, e.g. spatial_size=[48,48,48]")
     ap.add_argument(
         "--heldout_cases", type=int, default=0,
@@ -152,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heldout_seed", type=int, default=3, help="dataset seed of the fresh held-out set (default 3)")
     ap.add_argument("--heldout_dir", default=None, help="folder of the fresh held-out set (default: WORK_DIR/heldout_seedN)")
     args = ap.parse_args(argv)
+    if args.no_unet and args.unet_ckpt:
+        ap.error("--no_unet and --unet_ckpt exclude each other")
     if args.heldout_cases < 0:
         ap.error(f"expected --heldout_cases >= 0, got {args.heldout_cases}")
     torch.manual_seed(0)
@@ -168,21 +179,21 @@ def main(argv: list[str] | None = None) -> int:
 
     sadaan = p.get_parsed_content("network_def")
     load_state_dict_checked(sadaan, load_checkpoint(args.sadaan_ckpt, key="model"), source=args.sadaan_ckpt)
+    min_voxels = int(p.get_parsed_content("min_voxels"))
+    models: dict[str, torch.nn.Module] = {"SADAAn": sadaan}
     t0 = time.time()
     if args.unet_ckpt:
-        unet = _unet(len(names))
-        load_state_dict_checked(unet, load_checkpoint(args.unet_ckpt), source=args.unet_ckpt)
-    else:
-        unet = train_unet(p, args.unet_epochs, float(p.get_parsed_content("learning_rate")), work / "unet_baseline.pt")
+        models["UNet"] = _unet(len(names))
+        load_state_dict_checked(models["UNet"], load_checkpoint(args.unet_ckpt), source=args.unet_ckpt)
+    elif not args.no_unet:
+        models["UNet"] = train_unet(p, args.unet_epochs, float(p.get_parsed_content("learning_rate")), work / "unet_baseline.pt")
     train_s = time.time() - t0
-    min_voxels = int(p.get_parsed_content("min_voxels"))
     rows = {
-        "SADAAn": evaluate(sadaan, p_eval, names, work / "sadaan"),
-        "UNet": evaluate(_UNetAsDict(unet, min_voxels), p_eval, names, work / "unet"),
+        name: evaluate(model if name == "SADAAn" else _UNetAsDict(model, min_voxels), p_eval, names, work / name.lower())
+        for name, model in models.items()
     }
-    n_sadaan = sum(x.numel() for x in sadaan.parameters())
-    n_unet = sum(x.numel() for x in unet.parameters())
-    print(f"parameters: SADAAn {n_sadaan:,}, UNet {n_unet:,}; UNet training {train_s:.0f} s")
+    sizes = ", ".join(f"{name} {sum(x.numel() for x in model.parameters()):,}" for name, model in models.items())
+    print(f"parameters: {sizes}" + (f"; UNet training {train_s:.0f} s" if "UNet" in models else ""))
     print(f"{'model':<7} {'scenario':<22} {'cases':>5} {'presence acc':>12} {'AUROC':>6} {'Dice present':>12} {'absent clean':>12} {'FP mL absent':>12}")
     for model, summary in rows.items():
         for r in summary:
@@ -191,12 +202,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_fmt(r['mean_dice_present']):>12} {_fmt(r['absent_clean_rate']):>12} {_fmt(r['mean_fp_volume_ml_absent']):>12}"
             )
     s_all = {r["scenario"]: r for r in rows["SADAAn"]}
-    u_all = {r["scenario"]: r for r in rows["UNet"]}["all"]
     ok_presence = all(r["presence_accuracy"] >= 0.98 for k, r in s_all.items())
     ok_dice = s_all["all"]["mean_dice_present"] >= 0.85
     ok_clean = s_all["all"]["absent_clean_rate"] >= 0.95
-    fp_ratio = s_all["all"]["mean_fp_volume_ml_absent"] / u_all["mean_fp_volume_ml_absent"] if u_all["mean_fp_volume_ml_absent"] else float("nan")
-    print(f"false-positive volume on absent structures, SADAAn / UNet: {_fmt(fp_ratio)}")
+    if "UNet" in rows:
+        u_all = {r["scenario"]: r for r in rows["UNet"]}["all"]
+        u_fp = u_all["mean_fp_volume_ml_absent"]
+        fp_ratio = s_all["all"]["mean_fp_volume_ml_absent"] / u_fp if u_fp else float("nan")
+        print(f"false-positive volume on absent structures, SADAAn / UNet: {_fmt(fp_ratio)}")
     print(f"targets: presence >= 0.98 every scenario: {ok_presence}; mean Dice >= 0.85: {ok_dice}; absent clean >= 0.95: {ok_clean}")
     return 0 if (ok_presence and ok_dice and ok_clean) else 1
 
