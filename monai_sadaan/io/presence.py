@@ -5,9 +5,10 @@ columns ``structure, label, present, presence_probability, confidence, volume_ml
 here from the label map and the voxel spacing, never taken from the caller.
 
 The JSON also names the case's ``source`` input file (``null`` when the caller gave none), the ``input_flags``
-found in that input (``[{"code", "message"}]``) and a top-level ``warnings`` list (one line per flag); when a
-source or flags are given, the CSV carries them in two more columns, ``source`` and ``input_flags`` (the codes,
-separated by ``;``).
+found in that input (``[{"code", "message"}]``) and a top-level ``warnings`` list: one line per flag, and one per
+structure called present of which no voxel is painted (also listed as ``present_without_voxels``). When a source or
+flags are given, the CSV carries them in two more columns, ``source`` and ``input_flags`` (the codes, separated by
+``;``).
 
 On an image that is not CT (a flag of :data:`~monai_sadaan.data.image_folder.NOT_CT_FLAG_CODES`: blank, no air,
 8-bit, far outside CT's range) no call is made: :func:`withhold_presence_calls` sets every ``present`` to ``None``
@@ -39,6 +40,7 @@ __all__ = [
     "PRESENCE_FORMAT",
     "StructurePresence",
     "presence_rows",
+    "present_without_voxels",
     "withheld_call_reasons",
     "withhold_presence_calls",
     "write_presence_report",
@@ -189,6 +191,16 @@ def withheld_call_reasons(input_flags: Sequence[Mapping[str, str]] | None) -> li
     return [str(f["code"]) for f in (input_flags or []) if str(f["code"]) in NOT_CT_FLAG_CODES]
 
 
+def present_without_voxels(rows: Sequence[StructurePresence]) -> list[str]:
+    """Names of the structures called present of which the label map holds no voxel.
+
+    The network's presence head and its masks are separate outputs: a structure can be called present (probability
+    over the threshold) while none of its voxels survives in the label map. Such a call says "there" without saying
+    where; the report names it instead of showing a present structure of 0 mL as if it were measured.
+    """
+    return [r.structure for r in rows if r.present is True and r.volume_ml == 0]
+
+
 def withhold_presence_calls(
     labelmap: np.ndarray, rows: Sequence[StructurePresence], input_flags: Sequence[Mapping[str, str]] | None
 ) -> tuple[np.ndarray, list[StructurePresence]]:
@@ -244,8 +256,10 @@ def write_presence_report(
     Args:
         presence: rows from :func:`presence_rows` (or mappings with all of :data:`PRESENCE_COLUMNS`).
         json_path: JSON output (``None`` to skip): ``{"format", "case", "source", "input_flags", "warnings",
-            "calls_withheld", "columns", "structures": [rows], "files": {...}}``; ``calls_withheld`` lists the
-            flags for which the calls were withheld (:func:`withheld_call_reasons`), empty when they stand.
+            "calls_withheld", "present_without_voxels", "columns", "structures": [rows], "files": {...}}``;
+            ``calls_withheld`` lists the flags for which the calls were withheld (:func:`withheld_call_reasons`),
+            empty when they stand; ``present_without_voxels`` the structures called present with an empty mask
+            (:func:`present_without_voxels`), each also a line of ``warnings``.
         csv_path: CSV output (``None`` to skip), header :data:`PRESENCE_COLUMNS`, ``present`` as ``true``/``false``
             (``withheld`` for a withheld call); plus ``source, input_flags`` columns when either is given.
         case_name: stored in the JSON as ``case``.
@@ -266,8 +280,9 @@ def write_presence_report(
             "case": case_name,
             "source": source_text,
             "input_flags": flags,
-            "warnings": [f"{f['code']}: {f['message']}" for f in flags],
+            "warnings": [f"{f['code']}: {f['message']}" for f in flags] + _unlocalised_warnings(rows),
             "calls_withheld": withheld_call_reasons(flags),
+            "present_without_voxels": present_without_voxels(rows),
             "columns": list(PRESENCE_COLUMNS),
             "structures": [r.as_dict() for r in rows],
             "files": dict(files or {}),
@@ -292,6 +307,15 @@ def write_presence_report(
                         *((source_text or "", ";".join(f["code"] for f in flags)) if extra else ()),
                     ]
                 )
+
+
+def _unlocalised_warnings(rows: Sequence[StructurePresence]) -> list[str]:
+    by_name = {r.structure: r for r in rows}
+    return [
+        f"present_without_voxels: {name} is called present (probability {by_name[name].presence_probability:.3f}) "
+        "but no voxel of it is in the label map; where it lies is not known"
+        for name in present_without_voxels(rows)
+    ]
 
 
 def read_presence_report(json_path: str | os.PathLike) -> dict[str, Any]:

@@ -65,7 +65,8 @@ class CaseResult:
         presence: one dict per structure with ``structure, label, present, presence_probability, confidence,
             volume_ml``.
         source: the input file the case came from, when the report names it.
-        warnings: the report's warnings about the input (one line each: ``"code: message"``).
+        warnings: the report's warnings (one line each: ``"code: message"``): about the input, and about a
+            structure called present of which no voxel is painted.
     """
 
     case_name: str

@@ -189,8 +189,8 @@ class SADAAnWidget(ScriptedLoadableModuleWidget):
                     result.warnings
                 )
             else:
-                self.statusLabel.text = "Done. " + (
-                    f"Absent: {', '.join(absent)}." if absent else "All structures present."
+                self.statusLabel.text = " ".join(
+                    ["Done.", f"Absent: {', '.join(absent)}." if absent else "All structures present.", *result.warnings]
                 )
 
     def showPresence(self, result):

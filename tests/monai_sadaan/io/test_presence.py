@@ -105,3 +105,28 @@ def test_withhold_presence_calls_only_on_a_not_ct_flag(tmp_path):
     assert doc["calls_withheld"] == ["no_air"] and {r["present"] for r in doc["structures"]} == {None}
     with open(tmp_path / "p.csv", newline="") as f:
         assert {r["present"] for r in csv.DictReader(f)} == {"withheld"}
+
+
+def test_a_present_call_without_a_voxel_is_named(tmp_path):
+    from monai_sadaan.io.presence import present_without_voxels
+
+    lm = small_labelmap()
+    lm[lm == 5] = 0  # the pancreas is called present (p 0.61) but its one voxel is gone
+    rows = presence_rows(lm, AFFINE, PRESENCE)
+    assert present_without_voxels(rows) == ["pancreas"]
+    write_presence_report(rows, tmp_path / "c_presence.json", input_flags=[{"code": "no_air", "message": "no air"}])
+    raw = json.loads((tmp_path / "c_presence.json").read_text())
+    # the calls are withheld on a not-CT image: nothing is called present, so nothing is unlocalised
+    assert raw["present_without_voxels"] == [] and raw["warnings"] == ["no_air: no air"]
+    write_presence_report(rows, tmp_path / "c_presence.json", input_flags=[{"code": "odd", "message": "odd"}])
+    raw = json.loads((tmp_path / "c_presence.json").read_text())
+    assert raw["present_without_voxels"] == ["pancreas"]
+    assert raw["warnings"] == [
+        "odd: odd",
+        "present_without_voxels: pancreas is called present (probability 0.610) but no voxel of it is in the label "
+        "map; where it lies is not known",
+    ]
+    # with every present structure painted there is nothing to say
+    write_presence_report(presence_rows(small_labelmap(), AFFINE, PRESENCE), tmp_path / "d_presence.json")
+    raw = json.loads((tmp_path / "d_presence.json").read_text())
+    assert raw["present_without_voxels"] == [] and raw["warnings"] == []
