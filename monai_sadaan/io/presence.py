@@ -41,6 +41,7 @@ __all__ = [
     "StructurePresence",
     "presence_rows",
     "present_without_voxels",
+    "report_findings",
     "withheld_call_reasons",
     "withhold_presence_calls",
     "write_presence_report",
@@ -280,9 +281,7 @@ def write_presence_report(
             "case": case_name,
             "source": source_text,
             "input_flags": flags,
-            "warnings": [f"{f['code']}: {f['message']}" for f in flags] + _unlocalised_warnings(rows),
-            "calls_withheld": withheld_call_reasons(flags),
-            "present_without_voxels": present_without_voxels(rows),
+            **report_findings(rows, flags),
             "columns": list(PRESENCE_COLUMNS),
             "structures": [r.as_dict() for r in rows],
             "files": dict(files or {}),
@@ -309,13 +308,29 @@ def write_presence_report(
                 )
 
 
-def _unlocalised_warnings(rows: Sequence[StructurePresence]) -> list[str]:
+def report_findings(
+    rows: Sequence[StructurePresence], input_flags: Sequence[Mapping[str, str]] | None
+) -> dict[str, list[str]]:
+    """What a presence report says beside its rows (the bundle's JSON and MONAI Label's result params alike).
+
+    Returns:
+        ``{"warnings", "calls_withheld", "present_without_voxels"}``: one ``"code: message"`` line per input flag
+        and one per structure called present without a painted voxel; the flags that withhold the calls
+        (:func:`withheld_call_reasons`); those structures (:func:`present_without_voxels`).
+    """
+    flags = list(input_flags or [])
     by_name = {r.structure: r for r in rows}
-    return [
-        f"present_without_voxels: {name} is called present (probability {by_name[name].presence_probability:.3f}) "
-        "but no voxel of it is in the label map; where it lies is not known"
-        for name in present_without_voxels(rows)
-    ]
+    unlocalised = present_without_voxels(rows)
+    return {
+        "warnings": [f"{f['code']}: {f['message']}" for f in flags]
+        + [
+            f"present_without_voxels: {name} is called present (probability "
+            f"{by_name[name].presence_probability:.3f}) but no voxel of it is in the label map; where it lies is not known"
+            for name in unlocalised
+        ],
+        "calls_withheld": withheld_call_reasons(flags),
+        "present_without_voxels": unlocalised,
+    }
 
 
 def read_presence_report(json_path: str | os.PathLike) -> dict[str, Any]:

@@ -105,10 +105,11 @@ class CaseResult:
 
         ``label_names`` ({name: value}) is the key 3D Slicer's MONAI Label module reads to name the segments;
         the rest is the presence report of the bundle's ``<case>_presence.json`` (its ``format``, ``case``,
-        ``source``, ``input_flags``, ``warnings``, ``columns`` and ``structures`` rows), plus the ``absent``
+        ``source``, ``input_flags``, ``warnings``, ``calls_withheld``, ``present_without_voxels``, ``columns`` and
+        ``structures`` rows), plus the ``absent``
         names, the bundle and the step times.
         """
-        from monai_sadaan.io.presence import PRESENCE_COLUMNS, PRESENCE_FORMAT, withheld_call_reasons
+        from monai_sadaan.io.presence import PRESENCE_COLUMNS, PRESENCE_FORMAT, report_findings
 
         rows = [r.as_dict() for r in self.rows]
         for r in rows:  # plain Python numbers, to the decimals of the bundle's presence CSV
@@ -123,8 +124,7 @@ class CaseResult:
             "case": self.case,
             "source": self.source,
             "input_flags": [dict(f) for f in self.input_flags],
-            "warnings": [f"{f['code']}: {f['message']}" for f in self.input_flags],
-            "calls_withheld": withheld_call_reasons(self.input_flags),
+            **report_findings(self.rows, self.input_flags),
             "columns": list(PRESENCE_COLUMNS),
             "structures": rows,
             "absent": [r["structure"] for r in rows if r["present"] is False],

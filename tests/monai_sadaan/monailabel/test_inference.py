@@ -19,6 +19,6 @@ def test_an_8_bit_image_gets_no_call_and_no_voxel(tmp_path):
     assert [r.volume_ml for r in result.rows] == [0.0] * 5
     assert result.label_map.shape == photo.shape and not result.label_map.any()
     params = result.params()
-    assert params["calls_withheld"] == ["no_air", "byte_range"]
+    assert params["calls_withheld"] == ["no_air", "byte_range"] and params["present_without_voxels"] == []
     assert params["absent"] == [] and all(r["present"] is None for r in params["structures"])
     assert "no presence calls, the input is not CT" in params["summary"]
