@@ -123,7 +123,9 @@ def evaluate(model: torch.nn.Module, p, structure_names: list[str], out_dir: Pat
     datalist = p.get_parsed_content("datalist")
     items = load_datalist(datalist, "test")
     if not items:
-        raise ValueError(f"expected at least one case in the test split of {datalist}, got none (more --num_cases?)")
+        raise ValueError(
+            f"expected at least one case in the test split of {datalist}, got none (more --num_cases?)"
+        )
     model.eval()
     with torch.no_grad():
         for i, item in enumerate(items):
@@ -186,12 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         models["UNet"] = _unet(len(names))
         load_state_dict_checked(models["UNet"], load_checkpoint(args.unet_ckpt), source=args.unet_ckpt)
     elif not args.no_unet:
-        models["UNet"] = train_unet(p, args.unet_epochs, float(p.get_parsed_content("learning_rate")), work / "unet_baseline.pt")
+        lr = float(p.get_parsed_content("learning_rate"))
+        models["UNet"] = train_unet(p, args.unet_epochs, lr, work / "unet_baseline.pt")
     train_s = time.time() - t0
-    rows = {
-        name: evaluate(model if name == "SADAAn" else _UNetAsDict(model, min_voxels), p_eval, names, work / name.lower())
-        for name, model in models.items()
-    }
+    as_dict = {name: model if name == "SADAAn" else _UNetAsDict(model, min_voxels) for name, model in models.items()}
+    rows = {name: evaluate(model, p_eval, names, work / name.lower()) for name, model in as_dict.items()}
     sizes = ", ".join(f"{name} {sum(x.numel() for x in model.parameters()):,}" for name, model in models.items())
     print(f"parameters: {sizes}" + (f"; UNet training {train_s:.0f} s" if "UNet" in models else ""))
     print(f"{'model':<7} {'scenario':<22} {'cases':>5} {'presence acc':>12} {'AUROC':>6} {'Dice present':>12} {'absent clean':>12} {'FP mL absent':>12}")

@@ -325,7 +325,8 @@ def report_findings(
         "warnings": [f"{f['code']}: {f['message']}" for f in flags]
         + [
             f"present_without_voxels: {name} is called present (probability "
-            f"{by_name[name].presence_probability:.3f}) but no voxel of it is in the label map; where it lies is not known"
+            f"{by_name[name].presence_probability:.3f}) but no voxel of it is in the label map; "
+            "where it lies is not known"
             for name in unlocalised
         ],
         "calls_withheld": withheld_call_reasons(flags),

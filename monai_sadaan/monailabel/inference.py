@@ -106,8 +106,7 @@ class CaseResult:
         ``label_names`` ({name: value}) is the key 3D Slicer's MONAI Label module reads to name the segments;
         the rest is the presence report of the bundle's ``<case>_presence.json`` (its ``format``, ``case``,
         ``source``, ``input_flags``, ``warnings``, ``calls_withheld``, ``present_without_voxels``, ``columns`` and
-        ``structures`` rows), plus the ``absent``
-        names, the bundle and the step times.
+        ``structures`` rows), plus the ``absent`` names, the bundle and the step times.
         """
         from monai_sadaan.io.presence import PRESENCE_COLUMNS, PRESENCE_FORMAT, report_findings
 

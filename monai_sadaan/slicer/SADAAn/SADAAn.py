@@ -189,9 +189,8 @@ class SADAAnWidget(ScriptedLoadableModuleWidget):
                     result.warnings
                 )
             else:
-                self.statusLabel.text = " ".join(
-                    ["Done.", f"Absent: {', '.join(absent)}." if absent else "All structures present.", *result.warnings]
-                )
+                called = f"Absent: {', '.join(absent)}." if absent else "All structures present."
+                self.statusLabel.text = " ".join(["Done.", called, *result.warnings])
 
     def showPresence(self, result):
         rows = import_core().presence_table(result)
