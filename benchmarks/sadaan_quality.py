@@ -185,14 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, torch.nn.Module] = {"SADAAn": sadaan}
     t0 = time.time()
     if args.unet_ckpt:
-        models["UNet"] = _unet(len(names))
-        load_state_dict_checked(models["UNet"], load_checkpoint(args.unet_ckpt), source=args.unet_ckpt)
+        unet = _unet(len(names))
+        load_state_dict_checked(unet, load_checkpoint(args.unet_ckpt), source=args.unet_ckpt)
+        models["UNet"] = _UNetAsDict(unet, min_voxels)
     elif not args.no_unet:
         lr = float(p.get_parsed_content("learning_rate"))
-        models["UNet"] = train_unet(p, args.unet_epochs, lr, work / "unet_baseline.pt")
+        models["UNet"] = _UNetAsDict(train_unet(p, args.unet_epochs, lr, work / "unet_baseline.pt"), min_voxels)
     train_s = time.time() - t0
-    as_dict = {name: model if name == "SADAAn" else _UNetAsDict(model, min_voxels) for name, model in models.items()}
-    rows = {name: evaluate(model, p_eval, names, work / name.lower()) for name, model in as_dict.items()}
+    rows = {name: evaluate(model, p_eval, names, work / name.lower()) for name, model in models.items()}
     sizes = ", ".join(f"{name} {sum(x.numel() for x in model.parameters()):,}" for name, model in models.items())
     print(f"parameters: {sizes}" + (f"; UNet training {train_s:.0f} s" if "UNet" in models else ""))
     print(f"{'model':<7} {'scenario':<22} {'cases':>5} {'presence acc':>12} {'AUROC':>6} {'Dice present':>12} {'absent clean':>12} {'FP mL absent':>12}")

@@ -31,8 +31,8 @@ _LAZY: dict[str, str] = names_by_module(
         "monai_sadaan.io.nifti": ("labelmap_and_affine", "write_label_map_nifti", "write_probability_maps"),
         "monai_sadaan.io.presence": (
             "CALL_TEXT", "PRESENCE_COLUMNS", "PRESENT_VALUE", "StructurePresence", "presence_rows",
-            "read_presence_report",
-            "withheld_call_reasons", "withhold_presence_calls", "write_presence_report",
+            "present_without_voxels", "read_presence_report", "report_findings", "withheld_call_reasons",
+            "withhold_presence_calls", "write_presence_report",
         ),
         "monai_sadaan.io.slicer_segmentation": (
             "ABSENT_MODES", "STATUS_ABSENT", "STATUS_PRESENT", "STATUS_WITHHELD", "build_slicer_segmentation",
