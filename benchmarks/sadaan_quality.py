@@ -10,6 +10,8 @@ A plain segmenter has no presence head: it calls a structure present when it pre
 voxels of it, which is how absence is read from nnU-Net or TotalSegmentator outputs.
 
 ``--no_unet`` scores SADAAn alone (no baseline trained or loaded), e.g. to compare SADAAn weights.
+``--override test_time_norm=true`` scores SADAAn with test-time normalisation, as the bundle's switch of that name
+runs it (:mod:`monai_sadaan.networks.test_time_norm`).
 
 ``--heldout_cases N`` scores both models on a fresh set of ``N`` phantoms (dataset seed ``--heldout_seed``, every case
 in the test split) that no training run of the bundle reads, instead of the 21-case test split.
@@ -181,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sadaan = p.get_parsed_content("network_def")
     load_state_dict_checked(sadaan, load_checkpoint(args.sadaan_ckpt, key="model"), source=args.sadaan_ckpt)
+    from monai_sadaan.networks import use_input_statistics
+
+    # as evaluate.json and inference.json build it: --override test_time_norm=true normalises by each case's statistics
+    source_weight = p.get_parsed_content("test_time_norm_source_weight")
+    use_input_statistics(sadaan, source_weight, test_time_norm=p.get_parsed_content("test_time_norm"))
     min_voxels = int(p.get_parsed_content("min_voxels"))
     models: dict[str, torch.nn.Module] = {"SADAAn": sadaan}
     t0 = time.time()

@@ -1,7 +1,8 @@
 """SADAAn on real CT: presence calls and agreement with TotalSegmentator on one real abdominal CT (issue 24).
 
     flock /tmp/heavy.lock .venv/bin/python benchmarks/sadaan_real_ct.py [--model NAME=CKPT ...] [--unet NAME=CKPT ...]
-        [--bundle_root DIR] [--code_root DIR] [--data_dir DIR] [--work_dir DIR] [--output_json OUT.json]
+        [--model_args NAME="--key value ..." ...] [--bundle_root DIR] [--code_root DIR] [--data_dir DIR]
+        [--work_dir DIR] [--output_json OUT.json]
         [--figure_dir DIR] [--thin_slices 6] [--bed_dilation 2] [--seed 0]
 
 The real CT is TotalSegmentator's public example (``../shared/data/real_ct/totalsegmentator_example``, read its
@@ -29,7 +30,9 @@ command in a subprocess, as a user would (``python -m monai.bundle run --config_
 ``models/model.pt`` at commit REV, written into the work folder: the equivalent of ``git show
 3eeda09:bundles/sadaan_abdominal_ct_segmentation/models/model.pt > /tmp/sadaan_0.10.0.pt``). ``--bundle_root`` runs
 another bundle folder (e.g. ``git archive REV bundles/sadaan_abdominal_ct_segmentation | tar -x -C DIR``) and
-``--code_root`` another checkout's ``monai_sadaan`` (``PYTHONPATH``).
+``--code_root`` another checkout's ``monai_sadaan`` (``PYTHONPATH``). ``--model_args NAME="--key value ..."`` adds
+bundle arguments to that model's command, e.g. ``--model tt=<ckpt> --model_args tt="--test_time_norm true"`` or
+``--model_args NAME="--presence_fusion false"`` for weights without the fusion.
 
 Each ``--unet NAME=CKPT`` is a plain MONAI UNet (6 classes) from ``benchmarks/train_plain_unet.py``, run in this
 process on the same cases with the bundle's own preprocessing (``preprocessing`` of ``configs/inference.json``:
@@ -49,11 +52,13 @@ import argparse
 import functools
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import nibabel as nib
@@ -390,7 +395,9 @@ def parse_named(spec: str, what: str) -> tuple[str, str]:
     """``NAME=VALUE`` -> ``(NAME, VALUE)``."""
     name, sep, value = spec.partition("=")
     if not sep or not name or not value or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
-        raise argparse.ArgumentTypeError(f"expected {what} as NAME=PATH (NAME of letters, digits, . _ -), got {spec!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected {what} as NAME=VALUE (NAME of letters, digits, . _ -), got {spec!r}"
+        )
     return name, value
 
 
@@ -413,11 +420,13 @@ def resolve_checkpoint(value: str, name: str, work: Path, repo: Path = ROOT) -> 
     return out
 
 
-def bundle_command(bundle_root: Path, images: Path, out: Path, ckpt: Path) -> list[str]:
-    """The bundle's inference command (docs/README.md, Commands) for a folder of images."""
+def bundle_command(
+    bundle_root: Path, images: Path, out: Path, ckpt: Path, extra: Sequence[str] = ()
+) -> list[str]:
+    """The bundle's inference command (docs/README.md, Commands) for a folder of images, then ``extra`` arguments."""
     config = str(bundle_root / "configs" / "inference.json")
     return [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(bundle_root),
-            "--dataset_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(ckpt)]  # fmt: skip
+            "--dataset_dir", str(images), "--output_dir", str(out), "--ckpt_path", str(ckpt), *extra]  # fmt: skip
 
 
 def run_bundle(cmd: list[str], cwd: Path, code_root: Path | None) -> float:
@@ -568,6 +577,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", action="append", default=None, metavar="NAME=CKPT",
                    help="SADAAn weights to judge (repeatable); CKPT may be git:REV; "
                    "default shipped=<bundle_root>/models/model.pt")
+    p.add_argument("--model_args", action="append", default=[], metavar='NAME="--key value ..."',
+                   help="bundle arguments added to that --model's inference command (repeatable)")
     p.add_argument("--unet", action="append", default=[], metavar="NAME=CKPT",
                    help="plain UNet checkpoint of benchmarks/train_plain_unet.py (repeatable)")
     p.add_argument("--bundle_root", type=Path, default=BUNDLE, help="bundle folder whose configs run the models")
@@ -586,11 +597,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default = [f"shipped={args.bundle_root / 'models' / 'model.pt'}"]
         args.models = [parse_named(s, "--model") for s in (args.model or default)]
         args.unets = [parse_named(s, "--unet") for s in args.unet]
+        extra = [parse_named(s, "--model_args") for s in args.model_args]
     except argparse.ArgumentTypeError as e:
         p.error(str(e))
     names = [n for n, _ in args.models + args.unets]
     if len(set(names)) != len(names):
         p.error(f"expected distinct model names, got {names}")
+    unknown = sorted({n for n, _ in extra} - {n for n, _ in args.models})
+    if unknown or len({n for n, _ in extra}) != len(extra):
+        p.error(f"expected --model_args once per name given by --model {[n for n, _ in args.models]}, "
+                f"got {[n for n, _ in extra]}")
+    args.model_args = {n: shlex.split(v) for n, v in extra}
     if args.thin_slices < 1 or args.bed_dilation < 0:
         p.error("expected --thin_slices >= 1 and --bed_dilation >= 0")
     return args
@@ -639,7 +656,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, value in args.models:
         ckpt = resolve_checkpoint(value, name, work)
         out = work / "outputs" / name
-        seconds[name] = run_bundle(bundle_command(bundle_root, images, out, ckpt), bundle_root, args.code_root)
+        cmd = bundle_command(bundle_root, images, out, ckpt, args.model_args.get(name, ()))
+        seconds[name] = run_bundle(cmd, bundle_root, args.code_root)
         rows[name] = score_outputs(name, cases, functools.partial(read_bundle_case, out), predictions)
     if args.unets:
         preprocessing = bundle_preprocessing(bundle_root)
@@ -658,8 +676,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]  # fmt: skip
     result = {
         "settings": {**settings, "bundle_root": str(bundle_root), "models": dict(args.models),
-                     "unets": dict(args.unets), "thin_slices": args.thin_slices, "bed_dilation": args.bed_dilation,
-                     "seed": args.seed, "code_root": str(args.code_root) if args.code_root else None},
+                     "model_args": args.model_args, "unets": dict(args.unets), "thin_slices": args.thin_slices,
+                     "bed_dilation": args.bed_dilation, "seed": args.seed,
+                     "code_root": str(args.code_root) if args.code_root else None},
         "load_average": {"start": load_start, "end": load_end}, "seconds": seconds,
         "cases": [{"case": c.name, "shape": list(c.image.shape), "present": c.present, "dice_slices": c.dice_slices,
                    "note": c.note} for c in cases],

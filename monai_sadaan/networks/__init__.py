@@ -1,5 +1,5 @@
 """SADAAn networks: the blocks (encoder, attention module, heads), the segmenter built from them, its presence
-fusion head, the presence gating rule and the fast eval-only graph.
+fusion head, the presence gating rule, the fast eval-only graph and test-time normalisation.
 
 =============================== ======================================================================================
 module                          what it holds
@@ -10,6 +10,7 @@ module                          what it holds
 :mod:`.nets.presence_fusion`    :class:`PresenceEvidenceFusion`, the optional final presence call
 :mod:`.presence`                the presence call and the gating of masks by it
 :mod:`.fast_inference`          :func:`build_fast_inference`: a faster eval-only graph of a trained segmenter
+:mod:`.test_time_norm`          :func:`use_input_statistics`: BatchNorm that also uses each test case's own statistics
 :mod:`.checkpointing`           :func:`checkpointed_stages`: the training graph ``use_checkpoint`` runs (a quarter of
                                 the plain step's memory; imported only when it runs)
 =============================== ======================================================================================
@@ -37,6 +38,9 @@ _LAZY: dict[str, str] = names_by_module(
             "PRESENCE_EVIDENCE_NAMES", "PresenceEvidenceFusion", "presence_evidence",
         ),
         "monai_sadaan.networks.presence": ("call_presence", "gate_by_presence", "presence_masks"),
+        "monai_sadaan.networks.test_time_norm": (
+            "InputStatisticsBatchNorm3d", "use_input_statistics", "uses_input_statistics",
+        ),
         "monai_glue.checkpoint": ("unwrap_model",),
     }
 )  # fmt: skip

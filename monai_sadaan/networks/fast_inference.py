@@ -43,6 +43,7 @@ from monai_sadaan.networks.blocks.sadaan_block import (
     modulate_by_attention,
 )
 from monai_sadaan.networks.nets.sadaan import SpatialAttentionMedicalSegmenter, check_sadaan_input, sadaan_outputs
+from monai_sadaan.networks.test_time_norm import uses_input_statistics
 
 __all__ = ["FastSADAAnInference", "attach_fast_inference", "build_fast_inference", "fold_double_conv"]
 
@@ -86,12 +87,19 @@ class FastSADAAnInference(nn.Module):
 
     Raises:
         TypeError: ``model`` is not a :class:`SpatialAttentionMedicalSegmenter`.
+        ValueError: ``model`` normalises by input statistics (:mod:`~monai_sadaan.networks.test_time_norm`), which
+            cannot be folded into its convolutions.
     """
 
     def __init__(self, model: SpatialAttentionMedicalSegmenter) -> None:
         super().__init__()
         if not isinstance(model, SpatialAttentionMedicalSegmenter):
             raise TypeError(f"expected a SpatialAttentionMedicalSegmenter, got {type(model).__name__}")
+        if uses_input_statistics(model):
+            raise ValueError(
+                "expected a network with fixed BatchNorm statistics, got one that normalises by input statistics "
+                "(test-time normalisation): its statistics cannot be folded; run it without the fast graph"
+            )
         model = copy.deepcopy(model).eval()  # the folds below read running statistics; the original stays as it is
         self.in_channels = model.in_channels
         self.num_structures = model.num_structures
@@ -205,13 +213,16 @@ def attach_fast_inference(engine: Any, fast_inference: bool = True) -> None:
 
     Args:
         engine: an ignite engine with a ``network`` attribute (MONAI ``SupervisedEvaluator``).
-        fast_inference: the switch (``"false"`` from a command line is false); nothing is attached when false.
+        fast_inference: the switch (``"false"`` from a command line is false); nothing is attached when false, nor
+            for a network that normalises by input statistics (:func:`~monai_sadaan.networks.uses_input_statistics`).
 
     Raises:
         ValueError: a ``fast_inference`` that is not true or false.
     """
     if not parse_bool(fast_inference, "fast_inference"):
         return
+    if uses_input_statistics(engine.network):
+        return  # the fast graph folds fixed statistics; the network runs as it is (see test_time_norm)
     from ignite.engine import Events
 
     trained = engine.network

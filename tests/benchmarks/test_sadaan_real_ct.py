@@ -5,6 +5,7 @@ case here)."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -209,7 +210,13 @@ def test_model_arguments_and_git_checkpoints(tmp_path):
     args = bench.parse_args(["--model", "v0.10.0=git:3eeda09", "--model", "new=/x/model.pt", "--unet", "u=/y.pt"])
     assert args.models == [("v0.10.0", "git:3eeda09"), ("new", "/x/model.pt")] and args.unets == [("u", "/y.pt")]
     assert bench.parse_args([]).models == [("shipped", str(bench.BUNDLE / "models" / "model.pt"))]
-    for bad in (["--model", "noequals"], ["--model", "a=1", "--unet", "a=2"], ["--model", "a b=1"]):
+    args = bench.parse_args(["--model", "a=/x.pt", "--model", "b=/x.pt", "--model_args", "b=--test_time_norm true"])
+    assert args.model_args == {"b": ["--test_time_norm", "true"]}
+    cmd = bench.bundle_command(bench.BUNDLE, tmp_path / "i", tmp_path / "o", Path("/x.pt"), args.model_args["b"])
+    assert cmd[-3:] == ["/x.pt", "--test_time_norm", "true"]
+    for bad in (["--model", "noequals"], ["--model", "a=1", "--unet", "a=2"], ["--model", "a b=1"],
+                ["--model", "a=1", "--model_args", "c=--x 1"],
+                ["--model", "a=1", "--model_args", "a=--x 1", "--model_args", "a=--y 2"]):  # fmt: skip
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
     try:

@@ -36,7 +36,11 @@ PARSED_ARGUMENTS = {
     ("SaveSADAAnOutputsd", "write_probabilities"),
 }
 #: function keyword arguments in expressions that parse the switch they receive
-PARSED_KEYWORDS = {"freeze_encoder": "load_pretrained_encoder(", "fast_inference": "attach_fast_inference("}
+PARSED_KEYWORDS = {
+    "freeze_encoder": "load_pretrained_encoder(",
+    "fast_inference": "attach_fast_inference(",
+    "test_time_norm": "use_input_statistics(",
+}
 
 
 # ---------------------------------------------------------------- components
@@ -151,7 +155,8 @@ def test_every_switch_in_the_bundles_is_parsed_strictly():
     uses = _switch_uses()
     found = {use[2] for use in uses}
     assert {"with_truth", "write_segmentation", "write_probabilities", "resume", "freeze_encoder",
-            "fusion_fit_gated_only", "presence_fusion", "fast_inference", "use_checkpoint"} <= found  # fmt: skip
+            "fusion_fit_gated_only", "presence_fusion", "fast_inference", "use_checkpoint",
+            "test_time_norm"} <= found  # fmt: skip
     unparsed = []
     for config, key, switch, value, parent in uses:
         if value == f"@{switch}":

@@ -54,3 +54,34 @@ def test_inference_imports_only_the_modules_it_uses(tmp_path):
     training = ("monai_sadaan.transforms.absence", "monai_sadaan.transforms.targets", "monai_sadaan.engines",
                 "monai_sadaan.losses", "monai_sadaan.data.phantoms", "monai_sadaan.data.trunk", "seq_models")
     assert not [m for m in loaded if m.startswith(training)], sorted(m for m in loaded if m.startswith(training))
+
+
+_SWITCH_CHILD = """
+import json, sys
+import nibabel as nib, numpy as np
+from monai.bundle import run
+inputs, outputs, bundle, switch = sys.argv[1:5]
+volume = np.random.default_rng(0).normal(0, 100, (40, 40, 30)).astype(np.float32)
+volume[10:30, 10:30, 5:25] += 60.0
+nib.save(nib.Nifti1Image(volume, np.diag([2.0, 2.0, 3.0, 1.0])), inputs + "/case.nii.gz")
+run(config_file=bundle + "/configs/inference.json", bundle_root=bundle, output_dir=outputs, dataset_dir=inputs,
+    write_segmentation=False, test_time_norm=switch)
+"""
+
+
+def test_test_time_norm_switch_reaches_the_shipped_network(tmp_path):
+    """``--test_time_norm true`` (a string, as from the command line) changes what the shipped weights say."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    probabilities = {}
+    for switch in ("false", "true"):
+        inputs, outputs = tmp_path / f"in_{switch}", tmp_path / f"out_{switch}"
+        inputs.mkdir()
+        r = subprocess.run(
+            [sys.executable, "-c", _SWITCH_CHILD, str(inputs), str(outputs), str(BUNDLE), switch],
+            capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+        report = json.loads((outputs / "case" / "case_presence.json").read_text())
+        probabilities[switch] = [row["presence_probability"] for row in report["structures"]]
+    assert len(probabilities["true"]) == len(probabilities["false"]) == 5
+    assert max(abs(a - b) for a, b in zip(probabilities["true"], probabilities["false"])) > 1e-3

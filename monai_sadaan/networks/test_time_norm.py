@@ -1,0 +1,134 @@
+"""Test-time normalisation: BatchNorm that, at inference, also uses the statistics of the case it is given.
+
+A network trained on generated phantoms meets real CT with feature statistics its BatchNorm layers never saw: the
+running means and variances are the phantoms'. Re-estimating them on the test input (prediction-time BatchNorm,
+AdaBN; Schneider et al. 2020 mix them with the training statistics) is a standard, label-free correction for such
+covariate shift. Here every case is normalised by its own statistics, so a result never depends on what else is in
+the batch:
+
+    mean = w * running_mean + (1 - w) * mean_b        var = w * running_var + (1 - w) * var_b
+
+per channel, where ``mean_b`` and ``var_b`` are case ``b``'s mean and (biased) variance over its spatial positions,
+and ``w`` is ``source_weight`` (1: plain eval-mode BatchNorm, 0: the case's own statistics alone). In training mode
+the layer is an ordinary ``BatchNorm3d``; its parameters, buffers and state-dict keys are those of one, so
+checkpoints load either way.
+
+:func:`use_input_statistics` switches a trained network's ``BatchNorm3d`` layers in place. The fast graph
+(:mod:`monai_sadaan.networks.fast_inference`) folds fixed statistics into the convolutions, so it is not built for a
+network that uses input statistics (:func:`uses_input_statistics`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from monai_glue.checkpoint import unwrap_model
+from monai_glue.config_values import parse_bool
+
+__all__ = ["InputStatisticsBatchNorm3d", "use_input_statistics", "uses_input_statistics"]
+
+
+def _check_source_weight(source_weight: float) -> float:
+    try:
+        w = float(source_weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected source_weight a number in [0, 1], got {source_weight!r}") from None
+    if not (math.isfinite(w) and 0.0 <= w <= 1.0):
+        raise ValueError(f"expected source_weight a number in [0, 1], got {source_weight!r}")
+    return w
+
+
+class InputStatisticsBatchNorm3d(nn.BatchNorm3d):
+    """``BatchNorm3d`` whose eval-mode statistics mix the running ones with each case's own (see the module).
+
+    Build it with :func:`use_input_statistics` from a trained network, or directly like a ``BatchNorm3d`` with an
+    extra ``source_weight``.
+
+    Args:
+        num_features: channels ``C``.
+        source_weight: ``w`` in [0, 1], the weight of the running (training) statistics.
+        kwargs: the rest of ``BatchNorm3d``'s arguments (``track_running_stats`` must stay true).
+    """
+
+    def __init__(self, num_features: int, source_weight: float = 0.5, **kwargs: object) -> None:
+        super().__init__(num_features, **kwargs)  # type: ignore[arg-type]
+        if not self.track_running_stats:
+            raise ValueError("expected track_running_stats=True: the running statistics are the source statistics")
+        self.source_weight = _check_source_weight(source_weight)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, source_weight={self.source_weight}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: ``[B, C, D, H, W]``.
+
+        Returns:
+            ``[B, C, D, H, W]``: ``BatchNorm3d`` in training mode; in eval mode each case normalised by its mixed
+            statistics, then scaled and shifted by the layer's affine parameters.
+        """
+        if self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        w = self.source_weight
+        if w == 1.0:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        dims = tuple(range(2, x.dim()))
+        var_b, mean_b = torch.var_mean(x.float(), dim=dims, correction=0)  # [B, C] each
+        mean = w * self.running_mean + (1.0 - w) * mean_b  # type: ignore[operator]
+        var = w * self.running_var + (1.0 - w) * var_b  # type: ignore[operator]
+        scale = torch.rsqrt(var + self.eps)
+        shift = -mean * scale
+        if self.affine:
+            scale = scale * self.weight
+            shift = shift * self.weight + self.bias
+        view = (*scale.shape, *([1] * len(dims)))
+        return x * scale.view(view).to(x.dtype) + shift.view(view).to(x.dtype)
+
+
+def use_input_statistics(
+    model: nn.Module, source_weight: float = 0.5, test_time_norm: bool | str = True
+) -> nn.Module:
+    """Switch every ``BatchNorm3d`` of ``model`` to :class:`InputStatisticsBatchNorm3d`, in place.
+
+    Parameters and buffers are kept (the same tensors), so the state dict and a later checkpoint load are unchanged;
+    only the eval-mode forward differs. Call it again to change ``source_weight``. The bundle's ``network`` calls it
+    with its ``test_time_norm`` switch and ``test_time_norm_source_weight``.
+
+    Args:
+        model: a network (or a wrapper holding one as ``.module``) with ``BatchNorm3d`` layers.
+        source_weight: ``w`` in [0, 1] (see the module); 1 gives the plain eval-mode result.
+        test_time_norm: the switch (``"false"`` from a command line is false); ``model`` is returned untouched when
+            false.
+
+    Returns:
+        ``model`` itself.
+
+    Raises:
+        ValueError: a ``test_time_norm`` that is not true or false; ``source_weight`` outside [0, 1]; a model without a
+            ``BatchNorm3d`` (nothing would change); a layer that does not track running statistics.
+    """
+    if not parse_bool(test_time_norm, "test_time_norm"):
+        return model
+    w = _check_source_weight(source_weight)
+    layers = [m for m in unwrap_model(model).modules() if isinstance(m, nn.BatchNorm3d)]
+    if not layers:
+        raise ValueError(f"expected a network with BatchNorm3d layers, got {type(model).__name__} without any")
+    for m in layers:
+        if not m.track_running_stats:
+            raise ValueError("expected BatchNorm3d layers that track running statistics, got one that does not")
+        m.__class__ = InputStatisticsBatchNorm3d
+        m.source_weight = w  # type: ignore[assignment]
+    return model
+
+
+def uses_input_statistics(model: nn.Module) -> bool:
+    """Whether any layer of ``model`` normalises by input statistics at eval time (``source_weight < 1``)."""
+    return any(
+        isinstance(m, InputStatisticsBatchNorm3d) and m.source_weight < 1.0 for m in unwrap_model(model).modules()
+    )
