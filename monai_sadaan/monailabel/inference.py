@@ -135,16 +135,25 @@ class CaseResult:
 
     def summary(self) -> str:
         """One line for a reader: the absent structures with their probability and confidence, then the present
-        ones with their volume (3D Slicer's MONAI Label module prints the params in its Python console)."""
+        ones with their volume, or "no voxel painted" for one called present without a voxel in the label map (3D
+        Slicer's MONAI Label module prints the params in its Python console)."""
+        from monai_sadaan.io.presence import present_without_voxels
+
         flags = [f["code"] for f in self.input_flags]
         if any(r.present is None for r in self.rows):
             return f"SADAAn {self.case}: no presence calls, the input is not CT; input flags: " + ", ".join(flags)
         absent = [r for r in self.rows if not r.present]
         present = [r for r in self.rows if r.present]
+        unlocalised = set(present_without_voxels(self.rows))
         absent_text = ", ".join(
             f"{r.structure} (P(present) {r.presence_probability:.4f}, confidence {r.confidence:.2f})" for r in absent
         )
-        present_text = ", ".join(f"{r.structure} {r.volume_ml:.1f} mL" for r in present)
+        present_text = ", ".join(
+            f"{r.structure} (P(present) {r.presence_probability:.4f}, no voxel painted: where it lies is not known)"
+            if r.structure in unlocalised
+            else f"{r.structure} {r.volume_ml:.1f} mL"
+            for r in present
+        )
         parts = [f"absent: {absent_text or 'none'}", f"present: {present_text or 'none'}"]
         if flags:
             parts.append("input flags: " + ", ".join(flags))
