@@ -180,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     names = p.get_parsed_content("structure_names")
 
     from monai_glue import load_checkpoint, load_state_dict_checked
+    from monai_sadaan.networks import use_input_statistics
 
     sadaan = p.get_parsed_content("network_def")
     load_state_dict_checked(sadaan, load_checkpoint(args.sadaan_ckpt, key="model"), source=args.sadaan_ckpt)
-    from monai_sadaan.networks import use_input_statistics
-
     # as evaluate.json and inference.json build it: --override test_time_norm=true normalises by each case's statistics
     source_weight = p.get_parsed_content("test_time_norm_source_weight")
     use_input_statistics(sadaan, source_weight, test_time_norm=p.get_parsed_content("test_time_norm"))

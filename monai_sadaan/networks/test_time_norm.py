@@ -24,7 +24,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from monai_glue.checkpoint import unwrap_model
 from monai_glue.config_values import parse_bool
@@ -72,12 +71,10 @@ class InputStatisticsBatchNorm3d(nn.BatchNorm3d):
             ``[B, C, D, H, W]``: ``BatchNorm3d`` in training mode; in eval mode each case normalised by its mixed
             statistics, then scaled and shifted by the layer's affine parameters.
         """
-        if self.training:
-            return super().forward(x)
-        self._check_input_dim(x)
         w = self.source_weight
-        if w == 1.0:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        if self.training or w == 1.0:
+            return super().forward(x)  # plain BatchNorm: batch statistics in training, running ones at w = 1
+        self._check_input_dim(x)
         dims = tuple(range(2, x.dim()))
         var_b, mean_b = torch.var_mean(x.float(), dim=dims, correction=0)  # [B, C] each
         mean = w * self.running_mean + (1.0 - w) * mean_b  # type: ignore[operator]
