@@ -229,6 +229,35 @@ def test_multi_gpu_config_trains_with_two_cpu_processes(tmp_path):
     assert not any(k.startswith("module.") for k in state)  # saved without the DDP wrapper
 
 
+@pytest.mark.parametrize("overlays", [(), ("evaluate.json",), ("presence_fusion.json",), ("multi_gpu_train.json",)])
+def test_train_json_test_time_norm_switch_trains_and_runs_with_case_statistics(tmp_path, overlays):
+    """``--test_time_norm true`` in train.json: BatchNorm mixes each case's statistics in training as well as at
+    evaluation, through every overlay that builds on train.json's network; default off (plain BatchNorm)."""
+    from monai.bundle import ConfigParser
+
+    from monai_sadaan.networks import InputStatisticsBatchNorm3d, unwrap_model
+
+    configs = [str(BUNDLE / "configs" / name) for name in ("train.json", *overlays)]
+    tiny = {"spatial_size": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
+    ckpt = tmp_path / "start.pt"
+    from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
+
+    torch.save(SpatialAttentionMedicalSegmenter(num_structures=5, presence_fusion=True, **tiny).state_dict(), ckpt)
+    for switch, want in (("false", False), ("true", True)):
+        parser = ConfigParser()
+        parser.read_config(configs)
+        parser.update({"bundle_root": str(tmp_path), "pretrained_ckpt": str(ckpt), "device": "$torch.device('cpu')",
+                       "test_time_norm": switch, "test_time_norm_source_weight": 0.25, **tiny})  # fmt: skip
+        if "multi_gpu_train.json" in overlays:
+            net = parser.get_parsed_content("network#module")  # DDP needs a process group; its module is built alone
+        else:
+            net = unwrap_model(parser.get_parsed_content("network"))
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+        assert norms and all(isinstance(m, InputStatisticsBatchNorm3d) == want for m in norms)
+        if want:
+            assert all(m.in_training and m.source_weight == 0.25 for m in norms)
+
+
 @pytest.mark.parametrize("overlay", ["warm_start.json", "fine_tune.json"])
 @pytest.mark.parametrize("multi_gpu_first", [False, True])
 def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order(tmp_path, overlay, multi_gpu_first):
@@ -250,6 +279,6 @@ def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order
     parser = ConfigParser()
     parser.read_config(configs)
     parser.update({"bundle_root": str(tmp_path), "pretrained_ckpt": str(ckpt), "device": "$torch.device('cpu')", **tiny})
-    assert parser.get("network#module") == "$@prepared_network.to(@device)"
+    assert parser.get("network#module").startswith("$monai_sadaan.networks.use_input_statistics(@prepared_network.to(")
     started = parser.get_parsed_content("prepared_network").state_dict()
     assert torch.equal(started["encoder.enc1.0.weight"], source.state_dict()["encoder.enc1.0.weight"])

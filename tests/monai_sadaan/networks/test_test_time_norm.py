@@ -71,6 +71,52 @@ def test_source_weight_one_is_plain_batchnorm_and_training_is_unchanged():
     torch.testing.assert_close(train_a.running_mean, train_b.running_mean)
 
 
+def test_training_with_input_statistics_by_hand():
+    # two cases, one channel, two positions each: case 0 (0, 2) mean 1 var 1; case 1 (4, 4) mean 4 var 0.
+    # batch: mean 2.5, biased var mean(1 + 2.25, 0 + 2.25) = 2.75, unbiased 2.75 * 4 / 3.
+    x = torch.tensor([[0.0, 2.0], [4.0, 4.0]]).view(2, 1, 1, 1, 2).requires_grad_(True)
+    bn = InputStatisticsBatchNorm3d(1, source_weight=0.5, in_training=True, momentum=0.25).train()
+    got = bn(x)
+    eps = bn.eps
+    mean0, var0 = 0.5 * 2.5 + 0.5 * 1.0, 0.5 * 2.75 + 0.5 * 1.0
+    mean1, var1 = 0.5 * 2.5 + 0.5 * 4.0, 0.5 * 2.75 + 0.5 * 0.0
+    torch.testing.assert_close(got[0].flatten(), (torch.tensor([0.0, 2.0]) - mean0) / (var0 + eps) ** 0.5)
+    torch.testing.assert_close(got[1].flatten(), (torch.tensor([4.0, 4.0]) - mean1) / (var1 + eps) ** 0.5)
+    # running statistics move towards the batch's as BatchNorm3d moves them
+    plain = nn.BatchNorm3d(1, momentum=0.25).train()
+    plain(x.detach())
+    torch.testing.assert_close(bn.running_mean, plain.running_mean)
+    torch.testing.assert_close(bn.running_var, plain.running_var)
+    torch.testing.assert_close(bn.running_mean, torch.tensor([0.25 * 2.5]))
+    torch.testing.assert_close(bn.running_var, torch.tensor([0.75 + 0.25 * 2.75 * 4 / 3]))
+    assert int(bn.num_batches_tracked) == 1
+    got.square().sum().backward()  # the case statistics are part of the graph
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_training_with_own_statistics_alone_is_per_case():
+    bn = InputStatisticsBatchNorm3d(2, source_weight=0.0, in_training=True).train()
+    x = torch.randn(3, 2, 4, 4, 4, generator=torch.Generator().manual_seed(3)) * 2 + 1
+    together = bn(x)
+    alone = torch.cat([bn(x[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone)
+    with pytest.raises(ValueError, match="more than 1 value"):
+        bn(torch.ones(1, 2, 1, 1, 1))
+
+
+def test_use_input_statistics_in_training_switch():
+    net = randomise(tiny_net(), seed=4)
+    x = tiny_input(seed=4)
+    plain = randomise(tiny_net(), seed=4).train()
+    use_input_statistics(net, source_weight=0.5, in_training="false").train()
+    torch.testing.assert_close(net(x)["segmentation_logits"], plain(x)["segmentation_logits"])
+    use_input_statistics(net, source_weight=0.5, in_training="true")
+    assert all(m.in_training for m in net.modules() if isinstance(m, InputStatisticsBatchNorm3d))
+    assert not torch.allclose(net(x)["segmentation_logits"], plain(x)["segmentation_logits"], atol=1e-4)
+    with pytest.raises(ValueError, match="in_training"):
+        use_input_statistics(net, 0.5, in_training="maybe")
+
+
 def test_use_input_statistics_keeps_the_weights_and_changes_eval_only():
     net = randomise(tiny_net(), seed=5).eval()
     x = tiny_input(seed=5)
