@@ -201,6 +201,11 @@ def test_verify_net_in_out_and_torchscript_export_equal_eager(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     exported = torch.jit.load(str(ts))
+    # the export carries the inference switch: test-time normalisation (default on) is in the traced graph
+    from monai_sadaan.networks import use_input_statistics, uses_input_statistics
+
+    use_input_statistics(net, parser["test_time_norm_source_weight"], test_time_norm=parser["test_time_norm"])
+    assert uses_input_statistics(net)
     net.eval()
     x = torch.rand(1, 1, 16, 16, 16)
     with torch.no_grad():
