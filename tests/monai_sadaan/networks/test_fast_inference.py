@@ -139,23 +139,24 @@ def test_attach_fast_inference_builds_the_graph_when_the_engine_starts():
         attach_fast_inference(engine, "ja")
 
 
-# outputs of the shipped checkpoint on torch.randn(2, 1, 48, 48, 48) (generator seed 0), recorded before the
-# network's code was refactored: per-structure means over space, case 0 then case 1
+# outputs of the shipped checkpoint (bundle 0.11.0) on torch.randn(2, 1, 48, 48, 48) (generator seed 0), BatchNorm with
+# running statistics (the network's own eval mode, which the fast graph folds): per-structure means over space,
+# case 0 then case 1; recorded when the checkpoint was committed, so a change of the network's code shows here
 SHIPPED_SEGMENTATION_LOGITS_MEAN = [
-    [-10.235933, -9.951972, -6.566864, -9.190682, -10.137098],
-    [-10.237572, -9.951990, -6.489260, -9.239861, -10.135636],
+    [-10.259352, -10.031128, -7.536935, -9.821013, -10.193835],
+    [-10.259220, -10.031892, -7.535834, -9.826034, -10.181121],
 ]
 SHIPPED_FEATURE_RESPONSES_MEAN = [
-    [-28.343035, -26.608385, -9.975045, -14.228870, -21.270870],
-    [-28.905535, -26.925415, -9.971911, -14.432903, -21.531572],
+    [-24.282845, -48.833195, -11.100921, -4.054837, -28.056290],
+    [-24.202457, -48.587982, -10.899523, -4.038891, -27.862484],
 ]
 SHIPPED_PRESENCE_LOGIT = [
-    [-7.200632, -7.200022, -9.377760, -18.721390, -6.657066],
-    [-7.270804, -7.292817, -9.511909, -19.573704, -6.848532],
+    [-8.748802, -11.247582, -6.958652, -1.726809, -3.194482],
+    [-9.068203, -11.330183, -6.896849, -1.702494, -4.244098],
 ]
 SHIPPED_CONFIDENCE = [
-    [0.982888, 0.959045, 0.971686, 0.958078, 0.919842],
-    [0.982510, 0.957749, 0.971680, 0.956340, 0.917835],
+    [0.539713, 0.495170, 0.921498, 0.540067, 0.569553],
+    [0.531380, 0.491212, 0.933647, 0.538140, 0.570954],
 ]
 
 
