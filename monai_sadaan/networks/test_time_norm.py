@@ -139,8 +139,9 @@ def use_input_statistics(
         ``model`` itself.
 
     Raises:
-        ValueError: a ``test_time_norm`` or ``in_training`` that is not true or false; ``source_weight`` outside [0, 1]; a model without a
-            ``BatchNorm3d`` (nothing would change); a layer that does not track running statistics.
+        ValueError: a ``test_time_norm`` or ``in_training`` that is not true or false; ``source_weight`` outside
+            [0, 1]; a model without a ``BatchNorm3d`` (nothing would change); a layer that does not track running
+            statistics.
     """
     train_too = parse_bool(in_training, "in_training")
     if not parse_bool(test_time_norm, "test_time_norm"):

@@ -240,13 +240,11 @@ def test_train_json_test_time_norm_switch_trains_and_runs_with_case_statistics(t
     evaluation, through every overlay that builds on train.json's network; default off (plain BatchNorm)."""
     from monai.bundle import ConfigParser
 
-    from monai_sadaan.networks import InputStatisticsBatchNorm3d, unwrap_model
+    from monai_sadaan.networks import InputStatisticsBatchNorm3d, SpatialAttentionMedicalSegmenter, unwrap_model
 
     configs = [str(BUNDLE / "configs" / name) for name in ("train.json", *overlays)]
     tiny = {"spatial_size": [16, 16, 16], "features": [2, 4, 4, 4, 4], "feature_channels": 4}
     ckpt = tmp_path / "start.pt"
-    from monai_sadaan.networks import SpatialAttentionMedicalSegmenter
-
     torch.save(SpatialAttentionMedicalSegmenter(num_structures=5, presence_fusion=True, **tiny).state_dict(), ckpt)
     for switch, want in (("false", False), ("true", True)):
         parser = ConfigParser()
