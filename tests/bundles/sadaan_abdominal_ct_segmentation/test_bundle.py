@@ -285,3 +285,88 @@ def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order
     assert parser.get("network#module").startswith("$monai_sadaan.networks.use_input_statistics(@prepared_network.to(")
     started = parser.get_parsed_content("prepared_network").state_dict()
     assert torch.equal(started["encoder.enc1.0.weight"], source.state_dict()["encoder.enc1.0.weight"])
+
+
+def _touch_case(folder: Path, name: str) -> dict[str, str]:
+    """An entry whose image and label files exist (their content is not read by the datalist)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {}
+    for key in ("image", "label"):
+        path = folder / f"{name}_{key}.nii.gz"
+        path.write_bytes(b"")
+        entry[key] = str(path)
+    return entry
+
+
+def test_train_json_extra_training_data_joins_the_training_split_only(tmp_path):
+    """``extra_train_data_dir`` adds a second phantom set (another generator, its own seed and scenario weights) to
+    the training list; validation stays the main dataset's; default: the main dataset alone."""
+    from monai.bundle import ConfigParser
+
+    main = {"training": [_touch_case(tmp_path / "main", f"t{i}") for i in range(2)],
+            "validation": [_touch_case(tmp_path / "main", "v0")]}  # fmt: skip
+    (tmp_path / "main" / "dataset.json").write_text(json.dumps(main))
+    configs = [str(BUNDLE / "configs" / "train.json")]
+    base = {"bundle_root": str(tmp_path), "datalist": str(tmp_path / "main" / "dataset.json"), "data_workers": 0}
+
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser.update(base)
+    assert [e["image"] for e in parser.get_parsed_content("train#dataset#data")] == [e["image"] for e in main["training"]]
+
+    extra_dir = tmp_path / "abdominal"
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser.update({**base, "extra_train_data_dir": str(extra_dir), "extra_train_num_cases": 3, "extra_train_seed": 5,
+                   "extra_train_scenario_weights": {"normal": 1, "partial_fov": 2}})  # fmt: skip
+    data = parser.get_parsed_content("train#dataset#data")
+    assert [e["image"] for e in data[:2]] == [e["image"] for e in main["training"]]
+    extra = data[2:]
+    assert len(extra) == 3  # every generated case is a training case
+    assert all(Path(e["image"]).is_file() and Path(e["image"]).is_relative_to(extra_dir) for e in extra)
+    assert {e["scenario"] for e in extra} <= {"normal", "partial_fov"}
+    stamp = json.loads((extra_dir / "dataset.json").read_text())
+    assert len(stamp["training"]) == 3 and not stamp.get("validation") and not stamp.get("test")
+    assert [e["image"] for e in parser.get_parsed_content("validate#dataset#data")] == [main["validation"][0]["image"]]
+
+
+def test_train_json_appearance_augmentation_switch(tmp_path):
+    """``appearance_augmentation`` (default off) appends affine, gamma, histogram-shift, blur and noise augmentation
+    after the intensity shift; labels stay label values (nearest), the image keeps its grid; a bad value is refused."""
+    from monai.bundle import ConfigParser
+
+    configs = [str(BUNDLE / "configs" / "train.json")]
+    names = {}
+    for switch in (False, True):
+        parser = ConfigParser()
+        parser.read_config(configs)
+        parser.update({"bundle_root": str(tmp_path), "appearance_augmentation": switch})
+        names[switch] = [type(t).__name__ for t in parser.get_parsed_content("train#augmentation")]
+    assert names[False] == ["RandFieldOfViewCropd", "RandSyntheticResectiond", "RandScaleIntensityd",
+                            "RandShiftIntensityd"]  # fmt: skip
+    assert names[True] == names[False] + ["RandAffined", "RandAdjustContrastd", "RandHistogramShiftd",
+                                          "RandGaussianSmoothd", "RandGaussianNoised"]  # fmt: skip
+
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser.update({"bundle_root": str(tmp_path), "appearance_augmentation": "true",
+                   **{f"augment_appearance#{i}#prob": 1.0 for i in range(5)}})  # fmt: skip
+    from monai.transforms import Compose
+
+    augment = Compose(parser.get_parsed_content("augment_appearance"))
+    augment.set_random_state(seed=3)
+    label = torch.zeros(1, 16, 16, 16)
+    label[0, 4:12, 4:10, 5:11] = 3.0
+    label[0, 6:9, 11:14, 6:10] = 5.0
+    image = 0.2 + 0.5 * (label > 0).float()
+    out = augment({"image": image.clone(), "label": label.clone()})
+    assert out["image"].shape == image.shape and out["label"].shape == label.shape
+    assert set(torch.unique(torch.as_tensor(out["label"])).tolist()) <= {0.0, 3.0, 5.0}
+    assert not torch.equal(torch.as_tensor(out["image"]), image)
+
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser.update({"bundle_root": str(tmp_path), "appearance_augmentation": "sometimes"})
+    with pytest.raises(RuntimeError) as info:  # MONAI wraps the expression's error
+        parser.get_parsed_content("train#augmentation")
+    assert "expected appearance_augmentation to be true or false" in str(info.value.__cause__)
