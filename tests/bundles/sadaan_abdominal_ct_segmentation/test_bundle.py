@@ -370,3 +370,39 @@ def test_train_json_appearance_augmentation_switch(tmp_path):
     with pytest.raises(RuntimeError) as info:  # MONAI wraps the expression's error
         parser.get_parsed_content("train#augmentation")
     assert "expected appearance_augmentation to be true or false" in str(info.value.__cause__)
+
+
+def test_train_json_short_scan_augmentation_switch(tmp_path):
+    """``short_scan_augmentation`` (default off) puts a shorter scan first: slabs cut off one or both z ends, the rest
+    stretched back to the network's grid as inference stretches a short real scan."""
+    from monai.bundle import ConfigParser
+    from monai.data import MetaTensor
+    from monai.transforms import Compose
+
+    configs = [str(BUNDLE / "configs" / "train.json")]
+    names = {}
+    for switch in ("false", "true"):
+        parser = ConfigParser()
+        parser.read_config(configs)
+        parser.update({"bundle_root": str(tmp_path), "short_scan_augmentation": switch})
+        names[switch] = [type(t).__name__ for t in parser.get_parsed_content("train#augmentation")]
+    assert names["true"] == ["RandFieldOfViewCropd", "FitToSpatialSized"] + names["false"]
+    assert names["false"][0] == "RandFieldOfViewCropd" and "FitToSpatialSized" not in names["false"]
+
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser.update({"bundle_root": str(tmp_path), "spatial_size": [16, 16, 16],
+                   "augment_short_scan#0#prob": 1.0, "augment_short_scan#0#fraction_range": [0.25, 0.25]})  # fmt: skip
+    augment = Compose(parser.get_parsed_content("augment_short_scan"))
+    label = torch.zeros(1, 16, 16, 16)
+    label[0, 4:12, 4:12, 0:4] = 3.0  # cut away with the inferior slab
+    label[0, 4:12, 4:12, 6:10] = 1.0  # kept: 4 of the 8 or 12 slices left
+    label[0, 4:12, 4:12, 12:16] = 5.0  # cut away with the superior slab
+    for seed in range(6):
+        augment.set_random_state(seed=seed)
+        out = augment({"image": MetaTensor(label / 5.0), "label": MetaTensor(label.clone())})
+        assert out["image"].shape == label.shape and out["label"].shape == label.shape
+        kept = set(torch.unique(torch.as_tensor(out["label"])).tolist())
+        assert 1.0 in kept and kept <= {0.0, 1.0, 3.0, 5.0} and not {3.0, 5.0} <= kept  # one or both ends gone
+        z = torch.nonzero(torch.as_tensor(out["label"])[0, 8, 8] == 1.0).flatten()
+        assert len(z) == (8 if not kept & {3.0, 5.0} else 5)  # 4 slices of 8 (both cut) or of 12, over 16
