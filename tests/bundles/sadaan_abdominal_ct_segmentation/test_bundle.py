@@ -282,7 +282,8 @@ def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order
     parser = ConfigParser()
     parser.read_config(configs)
     parser.update({"bundle_root": str(tmp_path), "pretrained_ckpt": str(ckpt), "device": "$torch.device('cpu')", **tiny})
-    assert parser.get("network#module").startswith("$monai_sadaan.networks.use_input_statistics(@prepared_network.to(")
+    assert parser.get("network#module") == "@training_network"  # the one expression train.json's network is
+    assert parser.get("training_network").startswith("$monai_sadaan.networks.use_input_statistics(@prepared_network.to(")
     started = parser.get_parsed_content("prepared_network").state_dict()
     assert torch.equal(started["encoder.enc1.0.weight"], source.state_dict()["encoder.enc1.0.weight"])
 
