@@ -139,24 +139,24 @@ def test_attach_fast_inference_builds_the_graph_when_the_engine_starts():
         attach_fast_inference(engine, "ja")
 
 
-# outputs of the shipped checkpoint (bundle 0.11.0) on torch.randn(2, 1, 48, 48, 48) (generator seed 0), BatchNorm with
+# outputs of the shipped checkpoint (bundle 0.12.0) on torch.randn(2, 1, 48, 48, 48) (generator seed 0), BatchNorm with
 # running statistics (the network's own eval mode, which the fast graph folds): per-structure means over space,
 # case 0 then case 1; recorded when the checkpoint was committed, so a change of the network's code shows here
 SHIPPED_SEGMENTATION_LOGITS_MEAN = [
-    [-10.259352, -10.031128, -7.536935, -9.821013, -10.193835],
-    [-10.259220, -10.031892, -7.535834, -9.826034, -10.181121],
+    [-10.320903, -10.124042, -7.586599, -10.156548, -10.446807],
+    [-10.320880, -10.123963, -7.587638, -10.154629, -10.444733],
 ]
 SHIPPED_FEATURE_RESPONSES_MEAN = [
-    [-24.282845, -48.833195, -11.100921, -4.054837, -28.056290],
-    [-24.202457, -48.587982, -10.899523, -4.038891, -27.862484],
+    [-57.299091, -39.610153, -21.384762, -34.497898, -35.074028],
+    [-57.949139, -39.455566, -21.408554, -35.007767, -35.275036],
 ]
 SHIPPED_PRESENCE_LOGIT = [
-    [-8.748802, -11.247582, -6.958652, -1.726809, -3.194482],
-    [-9.068203, -11.330183, -6.896849, -1.702494, -4.244098],
+    [-6.838696, -7.707091, -7.452161, -5.660427, -11.543083],
+    [-6.997241, -7.667553, -7.365683, -5.624428, -11.580015],
 ]
 SHIPPED_CONFIDENCE = [
-    [0.539713, 0.495170, 0.921498, 0.540067, 0.569553],
-    [0.531380, 0.491212, 0.933647, 0.538140, 0.570954],
+    [0.695393, 0.374361, 0.297219, 0.538378, 0.324397],
+    [0.688491, 0.369991, 0.292037, 0.532298, 0.323386],
 ]
 
 
