@@ -288,6 +288,16 @@ def test_overlays_that_load_weights_keep_them_under_multi_gpu_train_in_any_order
     assert torch.equal(started["encoder.enc1.0.weight"], source.state_dict()["encoder.enc1.0.weight"])
 
 
+def _train_json(tmp_path: Path, **overrides):
+    """``train.json`` read into a ``ConfigParser`` with ``bundle_root`` in ``tmp_path`` and ``overrides`` set."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.update({"bundle_root": str(tmp_path), **overrides})
+    return parser
+
+
 def _touch_case(folder: Path, name: str) -> dict[str, str]:
     """An entry whose image and label files exist (their content is not read by the datalist)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -302,24 +312,17 @@ def _touch_case(folder: Path, name: str) -> dict[str, str]:
 def test_train_json_extra_training_data_joins_the_training_split_only(tmp_path):
     """``extra_train_data_dir`` adds a second phantom set (another generator, its own seed and scenario weights) to
     the training list; validation stays the main dataset's; default: the main dataset alone."""
-    from monai.bundle import ConfigParser
-
     main = {"training": [_touch_case(tmp_path / "main", f"t{i}") for i in range(2)],
             "validation": [_touch_case(tmp_path / "main", "v0")]}  # fmt: skip
     (tmp_path / "main" / "dataset.json").write_text(json.dumps(main))
-    configs = [str(BUNDLE / "configs" / "train.json")]
-    base = {"bundle_root": str(tmp_path), "datalist": str(tmp_path / "main" / "dataset.json"), "data_workers": 0}
+    base = {"datalist": str(tmp_path / "main" / "dataset.json"), "data_workers": 0}
 
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update(base)
+    parser = _train_json(tmp_path, **base)
     assert [e["image"] for e in parser.get_parsed_content("train#dataset#data")] == [e["image"] for e in main["training"]]
 
     extra_dir = tmp_path / "abdominal"
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update({**base, "extra_train_data_dir": str(extra_dir), "extra_train_num_cases": 3, "extra_train_seed": 5,
-                   "extra_train_scenario_weights": {"normal": 1, "partial_fov": 2}})  # fmt: skip
+    parser = _train_json(tmp_path, **base, extra_train_data_dir=str(extra_dir), extra_train_num_cases=3,
+                         extra_train_seed=5, extra_train_scenario_weights={"normal": 1, "partial_fov": 2})
     data = parser.get_parsed_content("train#dataset#data")
     assert [e["image"] for e in data[:2]] == [e["image"] for e in main["training"]]
     extra = data[2:]
@@ -334,25 +337,19 @@ def test_train_json_extra_training_data_joins_the_training_split_only(tmp_path):
 def test_train_json_appearance_augmentation_switch(tmp_path):
     """``appearance_augmentation`` (default off) appends affine, gamma, histogram-shift, blur and noise augmentation
     after the intensity shift; labels stay label values (nearest), the image keeps its grid; a bad value is refused."""
-    from monai.bundle import ConfigParser
-
-    configs = [str(BUNDLE / "configs" / "train.json")]
     names = {}
     for switch in (False, True):
-        parser = ConfigParser()
-        parser.read_config(configs)
-        parser.update({"bundle_root": str(tmp_path), "appearance_augmentation": switch})
+        parser = _train_json(tmp_path, appearance_augmentation=switch)
         names[switch] = [type(t).__name__ for t in parser.get_parsed_content("train#augmentation")]
     assert names[False] == ["RandFieldOfViewCropd", "RandSyntheticResectiond", "RandScaleIntensityd",
                             "RandShiftIntensityd"]  # fmt: skip
     assert names[True] == names[False] + ["RandAffined", "RandAdjustContrastd", "RandHistogramShiftd",
                                           "RandGaussianSmoothd", "RandGaussianNoised"]  # fmt: skip
 
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update({"bundle_root": str(tmp_path), "appearance_augmentation": "true",
-                   **{f"augment_appearance#{i}#prob": 1.0 for i in range(5)}})  # fmt: skip
     from monai.transforms import Compose
+
+    always = {f"augment_appearance#{i}#prob": 1.0 for i in range(5)}
+    parser = _train_json(tmp_path, appearance_augmentation="true", **always)
 
     augment = Compose(parser.get_parsed_content("augment_appearance"))
     augment.set_random_state(seed=3)
@@ -365,9 +362,7 @@ def test_train_json_appearance_augmentation_switch(tmp_path):
     assert set(torch.unique(torch.as_tensor(out["label"])).tolist()) <= {0.0, 3.0, 5.0}
     assert not torch.equal(torch.as_tensor(out["image"]), image)
 
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update({"bundle_root": str(tmp_path), "appearance_augmentation": "sometimes"})
+    parser = _train_json(tmp_path, appearance_augmentation="sometimes")
     with pytest.raises(RuntimeError) as info:  # MONAI wraps the expression's error
         parser.get_parsed_content("train#augmentation")
     assert "expected appearance_augmentation to be true or false" in str(info.value.__cause__)
@@ -376,24 +371,18 @@ def test_train_json_appearance_augmentation_switch(tmp_path):
 def test_train_json_short_scan_augmentation_switch(tmp_path):
     """``short_scan_augmentation`` (default off) puts a shorter scan first: slabs cut off one or both z ends, the rest
     stretched back to the network's grid as inference stretches a short real scan."""
-    from monai.bundle import ConfigParser
     from monai.data import MetaTensor
     from monai.transforms import Compose
 
-    configs = [str(BUNDLE / "configs" / "train.json")]
     names = {}
     for switch in ("false", "true"):
-        parser = ConfigParser()
-        parser.read_config(configs)
-        parser.update({"bundle_root": str(tmp_path), "short_scan_augmentation": switch})
+        parser = _train_json(tmp_path, short_scan_augmentation=switch)
         names[switch] = [type(t).__name__ for t in parser.get_parsed_content("train#augmentation")]
     assert names["true"] == ["RandFieldOfViewCropd", "FitToSpatialSized"] + names["false"]
     assert names["false"][0] == "RandFieldOfViewCropd" and "FitToSpatialSized" not in names["false"]
 
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update({"bundle_root": str(tmp_path), "spatial_size": [16, 16, 16],
-                   "augment_short_scan#0#prob": 1.0, "augment_short_scan#0#fraction_range": [0.25, 0.25]})  # fmt: skip
+    parser = _train_json(tmp_path, spatial_size=[16, 16, 16], **{"augment_short_scan#0#prob": 1.0,
+                                                             "augment_short_scan#0#fraction_range": [0.25, 0.25]})
     augment = Compose(parser.get_parsed_content("augment_short_scan"))
     label = torch.zeros(1, 16, 16, 16)
     label[0, 4:12, 4:12, 0:4] = 3.0  # cut away with the inferior slab
