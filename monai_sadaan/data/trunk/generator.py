@@ -55,10 +55,14 @@ FIELDS_OF_VIEW: tuple[str, ...] = (
     "pelvis",
     "slab",
     "whole_trunk",
+    "limited_abdomen",
 )
 """Clinical fields of view: chest only (lung apices to just above the diaphragm domes), chest + upper abdomen (to
 L2-L4), abdomen (domes to the iliac crests), abdomen + pelvis (domes to the pelvic floor), pelvis only (below the
-lowest abdominal organ), a thin slab (2-6 cm anywhere), and the whole trunk (neck to pelvic floor)."""
+lowest abdominal organ), a thin slab (2-6 cm anywhere), the whole trunk (neck to pelvic floor), and a limited
+abdominal scan (6-15 cm within the band of the five organs, as renal, adrenal and pancreas protocols or a short
+upper-abdominal acquisition cover). ``limited_abdomen`` is not in :data:`DEFAULT_FOV_WEIGHTS` (so the default draw
+of every seed is the same as before it existed): name it in ``fov_weights`` to draw it."""
 
 DEFAULT_FOV_WEIGHTS: dict[str, float] = {
     "chest": 0.1,
@@ -187,6 +191,14 @@ def _fov_z(name: str, p: Patient, rng: np.random.Generator) -> tuple[float, floa
         return centre - thick / 2, centre + thick / 2
     if name == "whole_trunk":
         return floor, p.z_top + u(-20.0, 10.0)
+    if name == "limited_abdomen":
+        thick = u(60.0, 150.0)
+        band_lo, band_hi = organ_bottom - 10.0, organ_top + 10.0
+        if band_hi - band_lo <= thick:
+            centre = 0.5 * (band_lo + band_hi) + u(-10.0, 10.0)
+        else:
+            centre = u(band_lo + thick / 2, band_hi - thick / 2)
+        return centre - thick / 2, centre + thick / 2
     raise ValueError(f"expected a field of view from {', '.join(FIELDS_OF_VIEW)} or 'random', got {name!r}")
 
 

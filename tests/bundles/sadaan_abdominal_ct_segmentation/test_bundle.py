@@ -334,6 +334,23 @@ def test_train_json_extra_training_data_joins_the_training_split_only(tmp_path):
     assert [e["image"] for e in parser.get_parsed_content("validate#dataset#data")] == [main["validation"][0]["image"]]
 
 
+def test_train_json_field_of_view_weights_reach_the_generated_dataset(tmp_path):
+    """``data_fov_weights`` is the trunk generator's field-of-view mix: every case is drawn from it and the stamp
+    records it; default (null): the generator's default mix, as before the option existed."""
+    from monai_sadaan.data.trunk import DEFAULT_FOV_WEIGHTS
+
+    common = {"num_cases": 2, "seed": 3, "data_splits": [1.0, 0.0, 0.0], "data_workers": 0}
+    parser = _train_json(tmp_path, data_dir=str(tmp_path / "limited"), data_fov_weights={"limited_abdomen": 1}, **common)
+    cases = json.loads(Path(parser.get_parsed_content("datalist")).read_text())["training"]
+    assert len(cases) == 2 and {e["field_of_view"] for e in cases} == {"limited_abdomen"}
+    stamp = json.loads((tmp_path / "limited" / ".generated_with.json").read_text())
+    assert stamp["fov_weights"] == {"limited_abdomen": 1.0}
+    assert _train_json(tmp_path).get("data_fov_weights") is None
+    parser = _train_json(tmp_path, data_dir=str(tmp_path / "default"), **common)
+    parser.get_parsed_content("datalist")
+    assert json.loads((tmp_path / "default" / ".generated_with.json").read_text())["fov_weights"] == DEFAULT_FOV_WEIGHTS
+
+
 def test_train_json_appearance_augmentation_switch(tmp_path):
     """``appearance_augmentation`` (default off) appends affine, gamma, histogram-shift, blur and noise augmentation
     after the intensity shift; labels stay label values (nearest), the image keeps its grid; a bad value is refused."""

@@ -8,7 +8,7 @@ import pytest
 
 from monai_sadaan.data import DEFAULT_STRUCTURES, structure_presence
 from monai_sadaan.data.scenarios import SCENARIOS, TRUNK_SCENARIOS
-from monai_sadaan.data.trunk import FIELDS_OF_VIEW, TrunkPhantom, generate_trunk_phantom
+from monai_sadaan.data.trunk import DEFAULT_FOV_WEIGHTS, FIELDS_OF_VIEW, TrunkPhantom, generate_trunk_phantom
 from monai_sadaan.data.trunk.physics import TISSUE_INDEX
 
 SMALL = (40, 36, 40)
@@ -36,7 +36,9 @@ def _tissue_case(scenario, seed, **kwargs):
 
 def test_scenarios_and_fields_of_view_constants():
     assert TRUNK_SCENARIOS == SCENARIOS + ("pancreatectomy",)
-    assert FIELDS_OF_VIEW == ("chest", "chest_abdomen", "abdomen", "abdomen_pelvis", "pelvis", "slab", "whole_trunk")
+    assert FIELDS_OF_VIEW == (
+        "chest", "chest_abdomen", "abdomen", "abdomen_pelvis", "pelvis", "slab", "whole_trunk", "limited_abdomen",
+    )  # fmt: skip
 
 
 def test_deterministic_for_a_seed():
@@ -199,6 +201,35 @@ def test_random_grids_follow_the_field_of_view():
     slab = generate_trunk_phantom("normal", 0, field_of_view="slab")
     z_axis = [j for j, c in enumerate(slab.orientation) if c in "SI"][0]
     assert 15 < slab.shape[z_axis] * slab.spacing[z_axis] < 65
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_limited_abdomen_is_a_short_scan_through_the_organ_band(seed):
+    """``limited_abdomen``: 6-15 cm along z, inside the band from the lowest organ's bottom to the higher of the dome
+    and the highest organ's top (10 mm either side), so the scan holds abdominal organs."""
+    p, _, patient = _tissue_case("normal", seed, field_of_view="limited_abdomen", shape=(24, 24, 24))
+    z_lo, z_hi = p.fov_box[2]
+    assert 60.0 <= z_hi - z_lo <= 150.0
+    names = ("left_kidney", "right_kidney", "liver", "spleen", "pancreas")
+    top = max(max(patient.organ_extent(n)[2, 1] for n in names), patient.domes["right"][2], patient.domes["left"][2])
+    bottom = min(patient.organ_extent(n)[2, 0] for n in names)
+    band = (bottom - 10.0, top + 10.0)
+    if band[1] - band[0] > z_hi - z_lo:
+        assert band[0] - 1e-6 <= z_lo and z_hi <= band[1] + 1e-6
+    else:  # a band shorter than the scan: the scan is centred on it (10 mm play)
+        assert abs(0.5 * (z_lo + z_hi) - 0.5 * sum(band)) <= 10.0 + 1e-6
+    assert any(p.present.values()) and p.field_of_view == "limited_abdomen"
+
+
+def test_limited_abdomen_is_drawn_only_when_weighted():
+    """Not in the default weights (every seed's default draw is what it was before the field existed); with a weight
+    it is drawn."""
+    assert "limited_abdomen" not in DEFAULT_FOV_WEIGHTS
+    drawn = [generate_trunk_phantom("normal", seed, shape=(8, 8, 8)).field_of_view for seed in range(12)]
+    assert "limited_abdomen" not in drawn
+    only = {"limited_abdomen": 1.0}
+    assert {generate_trunk_phantom("normal", s, fov_weights=only, shape=(8, 8, 8)).field_of_view for s in range(3)} == {
+        "limited_abdomen"}
 
 
 @pytest.mark.parametrize(
