@@ -296,3 +296,24 @@ def test_unet_baseline_runs_through_the_bundle_preprocessing_and_back(cases, tmp
     assert peak["liver"] > 0.99 and peak["spleen"] < 0.01
     half = case.image.shape[0] // 2  # 122 voxels: the grid's boundary falls between input voxels 60 and 61
     assert (labels[:half] == 3).all() and (labels[half:] == 0).all()
+
+
+def test_grid_ceiling_is_exact_on_a_grid_the_labels_fit_and_loses_a_thin_structure():
+    """On a 2x-coarser grid, regions aligned to 2-voxel blocks with faces on at most two axes come back exactly: a
+    coarse voxel is its block's mean, and a fine voxel next to a face reads 0.75 of its side per axis (0.75 and
+    0.5625 > 0.5; a corner on three axes, 0.42, would be lost). A one-voxel sheet averages to 0.5 and is lost."""
+    labels = np.zeros((8, 8, 8), dtype=np.uint8)
+    labels[0:4] = 3  # liver: one face, on x
+    labels[4:8, 0:4] = 1  # faces on x and y
+    labels[6, 4:8] = 5  # a one-voxel sheet
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])  # LAS array order: the function orientates and puts it back
+    rct = _bench()
+    for affine in (np.eye(4), flip):
+        case = rct.Case("c", np.zeros((8, 8, 8), np.int16), affine, labels, {n: True for n in rct.STRUCTURES}, None, "")
+        out = rct.grid_ceiling_labels(case, (4, 4, 4))
+        assert out.dtype == np.uint8 and out.shape == labels.shape
+        np.testing.assert_array_equal(out == 3, labels == 3)
+        np.testing.assert_array_equal(out == 1, labels == 1)
+        assert not (out == 5).any()
+    same = rct.grid_ceiling_labels(case, (8, 8, 8))  # the case's own grid: the labels themselves
+    np.testing.assert_array_equal(same, labels)
