@@ -139,24 +139,24 @@ def test_attach_fast_inference_builds_the_graph_when_the_engine_starts():
         attach_fast_inference(engine, "ja")
 
 
-# outputs of the shipped checkpoint (bundle 0.12.0) on torch.randn(2, 1, 48, 48, 48) (generator seed 0), BatchNorm with
+# outputs of the shipped checkpoint (bundle 0.13.0) on torch.randn(2, 1, 48, 48, 48) (generator seed 0), BatchNorm with
 # running statistics (the network's own eval mode, which the fast graph folds): per-structure means over space,
 # case 0 then case 1; recorded when the checkpoint was committed, so a change of the network's code shows here
 SHIPPED_SEGMENTATION_LOGITS_MEAN = [
-    [-10.320903, -10.124042, -7.586599, -10.156548, -10.446807],
-    [-10.320880, -10.123963, -7.587638, -10.154629, -10.444733],
+    [-10.324479, -10.144513, -7.561449, -10.177961, -10.493647],
+    [-10.324450, -10.144420, -7.562033, -10.179430, -10.493382],
 ]
 SHIPPED_FEATURE_RESPONSES_MEAN = [
-    [-57.299091, -39.610153, -21.384762, -34.497898, -35.074028],
-    [-57.949139, -39.455566, -21.408554, -35.007767, -35.275036],
+    [-51.522526, -27.496037, -17.232426, -36.866329, -30.207199],
+    [-51.667580, -27.508562, -17.215330, -36.941757, -30.255417],
 ]
 SHIPPED_PRESENCE_LOGIT = [
-    [-6.838696, -7.707091, -7.452161, -5.660427, -11.543083],
-    [-6.997241, -7.667553, -7.365683, -5.624428, -11.580015],
+    [-9.225678, -8.582898, -7.101073, -9.256165, -12.572729],
+    [-9.223635, -8.499728, -7.122901, -9.144375, -12.583412],
 ]
 SHIPPED_CONFIDENCE = [
-    [0.695393, 0.374361, 0.297219, 0.538378, 0.324397],
-    [0.688491, 0.369991, 0.292037, 0.532298, 0.323386],
+    [0.543945, 0.319278, 0.226683, 0.446806, 0.317835],
+    [0.541509, 0.318071, 0.225816, 0.445097, 0.317499],
 ]
 
 
