@@ -10,8 +10,9 @@ A plain segmenter has no presence head: it calls a structure present when it pre
 voxels of it, which is how absence is read from nnU-Net or TotalSegmentator outputs.
 
 ``--no_unet`` scores SADAAn alone (no baseline trained or loaded), e.g. to compare SADAAn weights.
-``--override test_time_norm=true`` scores SADAAn with test-time normalisation, as the bundle's switch of that name
-runs it (:mod:`monai_sadaan.networks.test_time_norm`).
+Test-time normalisation follows ``configs/evaluate.json`` (``test_time_norm`` true, as the shipped weights need;
+:mod:`monai_sadaan.networks.test_time_norm`); ``--override test_time_norm=false`` scores without it. Weights with a
+fitted presence fusion need ``--override presence_fusion=true`` (``train.json`` builds the network without it).
 
 ``--heldout_cases N`` scores both models on a fresh set of ``N`` phantoms (dataset seed ``--heldout_seed``, every case
 in the test split) that no training run of the bundle reads, instead of the 21-case test split.
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sadaan = p.get_parsed_content("network_def")
     load_state_dict_checked(sadaan, load_checkpoint(args.sadaan_ckpt, key="model"), source=args.sadaan_ckpt)
-    # as evaluate.json and inference.json build it: --override test_time_norm=true normalises by each case's statistics
+    # as evaluate.json and inference.json build it: test_time_norm (evaluate.json: true) normalises by each case's statistics
     source_weight = p.get_parsed_content("test_time_norm_source_weight")
     use_input_statistics(sadaan, source_weight, test_time_norm=p.get_parsed_content("test_time_norm"))
     min_voxels = int(p.get_parsed_content("min_voxels"))
