@@ -132,6 +132,12 @@ def totalseg_to_sadaan(seg: np.ndarray) -> np.ndarray:
     return lut[seg.astype(np.int64)]
 
 
+def ras_orientations(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """nibabel orientation transforms ``(to RAS, back to the array's own order)`` of an array with ``affine``."""
+    src, ras = nib.io_orientation(affine), nib.orientations.axcodes2ornt("RAS")
+    return nib.orientations.ornt_transform(src, ras), nib.orientations.ornt_transform(ras, src)
+
+
 def network_grid_presence(
     labels: np.ndarray, affine: np.ndarray, spatial_size: tuple[int, int, int], min_voxels: int
 ) -> tuple[dict[str, bool], dict[str, int]]:
@@ -144,8 +150,8 @@ def network_grid_presence(
     import torch
     import torch.nn.functional as F
 
-    ornt = nib.orientations.ornt_transform(nib.io_orientation(affine), nib.orientations.axcodes2ornt("RAS"))
-    ras = np.ascontiguousarray(nib.orientations.apply_orientation(labels, ornt), dtype=np.float32)
+    to_ras, _ = ras_orientations(affine)
+    ras = np.ascontiguousarray(nib.orientations.apply_orientation(labels, to_ras), dtype=np.float32)
     grid = F.interpolate(torch.from_numpy(ras)[None, None], size=tuple(spatial_size), mode="nearest-exact")
     grid = grid[0, 0].numpy().round().astype(np.int64)
     counts = {name: int(np.count_nonzero(grid == value)) for name, value in STRUCTURES.items()}
@@ -164,8 +170,7 @@ def grid_ceiling_labels(case: Case, spatial_size: tuple[int, int, int]) -> np.nd
     import torch
     import torch.nn.functional as F
 
-    src = nib.io_orientation(case.affine)
-    to_ras = nib.orientations.ornt_transform(src, nib.orientations.axcodes2ornt("RAS"))
+    to_ras, back_to_case = ras_orientations(case.affine)
     ras = nib.orientations.apply_orientation(case.truth_labels, to_ras)
     values = list(STRUCTURES.values())
     onehot = torch.from_numpy(np.stack([ras == v for v in values]).astype(np.float32))[None]  # [1, S, X, Y, Z]
@@ -173,8 +178,7 @@ def grid_ceiling_labels(case: Case, spatial_size: tuple[int, int, int]) -> np.nd
     back = F.interpolate(small, size=ras.shape, mode="trilinear", align_corners=False)[0]
     best, index = back.max(dim=0)
     labels = np.where(best.numpy() > 0.5, np.asarray(values, dtype=np.uint8)[index.numpy()], 0).astype(np.uint8)
-    return nib.orientations.apply_orientation(labels, nib.orientations.ornt_transform(
-        nib.orientations.axcodes2ornt("RAS"), src)).astype(np.uint8)
+    return nib.orientations.apply_orientation(labels, back_to_case).astype(np.uint8)
 
 
 def estimate_noise_sigma(image: np.ndarray, totalseg: np.ndarray) -> float:
